@@ -1,0 +1,169 @@
+//! `tidings admin`: users, apps and devices of a running service, over its admin socket.
+
+use std::io::BufRead;
+
+use anyhow::{Context, anyhow};
+use serde_json::{Value, json};
+
+use crate::config;
+use crate::ipc::{Client, ClientError};
+use crate::protocol::Timestamp;
+use crate::service::admin::DeviceInfo;
+
+use super::output::{relative, table};
+use super::{
+    AdminArgs, AdminCommand, AppCommand, DeviceCommand, EXIT_NOT_RUNNING, Failure, UserCommand,
+};
+
+/// Runs an admin command.
+pub async fn run(args: AdminArgs) -> Result<(), Failure> {
+    let data_dir = match args.data_dir {
+        Some(dir) => dir,
+        None => config::service_data_dir()?,
+    };
+    let socket = data_dir.join("admin.sock");
+    let mut client = Client::connect(&socket).await.map_err(|e| match e {
+        ClientError::NotRunning { .. } => Failure {
+            code: EXIT_NOT_RUNNING,
+            error: anyhow!(
+                "the service is not running (no admin socket at {}); start it with `tidings service --data-dir {}`",
+                socket.display(),
+                data_dir.display()
+            ),
+        },
+        other => other.into(),
+    })?;
+    let (method, params) = request(&args.command)?;
+    let result = client.call(method, params).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+        return Ok(());
+    }
+    print_human(&args.command, &result)?;
+    Ok(())
+}
+
+fn request(command: &AdminCommand) -> anyhow::Result<(&'static str, Value)> {
+    Ok(match command {
+        AdminCommand::User(UserCommand::Add {
+            name,
+            password_stdin,
+        }) => {
+            let mut params = json!({"name": name});
+            if *password_stdin {
+                params["password"] = Value::String(read_password()?);
+            }
+            ("user.add", params)
+        }
+        AdminCommand::User(UserCommand::List) => ("user.list", json!({})),
+        AdminCommand::App(AppCommand::Add { hostname }) => {
+            ("app.add", json!({"hostname": hostname}))
+        }
+        AdminCommand::App(AppCommand::List) => ("app.list", json!({})),
+        AdminCommand::Device(DeviceCommand::List) => ("device.list", json!({})),
+        AdminCommand::Device(DeviceCommand::Revoke { id }) => ("device.revoke", json!({"id": id})),
+    })
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        anyhow::bail!("--password-stdin: standard input had no password");
+    }
+    Ok(password)
+}
+
+fn text(value: &Value, key: &str) -> String {
+    match &value[key] {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn print_human(command: &AdminCommand, result: &Value) -> anyhow::Result<()> {
+    let rows = |keys: &[&str]| -> Vec<Vec<String>> {
+        result.as_array().map_or_else(Vec::new, |items| {
+            items
+                .iter()
+                .map(|item| keys.iter().map(|k| text(item, k)).collect())
+                .collect()
+        })
+    };
+    match command {
+        AdminCommand::User(UserCommand::Add { .. }) => {
+            println!(
+                "added user {} ({})",
+                text(result, "name"),
+                text(result, "id")
+            );
+            if result.get("password").is_some() {
+                println!("password: {}", text(result, "password"));
+                println!(
+                    "(shown once; a device signs in with it through the password grant of POST /oauth2/v2.0/token, as user {})",
+                    text(result, "name")
+                );
+            }
+        }
+        AdminCommand::App(AppCommand::Add { .. }) => {
+            println!("added app for {}", text(result, "hostname"));
+            println!("client id:     {}", text(result, "clientId"));
+            println!("client secret: {}", text(result, "clientSecret"));
+            println!("(the secret is shown once; keep it in the app backend's configuration)");
+        }
+        AdminCommand::User(UserCommand::List) => table(
+            &["NAME", "ID", "DEVICES"],
+            &rows(&["name", "id", "devices"]),
+        )?,
+        AdminCommand::App(AppCommand::List) => {
+            table(&["HOSTNAME", "CLIENT ID"], &rows(&["hostname", "clientId"]))?;
+        }
+        AdminCommand::Device(DeviceCommand::List) => print_devices(result)?,
+        AdminCommand::Device(DeviceCommand::Revoke { id }) => println!("revoked device {id}"),
+    }
+    Ok(())
+}
+
+fn print_devices(result: &Value) -> anyhow::Result<()> {
+    let devices: Vec<DeviceInfo> = serde_json::from_value(result.clone())?;
+    let now = Timestamp::now();
+    let rows: Vec<Vec<String>> = devices
+        .iter()
+        .map(|d| {
+            let state = if d.revoked {
+                "revoked"
+            } else if d.connected {
+                "connected"
+            } else {
+                "offline"
+            };
+            vec![
+                d.id.to_string(),
+                d.user.clone(),
+                d.name.clone(),
+                d.platform.to_string(),
+                d.acked_seq.to_string(),
+                state.to_owned(),
+                relative(d.last_seen_date_time, now),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "USER",
+            "NAME",
+            "PLATFORM",
+            "ACKED",
+            "STATE",
+            "LAST SEEN",
+        ],
+        &rows,
+    )?;
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! JSON-RPC 2.0 messages and the line framing they travel in.
+//!
+//! A line is at most [`MAX_LINE_BYTES`]; a longer one is read to its end, discarded, and
+//! reported as [`LineRead::TooLong`] so the server can answer with an error and go on
+//! reading the next line on the same connection.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+
+/// Longest line accepted, newline excluded.
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// Invalid JSON.
+pub const PARSE_ERROR: i32 = -32700;
+/// Valid JSON, but not a JSON-RPC request.
+pub const INVALID_REQUEST: i32 = -32600;
+/// No such method.
+pub const METHOD_NOT_FOUND: i32 = -32601;
+/// The params do not fit the method.
+pub const INVALID_PARAMS: i32 = -32602;
+/// The handler failed.
+pub const INTERNAL_ERROR: i32 = -32603;
+/// The thing asked for does not exist.
+pub const NOT_FOUND: i32 = -32004;
+/// The request conflicts with existing state.
+pub const CONFLICT: i32 = -32009;
+/// The agent is not signed in.
+pub const NOT_SIGNED_IN: i32 = -32010;
+
+/// A request (or, without `id`, a notification).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// Always `"2.0"`.
+    pub jsonrpc: String,
+    /// Echoed in the response; absent for notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Value>,
+    /// The method name.
+    pub method: String,
+    /// Its parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Value>,
+}
+
+impl Request {
+    /// A request with `id`.
+    pub fn new(id: u64, method: &str, params: Value) -> Self {
+        Self {
+            jsonrpc: "2.0".to_owned(),
+            id: Some(Value::from(id)),
+            method: method.to_owned(),
+            params: Some(params),
+        }
+    }
+}
+
+/// An error object.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message} (code {code})")]
+pub struct RpcError {
+    /// One of the codes above.
+    pub code: i32,
+    /// For a person.
+    pub message: String,
+    /// Extra detail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+impl RpcError {
+    /// An error with `code` and `message`.
+    pub fn new(code: i32, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// `-32602` for params that do not deserialize.
+    pub fn invalid_params(err: impl std::fmt::Display) -> Self {
+        Self::new(INVALID_PARAMS, format!("invalid params: {err}"))
+    }
+}
+
+/// A response: exactly one of `result` and `error`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Always `"2.0"`.
+    pub jsonrpc: String,
+    /// The request's id (`null` when it could not be read).
+    pub id: Value,
+    /// The result on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// The error on failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RpcError>,
+}
+
+impl Response {
+    /// A success or failure answer to `id`.
+    pub fn new(id: Value, outcome: Result<Value, RpcError>) -> Self {
+        let (result, error) = match outcome {
+            Ok(value) => (Some(value), None),
+            Err(err) => (None, Some(err)),
+        };
+        Self {
+            jsonrpc: "2.0".to_owned(),
+            id,
+            result,
+            error,
+        }
+    }
+
+    /// The outcome carried.
+    pub fn into_result(self) -> Result<Value, RpcError> {
+        match (self.result, self.error) {
+            (_, Some(err)) => Err(err),
+            (Some(value), None) => Ok(value),
+            (None, None) => Ok(Value::Null),
+        }
+    }
+}
+
+/// Parses one line into a request, or the error response to send back.
+pub fn parse_request(line: &[u8]) -> Result<Request, Box<Response>> {
+    let value: Value = serde_json::from_slice(line).map_err(|e| {
+        Box::new(Response::new(
+            Value::Null,
+            Err(RpcError::new(PARSE_ERROR, format!("parse error: {e}"))),
+        ))
+    })?;
+    let id = value.get("id").cloned().unwrap_or(Value::Null);
+    let request: Request = serde_json::from_value(value).map_err(|e| {
+        let err = RpcError::new(INVALID_REQUEST, format!("invalid request: {e}"));
+        Box::new(Response::new(id.clone(), Err(err)))
+    })?;
+    if request.jsonrpc != "2.0" {
+        let err = RpcError::new(INVALID_REQUEST, "invalid request: jsonrpc must be \"2.0\"");
+        return Err(Box::new(Response::new(id, Err(err))));
+    }
+    Ok(request)
+}
+
+/// What reading one line produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LineRead {
+    /// A line (without its newline) is in the buffer.
+    Line,
+    /// The line was longer than the limit and was skipped.
+    TooLong,
+    /// The peer closed the connection.
+    Eof,
+}
+
+/// Reads one newline-terminated line of at most `max` bytes into `buf`.
+pub async fn read_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<LineRead> {
+    buf.clear();
+    let mut too_long = false;
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(if buf.is_empty() && !too_long {
+                LineRead::Eof
+            } else if too_long {
+                LineRead::TooLong
+            } else {
+                LineRead::Line
+            });
+        }
+        let (chunk, found) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..i], Some(i)),
+            None => (available, None),
+        };
+        if !too_long && buf.len() + chunk.len() <= max {
+            buf.extend_from_slice(chunk);
+        } else {
+            too_long = true;
+            buf.clear();
+        }
+        let used = found.map_or(available.len(), |i| i + 1);
+        reader.consume(used);
+        if found.is_some() {
+            return Ok(if too_long {
+                LineRead::TooLong
+            } else {
+                LineRead::Line
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn long_lines_are_skipped_and_reading_goes_on() {
+        let input = format!("{}\nshort\n", "x".repeat(50));
+        let mut reader = tokio::io::BufReader::with_capacity(8, input.as_bytes());
+        let mut buf = Vec::new();
+        assert_eq!(
+            read_line(&mut reader, &mut buf, 10).await.unwrap(),
+            LineRead::TooLong
+        );
+        assert_eq!(
+            read_line(&mut reader, &mut buf, 10).await.unwrap(),
+            LineRead::Line
+        );
+        assert_eq!(buf, b"short");
+        assert_eq!(
+            read_line(&mut reader, &mut buf, 10).await.unwrap(),
+            LineRead::Eof
+        );
+    }
+
+    #[test]
+    fn bad_lines_get_the_right_codes() {
+        assert_eq!(
+            parse_request(b"{oops").unwrap_err().error.unwrap().code,
+            PARSE_ERROR
+        );
+        let wrong = parse_request(br#"{"jsonrpc":"1.0","id":4,"method":"x"}"#).unwrap_err();
+        assert_eq!(wrong.error.unwrap().code, INVALID_REQUEST);
+        assert_eq!(wrong.id, Value::from(4));
+        assert!(parse_request(br#"{"jsonrpc":"2.0","id":1,"method":"status"}"#).is_ok());
+    }
+}

@@ -1,0 +1,174 @@
+//! The JSON-RPC server: accepts local connections, checks the peer's uid, reads lines,
+//! calls the [`Handler`] and writes one response line per request.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::codec::{self, LineRead, Request, Response, RpcError};
+
+/// Answers requests. One value serves every connection.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles one request and returns its result or error.
+    fn call(&self, request: Request) -> impl Future<Output = Result<Value, RpcError>> + Send;
+}
+
+/// Limits of a server.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Connections served at once; more wait to be accepted.
+    pub max_clients: usize,
+    /// Longest request line.
+    pub max_line_bytes: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            max_clients: 64,
+            max_line_bytes: codec::MAX_LINE_BYTES,
+        }
+    }
+}
+
+/// A bound JSON-RPC server socket.
+pub struct Server {
+    listener: UnixListener,
+    path: PathBuf,
+    options: ServerOptions,
+}
+
+impl Server {
+    /// Binds `path` with mode 0600. An existing socket file is removed only when no
+    /// server answers on it (a stale socket); a live one is an `AddrInUse` error.
+    pub async fn bind(path: &Path, options: ServerOptions) -> std::io::Result<Self> {
+        if path.exists() {
+            if UnixStream::connect(path).await.is_ok() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!("{} is in use by a running process", path.display()),
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
+        let listener = UnixListener::bind(path)?;
+        set_mode(path, 0o600)?;
+        Ok(Self {
+            listener,
+            path: path.to_owned(),
+            options,
+        })
+    }
+
+    /// Serves until `shutdown`, then waits for open connections and removes the socket.
+    pub async fn serve<H: Handler>(self, handler: Arc<H>, shutdown: CancellationToken) {
+        let permits = Arc::new(Semaphore::new(self.options.max_clients));
+        let tasks = TaskTracker::new();
+        loop {
+            let acquired = tokio::select! {
+                p = permits.clone().acquire_owned() => p,
+                () = shutdown.cancelled() => break,
+            };
+            let Ok(permit) = acquired else { break };
+            let stream = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accepting an IPC connection failed");
+                        continue;
+                    }
+                },
+                () = shutdown.cancelled() => break,
+            };
+            if !peer_allowed(&stream) {
+                continue;
+            }
+            let handler = handler.clone();
+            let shutdown = shutdown.clone();
+            let max = self.options.max_line_bytes;
+            tasks.spawn(async move {
+                let _permit = permit;
+                tokio::select! {
+                    result = connection(stream, handler.as_ref(), max) => {
+                        if let Err(e) = result {
+                            tracing::debug!(error = %e, "IPC connection ended with an error");
+                        }
+                    }
+                    () = shutdown.cancelled() => {}
+                }
+            });
+        }
+        tasks.close();
+        tasks.wait().await;
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Only the server's own user (and root) may talk to it.
+fn peer_allowed(stream: &UnixStream) -> bool {
+    let own = own_uid();
+    match stream.peer_cred() {
+        Ok(cred) if cred.uid() == own || cred.uid() == 0 => true,
+        Ok(cred) => {
+            tracing::warn!(uid = cred.uid(), pid = ?cred.pid(), "refused an IPC peer of another user");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read an IPC peer's credentials; refused");
+            false
+        }
+    }
+}
+
+/// This process's real uid.
+fn own_uid() -> u32 {
+    rustix::process::getuid().as_raw()
+}
+
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+async fn connection<H: Handler>(
+    stream: UnixStream,
+    handler: &H,
+    max_line: usize,
+) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    let mut line = Vec::new();
+    loop {
+        let response = match codec::read_line(&mut reader, &mut line, max_line).await? {
+            LineRead::Eof => return Ok(()),
+            LineRead::TooLong => Some(Response::new(
+                Value::Null,
+                Err(RpcError::new(
+                    codec::INVALID_REQUEST,
+                    format!("request line longer than {max_line} bytes"),
+                )),
+            )),
+            LineRead::Line if line.iter().all(u8::is_ascii_whitespace) => None,
+            LineRead::Line => match codec::parse_request(&line) {
+                Err(answer) => Some(*answer),
+                Ok(request) => {
+                    let id = request.id.clone();
+                    let outcome = handler.call(request).await;
+                    id.map(|id| Response::new(id, outcome))
+                }
+            },
+        };
+        if let Some(response) = response {
+            let mut bytes = serde_json::to_vec(&response).unwrap_or_default();
+            bytes.push(b'\n');
+            write.write_all(&bytes).await?;
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! # tidings
+//!
+//! A self-hostable user notification system in the shape of the retired Microsoft
+//! Graph notifications API: an app's backend posts a notification to a *user*; the
+//! service stores it durably and fans it out to every device the user signed in on;
+//! read and dismiss state is synced so a notification handled on one device is handled
+//! on all of them.
+//!
+//! ## Components
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`protocol`] | wire and domain types of both sides: the notification resource and its validation, channel frames, the Graph error body, id newtypes |
+//! | [`config`] | default paths |
+//! | [`ipc`] | JSON-RPC 2.0 over local sockets: codec, `Server` (calls a `Handler`), `Client` |
+//! | [`service`] | the notification service: HTTP routes, auth, store (sled, group commit), feed, hub (fan-out), channel, admin, purge |
+//! | [`cli`] | command bodies and output formatting |
+//!
+//! The device agent (`agent`) joins in a later change.
+//!
+//! ## The layer rule
+//!
+//! Arrows only point down: `cli -> {service, ipc, protocol}`; `service -> {ipc,
+//! protocol}`; `ipc -> protocol`; `protocol` imports nothing of the crate. The agent and
+//! the service never import each other: they meet only in `protocol`, so a test can run
+//! the real agent against the real service in one process. Local mode is wiring in
+//! `cli`, not a dependency.
+//!
+//! ## Durability
+//!
+//! A `201` from the service means the notification and its feed entry are on disk: the
+//! store's group committer flushes before any writer is answered, and publishes a change
+//! to devices only after it is durable.
+
+pub mod cli;
+pub mod config;
+pub mod ipc;
+pub mod protocol;
+pub mod service;

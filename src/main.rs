@@ -1,0 +1,42 @@
+//! The `tidings` binary: parse the command line, start tracing, run the command, map
+//! its failure to an exit code (1 error, 2 usage, 3 not running).
+
+use std::io::IsTerminal;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use tidings::cli::{self, Cli};
+
+fn main() {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("tidings: cannot start the async runtime: {e}");
+            std::process::exit(cli::EXIT_ERROR);
+        }
+    };
+    if let Err(failure) = runtime.block_on(cli::run(cli)) {
+        eprintln!("tidings: {:#}", failure.error);
+        std::process::exit(failure.code);
+    }
+}
+
+/// Logs to stderr; the level comes from `TIDINGS_LOG`, else `RUST_LOG`, else `info`.
+fn init_tracing() {
+    let filter = std::env::var("TIDINGS_LOG")
+        .ok()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .and_then(|spec| EnvFilter::try_new(spec).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .init();
+}

@@ -1,0 +1,24 @@
+//! Wire and domain types shared by the service and the agent: the notification
+//! resource and its validation, feed frames, the Graph error body and id newtypes.
+//!
+//! This is the bottom layer: it imports nothing else from the crate, and everything
+//! else may import it.
+
+pub mod enums;
+pub mod error;
+pub mod frames;
+pub mod ids;
+pub mod notification;
+pub mod time;
+pub mod validate;
+
+pub use enums::{Platform, Priority, ReadState, Status, UserActionState};
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use frames::{ClientFrame, ServerFrame};
+pub use ids::{ClientId, DeviceId, NotificationId, Seq, Unsid, UserId};
+pub use notification::{
+    FeedItem, FeedPage, Notification, NotificationContent, Payload, TargetPolicy, UserState,
+    VisualContent,
+};
+pub use time::Timestamp;
+pub use validate::{NotificationInput, StatePatch, ValidationError};

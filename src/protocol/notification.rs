@@ -1,0 +1,173 @@
+//! The notification resource (DESIGN section 2) as the service stores it and sends it.
+//!
+//! `NotificationContent` is what an app sets (validated by [`super::validate`]);
+//! `UserState` is what devices change; `Notification` joins them with the id and the
+//! timestamps and is the JSON resource of the Graph API and the feed.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
+
+use super::enums::{Platform, Priority, ReadState, Status, UserActionState};
+use super::ids::{NotificationId, Seq};
+use super::time::Timestamp;
+
+/// The visible part of a notification, shown as a toast.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VisualContent {
+    /// The toast's summary line, 1 to 512 characters.
+    pub title: String,
+    /// The toast's body, at most 4,096 characters.
+    pub body: Option<String>,
+}
+
+/// What a notification carries: something to show, opaque data for local apps, or both.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Payload {
+    /// Shown as a toast.
+    pub visual_content: Option<VisualContent>,
+    /// Handed to local apps over IPC, never shown; at most 16 KiB.
+    pub raw_content: Option<String>,
+}
+
+/// Which platforms a notification is for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetPolicy {
+    /// `None` means every platform.
+    pub platform_types: Option<Vec<Platform>>,
+}
+
+impl TargetPolicy {
+    /// Whether a device of `platform` should receive the notification.
+    pub fn targets(&self, platform: Platform) -> bool {
+        self.platform_types
+            .as_ref()
+            .is_none_or(|types| types.contains(&platform))
+    }
+}
+
+/// A JSON object kept verbatim (as text) for compatibility, e.g. `fallbackPolicy`.
+///
+/// In JSON it is the object itself; in the stores it is its text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JsonObject(String);
+
+impl JsonObject {
+    /// Wraps a JSON object value.
+    pub fn from_value(value: &serde_json::Map<String, serde_json::Value>) -> Self {
+        Self(serde_json::Value::Object(value.clone()).to_string())
+    }
+}
+
+impl Serialize for JsonObject {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            let value: serde_json::Value =
+                serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+            value.serialize(serializer)
+        } else {
+            serializer.serialize_str(&self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            match serde_json::Value::deserialize(deserializer)? {
+                serde_json::Value::Object(map) => Ok(JsonObject::from_value(&map)),
+                _ => Err(de::Error::custom("expected a JSON object")),
+            }
+        } else {
+            String::deserialize(deserializer).map(JsonObject)
+        }
+    }
+}
+
+/// The fields an app sets when it posts a notification, already validated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationContent {
+    /// The app's host name.
+    pub target_host_name: String,
+    /// The app's own id; a second post with it replaces the notification in place.
+    pub app_notification_id: Option<String>,
+    /// A group that `DELETE ...?groupName=` removes at once.
+    pub group_name: Option<String>,
+    /// Seconds a toast stays on screen.
+    pub display_time_to_live: Option<u32>,
+    /// When the notification is purged everywhere.
+    pub expiration_date_time: Timestamp,
+    /// Urgency.
+    pub priority: Priority,
+    /// What it carries.
+    pub payload: Payload,
+    /// Which platforms receive it.
+    pub target_policy: TargetPolicy,
+    /// Accepted and stored for Graph compatibility; no effect.
+    pub fallback_policy: Option<JsonObject>,
+}
+
+/// What the user did with a notification, synced across devices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserState {
+    /// Read or not.
+    pub read_state: ReadState,
+    /// Clicked, dismissed, ...
+    pub user_action_state: UserActionState,
+    /// Active or a tombstone.
+    pub status: Status,
+}
+
+impl UserState {
+    /// The state of a new (or replaced) notification.
+    pub const FRESH: UserState = UserState {
+        read_state: ReadState::Unread,
+        user_action_state: UserActionState::NoInteraction,
+        status: Status::Active,
+    };
+}
+
+/// The notification resource, as JSON on every API and channel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    /// Assigned by the service.
+    pub id: NotificationId,
+    /// What the app set.
+    #[serde(flatten)]
+    pub content: NotificationContent,
+    /// When it was first created.
+    pub created_date_time: Timestamp,
+    /// When it last changed (content or state).
+    pub last_modified_date_time: Timestamp,
+    /// The user's state.
+    #[serde(flatten)]
+    pub state: UserState,
+}
+
+impl Notification {
+    /// Whether it has expired at `now`.
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.content.expiration_date_time <= now
+    }
+}
+
+/// One feed entry as `GET /v1/me/notifications` returns it: the resource plus its `seq`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedItem {
+    /// The feed position of this notification's latest change.
+    pub seq: Seq,
+    /// The notification in its latest state.
+    #[serde(flatten)]
+    pub notification: Notification,
+}
+
+/// The body of `GET /v1/me/notifications`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FeedPage {
+    /// Items in `seq` order.
+    pub value: Vec<FeedItem>,
+}

@@ -1,0 +1,247 @@
+//! The admin socket (`<data-dir>/admin.sock`, mode 0600): JSON-RPC methods to add and
+//! list users and apps, list devices and revoke them. `tidings admin` is its client.
+//!
+//! | method | params | result |
+//! |---|---|---|
+//! | `user.add` | `{name, password?}` | `{id, name, password?}` (a generated password is returned once) |
+//! | `user.list` | | `[{id, name, createdDateTime, devices}]` |
+//! | `app.add` | `{hostname}` | `{clientId, clientSecret, hostname}` (the secret is shown once) |
+//! | `app.list` | | `[{clientId, hostname, createdDateTime}]` |
+//! | `device.list` | | `[{id, user, name, platform, ackedSeq, connected, lastSeenDateTime, revoked}]` |
+//! | `device.revoke` | `{id}` | `{id, revoked: true}` |
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::ipc::codec::{CONFLICT, INTERNAL_ERROR, METHOD_NOT_FOUND, NOT_FOUND};
+use crate::ipc::{Handler, Request, RpcError};
+use crate::protocol::validate::{LOCAL_HOST_NAME, validate_host_name};
+use crate::protocol::{ClientId, DeviceId, Platform, Seq, Timestamp, UserId};
+
+use super::auth;
+use super::store::{AppRecord, StoreError, UserRecord};
+use super::{ServiceError, Settings, State};
+
+/// Longest user name.
+const MAX_USER_NAME_CHARS: usize = 64;
+
+/// A device as `device.list` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceInfo {
+    /// Device id.
+    pub id: DeviceId,
+    /// The user's name.
+    pub user: String,
+    /// The device's name.
+    pub name: String,
+    /// Its platform.
+    pub platform: Platform,
+    /// The highest `seq` it acknowledged.
+    pub acked_seq: Seq,
+    /// Whether its channel is open now.
+    pub connected: bool,
+    /// When it last talked to the service.
+    pub last_seen_date_time: Option<Timestamp>,
+    /// Whether it was revoked.
+    pub revoked: bool,
+}
+
+/// The admin handler.
+pub struct Admin {
+    state: State,
+}
+
+/// Binds the admin socket.
+#[cfg(unix)]
+pub async fn bind(settings: &Settings) -> Result<crate::ipc::Server, ServiceError> {
+    let path = settings.admin_socket_path();
+    crate::ipc::Server::bind(&path, crate::ipc::ServerOptions::default())
+        .await
+        .map_err(|source| ServiceError::Io {
+            what: format!("binding the admin socket {}", path.display()),
+            source,
+        })
+}
+
+/// Serves the admin socket until shutdown.
+#[cfg(unix)]
+pub async fn serve(server: crate::ipc::Server, state: State) {
+    let shutdown = state.shutdown.clone();
+    server.serve(Arc::new(Admin { state }), shutdown).await;
+}
+
+fn params<T: for<'de> Deserialize<'de>>(request: &Request) -> Result<T, RpcError> {
+    serde_json::from_value(request.params.clone().unwrap_or(json!({})))
+        .map_err(RpcError::invalid_params)
+}
+
+fn store_error(err: StoreError) -> RpcError {
+    match err {
+        StoreError::Conflict(message) => RpcError::new(CONFLICT, message),
+        other => RpcError::new(INTERNAL_ERROR, other.to_string()),
+    }
+}
+
+fn to_value(value: impl Serialize) -> Result<Value, RpcError> {
+    serde_json::to_value(value).map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))
+}
+
+impl Handler for Admin {
+    async fn call(&self, request: Request) -> Result<Value, RpcError> {
+        match request.method.as_str() {
+            "user.add" => self.user_add(params(&request)?).await,
+            "user.list" => self.user_list(),
+            "app.add" => self.app_add(params(&request)?).await,
+            "app.list" => self.app_list(),
+            "device.list" => to_value(self.device_list()?),
+            "device.revoke" => self.device_revoke(params(&request)?).await,
+            other => Err(RpcError::new(
+                METHOD_NOT_FOUND,
+                format!("unknown method {other:?}"),
+            )),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct UserAdd {
+    name: String,
+    password: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AppAdd {
+    hostname: String,
+}
+
+#[derive(Deserialize)]
+struct DeviceRevoke {
+    id: DeviceId,
+}
+
+impl Admin {
+    async fn user_add(&self, params: UserAdd) -> Result<Value, RpcError> {
+        let name = params.name.trim().to_owned();
+        let count = name.chars().count();
+        if count == 0
+            || count > MAX_USER_NAME_CHARS
+            || name.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(RpcError::invalid_params(format!(
+                "name must be 1 to {MAX_USER_NAME_CHARS} characters without spaces"
+            )));
+        }
+        let generated = params.password.is_none();
+        let password = match params.password {
+            Some(p) if p.is_empty() => {
+                return Err(RpcError::invalid_params("the password is empty"));
+            }
+            Some(p) => p,
+            None => auth::random_id().map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?,
+        };
+        let to_hash = password.clone();
+        let hash = tokio::task::spawn_blocking(move || auth::hash_password(&to_hash))
+            .await
+            .map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?
+            .map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?;
+        let user = UserRecord {
+            id: UserId::random(),
+            name,
+            password_hash: hash,
+            created: Timestamp::now(),
+        };
+        let user = self.state.store.add_user(user).await.map_err(store_error)?;
+        let mut result = json!({"id": user.id, "name": user.name});
+        if generated {
+            result["password"] = Value::String(password);
+        }
+        Ok(result)
+    }
+
+    fn user_list(&self) -> Result<Value, RpcError> {
+        let devices = self.state.store.devices().map_err(store_error)?;
+        let users = self.state.store.users().map_err(store_error)?;
+        let list: Vec<Value> = users
+            .into_iter()
+            .map(|u| {
+                let count = devices
+                    .iter()
+                    .filter(|d| d.user == u.id && !d.revoked)
+                    .count();
+                json!({"id": u.id, "name": u.name, "createdDateTime": u.created, "devices": count})
+            })
+            .collect();
+        Ok(Value::Array(list))
+    }
+
+    async fn app_add(&self, params: AppAdd) -> Result<Value, RpcError> {
+        let host =
+            validate_host_name("hostname", &params.hostname).map_err(RpcError::invalid_params)?;
+        if host == LOCAL_HOST_NAME {
+            return Err(RpcError::invalid_params(
+                "localhost is reserved for a user's notes to their own devices",
+            ));
+        }
+        let (secret, secret_hash) =
+            auth::new_secret().map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?;
+        let app = AppRecord {
+            client_id: ClientId::random(),
+            host,
+            secret_hash,
+            created: Timestamp::now(),
+        };
+        let app = self.state.store.add_app(app).await.map_err(store_error)?;
+        Ok(json!({"clientId": app.client_id, "clientSecret": secret, "hostname": app.host}))
+    }
+
+    fn app_list(&self) -> Result<Value, RpcError> {
+        let apps = self.state.store.apps().map_err(store_error)?;
+        Ok(Value::Array(
+            apps.into_iter()
+                .map(|a| json!({"clientId": a.client_id, "hostname": a.host, "createdDateTime": a.created}))
+                .collect(),
+        ))
+    }
+
+    /// Every device with its user's name and whether it is connected now.
+    pub fn device_list(&self) -> Result<Vec<DeviceInfo>, RpcError> {
+        let store = &self.state.store;
+        let devices = store.devices().map_err(store_error)?;
+        let mut out = Vec::with_capacity(devices.len());
+        for d in devices {
+            let user = store
+                .user_by_id(&d.user)
+                .map_err(store_error)?
+                .map_or_else(|| d.user.to_string(), |u| u.name);
+            out.push(DeviceInfo {
+                connected: self.state.hub.is_connected(&d.id),
+                id: d.id,
+                user,
+                name: d.name,
+                platform: d.platform,
+                acked_seq: d.acked_seq,
+                last_seen_date_time: d.last_seen,
+                revoked: d.revoked,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn device_revoke(&self, params: DeviceRevoke) -> Result<Value, RpcError> {
+        let revoked = self
+            .state
+            .store
+            .revoke_device(&params.id)
+            .await
+            .map_err(store_error)?;
+        if revoked.is_none() {
+            return Err(RpcError::new(NOT_FOUND, format!("no device {}", params.id)));
+        }
+        self.state.hub.revoke(&params.id);
+        tracing::info!(device = %params.id, "device revoked");
+        Ok(json!({"id": params.id, "revoked": true}))
+    }
+}

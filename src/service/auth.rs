@@ -1,0 +1,232 @@
+//! Credentials: password hashing, client secrets, refresh tokens and access tokens.
+//!
+//! - Passwords are hashed with argon2id (PHC strings), verified off the runtime threads.
+//! - Client secrets and refresh tokens are 256 random bits; only their SHA-256 is stored
+//!   and it is compared in constant time. A refresh token names its device
+//!   (`rt.<device>.<secret>`) so the lookup is by id, never by secret.
+//! - Access tokens are stateless: `at.<claims>.<mac>` with postcard claims and an
+//!   HMAC-SHA-256 under a key kept in the store; they expire after an hour. Revocation
+//!   is checked by the caller against the device or app record on every use.
+
+use std::time::Duration;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::protocol::{ClientId, DeviceId, Timestamp, UserId};
+
+/// How long an access token is valid.
+pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(3600);
+
+/// Why a credential was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    /// Not a token this service issued, or tampered with.
+    #[error("the token is not valid")]
+    Invalid,
+    /// Issued by this service but past its expiry.
+    #[error("the token has expired; get a new one from /oauth2/v2.0/token")]
+    Expired,
+    /// The system random source failed.
+    #[error("no randomness available: {0}")]
+    Random(String),
+    /// Hashing failed.
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+/// What an access token grants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Claims {
+    /// An app backend (client credentials).
+    App {
+        /// The app.
+        client_id: ClientId,
+    },
+    /// A signed-in device of a user.
+    Device {
+        /// The device.
+        device: DeviceId,
+        /// Its user.
+        user: UserId,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct SignedClaims {
+    claims: Claims,
+    expires: Timestamp,
+}
+
+/// Issues and checks access tokens with the service's signing key.
+#[derive(Clone)]
+pub struct TokenSigner {
+    key: Vec<u8>,
+}
+
+impl TokenSigner {
+    /// A signer with `key` (kept in the store so tokens survive restarts).
+    pub fn new(key: Vec<u8>) -> Self {
+        Self { key }
+    }
+
+    fn mac(&self, data: &[u8]) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        mac.update(data);
+        mac
+    }
+
+    /// A token for `claims`, valid for [`ACCESS_TOKEN_TTL`] from `now`.
+    pub fn issue(&self, claims: Claims, now: Timestamp) -> String {
+        let signed = SignedClaims {
+            claims,
+            expires: now.plus(ACCESS_TOKEN_TTL),
+        };
+        let body = postcard::to_stdvec(&signed).unwrap_or_default();
+        let tag = self.mac(&body).finalize().into_bytes();
+        format!("at.{}.{}", B64.encode(&body), B64.encode(tag))
+    }
+
+    /// The claims of a valid, unexpired token.
+    pub fn verify(&self, token: &str, now: Timestamp) -> Result<Claims, AuthError> {
+        let mut parts = token.split('.');
+        let (Some("at"), Some(body), Some(tag), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(AuthError::Invalid);
+        };
+        let body = B64.decode(body).map_err(|_| AuthError::Invalid)?;
+        let tag = B64.decode(tag).map_err(|_| AuthError::Invalid)?;
+        self.mac(&body)
+            .verify_slice(&tag)
+            .map_err(|_| AuthError::Invalid)?;
+        let signed: SignedClaims = postcard::from_bytes(&body).map_err(|_| AuthError::Invalid)?;
+        if signed.expires <= now {
+            return Err(AuthError::Expired);
+        }
+        Ok(signed.claims)
+    }
+}
+
+/// 32 random bytes.
+pub fn random_bytes() -> Result<[u8; 32], AuthError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| AuthError::Random(e.to_string()))?;
+    Ok(bytes)
+}
+
+/// A random secret as URL-safe text, and its SHA-256 for storage.
+pub fn new_secret() -> Result<(String, Vec<u8>), AuthError> {
+    let secret = B64.encode(random_bytes()?);
+    let hash = sha256(&secret);
+    Ok((secret, hash))
+}
+
+/// A random opaque id (e.g. a UNSID).
+pub fn random_id() -> Result<String, AuthError> {
+    Ok(B64.encode(&random_bytes()?[..24]))
+}
+
+/// SHA-256 of a secret.
+pub fn sha256(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// Whether `secret` hashes to `stored`, in constant time.
+pub fn secret_matches(secret: &str, stored: &[u8]) -> bool {
+    sha256(secret).ct_eq(stored).into()
+}
+
+/// A refresh token for `device` with its secret.
+pub fn refresh_token(device: &DeviceId, secret: &str) -> String {
+    format!("rt.{device}.{secret}")
+}
+
+/// Splits a refresh token into the device it names and its secret.
+pub fn parse_refresh_token(token: &str) -> Option<(DeviceId, &str)> {
+    let rest = token.strip_prefix("rt.")?;
+    let (device, secret) = rest.split_once('.')?;
+    Some((DeviceId::new(device), secret))
+}
+
+/// Hashes a password with argon2id. CPU-heavy: call from a blocking thread.
+pub fn hash_password(password: &str) -> Result<String, AuthError> {
+    let salt_bytes = random_bytes()?;
+    let salt =
+        SaltString::encode_b64(&salt_bytes[..16]).map_err(|e| AuthError::Hash(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AuthError::Hash(e.to_string()))
+}
+
+/// Checks a password against its argon2id hash. CPU-heavy: call from a blocking thread.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer() -> TokenSigner {
+        TokenSigner::new(vec![7; 32])
+    }
+
+    #[test]
+    fn access_tokens_round_trip_and_expire() {
+        let now = Timestamp::from_millis(1_000_000);
+        let claims = Claims::App {
+            client_id: ClientId::new("c"),
+        };
+        let token = signer().issue(claims.clone(), now);
+        assert_eq!(signer().verify(&token, now), Ok(claims));
+        let later = now.plus(ACCESS_TOKEN_TTL);
+        assert_eq!(signer().verify(&token, later), Err(AuthError::Expired));
+    }
+
+    #[test]
+    fn tampered_or_foreign_tokens_are_invalid() {
+        let now = Timestamp::from_millis(0);
+        let token = signer().issue(
+            Claims::App {
+                client_id: ClientId::new("c"),
+            },
+            now,
+        );
+        let other = TokenSigner::new(vec![8; 32]);
+        assert_eq!(other.verify(&token, now), Err(AuthError::Invalid));
+        let mut forged = token.clone();
+        forged.insert(5, 'A');
+        assert_eq!(signer().verify(&forged, now), Err(AuthError::Invalid));
+        assert_eq!(signer().verify("garbage", now), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn passwords_and_secrets_verify() {
+        let hash = hash_password("hunter2").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("hunter2", &hash));
+        assert!(!verify_password("hunter3", &hash));
+        let (secret, stored) = new_secret().unwrap();
+        assert!(secret.len() >= 43, "256 bits");
+        assert!(secret_matches(&secret, &stored));
+        assert!(!secret_matches("x", &stored));
+        let token = refresh_token(&DeviceId::new("d1"), &secret);
+        assert_eq!(
+            parse_refresh_token(&token),
+            Some((DeviceId::new("d1"), secret.as_str()))
+        );
+    }
+}

@@ -1,0 +1,295 @@
+//! One device's push channel (DESIGN section 4): backlog replay from the device's
+//! cursor, `synced`, then live changes from the hub; acks, updates and deletes from the
+//! device; pings; and a close frame saying why when the channel ends.
+//!
+//! Every send waits at most [`SEND_TIMEOUT`] and gives way to the hub's kill signal and
+//! to shutdown, so a device that stops reading never holds a task or memory for long.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::protocol::{
+    ClientFrame, ErrorBody, ErrorCode, NotificationId, Seq, ServerFrame, StatePatch,
+};
+
+use super::State;
+use super::feed;
+use super::hub::{CloseReason, Kill, Registration};
+use super::store::{DeviceRecord, StoreError};
+
+/// Longest wait for one frame to be written before the device counts as too slow.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Backlog items read from the store per page.
+const BACKLOG_PAGE: usize = 256;
+
+/// Why a channel ended.
+#[derive(Debug)]
+enum End {
+    /// The device closed it or the connection failed.
+    Peer,
+    /// The service is shutting down.
+    Shutdown,
+    /// The hub closed it.
+    Killed(CloseReason),
+    /// No frame from the device for too long.
+    Silent,
+    /// The store failed.
+    Store(StoreError),
+}
+
+impl From<StoreError> for End {
+    fn from(err: StoreError) -> Self {
+        End::Store(err)
+    }
+}
+
+struct Session {
+    state: State,
+    device: DeviceRecord,
+    sink: SplitSink<WebSocket, Message>,
+    kill: Kill,
+    /// The highest `seq` sent on this channel (acks are clamped to it).
+    sent: Seq,
+}
+
+/// Runs a channel for `device` from `cursor` until it ends.
+pub async fn serve(socket: WebSocket, state: State, device: DeviceRecord, cursor: Seq) {
+    let registration = state.hub.register(&device.user, &device.id);
+    let (sink, stream) = socket.split();
+    let mut session = Session {
+        kill: registration.kill.clone(),
+        state,
+        device,
+        sink,
+        sent: cursor,
+    };
+    tracing::debug!(device = %session.device.id, %cursor, "channel open");
+    let end = match session.run(registration, stream, cursor).await {
+        Ok(never) => match never {},
+        Err(end) => end,
+    };
+    tracing::debug!(device = %session.device.id, ?end, "channel closed");
+    session.close(&end).await;
+}
+
+impl Session {
+    async fn run(
+        &mut self,
+        mut registration: Registration,
+        mut stream: SplitStream<WebSocket>,
+        cursor: Seq,
+    ) -> Result<std::convert::Infallible, End> {
+        let durable = registration.durable;
+        self.state
+            .store
+            .touch_device(&self.device.id, self.state.now())?;
+        self.backlog(cursor, durable).await?;
+        self.send(&ServerFrame::Synced {
+            seq: durable.max(cursor),
+        })
+        .await?;
+        let period = self.state.settings.ping_interval;
+        let mut ping = tokio::time::interval_at(Instant::now() + period, period);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut heard = Instant::now();
+        let shutdown = self.state.shutdown.clone();
+        let kill = self.kill.clone();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return Err(End::Shutdown),
+                reason = kill.killed() => return Err(End::Killed(reason)),
+                change = registration.rx.recv() => {
+                    let change = change.ok_or(End::Killed(CloseReason::TooSlow))?;
+                    let now = self.state.now();
+                    if change.seq > durable
+                        && feed::visible(&self.state.store, &self.device, &change.notification, now)?
+                    {
+                        let frame = ServerFrame::Change { seq: change.seq, notification: change.notification.clone() };
+                        self.send(&frame).await?;
+                        self.sent = self.sent.max(change.seq);
+                    }
+                }
+                message = stream.next() => {
+                    let message = message.ok_or(End::Peer)?.map_err(|_| End::Peer)?;
+                    heard = Instant::now();
+                    self.incoming(message).await?;
+                }
+                _ = ping.tick() => {
+                    if heard.elapsed() > period * 5 / 2 {
+                        return Err(End::Silent);
+                    }
+                    self.write(Message::Ping(Vec::new().into())).await?;
+                }
+            }
+        }
+    }
+
+    async fn backlog(&mut self, cursor: Seq, durable: Seq) -> Result<(), End> {
+        let mut after = cursor;
+        while after < durable {
+            let now = self.state.now();
+            let (items, last) = feed::page(
+                &self.state.store,
+                &self.device,
+                after,
+                Some(durable),
+                BACKLOG_PAGE,
+                now,
+            )?;
+            for item in items {
+                let seq = item.seq;
+                self.send(&ServerFrame::Change {
+                    seq,
+                    notification: item.notification,
+                })
+                .await?;
+                self.sent = self.sent.max(seq);
+            }
+            if last <= after {
+                break;
+            }
+            after = last;
+        }
+        Ok(())
+    }
+
+    async fn incoming(&mut self, message: Message) -> Result<(), End> {
+        match message {
+            Message::Text(text) => self.frame(text.as_str()).await,
+            Message::Binary(_) => {
+                self.refuse(
+                    String::new(),
+                    "binary frames are not supported; send JSON text",
+                )
+                .await
+            }
+            Message::Close(_) => Err(End::Peer),
+            Message::Ping(_) | Message::Pong(_) => Ok(()),
+        }
+    }
+
+    async fn frame(&mut self, text: &str) -> Result<(), End> {
+        let frame: ClientFrame = match serde_json::from_str(text) {
+            Ok(frame) => frame,
+            Err(e) => {
+                let request_id = request_id_of(text);
+                return self
+                    .refuse(request_id, &format!("invalid frame: {e}"))
+                    .await;
+            }
+        };
+        let now = self.state.now();
+        let store = self.state.store.clone();
+        let user = self.device.user.clone();
+        match frame {
+            ClientFrame::Ack { seq } => {
+                store.record_ack(&self.device.id, seq.min(self.sent), now)?;
+                Ok(())
+            }
+            ClientFrame::Update {
+                request_id,
+                id,
+                read_state,
+                user_action_state,
+            } => {
+                let patch = StatePatch {
+                    read_state,
+                    user_action_state,
+                };
+                if let Err(e) = patch.check() {
+                    return self.refuse(request_id, &e.to_string()).await;
+                }
+                let applied = store.update_state(&user, &id, patch, now).await?;
+                self.answer(request_id, &id, applied.is_some()).await
+            }
+            ClientFrame::Delete { request_id, id } => {
+                let applied = store.delete(&user, &id, now).await?;
+                self.answer(request_id, &id, applied.is_some()).await
+            }
+        }
+    }
+
+    async fn answer(
+        &mut self,
+        request_id: String,
+        id: &NotificationId,
+        ok: bool,
+    ) -> Result<(), End> {
+        let error = (!ok)
+            .then(|| ErrorBody::new(ErrorCode::NotFound, format!("no notification {id}")).error);
+        self.send(&ServerFrame::Result {
+            request_id,
+            ok,
+            error,
+        })
+        .await
+    }
+
+    async fn refuse(&mut self, request_id: String, message: &str) -> Result<(), End> {
+        let error = Some(ErrorBody::new(ErrorCode::InvalidRequest, message).error);
+        self.send(&ServerFrame::Result {
+            request_id,
+            ok: false,
+            error,
+        })
+        .await
+    }
+
+    async fn send(&mut self, frame: &ServerFrame) -> Result<(), End> {
+        let text = serde_json::to_string(frame).map_err(|_| End::Peer)?;
+        self.write(Message::Text(Utf8Bytes::from(text))).await
+    }
+
+    /// Writes one message, giving way to the hub's kill, shutdown and the send timeout.
+    async fn write(&mut self, message: Message) -> Result<(), End> {
+        let shutdown = self.state.shutdown.clone();
+        let kill = self.kill.clone();
+        tokio::select! {
+            result = tokio::time::timeout(SEND_TIMEOUT, self.sink.send(message)) => match result {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(End::Peer),
+                Err(_) => Err(End::Killed(CloseReason::TooSlow)),
+            },
+            reason = kill.killed() => Err(End::Killed(reason)),
+            () = shutdown.cancelled() => Err(End::Shutdown),
+        }
+    }
+
+    /// Sends a close frame saying why (bounded in time; the peer may not be reading).
+    async fn close(&mut self, end: &End) {
+        let (code, reason) = match end {
+            End::Peer => return,
+            End::Shutdown => (1001, "service shutting down; reconnect later"),
+            End::Killed(CloseReason::TooSlow) => {
+                (1013, "too slow; reconnect and resync from your cursor")
+            }
+            End::Killed(CloseReason::Revoked) => (1008, "this device was revoked"),
+            End::Silent => (1001, "no frame or pong for too long"),
+            End::Store(e) => {
+                tracing::error!(error = %e, "channel failed on the store");
+                (1011, "internal error")
+            }
+        };
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let _ = self.sink.send(Message::Close(Some(frame))).await;
+            let _ = self.sink.close().await;
+        })
+        .await;
+    }
+}
+
+/// The `requestId` of a frame that did not parse, if it has one.
+fn request_id_of(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("requestId")?.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}

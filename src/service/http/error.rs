@@ -1,0 +1,100 @@
+//! `ApiError`: every failure of an HTTP route, answered with the Graph error body.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::protocol::{ErrorBody, ErrorCode, ValidationError};
+use crate::service::auth::AuthError;
+use crate::service::store::StoreError;
+
+/// A route's error: a code (which fixes the status) and a message for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The kind.
+    pub code: ErrorCode,
+    /// What went wrong and, where it helps, how to fix it.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error of `code`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, message)
+    }
+
+    /// 401.
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unauthenticated, message)
+    }
+
+    /// 403.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+
+    /// 500, with the cause logged rather than shown.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "request failed");
+        Self::new(
+            ErrorCode::InternalError,
+            "internal error; see the service log",
+        )
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(err: ValidationError) -> Self {
+        Self::bad_request(err.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict(message) => Self::new(ErrorCode::Conflict, message),
+            other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::Invalid | AuthError::Expired => Self::unauthenticated(err.to_string()),
+            other => Self::internal(&other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = ErrorBody::new(self.code, self.message);
+        if status.is_server_error() {
+            tracing::error!(request_id = %body.error.inner_error.request_id, message = %body.error.message, "answered {status}");
+        } else {
+            tracing::debug!(request_id = %body.error.inner_error.request_id, message = %body.error.message, "answered {status}");
+        }
+        let mut response = (status, axum::Json(body)).into_response();
+        if self.code == ErrorCode::Unauthenticated {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,149 @@
+//! The device routes under `/v1/me`: subscriptions (UNSIDs), the feed as JSON, the
+//! user's own notes to their devices, and state changes.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::validate::{LOCAL_HOST_NAME, parse_json, validate_host_name};
+use crate::protocol::{
+    FeedPage, Notification, NotificationId, NotificationInput, Seq, StatePatch, Timestamp, Unsid,
+};
+use crate::service::State as AppState;
+use crate::service::auth;
+use crate::service::feed;
+
+use super::access::{bearer, device};
+use super::body::{self, Media};
+use super::error::ApiError;
+
+/// Largest `top` of a feed page.
+pub const MAX_TOP: usize = 1000;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SubscribeBody {
+    target_host_name: String,
+}
+
+/// The answer to a subscription.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionResponse {
+    /// The UNSID to hand to the app's backend.
+    pub id: Unsid,
+    /// The app host.
+    pub target_host_name: String,
+    /// When it must be renewed by.
+    pub expiration_date_time: Timestamp,
+}
+
+/// `POST /v1/me/subscriptions`.
+pub async fn subscribe(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<SubscriptionResponse>), ApiError> {
+    let device = device(&state, bearer(&headers))?;
+    let bytes = body::read(&headers, body, Media::Json).await?;
+    let request: SubscribeBody = parse_json(&bytes)?;
+    let host = validate_host_name("targetHostName", &request.target_host_name)?;
+    let expires = state.now().plus(state.settings.subscription_ttl);
+    let fresh = Unsid::new(auth::random_id()?);
+    let sub = state
+        .store
+        .subscribe(&device.user, &device.id, &host, expires, fresh)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SubscriptionResponse {
+            id: sub.unsid,
+            target_host_name: sub.host,
+            expiration_date_time: sub.expires,
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct FeedQuery {
+    since: Option<u64>,
+    top: Option<usize>,
+}
+
+/// `GET /v1/me/notifications?since=&top=`.
+pub async fn feed(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<FeedPage>, ApiError> {
+    let device = device(&state, bearer(&headers))?;
+    let query: FeedQuery = body::query(query.as_deref())?;
+    let top = query.top.unwrap_or(100);
+    if !(1..=MAX_TOP).contains(&top) {
+        return Err(ApiError::bad_request(format!(
+            "top: must be 1 to {MAX_TOP}, got {top}"
+        )));
+    }
+    let after = Seq(query.since.unwrap_or(0));
+    let (value, _) = feed::page(&state.store, &device, after, None, top, state.now())?;
+    state.store.touch_device(&device.id, state.now())?;
+    Ok(Json(FeedPage { value }))
+}
+
+/// `POST /v1/me/notifications`: a note from the user to all of their own devices.
+pub async fn note(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Notification>), ApiError> {
+    let device = device(&state, bearer(&headers))?;
+    let bytes = body::read(&headers, body, Media::Json).await?;
+    let now = state.now();
+    let content = NotificationInput::from_json(&bytes)?
+        .with_default_host(LOCAL_HOST_NAME)
+        .validate(now)?;
+    if content.target_host_name != LOCAL_HOST_NAME {
+        return Err(ApiError::bad_request(format!(
+            "targetHostName: a note to your own devices carries {LOCAL_HOST_NAME:?} (or leave it out)"
+        )));
+    }
+    let stored = state.store.upsert(&device.user, content, now).await?;
+    Ok((StatusCode::CREATED, Json(stored.notification)))
+}
+
+/// `PATCH /v1/me/notifications/{id}`.
+pub async fn patch(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Notification>, ApiError> {
+    let device = device(&state, bearer(&headers))?;
+    let bytes = body::read(&headers, body, Media::Json).await?;
+    let patch = StatePatch::from_json(&bytes)?;
+    let id = NotificationId::new(id);
+    let updated = state
+        .store
+        .update_state(&device.user, &id, patch, state.now())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no notification {id}")))?;
+    Ok(Json(updated.notification))
+}
+
+/// `DELETE /v1/me/notifications/{id}`.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let device = device(&state, bearer(&headers))?;
+    let id = NotificationId::new(id);
+    state
+        .store
+        .delete(&device.user, &id, state.now())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no notification {id}")))?;
+    Ok(StatusCode::NO_CONTENT)
+}

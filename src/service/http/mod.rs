@@ -1,0 +1,131 @@
+//! The service's HTTP surface: the router, plus `/healthz` and the channel upgrade.
+//!
+//! Every error, including unknown paths and methods, is a Graph error body.
+
+pub mod access;
+pub mod body;
+pub mod error;
+pub mod graph;
+pub mod me;
+pub mod oauth;
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use crate::protocol::Seq;
+use crate::protocol::frames::MAX_CLIENT_FRAME_BYTES;
+
+use super::State as AppState;
+use super::channel;
+use access::{bearer, device};
+use error::ApiError;
+
+/// The router of every route.
+pub fn router(state: AppState) -> Router {
+    let mut app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/oauth2/v2.0/token", post(oauth::token))
+        .route("/v1/me/subscriptions", post(me::subscribe))
+        .route("/v1/me/notifications", get(me::feed).post(me::note))
+        .route(
+            "/v1/me/notifications/{id}",
+            axum::routing::patch(me::patch).delete(me::delete),
+        )
+        .route("/v1/me/channel", get(channel_upgrade));
+    for version in ["/beta", "/v1.0"] {
+        app = app
+            .route(
+                &format!("{version}/me/notifications"),
+                post(graph::post).delete(graph::delete_group),
+            )
+            .route(
+                &format!("{version}/me/notifications/{{id}}"),
+                get(graph::get).delete(graph::delete),
+            )
+            .route(
+                &format!("{version}/users/{{user}}/notifications"),
+                post(graph::post_for_user).delete(graph::delete_group_for_user),
+            )
+            .route(
+                &format!("{version}/users/{{user}}/notifications/{{id}}"),
+                get(graph::get_for_user).delete(graph::delete_for_user),
+            );
+    }
+    app.fallback(|| async { ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                crate::protocol::ErrorCode::InvalidRequest,
+                "method not allowed on this endpoint",
+            )
+        })
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::new(
+            crate::protocol::ErrorCode::ServiceUnavailable,
+            "shutting down",
+        ));
+    }
+    Ok("ok\n")
+}
+
+#[derive(Deserialize)]
+struct ChannelQuery {
+    cursor: Option<u64>,
+    access_token: Option<String>,
+}
+
+/// `GET /v1/me/channel?cursor=N`: authenticates the device, then upgrades.
+async fn channel_upgrade(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    upgrade: MaybeUpgrade,
+) -> Result<Response, ApiError> {
+    let query: ChannelQuery = body::query(query.as_deref())?;
+    let token = bearer(&headers).or(query.access_token.as_deref());
+    let device = device(&state, token)?;
+    let upgrade = upgrade.0.ok_or_else(|| {
+        ApiError::bad_request(
+            "this endpoint is a WebSocket; connect with an Upgrade: websocket request",
+        )
+    })?;
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::new(
+            crate::protocol::ErrorCode::ServiceUnavailable,
+            "shutting down",
+        ));
+    }
+    let cursor = Seq(query.cursor.unwrap_or(0));
+    let tasks = state.tasks.clone();
+    Ok(upgrade
+        .max_message_size(MAX_CLIENT_FRAME_BYTES)
+        .max_frame_size(MAX_CLIENT_FRAME_BYTES)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| {
+            tasks.track_future(channel::serve(socket, state, device, cursor))
+        }))
+}
+
+/// A WebSocket upgrade when the request is one (so a plain GET gets a Graph error).
+struct MaybeUpgrade(Option<WebSocketUpgrade>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MaybeUpgrade {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            WebSocketUpgrade::from_request_parts(parts, state)
+                .await
+                .ok(),
+        ))
+    }
+}

@@ -1,0 +1,184 @@
+//! `POST /oauth2/v2.0/token`: client credentials for apps, password sign-in for devices
+//! (registers the device), and refresh tokens.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{ClientId, DeviceId, Platform, Seq, UserId};
+use crate::service::auth::{self, ACCESS_TOKEN_TTL, Claims};
+use crate::service::store::DeviceRecord;
+use crate::service::{ServiceState, State as AppState};
+
+use super::access::live_device;
+use super::body::{self, Media};
+use super::error::ApiError;
+
+/// Longest device name accepted.
+const MAX_DEVICE_NAME_CHARS: usize = 128;
+
+#[derive(Deserialize)]
+struct TokenForm {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    device_name: Option<String>,
+    platform: Option<String>,
+    refresh_token: Option<String>,
+}
+
+/// The token endpoint's answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TokenResponse {
+    /// The bearer token.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until `access_token` expires.
+    pub expires_in: u64,
+    /// The device credential (password grant only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// The device this token is for (device grants).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<DeviceId>,
+    /// The signed-in user (device grants).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+}
+
+fn required<'a>(value: Option<&'a String>, name: &str) -> Result<&'a str, ApiError> {
+    value
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::bad_request(format!("{name}: is required")))
+}
+
+/// The route.
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let bytes = body::read(&headers, body, Media::Form).await?;
+    let form: TokenForm = body::form(&bytes)?;
+    match required(form.grant_type.as_ref(), "grant_type")? {
+        "client_credentials" => client_credentials(&state, &form).map(Json),
+        "password" => password(&state, &form).await.map(Json),
+        "refresh_token" => refresh(&state, &form).map(Json),
+        other => Err(ApiError::bad_request(format!(
+            "grant_type: {other:?} is not supported; use client_credentials, password or refresh_token"
+        ))),
+    }
+}
+
+fn bearer(state: &ServiceState, claims: Claims) -> TokenResponse {
+    let (device_id, user_id) = match &claims {
+        Claims::Device { device, user } => (Some(device.clone()), Some(user.clone())),
+        Claims::App { .. } => (None, None),
+    };
+    TokenResponse {
+        access_token: state.signer.issue(claims, state.now()),
+        token_type: "Bearer".to_owned(),
+        expires_in: ACCESS_TOKEN_TTL.as_secs(),
+        refresh_token: None,
+        device_id,
+        user_id,
+    }
+}
+
+fn client_credentials(state: &ServiceState, form: &TokenForm) -> Result<TokenResponse, ApiError> {
+    let client_id = ClientId::new(required(form.client_id.as_ref(), "client_id")?);
+    let secret = required(form.client_secret.as_ref(), "client_secret")?;
+    let app = state.store.app(&client_id)?;
+    match app {
+        Some(app) if auth::secret_matches(secret, &app.secret_hash) => {
+            Ok(bearer(state, Claims::App { client_id }))
+        }
+        _ => Err(ApiError::unauthenticated(
+            "invalid client_id or client_secret",
+        )),
+    }
+}
+
+async fn password(state: &AppState, form: &TokenForm) -> Result<TokenResponse, ApiError> {
+    let username = required(form.username.as_ref(), "username")?;
+    let password = required(form.password.as_ref(), "password")?.to_owned();
+    let platform: Platform = match form.platform.as_deref() {
+        None | Some("") => Platform::current(),
+        Some(text) => text
+            .parse()
+            .map_err(|e| ApiError::bad_request(format!("platform: {e}")))?,
+    };
+    let name = form
+        .device_name
+        .clone()
+        .unwrap_or_else(|| "device".to_owned());
+    if name.chars().count() > MAX_DEVICE_NAME_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "device_name: must be at most {MAX_DEVICE_NAME_CHARS} characters"
+        )));
+    }
+    let user = state.store.user_by_name(username)?;
+    // An unknown user is checked against a dummy hash so timing does not tell names apart.
+    let hash = user
+        .as_ref()
+        .map_or_else(|| DUMMY_HASH.to_owned(), |u| u.password_hash.clone());
+    let valid = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let user = match user {
+        Some(user) if valid => user,
+        _ => return Err(ApiError::unauthenticated("invalid user name or password")),
+    };
+    let (secret, refresh_hash) = auth::new_secret()?;
+    let device = state
+        .store
+        .add_device(DeviceRecord {
+            id: DeviceId::random(),
+            user: user.id.clone(),
+            name,
+            platform,
+            refresh_hash,
+            revoked: false,
+            acked_seq: Seq::ZERO,
+            last_seen: Some(state.now()),
+            created: state.now(),
+        })
+        .await?;
+    tracing::info!(user = %user.name, device = %device.id, "device signed in");
+    let mut response = bearer(
+        state,
+        Claims::Device {
+            device: device.id.clone(),
+            user: user.id,
+        },
+    );
+    response.refresh_token = Some(auth::refresh_token(&device.id, &secret));
+    Ok(response)
+}
+
+fn refresh(state: &ServiceState, form: &TokenForm) -> Result<TokenResponse, ApiError> {
+    let token = required(form.refresh_token.as_ref(), "refresh_token")?;
+    let invalid = || ApiError::unauthenticated("invalid refresh_token; sign in again");
+    let (device_id, secret) = auth::parse_refresh_token(token).ok_or_else(invalid)?;
+    let device = live_device(state.store.device(&device_id)?)?;
+    if !auth::secret_matches(secret, &device.refresh_hash) {
+        return Err(invalid());
+    }
+    state.store.touch_device(&device.id, state.now())?;
+    Ok(bearer(
+        state,
+        Claims::Device {
+            device: device.id,
+            user: device.user,
+        },
+    ))
+}
+
+/// argon2id hash of a random password nobody knows, for timing-safe unknown users.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$kYGwY1l6uVG0kXH1b0lS6o8kq3G1m0o0Wm1zA7Zx2dU";

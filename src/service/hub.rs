@@ -1,0 +1,179 @@
+//! The hub: fan-out of durable feed changes to the open channels of each user.
+//!
+//! The group committer calls [`Hub::publish`] after every flush, in `seq` order. The hub
+//! records each user's durable `seq` and offers the change to every registered channel
+//! of that user with `try_send` on a bounded queue: a channel whose queue is full is
+//! disconnected (its device resyncs from its cursor), so a slow device never makes the
+//! service buffer without bound.
+//!
+//! Registration and publishing share one lock, so a channel learns the durable `seq`
+//! at the instant it registered: every change up to it is in the store for the backlog,
+//! every later one arrives on its queue.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::protocol::{DeviceId, Seq, UserId};
+
+use super::store::Committed;
+
+/// Why the hub closed a channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Its send queue overflowed.
+    TooSlow,
+    /// Its device was revoked.
+    Revoked,
+}
+
+/// Lets the hub close one channel and say why.
+#[derive(Clone, Debug, Default)]
+pub struct Kill {
+    token: CancellationToken,
+    reason: Arc<OnceLock<CloseReason>>,
+}
+
+impl Kill {
+    fn kill(&self, reason: CloseReason) {
+        let _ = self.reason.set(reason);
+        self.token.cancel();
+    }
+
+    /// Resolves once the channel must close.
+    pub async fn killed(&self) -> CloseReason {
+        self.token.cancelled().await;
+        self.reason.get().copied().unwrap_or(CloseReason::TooSlow)
+    }
+}
+
+struct Slot {
+    id: u64,
+    device: DeviceId,
+    tx: mpsc::Sender<Arc<Committed>>,
+    kill: Kill,
+}
+
+#[derive(Default)]
+struct Inner {
+    durable: HashMap<UserId, Seq>,
+    channels: HashMap<UserId, Vec<Slot>>,
+    next_id: u64,
+}
+
+/// The fan-out hub. Shared behind an `Arc`.
+pub struct Hub {
+    inner: Mutex<Inner>,
+    queue_capacity: usize,
+}
+
+/// A channel's place in the hub; unregisters when dropped.
+pub struct Registration {
+    /// Live changes of the user, after `durable`.
+    pub rx: mpsc::Receiver<Arc<Committed>>,
+    /// The user's durable `seq` when the channel registered.
+    pub durable: Seq,
+    /// Fires when the hub closes this channel.
+    pub kill: Kill,
+    hub: Arc<Hub>,
+    user: UserId,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut inner = self.hub.lock();
+        if let Some(slots) = inner.channels.get_mut(&self.user) {
+            slots.retain(|s| s.id != self.id);
+            if slots.is_empty() {
+                inner.channels.remove(&self.user);
+            }
+        }
+    }
+}
+
+impl Hub {
+    /// A hub that gives each channel a queue of `queue_capacity` changes.
+    pub fn new(queue_capacity: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            queue_capacity: queue_capacity.max(1),
+        }
+    }
+
+    /// Sets each user's durable `seq` from the store at start-up (everything a store
+    /// opens with is on disk), before any write.
+    pub fn seed(&self, durable: HashMap<UserId, Seq>) {
+        self.lock().durable = durable;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a channel of `device` for `user`'s changes.
+    pub fn register(self: &Arc<Self>, user: &UserId, device: &DeviceId) -> Registration {
+        let (tx, rx) = mpsc::channel(self.queue_capacity);
+        let kill = Kill::default();
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        let id = inner.next_id;
+        let durable = inner.durable.get(user).copied().unwrap_or(Seq::ZERO);
+        inner.channels.entry(user.clone()).or_default().push(Slot {
+            id,
+            device: device.clone(),
+            tx,
+            kill: kill.clone(),
+        });
+        Registration {
+            rx,
+            durable,
+            kill,
+            hub: self.clone(),
+            user: user.clone(),
+            id,
+        }
+    }
+
+    /// Offers durable changes, in `seq` order, to the channels of their users.
+    pub fn publish(&self, changes: Vec<Committed>) {
+        let mut inner = self.lock();
+        for change in changes {
+            inner.durable.insert(change.user.clone(), change.seq);
+            let Some(slots) = inner.channels.get_mut(&change.user) else {
+                continue;
+            };
+            let change = Arc::new(change);
+            slots.retain(|slot| match slot.tx.try_send(change.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::warn!(device = %slot.device, "device is not reading its channel; disconnected, it will resync");
+                    slot.kill.kill(CloseReason::TooSlow);
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            });
+        }
+    }
+
+    /// Closes every channel of a revoked device.
+    pub fn revoke(&self, device: &DeviceId) {
+        let inner = self.lock();
+        for slot in inner.channels.values().flatten() {
+            if &slot.device == device {
+                slot.kill.kill(CloseReason::Revoked);
+            }
+        }
+    }
+
+    /// Whether `device` has an open channel.
+    pub fn is_connected(&self, device: &DeviceId) -> bool {
+        self.lock()
+            .channels
+            .values()
+            .flatten()
+            .any(|slot| &slot.device == device)
+    }
+}

@@ -1,0 +1,202 @@
+//! The notification service: Graph-compatible REST for app backends, sign-in and
+//! subscriptions for devices, the per-user feed and its WebSocket channel, the admin
+//! socket, and the expiry purge.
+//!
+//! Parts: [`store`] (sled, group commit), [`hub`] (fan-out of durable changes),
+//! [`auth`] (credentials), [`http`] (routes), [`channel`] (one device's push channel),
+//! [`admin`] (the admin socket's handler), [`purge`]. Entry point: [`run`].
+//! The service imports `protocol` and `ipc`, never the agent.
+
+#[cfg(unix)]
+pub mod admin;
+pub mod auth;
+pub mod channel;
+pub mod feed;
+pub mod http;
+pub mod hub;
+pub mod purge;
+pub mod store;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::protocol::Timestamp;
+use auth::TokenSigner;
+use hub::Hub;
+use store::{Store, StoreError};
+
+/// How a service runs. [`Settings::new`] gives the production defaults.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Where the store and the admin socket live.
+    pub data_dir: PathBuf,
+    /// sled's page cache, in bytes.
+    pub cache_bytes: u64,
+    /// How often each channel is pinged.
+    pub ping_interval: Duration,
+    /// Changes queued per channel before a slow device is disconnected.
+    pub send_queue: usize,
+    /// How often expired notifications are purged.
+    pub purge_interval: Duration,
+    /// How long a subscription lasts before it must be renewed.
+    pub subscription_ttl: Duration,
+    /// How long shutdown waits for channels and requests to finish.
+    pub shutdown_grace: Duration,
+    /// Whether to serve the admin socket at `<data_dir>/admin.sock`.
+    pub admin_socket: bool,
+}
+
+impl Settings {
+    /// Production defaults for a store in `data_dir`.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            cache_bytes: 64 << 20,
+            ping_interval: Duration::from_secs(30),
+            send_queue: 1024,
+            purge_interval: Duration::from_secs(60),
+            subscription_ttl: Duration::from_secs(30 * 24 * 3600),
+            shutdown_grace: Duration::from_secs(5),
+            admin_socket: true,
+        }
+    }
+
+    /// The admin socket's path.
+    pub fn admin_socket_path(&self) -> PathBuf {
+        self.data_dir.join("admin.sock")
+    }
+}
+
+/// Errors that stop the service.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The store could not be opened or flushed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The data directory or a socket could not be set up.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// Credentials could not be set up.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+}
+
+/// Everything the routes and tasks share.
+pub struct ServiceState {
+    /// The store.
+    pub store: Arc<Store>,
+    /// The fan-out hub.
+    pub hub: Arc<Hub>,
+    /// Issues and checks access tokens.
+    pub signer: TokenSigner,
+    /// How the service runs.
+    pub settings: Settings,
+    /// Cancelled when the service shuts down.
+    pub shutdown: CancellationToken,
+    /// Channel tasks, waited for at shutdown.
+    pub tasks: TaskTracker,
+}
+
+/// Shared state handle.
+pub type State = Arc<ServiceState>;
+
+impl ServiceState {
+    /// Opens the store in `settings.data_dir` (created if missing, mode 0700) and wires
+    /// the hub to it. Must be called inside a tokio runtime.
+    pub fn open(settings: Settings) -> Result<State, ServiceError> {
+        create_private_dir(&settings.data_dir)?;
+        let hub = Arc::new(Hub::new(settings.send_queue));
+        let publisher = hub.clone();
+        let store = Store::open(
+            &settings.data_dir,
+            settings.cache_bytes,
+            Arc::new(move |changes| publisher.publish(changes)),
+        )?;
+        hub.seed(store.last_seqs()?);
+        let signer = TokenSigner::new(store.token_key(auth::random_bytes()?)?);
+        Ok(Arc::new(Self {
+            store: Arc::new(store),
+            hub,
+            signer,
+            settings,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        }))
+    }
+
+    /// The current time (one place, so every route agrees).
+    pub fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+fn create_private_dir(dir: &std::path::Path) -> Result<(), ServiceError> {
+    let io = |source| ServiceError::Io {
+        what: format!("creating the data directory {}", dir.display()),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Serves HTTP on `listener` (and the admin socket) until `shutdown` is cancelled;
+/// then stops accepting, closes every channel with a close frame, waits for open work
+/// (bounded by `shutdown_grace`) and flushes the store.
+pub async fn run(
+    listener: TcpListener,
+    state: State,
+    shutdown: CancellationToken,
+) -> Result<(), ServiceError> {
+    let stop = state.shutdown.clone();
+    let linked = shutdown.clone();
+    tokio::spawn(async move {
+        linked.cancelled().await;
+        stop.cancel();
+    });
+    let background = TaskTracker::new();
+    background.spawn(purge::run(state.clone()));
+    #[cfg(unix)]
+    if state.settings.admin_socket {
+        let server = admin::bind(&state.settings).await?;
+        background.spawn(admin::serve(server, state.clone()));
+    }
+    background.close();
+    let app = http::router(state.clone());
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(state.shutdown.clone().cancelled_owned())
+        .into_future();
+    let grace = state.settings.shutdown_grace;
+    tokio::pin!(served);
+    tokio::select! {
+        result = &mut served => result.map_err(|source| ServiceError::Io { what: "serving HTTP".to_owned(), source })?,
+        () = async { state.shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("open requests did not finish within {grace:?}; stopping anyway");
+        }
+    }
+    state.tasks.close();
+    if tokio::time::timeout(grace, state.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some channels did not close within {grace:?}");
+    }
+    let _ = tokio::time::timeout(grace, background.wait()).await;
+    state.store.flush().await?;
+    tracing::info!("service stopped; store flushed");
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! The Graph-compatible app API end to end: post, replace, get, delete, group delete,
+//! and the `/users/{id}` form, with a device watching its channel.
+
+use serde_json::json;
+use tidings::protocol::{ServerFrame, Status};
+
+use crate::helpers::{TestService, note};
+
+#[tokio::test]
+async fn graph_documentation_example_reaches_a_subscribed_device() {
+    let service = TestService::start().await;
+    service.add_user("alice").await;
+    let app = service.add_app("graphnotifications.sample.windows.com").await;
+    let device = service.sign_in("alice", "windows").await;
+    let unsid = device.subscribe("graphnotifications.sample.windows.com").await;
+    let mut channel = device.channel(0).await;
+    let (backlog, _) = channel.until_synced().await;
+    assert!(backlog.is_empty());
+
+    let expires = tidings::protocol::Timestamp::now()
+        .plus(std::time::Duration::from_secs(3600))
+        .to_rfc3339();
+    let body = json!({
+        "targetHostName": "graphnotifications.sample.windows.com",
+        "appNotificationId": "sampleDirectToastNotification",
+        "expirationDateTime": expires,
+        "payload": {
+            "visualContent": {"title": "Hello World!", "body": "Notifications are Great!"}
+        },
+        "targetPolicy": {"platformTypes": ["windows", "ios", "android"]},
+        "priority": "High",
+        "groupName": "TestGroup",
+        "displayTimeToLive": "60"
+    });
+    let response = service.post(&app, &unsid, &body).await;
+    assert_eq!(response.status(), 201);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let created: serde_json::Value = response.json().await.unwrap();
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(location, format!("/beta/me/notifications/{id}"));
+    assert_eq!(created["priority"], "High");
+    assert_eq!(created["displayTimeToLive"], 60);
+    assert_eq!(created["readState"], "unread");
+
+    let (seq, notification) = channel.next_change().await;
+    assert_eq!(seq.0, 1);
+    assert_eq!(notification.id.as_str(), id);
+    let visual = notification.content.payload.visual_content.unwrap();
+    assert_eq!(visual.title, "Hello World!");
+    assert_eq!(visual.body.as_deref(), Some("Notifications are Great!"));
+
+    let fetched = service
+        .http
+        .get(format!("{}{location}", service.url))
+        .bearer_auth(&app.token)
+        .header("x-uns-id", &unsid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fetched.status(), 200);
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn replace_keeps_the_id_resets_state_and_reaches_devices_in_place() {
+    let service = TestService::start().await;
+    service.add_user("alice").await;
+    let app = service.add_app("contoso.com").await;
+    let device = service.sign_in("alice", "linux").await;
+    let unsid = device.subscribe("contoso.com").await;
+    let mut body = note("contoso.com", "first");
+    body["appNotificationId"] = json!("order-42");
+    let first = service.post_ok(&app, &unsid, &body).await;
+
+    let patched = device
+        .http
+        .patch(format!("{}/v1/me/notifications/{}", service.url, first.id))
+        .bearer_auth(&device.token)
+        .json(&json!({"readState": "read"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 200);
+
+    let mut channel = device.channel(2).await;
+    channel.until_synced().await;
+    body["payload"]["visualContent"]["title"] = json!("second");
+    let second = service.post_ok(&app, &unsid, &body).await;
+    assert_eq!(second.id, first.id);
+    assert_eq!(second.created_date_time, first.created_date_time);
+    assert_eq!(second.state.read_state.as_str(), "unread", "state resets on replace");
+
+    let (seq, change) = channel.next_change().await;
+    assert_eq!(seq.0, 3);
+    assert_eq!(change.id, first.id);
+    assert_eq!(change.content.payload.visual_content.unwrap().title, "second");
+    let feed = device.feed(0).await;
+    assert_eq!(feed.len(), 1, "one notification, replaced in place: {feed:?}");
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn delete_and_group_delete_reach_devices_as_tombstones() {
+    let service = TestService::start().await;
+    service.add_user("alice").await;
+    let app = service.add_app("contoso.com").await;
+    let device = service.sign_in("alice", "linux").await;
+    let unsid = device.subscribe("contoso.com").await;
+    let single = service.post_ok(&app, &unsid, &note("contoso.com", "single")).await;
+    let mut grouped = Vec::new();
+    for i in 0..3 {
+        let mut body = note("contoso.com", &format!("grouped {i}"));
+        body["groupName"] = json!("build-7");
+        grouped.push(service.post_ok(&app, &unsid, &body).await.id);
+    }
+    let mut channel = device.channel(4).await;
+    channel.until_synced().await;
+
+    let url = format!("{}/v1.0/me/notifications/{}", service.url, single.id);
+    let deleted = service.http.delete(&url).bearer_auth(&app.token).header("X-UNS-ID", &unsid).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+    let (_, tombstone) = channel.next_change().await;
+    assert_eq!(tombstone.id, single.id);
+    assert_eq!(tombstone.state.status, Status::Deleted);
+    let again = service.http.get(&url).bearer_auth(&app.token).header("X-UNS-ID", &unsid).send().await.unwrap();
+    assert_eq!(again.status(), 404);
+
+    let group_url = format!("{}/beta/me/notifications?groupName=build-7", service.url);
+    let response = service.http.delete(&group_url).bearer_auth(&app.token).header("X-UNS-ID", &unsid).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+    let mut gone = Vec::new();
+    for _ in 0..3 {
+        let (_, change) = channel.next_change().await;
+        assert_eq!(change.state.status, Status::Deleted);
+        gone.push(change.id);
+    }
+    gone.sort();
+    grouped.sort();
+    assert_eq!(gone, grouped);
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn users_path_accepts_me_and_the_unsid_user_only() {
+    let service = TestService::start().await;
+    let alice = service.add_user("alice").await;
+    let bob = service.add_user("bob").await;
+    let app = service.add_app("contoso.com").await;
+    let device = service.sign_in("alice", "linux").await;
+    let unsid = device.subscribe("contoso.com").await;
+    for (user, status) in [("me", 201), (alice.as_str(), 201), (bob.as_str(), 403)] {
+        let response = service
+            .http
+            .post(format!("{}/beta/users/{user}/notifications", service.url))
+            .bearer_auth(&app.token)
+            .header("X-UNS-ID", &unsid)
+            .json(&note("contoso.com", "via users path"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "user {user}");
+    }
+    let mut channel = device.channel(0).await;
+    let (backlog, synced) = channel.until_synced().await;
+    assert_eq!(backlog.len(), 2);
+    assert_eq!(synced.0, 2);
+    assert!(matches!(ServerFrame::Synced { seq: synced }, ServerFrame::Synced { .. }));
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn healthz_and_unknown_paths() {
+    let service = TestService::start().await;
+    let ok = service.http.get(format!("{}/healthz", service.url)).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let missing = service.http.get(format!("{}/nope", service.url)).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let body: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "notFound");
+    assert!(body["error"]["innerError"]["request-id"].is_string());
+    service.stop().await;
+}

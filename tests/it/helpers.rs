@@ -1,0 +1,328 @@
+//! Shared test helpers: a real service on 127.0.0.1:0 with its store in a temp dir,
+//! users / apps / devices made through the real admin socket and HTTP API, and a
+//! WebSocket channel client. Nothing here sleeps to wait: waits are on events, with a
+//! deadline.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tidings::ipc::Client;
+use tidings::protocol::{Notification, Seq, ServerFrame};
+use tidings::service::{self, ServiceState, Settings, State};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_util::sync::CancellationToken;
+
+/// Longest any single wait in a test may take.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A running in-process service.
+pub struct TestService {
+    pub url: String,
+    pub state: State,
+    pub dir: tempfile::TempDir,
+    pub shutdown: CancellationToken,
+    pub task: JoinHandle<Result<(), service::ServiceError>>,
+    pub http: reqwest::Client,
+}
+
+/// Settings for tests: short ping and purge intervals.
+pub fn test_settings(dir: PathBuf) -> Settings {
+    let mut settings = Settings::new(dir);
+    settings.cache_bytes = 8 << 20;
+    settings.purge_interval = Duration::from_millis(100);
+    settings
+}
+
+impl TestService {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tune: impl FnOnce(&mut Settings)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = test_settings(dir.path().join("service"));
+        tune(&mut settings);
+        let state = ServiceState::open(settings).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(service::run(listener, state.clone(), shutdown.clone()));
+        let service = Self {
+            url,
+            state,
+            dir,
+            shutdown,
+            task,
+            http: reqwest::Client::new(),
+        };
+        service.wait_for_admin().await;
+        service
+    }
+
+    async fn wait_for_admin(&self) {
+        let path = self.state.settings.admin_socket_path();
+        wait_until("the admin socket is bound", || {
+            let path = path.clone();
+            async move { Client::connect(&path).await.is_ok() }
+        })
+        .await;
+    }
+
+    /// Calls an admin method over the real admin socket.
+    pub async fn admin(&self, method: &str, params: Value) -> Result<Value, tidings::ipc::ClientError> {
+        let mut client = Client::connect(&self.state.settings.admin_socket_path()).await?;
+        client.call(method, params).await
+    }
+
+    pub async fn add_user(&self, name: &str) -> String {
+        let result = self
+            .admin("user.add", json!({"name": name, "password": format!("{name}-pw")}))
+            .await
+            .unwrap();
+        result["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn add_app(&self, host: &str) -> App {
+        let result = self.admin("app.add", json!({"hostname": host})).await.unwrap();
+        let client_id = result["clientId"].as_str().unwrap().to_owned();
+        let secret = result["clientSecret"].as_str().unwrap().to_owned();
+        let response = self
+            .http
+            .post(format!("{}/oauth2/v2.0/token", self.url))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &client_id),
+                ("client_secret", &secret),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        App {
+            host: host.to_owned(),
+            client_id,
+            secret,
+            token: body["access_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Signs a device in for `user` (password grant) on `platform`.
+    pub async fn sign_in(&self, user: &str, platform: &str) -> Device {
+        let response = self
+            .http
+            .post(format!("{}/oauth2/v2.0/token", self.url))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", user),
+                ("password", &format!("{user}-pw")),
+                ("device_name", &format!("{user}-{platform}")),
+                ("platform", platform),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        let body: Value = response.json().await.unwrap();
+        Device {
+            url: self.url.clone(),
+            id: body["device_id"].as_str().unwrap().to_owned(),
+            token: body["access_token"].as_str().unwrap().to_owned(),
+            refresh: body["refresh_token"].as_str().unwrap().to_owned(),
+            http: self.http.clone(),
+        }
+    }
+
+    /// Posts a notification as `app` to `unsid`.
+    pub async fn post(&self, app: &App, unsid: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/beta/me/notifications", self.url))
+            .bearer_auth(&app.token)
+            .header("X-UNS-ID", unsid)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Posts and expects 201; returns the resource.
+    pub async fn post_ok(&self, app: &App, unsid: &str, body: &Value) -> Notification {
+        let response = self.post(app, unsid, body).await;
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 201, "{text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// The admin socket's view of one device.
+    pub async fn device_info(&self, id: &str) -> Value {
+        let list = self.admin("device.list", json!({})).await.unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == id)
+            .cloned()
+            .unwrap()
+    }
+
+    /// Stops the service and waits for it.
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+        self.dir
+    }
+}
+
+/// An app backend with a token.
+pub struct App {
+    pub host: String,
+    pub client_id: String,
+    pub secret: String,
+    pub token: String,
+}
+
+/// A signed-in device.
+pub struct Device {
+    pub url: String,
+    pub id: String,
+    pub token: String,
+    pub refresh: String,
+    pub http: reqwest::Client,
+}
+
+impl Device {
+    /// Subscribes to `host` and returns the UNSID.
+    pub async fn subscribe(&self, host: &str) -> String {
+        let response = self
+            .http
+            .post(format!("{}/v1/me/subscriptions", self.url))
+            .bearer_auth(&self.token)
+            .json(&json!({"targetHostName": host}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Opens the push channel from `cursor`.
+    pub async fn channel(&self, cursor: u64) -> Channel {
+        let ws_url = format!("{}/v1/me/channel?cursor={cursor}", self.url.replacen("http", "ws", 1));
+        let mut request = ws_url.into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("Authorization", format!("Bearer {}", self.token).parse().unwrap());
+        let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        Channel { socket }
+    }
+
+    /// The JSON feed after `since`.
+    pub async fn feed(&self, since: u64) -> Vec<Value> {
+        let response = self
+            .http
+            .get(format!("{}/v1/me/notifications?since={since}&top=1000", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["value"].as_array().unwrap().clone()
+    }
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A device's open channel.
+pub struct Channel {
+    pub socket: Socket,
+}
+
+/// What a channel read produced.
+#[derive(Debug)]
+pub enum Event {
+    Frame(ServerFrame),
+    Closed(Option<u16>),
+}
+
+impl Channel {
+    /// The next frame or close, within the deadline.
+    pub async fn next_event(&mut self) -> Event {
+        loop {
+            let message = tokio::time::timeout(DEADLINE, self.socket.next())
+                .await
+                .expect("no frame within the deadline");
+            match message {
+                None | Some(Err(_)) => return Event::Closed(None),
+                Some(Ok(Message::Close(frame))) => return Event::Closed(frame.map(|f| u16::from(f.code))),
+                Some(Ok(Message::Text(text))) => {
+                    return Event::Frame(serde_json::from_str(text.as_str()).unwrap());
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// The next frame; panics on close.
+    pub async fn next_frame(&mut self) -> ServerFrame {
+        match self.next_event().await {
+            Event::Frame(frame) => frame,
+            Event::Closed(code) => panic!("channel closed ({code:?}) while a frame was expected"),
+        }
+    }
+
+    /// Reads until `synced`, returning the changes before it.
+    pub async fn until_synced(&mut self) -> (Vec<(Seq, Notification)>, Seq) {
+        let mut changes = Vec::new();
+        loop {
+            match self.next_frame().await {
+                ServerFrame::Change { seq, notification } => changes.push((seq, notification)),
+                ServerFrame::Synced { seq } => return (changes, seq),
+                other => panic!("unexpected frame before synced: {other:?}"),
+            }
+        }
+    }
+
+    /// The next `change` frame (skipping results).
+    pub async fn next_change(&mut self) -> (Seq, Notification) {
+        loop {
+            if let ServerFrame::Change { seq, notification } = self.next_frame().await {
+                return (seq, notification);
+            }
+        }
+    }
+
+    pub async fn send_json(&mut self, value: &Value) {
+        self.socket.send(Message::Text(value.to_string().into())).await.unwrap();
+    }
+}
+
+/// A minimal valid notification body for `host`.
+pub fn note(host: &str, title: &str) -> Value {
+    json!({
+        "targetHostName": host,
+        "payload": {"visualContent": {"title": title, "body": "body"}}
+    })
+}
+
+/// Polls `condition` until it holds, failing after [`DEADLINE`].
+pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(2);
+    while !condition().await {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting until {what}");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(100));
+    }
+}
