@@ -115,6 +115,10 @@ impl TokenSigner {
     }
 }
 
+/// An argon2id hash of a password nobody knows: unknown user names are checked against
+/// it so that sign-in takes as long for them as for real users.
+pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$kYGwY1l6uVG0kXH1b0lS6o8kq3G1m0o0Wm1zA7Zx2dU";
+
 /// 32 random bytes.
 pub fn random_bytes() -> Result<[u8; 32], AuthError> {
     let mut bytes = [0u8; 32];
@@ -219,6 +223,10 @@ mod tests {
         assert!(hash.starts_with("$argon2id$"));
         assert!(verify_password("hunter2", &hash));
         assert!(!verify_password("hunter3", &hash));
+        assert!(
+            PasswordHash::new(DUMMY_HASH).is_ok(),
+            "the dummy hash must cost a real check"
+        );
         let (secret, stored) = new_secret().unwrap();
         assert!(secret.len() >= 43, "256 bits");
         assert!(secret_matches(&secret, &stored));

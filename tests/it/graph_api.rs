@@ -10,9 +10,13 @@ use crate::helpers::{TestService, note};
 async fn graph_documentation_example_reaches_a_subscribed_device() {
     let service = TestService::start().await;
     service.add_user("alice").await;
-    let app = service.add_app("graphnotifications.sample.windows.com").await;
+    let app = service
+        .add_app("graphnotifications.sample.windows.com")
+        .await;
     let device = service.sign_in("alice", "windows").await;
-    let unsid = device.subscribe("graphnotifications.sample.windows.com").await;
+    let unsid = device
+        .subscribe("graphnotifications.sample.windows.com")
+        .await;
     let mut channel = device.channel(0).await;
     let (backlog, _) = channel.until_synced().await;
     assert!(backlog.is_empty());
@@ -88,14 +92,25 @@ async fn replace_keeps_the_id_resets_state_and_reaches_devices_in_place() {
     let second = service.post_ok(&app, &unsid, &body).await;
     assert_eq!(second.id, first.id);
     assert_eq!(second.created_date_time, first.created_date_time);
-    assert_eq!(second.state.read_state.as_str(), "unread", "state resets on replace");
+    assert_eq!(
+        second.state.read_state.as_str(),
+        "unread",
+        "state resets on replace"
+    );
 
     let (seq, change) = channel.next_change().await;
     assert_eq!(seq.0, 3);
     assert_eq!(change.id, first.id);
-    assert_eq!(change.content.payload.visual_content.unwrap().title, "second");
+    assert_eq!(
+        change.content.payload.visual_content.unwrap().title,
+        "second"
+    );
     let feed = device.feed(0).await;
-    assert_eq!(feed.len(), 1, "one notification, replaced in place: {feed:?}");
+    assert_eq!(
+        feed.len(),
+        1,
+        "one notification, replaced in place: {feed:?}"
+    );
     service.stop().await;
 }
 
@@ -106,7 +121,9 @@ async fn delete_and_group_delete_reach_devices_as_tombstones() {
     let app = service.add_app("contoso.com").await;
     let device = service.sign_in("alice", "linux").await;
     let unsid = device.subscribe("contoso.com").await;
-    let single = service.post_ok(&app, &unsid, &note("contoso.com", "single")).await;
+    let single = service
+        .post_ok(&app, &unsid, &note("contoso.com", "single"))
+        .await;
     let mut grouped = Vec::new();
     for i in 0..3 {
         let mut body = note("contoso.com", &format!("grouped {i}"));
@@ -117,16 +134,37 @@ async fn delete_and_group_delete_reach_devices_as_tombstones() {
     channel.until_synced().await;
 
     let url = format!("{}/v1.0/me/notifications/{}", service.url, single.id);
-    let deleted = service.http.delete(&url).bearer_auth(&app.token).header("X-UNS-ID", &unsid).send().await.unwrap();
+    let deleted = service
+        .http
+        .delete(&url)
+        .bearer_auth(&app.token)
+        .header("X-UNS-ID", &unsid)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(deleted.status(), 204);
     let (_, tombstone) = channel.next_change().await;
     assert_eq!(tombstone.id, single.id);
     assert_eq!(tombstone.state.status, Status::Deleted);
-    let again = service.http.get(&url).bearer_auth(&app.token).header("X-UNS-ID", &unsid).send().await.unwrap();
+    let again = service
+        .http
+        .get(&url)
+        .bearer_auth(&app.token)
+        .header("X-UNS-ID", &unsid)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 404);
 
     let group_url = format!("{}/beta/me/notifications?groupName=build-7", service.url);
-    let response = service.http.delete(&group_url).bearer_auth(&app.token).header("X-UNS-ID", &unsid).send().await.unwrap();
+    let response = service
+        .http
+        .delete(&group_url)
+        .bearer_auth(&app.token)
+        .header("X-UNS-ID", &unsid)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 204);
     let mut gone = Vec::new();
     for _ in 0..3 {
@@ -164,16 +202,29 @@ async fn users_path_accepts_me_and_the_unsid_user_only() {
     let (backlog, synced) = channel.until_synced().await;
     assert_eq!(backlog.len(), 2);
     assert_eq!(synced.0, 2);
-    assert!(matches!(ServerFrame::Synced { seq: synced }, ServerFrame::Synced { .. }));
+    assert!(matches!(
+        ServerFrame::Synced { seq: synced },
+        ServerFrame::Synced { .. }
+    ));
     service.stop().await;
 }
 
 #[tokio::test]
 async fn healthz_and_unknown_paths() {
     let service = TestService::start().await;
-    let ok = service.http.get(format!("{}/healthz", service.url)).send().await.unwrap();
+    let ok = service
+        .http
+        .get(format!("{}/healthz", service.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
-    let missing = service.http.get(format!("{}/nope", service.url)).send().await.unwrap();
+    let missing = service
+        .http
+        .get(format!("{}/nope", service.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
     let body: serde_json::Value = missing.json().await.unwrap();
     assert_eq!(body["error"]["code"], "notFound");

@@ -74,21 +74,31 @@ impl TestService {
     }
 
     /// Calls an admin method over the real admin socket.
-    pub async fn admin(&self, method: &str, params: Value) -> Result<Value, tidings::ipc::ClientError> {
+    pub async fn admin(
+        &self,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, tidings::ipc::ClientError> {
         let mut client = Client::connect(&self.state.settings.admin_socket_path()).await?;
         client.call(method, params).await
     }
 
     pub async fn add_user(&self, name: &str) -> String {
         let result = self
-            .admin("user.add", json!({"name": name, "password": format!("{name}-pw")}))
+            .admin(
+                "user.add",
+                json!({"name": name, "password": format!("{name}-pw")}),
+            )
             .await
             .unwrap();
         result["id"].as_str().unwrap().to_owned()
     }
 
     pub async fn add_app(&self, host: &str) -> App {
-        let result = self.admin("app.add", json!({"hostname": host})).await.unwrap();
+        let result = self
+            .admin("app.add", json!({"hostname": host}))
+            .await
+            .unwrap();
         let client_id = result["clientId"].as_str().unwrap().to_owned();
         let secret = result["clientSecret"].as_str().unwrap().to_owned();
         let response = self
@@ -106,9 +116,7 @@ impl TestService {
         assert_eq!(response.status(), 200);
         let body: Value = response.json().await.unwrap();
         App {
-            host: host.to_owned(),
             client_id,
-            secret,
             token: body["access_token"].as_str().unwrap().to_owned(),
         }
     }
@@ -181,9 +189,7 @@ impl TestService {
 
 /// An app backend with a token.
 pub struct App {
-    pub host: String,
     pub client_id: String,
-    pub secret: String,
     pub token: String,
 }
 
@@ -214,11 +220,15 @@ impl Device {
 
     /// Opens the push channel from `cursor`.
     pub async fn channel(&self, cursor: u64) -> Channel {
-        let ws_url = format!("{}/v1/me/channel?cursor={cursor}", self.url.replacen("http", "ws", 1));
+        let ws_url = format!(
+            "{}/v1/me/channel?cursor={cursor}",
+            self.url.replacen("http", "ws", 1)
+        );
         let mut request = ws_url.into_client_request().unwrap();
-        request
-            .headers_mut()
-            .insert("Authorization", format!("Bearer {}", self.token).parse().unwrap());
+        request.headers_mut().insert(
+            "Authorization",
+            format!("Bearer {}", self.token).parse().unwrap(),
+        );
         let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
         Channel { socket }
     }
@@ -227,7 +237,10 @@ impl Device {
     pub async fn feed(&self, since: u64) -> Vec<Value> {
         let response = self
             .http
-            .get(format!("{}/v1/me/notifications?since={since}&top=1000", self.url))
+            .get(format!(
+                "{}/v1/me/notifications?since={since}&top=1000",
+                self.url
+            ))
             .bearer_auth(&self.token)
             .send()
             .await
@@ -238,7 +251,8 @@ impl Device {
     }
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A device's open channel.
 pub struct Channel {
@@ -261,7 +275,9 @@ impl Channel {
                 .expect("no frame within the deadline");
             match message {
                 None | Some(Err(_)) => return Event::Closed(None),
-                Some(Ok(Message::Close(frame))) => return Event::Closed(frame.map(|f| u16::from(f.code))),
+                Some(Ok(Message::Close(frame))) => {
+                    return Event::Closed(frame.map(|f| u16::from(f.code)));
+                }
                 Some(Ok(Message::Text(text))) => {
                     return Event::Frame(serde_json::from_str(text.as_str()).unwrap());
                 }
@@ -285,7 +301,9 @@ impl Channel {
             match self.next_frame().await {
                 ServerFrame::Change { seq, notification } => changes.push((seq, notification)),
                 ServerFrame::Synced { seq } => return (changes, seq),
-                other => panic!("unexpected frame before synced: {other:?}"),
+                other @ ServerFrame::Result { .. } => {
+                    panic!("unexpected frame before synced: {other:?}")
+                }
             }
         }
     }
@@ -300,7 +318,10 @@ impl Channel {
     }
 
     pub async fn send_json(&mut self, value: &Value) {
-        self.socket.send(Message::Text(value.to_string().into())).await.unwrap();
+        self.socket
+            .send(Message::Text(value.to_string().into()))
+            .await
+            .unwrap();
     }
 }
 

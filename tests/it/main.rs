@@ -1,5 +1,16 @@
 //! The one integration test binary: the real service on 127.0.0.1 port 0 (in-process
 //! and as the real binary), real HTTP, real WebSockets, real admin socket.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::large_enum_variant,
+    missing_docs
+)]
+
+mod channel;
+mod expiry;
 mod graph_api;
 mod helpers;
+mod process;
+mod requests;

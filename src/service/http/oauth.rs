@@ -127,7 +127,7 @@ async fn password(state: &AppState, form: &TokenForm) -> Result<TokenResponse, A
     // An unknown user is checked against a dummy hash so timing does not tell names apart.
     let hash = user
         .as_ref()
-        .map_or_else(|| DUMMY_HASH.to_owned(), |u| u.password_hash.clone());
+        .map_or_else(|| auth::DUMMY_HASH.to_owned(), |u| u.password_hash.clone());
     let valid = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
         .await
         .map_err(|e| ApiError::internal(&e))?;
@@ -179,6 +179,3 @@ fn refresh(state: &ServiceState, form: &TokenForm) -> Result<TokenResponse, ApiE
         },
     ))
 }
-
-/// argon2id hash of a random password nobody knows, for timing-safe unknown users.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$kYGwY1l6uVG0kXH1b0lS6o8kq3G1m0o0Wm1zA7Zx2dU";

@@ -1,0 +1,64 @@
+//! Expiry: expired notifications disappear from every API and are purged from the store.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tidings::protocol::{Seq, Timestamp, UserId};
+
+use crate::helpers::{TestService, note, wait_until};
+
+#[tokio::test]
+async fn expired_notifications_are_purged_everywhere() {
+    let service = TestService::start().await;
+    let user = service.add_user("alice").await;
+    let app = service.add_app("contoso.com").await;
+    let device = service.sign_in("alice", "linux").await;
+    let unsid = device.subscribe("contoso.com").await;
+    let mut short = note("contoso.com", "short-lived");
+    short["appNotificationId"] = json!("short");
+    short["expirationDateTime"] = json!(
+        Timestamp::now()
+            .plus(Duration::from_millis(1500))
+            .to_rfc3339()
+    );
+    let doomed = service.post_ok(&app, &unsid, &short).await;
+    let kept = service
+        .post_ok(&app, &unsid, &note("contoso.com", "default expiry"))
+        .await;
+    let week = Timestamp::now().plus(Duration::from_secs(7 * 24 * 3600));
+    assert!(kept.content.expiration_date_time <= week);
+    assert_eq!(device.feed(0).await.len(), 2);
+
+    let user = UserId::new(user);
+    wait_until(
+        "the expired notification is purged from the store",
+        || async {
+            let scan = service
+                .state
+                .store
+                .feed_scan(&user, Seq::ZERO, None, 100)
+                .unwrap();
+            scan.records.len() == 1
+        },
+    )
+    .await;
+    let url = format!("{}/beta/me/notifications/{}", service.url, doomed.id);
+    let get = service
+        .http
+        .get(&url)
+        .bearer_auth(&app.token)
+        .header("X-UNS-ID", &unsid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 404);
+    let feed = device.feed(0).await;
+    assert_eq!(feed.len(), 1);
+    assert_eq!(feed[0]["id"], kept.id.as_str());
+    // The appNotificationId is free again: posting it creates a new notification.
+    short["expirationDateTime"] =
+        json!(Timestamp::now().plus(Duration::from_secs(60)).to_rfc3339());
+    let reborn = service.post_ok(&app, &unsid, &short).await;
+    assert_ne!(reborn.id, doomed.id);
+    service.stop().await;
+}

@@ -1,0 +1,218 @@
+//! The real `tidings` binary as a subprocess: the README's service workflow, SIGKILL
+//! durability, SIGTERM shutdown, and the admin command line.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::{App, DEADLINE, Device, Event, note};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tidings");
+
+/// A service started as a subprocess.
+struct Process {
+    child: Child,
+    url: String,
+}
+
+impl Process {
+    async fn start(data_dir: &Path) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["service", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("TIDINGS_LOG", "info")
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let url = tokio::time::timeout(DEADLINE, async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(at) = line.find("listening on http://") {
+                    let rest = &line[at + "listening on ".len()..];
+                    return rest.split_whitespace().next().unwrap().to_owned();
+                }
+            }
+            panic!("the service exited before listening");
+        })
+        .await
+        .expect("the service did not start listening");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, url }
+    }
+}
+
+/// Runs `tidings admin --data-dir DIR ARGS...`, feeding `stdin`; returns (code, stdout).
+async fn admin(data_dir: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(BIN)
+        .arg("admin")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    let output = child.wait_with_output().await.unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn provision(data_dir: &Path, url: &str) -> (App, Device, String) {
+    let (code, _, err) = admin(
+        data_dir,
+        &["user", "add", "alice", "--password-stdin"],
+        "alice-pw\n",
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = admin(data_dir, &["app", "add", "contoso.com", "--json"], "").await;
+    assert_eq!(code, 0, "{err}");
+    let created: Value = serde_json::from_str(&out).unwrap();
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("{url}/oauth2/v2.0/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", created["clientId"].as_str().unwrap()),
+            ("client_secret", created["clientSecret"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let app = App {
+        client_id: created["clientId"].as_str().unwrap().to_owned(),
+        token: token["access_token"].as_str().unwrap().to_owned(),
+    };
+    let signed_in: Value = http
+        .post(format!("{url}/oauth2/v2.0/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "alice-pw"),
+            ("platform", "linux"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let device = Device {
+        url: url.to_owned(),
+        id: signed_in["device_id"].as_str().unwrap().to_owned(),
+        token: signed_in["access_token"].as_str().unwrap().to_owned(),
+        refresh: signed_in["refresh_token"].as_str().unwrap().to_owned(),
+        http,
+    };
+    let unsid = device.subscribe("contoso.com").await;
+    (app, device, unsid)
+}
+
+#[tokio::test]
+async fn every_201_survives_sigkill_of_the_real_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("service");
+    let mut service = Process::start(&data).await;
+    let (app, device, unsid) = provision(&data, &service.url).await;
+    let mut posters = Vec::new();
+    for poster in 0..16 {
+        let (url, token, unsid) = (service.url.clone(), app.token.clone(), unsid.clone());
+        posters.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut ids = Vec::new();
+            for i in 0..25 {
+                let response = http
+                    .post(format!("{url}/beta/me/notifications"))
+                    .bearer_auth(&token)
+                    .header("X-UNS-ID", &unsid)
+                    .json(&note("contoso.com", &format!("{poster}-{i}")))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 201);
+                let body: Value = response.json().await.unwrap();
+                ids.push(body["id"].as_str().unwrap().to_owned());
+            }
+            ids
+        }));
+    }
+    let mut acknowledged = Vec::new();
+    for poster in posters {
+        acknowledged.extend(poster.await.unwrap());
+    }
+    service.child.kill().await.unwrap();
+
+    let restarted = Process::start(&data).await;
+    let device = Device {
+        url: restarted.url.clone(),
+        ..device
+    };
+    let mut stored = Vec::new();
+    let mut since = 0;
+    loop {
+        let page = device.feed(since).await;
+        let Some(last) = page.last() else { break };
+        since = last["seq"].as_u64().unwrap();
+        stored.extend(
+            page.iter()
+                .map(|item| item["id"].as_str().unwrap().to_owned()),
+        );
+    }
+    acknowledged.sort();
+    stored.sort();
+    assert_eq!(acknowledged.len(), 400);
+    assert_eq!(stored, acknowledged, "every 201 is on disk after SIGKILL");
+}
+
+#[tokio::test]
+async fn sigterm_closes_channels_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("service");
+    let mut service = Process::start(&data).await;
+    let (_, device, _) = provision(&data, &service.url).await;
+    let mut channel = device.channel(0).await;
+    channel.until_synced().await;
+    let (code, out, _) = admin(&data, &["device", "list", "--json"], "").await;
+    assert_eq!(code, 0);
+    let devices: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(devices[0]["connected"], true);
+    assert_eq!(devices[0]["user"], "alice");
+    let (code, table, _) = admin(&data, &["device", "list"], "").await;
+    assert_eq!(code, 0);
+    assert!(table.starts_with("ID "), "{table}");
+    assert!(table.contains("connected"), "{table}");
+
+    let pid = rustix::process::Pid::from_raw(i32::try_from(service.child.id().unwrap()).unwrap())
+        .unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    match channel.next_event().await {
+        Event::Closed(code) => assert_eq!(code, Some(1001)),
+        Event::Frame(frame) => panic!("expected a close frame, got {frame:?}"),
+    }
+    let status = tokio::time::timeout(DEADLINE, service.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        !data.join("admin.sock").exists(),
+        "the admin socket is removed"
+    );
+    let (code, _, err) = admin(&data, &["device", "list"], "").await;
+    assert_eq!(code, 3, "not running: {err}");
+    assert!(err.contains("tidings service --data-dir"), "{err}");
+}
