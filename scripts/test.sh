@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The test command (README "Tests"): installs what the tests need on a fresh Debian
+# machine, then runs the format check, clippy and every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages the build and tests need (installed only when missing, only as root).
+packages=(gcc libc6-dev pkg-config ca-certificates)
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "installing: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  else
+    echo "missing packages: ${missing[*]} (run as root, or install them with apt-get)" >&2
+    exit 1
+  fi
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo is missing: install Rust with rustup (https://rustup.rs), then run this again" >&2
+  exit 1
+fi
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+echo "== no aws-lc-rs in the dependency tree (ring is the TLS provider)"
+if cargo tree --locked --target all -i aws-lc-rs >/dev/null 2>&1; then
+  echo "aws-lc-rs is in the dependency tree; use ring-only features" >&2
+  exit 1
+fi
+echo "== cargo test"
+cargo test --locked --all-targets
+cargo test --locked --doc
