@@ -1,18 +1,26 @@
 //! Service benchmarks (`cargo bench --bench service`).
 //!
-//! 1. Durable throughput: 16 concurrent posters, each on its own keep-alive HTTP/1.1
-//!    connection, post for a fixed time; every counted post got a `201` (on disk).
-//! 2. Latency: one device holds its WebSocket channel open while an app posts at a
+//! 1. Latency: one device holds its WebSocket channel open while an app posts at a
 //!    steady 200 posts/s; for each post, the time from sending the POST to receiving
 //!    its `change` frame.
+//! 2. Durable throughput: 16 concurrent posters, each on its own keep-alive HTTP/1.1
+//!    connection, post for a fixed time; every counted post got a `201` (on disk).
 //!
-//! The service runs in-process on its own 2-thread runtime with its store on the real
-//! disk; the load generator is a minimal raw HTTP/1.1 client on a separate thread so it
+//! Each runs against a fresh service, in-process on its own 2-thread runtime with its
+//! store on the real disk (under `target/`); the load generator is a minimal raw HTTP/1.1 client on a separate thread so it
 //! costs as little CPU as possible. Tunables: `TIDINGS_BENCH_SECS` (default 10).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    missing_docs
+)]
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -43,35 +51,9 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let shutdown = CancellationToken::new();
-    let (addr, state) = server.block_on(async {
-        let state = ServiceState::open(Settings::new(dir.path().to_owned())).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        tokio::spawn(service::run(listener, state.clone(), shutdown.clone()));
-        (addr, state)
-    });
-    let client = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let target = client.block_on(provision(&addr, &state.settings.admin_socket_path()));
     let duration = Duration::from_secs(secs);
 
-    let (posts, elapsed) = client.block_on(throughput(&target, duration));
-    let rate = posts as f64 / elapsed.as_secs_f64();
-    println!(
-        "throughput: {posts} durable posts in {:.2} s with {POSTERS} posters = {rate:.0} posts/s",
-        elapsed.as_secs_f64()
-    );
-
-    let mut latencies = client.block_on(latency(&target, duration));
+    let mut latencies = with_service(|target, client| client.block_on(latency(target, duration)));
     latencies.sort_unstable();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     println!(
@@ -81,11 +63,46 @@ fn main() {
         pct(0.99).as_secs_f64() * 1e3,
         latencies.last().unwrap().as_secs_f64() * 1e3,
     );
+
+    let (posts, elapsed) =
+        with_service(|target, client| client.block_on(throughput(target, duration)));
+    let rate = posts as f64 / elapsed.as_secs_f64();
     println!(
-        "store on disk: {} MiB",
+        "throughput: {posts} durable posts in {:.2} s with {POSTERS} posters = {rate:.0} posts/s",
+        elapsed.as_secs_f64()
+    );
+}
+
+/// Runs `work` against a fresh service (own store, own 2-thread runtime), from a
+/// separate current-thread runtime for the load generator.
+fn with_service<T>(work: impl FnOnce(&Target, &tokio::runtime::Runtime) -> T) -> T {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    let (addr, state, task) = server.block_on(async {
+        let state = ServiceState::open(Settings::new(dir.path().to_owned())).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let task = tokio::spawn(service::run(listener, state.clone(), shutdown.clone()));
+        (addr, state, task)
+    });
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let target = client.block_on(provision(&addr, &state.settings.admin_socket_path()));
+    let result = work(&target, &client);
+    println!(
+        "  (store on disk: {} MiB)",
         state.store.size_on_disk().unwrap() >> 20
     );
     shutdown.cancel();
+    server.block_on(task).unwrap().unwrap();
+    result
 }
 
 async fn provision(addr: &str, admin: &std::path::Path) -> Target {
@@ -311,7 +328,7 @@ impl Http {
             body.len()
         );
         for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
+            let _ = write!(head, "{name}: {value}\r\n");
         }
         head.push_str("\r\n");
         head.push_str(body);

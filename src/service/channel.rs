@@ -23,6 +23,8 @@ use super::store::{DeviceRecord, StoreError};
 
 /// Longest wait for one frame to be written before the device counts as too slow.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for the device's side of the closing handshake.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Backlog items read from the store per page.
 const BACKLOG_PAGE: usize = 256;
 
@@ -59,7 +61,7 @@ struct Session {
 /// Runs a channel for `device` from `cursor` until it ends.
 pub async fn serve(socket: WebSocket, state: State, device: DeviceRecord, cursor: Seq) {
     let registration = state.hub.register(&device.user, &device.id);
-    let (sink, stream) = socket.split();
+    let (sink, mut stream) = socket.split();
     let mut session = Session {
         kill: registration.kill.clone(),
         state,
@@ -68,19 +70,19 @@ pub async fn serve(socket: WebSocket, state: State, device: DeviceRecord, cursor
         sent: cursor,
     };
     tracing::debug!(device = %session.device.id, %cursor, "channel open");
-    let end = match session.run(registration, stream, cursor).await {
+    let end = match session.run(registration, &mut stream, cursor).await {
         Ok(never) => match never {},
         Err(end) => end,
     };
     tracing::debug!(device = %session.device.id, ?end, "channel closed");
-    session.close(&end).await;
+    session.close(&end, &mut stream).await;
 }
 
 impl Session {
     async fn run(
         &mut self,
         mut registration: Registration,
-        mut stream: SplitStream<WebSocket>,
+        stream: &mut SplitStream<WebSocket>,
         cursor: Seq,
     ) -> Result<std::convert::Infallible, End> {
         let durable = registration.durable;
@@ -259,8 +261,10 @@ impl Session {
         }
     }
 
-    /// Sends a close frame saying why (bounded in time; the peer may not be reading).
-    async fn close(&mut self, end: &End) {
+    /// The closing handshake: sends a close frame saying why, then waits for the
+    /// device's close frame before the connection is dropped, so a device that was busy
+    /// writing still reads why (bounded in time: the device may not be reading at all).
+    async fn close(&mut self, end: &End, stream: &mut SplitStream<WebSocket>) {
         let (code, reason) = match end {
             End::Peer => return,
             End::Shutdown => (1001, "service shutting down; reconnect later"),
@@ -278,8 +282,15 @@ impl Session {
             code,
             reason: Utf8Bytes::from_static(reason),
         };
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            let _ = self.sink.send(Message::Close(Some(frame))).await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            if self.sink.send(Message::Close(Some(frame))).await.is_err() {
+                return;
+            }
+            while let Some(Ok(message)) = stream.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
             let _ = self.sink.close().await;
         })
         .await;

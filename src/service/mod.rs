@@ -112,7 +112,7 @@ pub type State = Arc<ServiceState>;
 
 impl ServiceState {
     /// Opens the store in `settings.data_dir` (created if missing, mode 0700) and wires
-    /// the hub to it. Must be called inside a tokio runtime.
+    /// the hub to it.
     pub fn open(settings: Settings) -> Result<State, ServiceError> {
         create_private_dir(&settings.data_dir)?;
         let hub = Arc::new(Hub::new(settings.send_queue));
@@ -122,7 +122,7 @@ impl ServiceState {
             settings.cache_bytes,
             Arc::new(move |changes| publisher.publish(changes)),
         )?;
-        hub.seed(store.last_seqs()?);
+        hub.seed(store.last_seqs());
         let signer = TokenSigner::new(store.token_key(auth::random_bytes()?)?);
         Ok(Arc::new(Self {
             store: Arc::new(store),

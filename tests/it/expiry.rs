@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::json;
 use tidings::protocol::{Seq, Timestamp, UserId};
 
-use crate::helpers::{TestService, note, wait_until};
+use crate::helpers::{Device, TestService, note, wait_until};
 
 #[tokio::test]
 async fn expired_notifications_are_purged_everywhere() {
@@ -60,5 +60,33 @@ async fn expired_notifications_are_purged_everywhere() {
         json!(Timestamp::now().plus(Duration::from_secs(60)).to_rfc3339());
     let reborn = service.post_ok(&app, &unsid, &short).await;
     assert_ne!(reborn.id, doomed.id);
+    assert_eq!(device.feed(2).await.len(), 1, "the new one is at seq 3");
+
+    // After a restart the indexes are rebuilt and feed positions keep growing, even
+    // though the notification that held seq 1 was purged.
+    let service = service.restart().await;
+    let device = Device {
+        url: service.url.clone(),
+        ..device
+    };
+    let feed = device.feed(0).await;
+    let seqs: Vec<u64> = feed
+        .iter()
+        .map(|item| item["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![2, 3]);
+    let latest = service
+        .post_ok(&app, &unsid, &note("contoso.com", "after restart"))
+        .await;
+    let tail = device.feed(3).await;
+    assert_eq!(tail.len(), 1);
+    assert_eq!(tail[0]["id"], latest.id.as_str());
+    assert_eq!(tail[0]["seq"], 4);
+    short["payload"]["visualContent"]["title"] = json!("replaced after restart");
+    let replaced = service.post_ok(&app, &unsid, &short).await;
+    assert_eq!(
+        replaced.id, reborn.id,
+        "the appNotificationId index survives a restart"
+    );
     service.stop().await;
 }

@@ -44,7 +44,16 @@ impl TestService {
     }
 
     pub async fn start_with(tune: impl FnOnce(&mut Settings)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), tune).await
+    }
+
+    /// Stops the service and starts a new one on the same store.
+    pub async fn restart(self) -> Self {
+        let dir = self.stop().await;
+        Self::start_in(dir, |_| {}).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, tune: impl FnOnce(&mut Settings)) -> Self {
         let mut settings = test_settings(dir.path().join("service"));
         tune(&mut settings);
         let state = ServiceState::open(settings).unwrap();
@@ -274,7 +283,11 @@ impl Channel {
                 .await
                 .expect("no frame within the deadline");
             match message {
-                None | Some(Err(_)) => return Event::Closed(None),
+                None => return Event::Closed(None),
+                Some(Err(e)) => {
+                    eprintln!("channel error: {e}");
+                    return Event::Closed(None);
+                }
                 Some(Ok(Message::Close(frame))) => {
                     return Event::Closed(frame.map(|f| u16::from(f.code)));
                 }

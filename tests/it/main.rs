@@ -12,5 +12,6 @@ mod channel;
 mod expiry;
 mod graph_api;
 mod helpers;
+mod lifecycle;
 mod process;
 mod requests;

@@ -1,14 +1,23 @@
 //! Key layouts of the service store's trees.
 //!
-//! Variable-length parts are length-prefixed so no value can run into the next part;
-//! numbers are big-endian so byte order is numeric order and range scans follow `seq`
-//! and time.
+//! The `notifications` tree holds two kinds of key, told apart by the first byte:
+//! [`NOTE`] (user, notification id) → the notification record, and [`SEQ`] (user) → the
+//! user's last `seq`, written when a purge removes records so feed positions never go
+//! back. Variable-length parts are length-prefixed so no value can run into the next.
 
-use crate::protocol::{DeviceId, NotificationId, Seq, Timestamp, UserId};
+use crate::protocol::{DeviceId, NotificationId, UserId};
 
-/// Concatenates length-prefixed parts.
-fn parts(items: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(items.iter().map(|p| p.len() + 2).sum());
+/// (user, notification id) → the notification record.
+pub(crate) const NOTE: u8 = b'N';
+/// user → the last `seq` of the user's feed (a floor kept across purges).
+pub(crate) const SEQ: u8 = b'S';
+/// (device, host) → UNSID, in `subs_by_device`.
+const DEVICE_HOST: u8 = b'D';
+
+/// Concatenates length-prefixed parts after a kind byte.
+fn parts(kind: u8, items: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + items.iter().map(|p| p.len() + 2).sum::<usize>());
+    out.push(kind);
     for item in items {
         let len = u16::try_from(item.len()).unwrap_or(u16::MAX);
         out.extend_from_slice(&len.to_be_bytes());
@@ -17,66 +26,46 @@ fn parts(items: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-/// Prefix of everything of one user in a per-user tree.
-pub(crate) fn user_prefix(user: &UserId) -> Vec<u8> {
-    parts(&[user.as_str().as_bytes()])
+/// The first part of a key, as text.
+fn first_part(key: &[u8]) -> Option<String> {
+    let len = usize::from(u16::from_be_bytes(key.get(1..3)?.try_into().ok()?));
+    let bytes = key.get(3..3 + len)?;
+    Some(String::from_utf8_lossy(bytes).into_owned())
 }
 
-/// `notes`: (user, notification id).
+/// Prefix of one user's keys of `kind`.
+pub(crate) fn user_prefix(kind: u8, user: &UserId) -> Vec<u8> {
+    parts(kind, &[user.as_str().as_bytes()])
+}
+
+/// [`NOTE`] key.
 pub(crate) fn note(user: &UserId, id: &NotificationId) -> Vec<u8> {
-    parts(&[user.as_str().as_bytes(), id.as_str().as_bytes()])
+    parts(NOTE, &[user.as_str().as_bytes(), id.as_str().as_bytes()])
 }
 
-/// `feed`: (user, seq).
-pub(crate) fn feed(user: &UserId, seq: Seq) -> Vec<u8> {
-    let mut key = user_prefix(user);
-    key.extend_from_slice(&seq.0.to_be_bytes());
-    key
+/// The user of a [`NOTE`] key.
+pub(crate) fn note_user(key: &[u8]) -> Option<UserId> {
+    first_part(key).map(UserId::new)
 }
 
-/// The `seq` at the end of a `feed` key.
-pub(crate) fn feed_seq(key: &[u8]) -> Option<Seq> {
-    let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
-    Some(Seq(u64::from_be_bytes(tail)))
+/// [`SEQ`] key.
+pub(crate) fn seq(user: &UserId) -> Vec<u8> {
+    parts(SEQ, &[user.as_str().as_bytes()])
 }
 
-/// `app_ids`: (user, host, appNotificationId).
-pub(crate) fn app_id(user: &UserId, host: &str, app_notification_id: &str) -> Vec<u8> {
-    parts(&[
-        user.as_str().as_bytes(),
-        host.as_bytes(),
-        app_notification_id.as_bytes(),
-    ])
+/// The user of a [`SEQ`] key.
+pub(crate) fn seq_user(key: &[u8]) -> Option<UserId> {
+    first_part(key).map(UserId::new)
 }
 
-/// `expiry`: (expiry time, user, notification id), so a scan from the start finds the
-/// earliest expiries first.
-pub(crate) fn expiry(at: Timestamp, user: &UserId, id: &NotificationId) -> Vec<u8> {
-    let mut key = order_preserving(at.as_millis()).to_be_bytes().to_vec();
-    key.extend_from_slice(&note(user, id));
-    key
-}
-
-/// The time at the start of an `expiry` key, and the `notes` key after it.
-pub(crate) fn split_expiry(key: &[u8]) -> Option<(Timestamp, &[u8])> {
-    let head: [u8; 8] = key.get(..8)?.try_into().ok()?;
-    let millis = u64::from_be_bytes(head) ^ (1 << 63);
-    Some((Timestamp::from_millis(millis.cast_signed()), &key[8..]))
-}
-
-/// Maps i64 to u64 keeping order (flip the sign bit).
-fn order_preserving(value: i64) -> u64 {
-    value.cast_unsigned() ^ (1 << 63)
-}
-
-/// `subs_by_device`: (device, host).
+/// `subs_by_device` key: (device, host).
 pub(crate) fn device_host(device: &DeviceId, host: &str) -> Vec<u8> {
-    parts(&[device.as_str().as_bytes(), host.as_bytes()])
+    parts(DEVICE_HOST, &[device.as_str().as_bytes(), host.as_bytes()])
 }
 
 /// Prefix of one device's subscriptions.
 pub(crate) fn device_prefix(device: &DeviceId) -> Vec<u8> {
-    parts(&[device.as_str().as_bytes()])
+    parts(DEVICE_HOST, &[device.as_str().as_bytes()])
 }
 
 #[cfg(test)]
@@ -84,21 +73,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn feed_keys_sort_by_seq_and_round_trip() {
-        let user = UserId::new("u");
-        assert!(feed(&user, Seq(2)) < feed(&user, Seq(10)));
-        assert_eq!(feed_seq(&feed(&user, Seq(258))), Some(Seq(258)));
-    }
-
-    #[test]
-    fn expiry_keys_sort_by_time_and_round_trip() {
-        let user = UserId::new("u");
+    fn users_are_read_back_from_keys() {
+        let user = UserId::new("u-1");
         let id = NotificationId::new("n");
-        let early = expiry(Timestamp::from_millis(-5), &user, &id);
-        let late = expiry(Timestamp::from_millis(1_000), &user, &id);
-        assert!(early < late);
-        let (at, rest) = split_expiry(&late).unwrap();
-        assert_eq!(at, Timestamp::from_millis(1_000));
-        assert_eq!(rest, note(&user, &id).as_slice());
+        assert_eq!(note_user(&note(&user, &id)), Some(user.clone()));
+        assert_eq!(seq_user(&seq(&user)), Some(user.clone()));
+        assert!(note(&user, &id).starts_with(&user_prefix(NOTE, &user)));
+        assert_ne!(note(&user, &id), seq(&user));
     }
 }

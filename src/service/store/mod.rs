@@ -5,15 +5,16 @@
 //! sled. A second backend would turn `Store` into a trait with the same methods.
 //!
 //! Trees: `users` (name → user), `users_by_id`, `apps` (client id → app), `devices`,
-//! `subs` (UNSID → subscription), `subs_by_device`, `notes` ((user, id) → notification),
-//! `feed` ((user, seq) → id), `app_ids` ((user, host, appNotificationId) → id),
-//! `expiry` ((time, user, id) → ()), `seqs` (user → last seq), `meta`.
+//! `subs` (UNSID → subscription), `subs_by_device`, `meta`, and `notifications`, which
+//! holds each notification with its feed, `appNotificationId`, expiry and `seq` entries
+//! (see [`keys`]) so that one atomic batch writes them all.
 //!
 //! Durability: every write that a caller is answered for goes through the group
 //! committer ([`commit`]): applied in memory, then one shared flush, then published.
 
 mod accounts;
 mod commit;
+mod index;
 mod keys;
 mod notes;
 pub mod records;
@@ -78,11 +79,7 @@ struct Trees {
     devices: Tree,
     subs: Tree,
     subs_by_device: Tree,
-    notes: Tree,
-    feed: Tree,
-    app_ids: Tree,
-    expiry: Tree,
-    seqs: Tree,
+    notifications: Tree,
     meta: Tree,
 }
 
@@ -95,11 +92,7 @@ impl Trees {
             devices: db.open_tree("devices")?,
             subs: db.open_tree("subs")?,
             subs_by_device: db.open_tree("subs_by_device")?,
-            notes: db.open_tree("notes")?,
-            feed: db.open_tree("feed")?,
-            app_ids: db.open_tree("app_ids")?,
-            expiry: db.open_tree("expiry")?,
-            seqs: db.open_tree("seqs")?,
+            notifications: db.open_tree("notifications")?,
             meta: db.open_tree("meta")?,
         })
     }
@@ -109,32 +102,34 @@ impl Trees {
 pub struct Store {
     db: sled::Db,
     trees: Trees,
-    /// Serialises notification writes so `seq` order is commit-queue order.
-    write_lock: Mutex<()>,
+    /// The in-memory indexes; the lock also serialises notification writes so that
+    /// `seq` order is commit-queue order.
+    index: Mutex<index::Index>,
     committer: Committer,
 }
 
 impl Store {
     /// Opens (or creates) the store in `dir` with a page cache of `cache_bytes`, and
     /// starts its group committer, which calls `publish` with every durable change.
-    /// Must be called inside a tokio runtime.
     pub fn open(dir: &Path, cache_bytes: u64, publish: Publish) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(dir.join("db"))
             .cache_capacity(cache_bytes)
             .open()
             .map_err(|e| match e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                sled::Error::Io(io) if is_lock_error(&io) => {
                     StoreError::Locked(dir.display().to_string())
                 }
                 other => StoreError::Sled(other),
             })?;
         let trees = Trees::open(&db)?;
-        let committer = Committer::start(db.clone(), publish);
+        let index = rebuild_index(&trees.notifications)?;
+        let committer = Committer::start(db.clone(), publish)
+            .map_err(|e| StoreError::Commit(format!("cannot start the commit thread: {e}")))?;
         Ok(Self {
             db,
             trees,
-            write_lock: Mutex::new(()),
+            index: Mutex::new(index),
             committer,
         })
     }
@@ -154,14 +149,8 @@ impl Store {
     }
 
     /// The last `seq` of every user's feed: the hub's starting point.
-    pub fn last_seqs(&self) -> Result<HashMap<UserId, Seq>, StoreError> {
-        let mut out = HashMap::new();
-        for entry in &self.trees.seqs {
-            let (key, value) = entry?;
-            let user = UserId::new(String::from_utf8_lossy(&key).into_owned());
-            out.insert(user, Seq(be_u64(&value)?));
-        }
-        Ok(out)
+    pub fn last_seqs(&self) -> HashMap<UserId, Seq> {
+        self.lock().last_seqs()
     }
 
     /// The key that signs access tokens, made on first use and kept.
@@ -182,6 +171,31 @@ impl Store {
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
     }
+}
+
+/// Rebuilds the indexes from the stored records and the `seq` floors left by purges.
+fn rebuild_index(tree: &Tree) -> Result<index::Index, StoreError> {
+    let mut index = index::Index::default();
+    for entry in tree.scan_prefix([keys::NOTE]) {
+        let (key, value) = entry?;
+        let user = keys::note_user(&key)
+            .ok_or_else(|| StoreError::Corrupt("short notification key".to_owned()))?;
+        let record: NotificationRecord = records::decode(&value)?;
+        index.put(&user, None, &record);
+    }
+    for entry in tree.scan_prefix([keys::SEQ]) {
+        let (key, value) = entry?;
+        let user =
+            keys::seq_user(&key).ok_or_else(|| StoreError::Corrupt("short seq key".to_owned()))?;
+        index.raise_seq(&user, Seq(be_u64(&value)?));
+    }
+    Ok(index)
+}
+
+/// sled reports a held lock as a custom I/O error wrapping `WouldBlock`.
+fn is_lock_error(err: &std::io::Error) -> bool {
+    err.kind() == std::io::ErrorKind::WouldBlock
+        || err.to_string().contains("could not acquire lock")
 }
 
 /// Reads a big-endian u64 value.
