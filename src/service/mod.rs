@@ -177,6 +177,12 @@ pub async fn run(
     }
     background.close();
     let app = http::router(state.clone());
+    // Channel frames are small and latency-bound: send each at once (no Nagle delay).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(state.shutdown.clone().cancelled_owned())
         .into_future();
