@@ -9,6 +9,7 @@
 //! Each runs against a fresh service, in-process on its own 2-thread runtime with its
 //! store on the real disk (under `target/`); the load generator is a minimal raw HTTP/1.1 client on a separate thread so it
 //! costs as little CPU as possible. Tunables: `TIDINGS_BENCH_SECS` (default 10).
+//! Under `cargo test` it runs for one second per part, as a smoke test.
 
 #![allow(
     clippy::unwrap_used,
@@ -51,7 +52,9 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
-    let duration = Duration::from_secs(secs);
+    // `cargo test --all-targets` runs this too, without `--bench`: a one-second smoke run.
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let duration = Duration::from_secs(if measuring { secs } else { 1 });
 
     let mut latencies = with_service(|target, client| client.block_on(latency(target, duration)));
     latencies.sort_unstable();

@@ -23,8 +23,7 @@ pub async fn run(args: ServiceArgs) -> Result<(), Failure> {
             args.listen
         )
     })?;
-    let local = listener.local_addr()?;
-    tracing::info!(data_dir = %data_dir.display(), "tidings service listening on http://{local}");
+    tracing::info!(data_dir = %data_dir.display(), "store opened");
     let shutdown = CancellationToken::new();
     tokio::spawn(wait_for_signal(shutdown.clone()));
     service::run(listener, state, shutdown).await?;

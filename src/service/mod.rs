@@ -176,6 +176,10 @@ pub async fn run(
         background.spawn(admin::serve(server, state.clone()));
     }
     background.close();
+    // Logged once everything accepts connections: scripts and tests wait for this line.
+    if let Ok(local) = listener.local_addr() {
+        tracing::info!("tidings service listening on http://{local}");
+    }
     let app = http::router(state.clone());
     // Channel frames are small and latency-bound: send each at once (no Nagle delay).
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
