@@ -199,20 +199,8 @@ async fn throughput(target: &Target, duration: Duration) -> (u64, Duration) {
             let auth = format!("Bearer {token}");
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
-                let headers = [
-                    ("Authorization", auth.as_str()),
-                    ("X-UNS-ID", unsid.as_str()),
-                ];
-                let (status, _) = conn
-                    .request(
-                        "POST",
-                        "/beta/me/notifications",
-                        &headers,
-                        "application/json",
-                        &body(&format!("{poster}-{i}")),
-                    )
+                conn.post_notification(&auth, &unsid, &format!("{poster}-{i}"))
                     .await;
-                assert_eq!(status, 201);
                 count.fetch_add(1, Ordering::Relaxed);
                 i += 1;
             }
@@ -265,20 +253,7 @@ async fn latency(target: &Target, duration: Duration) -> Vec<Duration> {
                 tokio::spawn(async move {
                     let mut conn = conn.lock().await;
                     sent.lock().await.insert(title.clone(), Instant::now());
-                    let headers = [
-                        ("Authorization", auth.as_str()),
-                        ("X-UNS-ID", unsid.as_str()),
-                    ];
-                    let (status, _) = conn
-                        .request(
-                            "POST",
-                            "/beta/me/notifications",
-                            &headers,
-                            "application/json",
-                            &body(&title),
-                        )
-                        .await;
-                    assert_eq!(status, 201);
+                    conn.post_notification(&auth, &unsid, &title).await;
                 });
             }
         })
@@ -309,6 +284,16 @@ struct Http {
 }
 
 impl Http {
+    /// Posts a notification titled `title` and checks it was stored (201).
+    async fn post_notification(&mut self, auth: &str, unsid: &str, title: &str) {
+        let headers = [("Authorization", auth), ("X-UNS-ID", unsid)];
+        let path = "/beta/me/notifications";
+        let (status, _) = self
+            .request("POST", path, &headers, "application/json", &body(title))
+            .await;
+        assert_eq!(status, 201);
+    }
+
     async fn connect(addr: &str) -> Self {
         let stream = TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();

@@ -9,10 +9,7 @@ use crate::helpers::{Event, TestService, note, wait_until};
 #[tokio::test]
 async fn an_offline_device_receives_all_100_posts_once_in_seq_order() {
     let service = TestService::start().await;
-    service.add_user("alice").await;
-    let app = service.add_app("contoso.com").await;
-    let device = service.sign_in("alice", "linux").await;
-    let unsid = device.subscribe("contoso.com").await;
+    let (app, device, unsid) = service.alice_and_contoso().await;
     let mut ids = Vec::new();
     for i in 0..100 {
         ids.push(
@@ -230,10 +227,7 @@ async fn devices_only_get_apps_they_subscribed_to_and_their_platform() {
 #[tokio::test]
 async fn a_device_that_stops_reading_is_disconnected_not_buffered() {
     let service = TestService::start_with(|s| s.send_queue = 8).await;
-    service.add_user("alice").await;
-    let app = service.add_app("contoso.com").await;
-    let device = service.sign_in("alice", "linux").await;
-    let unsid = device.subscribe("contoso.com").await;
+    let (app, device, unsid) = service.alice_and_contoso().await;
     let mut channel = device.channel(0).await;
     channel.until_synced().await;
     assert_eq!(service.device_info(&device.id).await["connected"], true);

@@ -1,5 +1,6 @@
 //! Expiry: expired notifications disappear from every API and are purged from the store.
 
+use reqwest::Method;
 use std::time::Duration;
 
 use serde_json::json;
@@ -44,10 +45,7 @@ async fn expired_notifications_are_purged_everywhere() {
     .await;
     let url = format!("{}/beta/me/notifications/{}", service.url, doomed.id);
     let get = service
-        .http
-        .get(&url)
-        .bearer_auth(&app.token)
-        .header("X-UNS-ID", &unsid)
+        .as_app(Method::GET, &url, &app, &unsid)
         .send()
         .await
         .unwrap();

@@ -1,6 +1,7 @@
 //! The Graph-compatible app API end to end: post, replace, get, delete, group delete,
 //! and the `/users/{id}` form, with a device watching its channel.
 
+use reqwest::Method;
 use serde_json::json;
 use tidings::protocol::{ServerFrame, Status};
 
@@ -54,10 +55,12 @@ async fn graph_documentation_example_reaches_a_subscribed_device() {
     assert_eq!(visual.body.as_deref(), Some("Notifications are Great!"));
 
     let fetched = service
-        .http
-        .get(format!("{}{location}", service.url))
-        .bearer_auth(&app.token)
-        .header("x-uns-id", &unsid)
+        .as_app(
+            Method::GET,
+            format!("{}{location}", service.url),
+            &app,
+            &unsid,
+        )
         .send()
         .await
         .unwrap();
@@ -68,10 +71,7 @@ async fn graph_documentation_example_reaches_a_subscribed_device() {
 #[tokio::test]
 async fn replace_keeps_the_id_resets_state_and_reaches_devices_in_place() {
     let service = TestService::start().await;
-    service.add_user("alice").await;
-    let app = service.add_app("contoso.com").await;
-    let device = service.sign_in("alice", "linux").await;
-    let unsid = device.subscribe("contoso.com").await;
+    let (app, device, unsid) = service.alice_and_contoso().await;
     let mut body = note("contoso.com", "first");
     body["appNotificationId"] = json!("order-42");
     let first = service.post_ok(&app, &unsid, &body).await;
@@ -117,10 +117,7 @@ async fn replace_keeps_the_id_resets_state_and_reaches_devices_in_place() {
 #[tokio::test]
 async fn delete_and_group_delete_reach_devices_as_tombstones() {
     let service = TestService::start().await;
-    service.add_user("alice").await;
-    let app = service.add_app("contoso.com").await;
-    let device = service.sign_in("alice", "linux").await;
-    let unsid = device.subscribe("contoso.com").await;
+    let (app, device, unsid) = service.alice_and_contoso().await;
     let single = service
         .post_ok(&app, &unsid, &note("contoso.com", "single"))
         .await;
@@ -135,10 +132,7 @@ async fn delete_and_group_delete_reach_devices_as_tombstones() {
 
     let url = format!("{}/v1.0/me/notifications/{}", service.url, single.id);
     let deleted = service
-        .http
-        .delete(&url)
-        .bearer_auth(&app.token)
-        .header("X-UNS-ID", &unsid)
+        .as_app(Method::DELETE, &url, &app, &unsid)
         .send()
         .await
         .unwrap();
@@ -147,10 +141,7 @@ async fn delete_and_group_delete_reach_devices_as_tombstones() {
     assert_eq!(tombstone.id, single.id);
     assert_eq!(tombstone.state.status, Status::Deleted);
     let again = service
-        .http
-        .get(&url)
-        .bearer_auth(&app.token)
-        .header("X-UNS-ID", &unsid)
+        .as_app(Method::GET, &url, &app, &unsid)
         .send()
         .await
         .unwrap();
@@ -158,10 +149,7 @@ async fn delete_and_group_delete_reach_devices_as_tombstones() {
 
     let group_url = format!("{}/beta/me/notifications?groupName=build-7", service.url);
     let response = service
-        .http
-        .delete(&group_url)
-        .bearer_auth(&app.token)
-        .header("X-UNS-ID", &unsid)
+        .as_app(Method::DELETE, &group_url, &app, &unsid)
         .send()
         .await
         .unwrap();
@@ -188,10 +176,12 @@ async fn users_path_accepts_me_and_the_unsid_user_only() {
     let unsid = device.subscribe("contoso.com").await;
     for (user, status) in [("me", 201), (alice.as_str(), 201), (bob.as_str(), 403)] {
         let response = service
-            .http
-            .post(format!("{}/beta/users/{user}/notifications", service.url))
-            .bearer_auth(&app.token)
-            .header("X-UNS-ID", &unsid)
+            .as_app(
+                Method::POST,
+                format!("{}/beta/users/{user}/notifications", service.url),
+                &app,
+                &unsid,
+            )
             .json(&note("contoso.com", "via users path"))
             .send()
             .await

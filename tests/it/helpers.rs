@@ -104,64 +104,46 @@ impl TestService {
     }
 
     pub async fn add_app(&self, host: &str) -> App {
-        let result = self
+        let created = self
             .admin("app.add", json!({"hostname": host}))
             .await
             .unwrap();
-        let client_id = result["clientId"].as_str().unwrap().to_owned();
-        let secret = result["clientSecret"].as_str().unwrap().to_owned();
-        let response = self
-            .http
-            .post(format!("{}/oauth2/v2.0/token", self.url))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", &client_id),
-                ("client_secret", &secret),
-                ("scope", "https://graph.microsoft.com/.default"),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let body: Value = response.json().await.unwrap();
-        App {
-            client_id,
-            token: body["access_token"].as_str().unwrap().to_owned(),
-        }
+        app_token(&self.http, &self.url, &created).await
     }
 
     /// Signs a device in for `user` (password grant) on `platform`.
     pub async fn sign_in(&self, user: &str, platform: &str) -> Device {
-        let response = self
-            .http
-            .post(format!("{}/oauth2/v2.0/token", self.url))
-            .form(&[
-                ("grant_type", "password"),
-                ("username", user),
-                ("password", &format!("{user}-pw")),
-                ("device_name", &format!("{user}-{platform}")),
-                ("platform", platform),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-        let body: Value = response.json().await.unwrap();
-        Device {
-            url: self.url.clone(),
-            id: body["device_id"].as_str().unwrap().to_owned(),
-            token: body["access_token"].as_str().unwrap().to_owned(),
-            refresh: body["refresh_token"].as_str().unwrap().to_owned(),
-            http: self.http.clone(),
-        }
+        sign_in_at(&self.http, &self.url, user, platform).await
+    }
+
+    /// The usual cast: user alice, app contoso.com, and alice's linux device subscribed
+    /// to it. Returns the app, the device and its UNSID.
+    pub async fn alice_and_contoso(&self) -> (App, Device, String) {
+        self.add_user("alice").await;
+        let app = self.add_app("contoso.com").await;
+        let device = self.sign_in("alice", "linux").await;
+        let unsid = device.subscribe("contoso.com").await;
+        (app, device, unsid)
+    }
+
+    /// A request to `url` as `app`, for the user of `unsid`.
+    pub fn as_app(
+        &self,
+        method: reqwest::Method,
+        url: impl reqwest::IntoUrl,
+        app: &App,
+        unsid: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, url)
+            .bearer_auth(&app.token)
+            .header("X-UNS-ID", unsid)
     }
 
     /// Posts a notification as `app` to `unsid`.
     pub async fn post(&self, app: &App, unsid: &str, body: &Value) -> reqwest::Response {
-        self.http
-            .post(format!("{}/beta/me/notifications", self.url))
-            .bearer_auth(&app.token)
-            .header("X-UNS-ID", unsid)
+        let url = format!("{}/beta/me/notifications", self.url);
+        self.as_app(reqwest::Method::POST, url, app, unsid)
             .json(body)
             .send()
             .await
@@ -335,6 +317,53 @@ impl Channel {
             .send(Message::Text(value.to_string().into()))
             .await
             .unwrap();
+    }
+}
+
+/// Gets an app token (client credentials) for the app `app.add` answered with.
+pub async fn app_token(http: &reqwest::Client, url: &str, created: &Value) -> App {
+    let client_id = created["clientId"].as_str().unwrap().to_owned();
+    let response = http
+        .post(format!("{url}/oauth2/v2.0/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id.as_str()),
+            ("client_secret", created["clientSecret"].as_str().unwrap()),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    App {
+        client_id,
+        token: body["access_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Signs a device of `user` (whose password is `<user>-pw`) in on `platform`.
+pub async fn sign_in_at(http: &reqwest::Client, url: &str, user: &str, platform: &str) -> Device {
+    let response = http
+        .post(format!("{url}/oauth2/v2.0/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", user),
+            ("password", &format!("{user}-pw")),
+            ("device_name", &format!("{user}-{platform}")),
+            ("platform", platform),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let body: Value = response.json().await.unwrap();
+    Device {
+        url: url.to_owned(),
+        id: body["device_id"].as_str().unwrap().to_owned(),
+        token: body["access_token"].as_str().unwrap().to_owned(),
+        refresh: body["refresh_token"].as_str().unwrap().to_owned(),
+        http: http.clone(),
     }
 }
 

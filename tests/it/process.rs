@@ -8,7 +8,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::helpers::{App, DEADLINE, Device, Event, note};
+use crate::helpers::{App, DEADLINE, Device, Event, app_token, note, sign_in_at};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidings");
 
@@ -80,44 +80,8 @@ async fn provision(data_dir: &Path, url: &str) -> (App, Device, String) {
     assert_eq!(code, 0, "{err}");
     let created: Value = serde_json::from_str(&out).unwrap();
     let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{url}/oauth2/v2.0/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", created["clientId"].as_str().unwrap()),
-            ("client_secret", created["clientSecret"].as_str().unwrap()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let app = App {
-        client_id: created["clientId"].as_str().unwrap().to_owned(),
-        token: token["access_token"].as_str().unwrap().to_owned(),
-    };
-    let signed_in: Value = http
-        .post(format!("{url}/oauth2/v2.0/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", "alice"),
-            ("password", "alice-pw"),
-            ("platform", "linux"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let device = Device {
-        url: url.to_owned(),
-        id: signed_in["device_id"].as_str().unwrap().to_owned(),
-        token: signed_in["access_token"].as_str().unwrap().to_owned(),
-        refresh: signed_in["refresh_token"].as_str().unwrap().to_owned(),
-        http,
-    };
+    let app = app_token(&http, url, &created).await;
+    let device = sign_in_at(&http, url, "alice", "linux").await;
     let unsid = device.subscribe("contoso.com").await;
     (app, device, unsid)
 }

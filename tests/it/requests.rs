@@ -1,6 +1,7 @@
 //! Bad requests: every validation rule answered 400 naming the field, 401 / 403 / 413 /
 //! 415, and compressed bodies.
 
+use reqwest::Method;
 use std::io::Write;
 use std::time::Duration;
 
@@ -29,10 +30,7 @@ async fn error_of(response: reqwest::Response) -> (u16, String, String) {
 #[tokio::test]
 async fn each_validation_rule_is_answered_400_with_the_field_named() {
     let service = TestService::start().await;
-    service.add_user("alice").await;
-    let app = service.add_app("contoso.com").await;
-    let device = service.sign_in("alice", "linux").await;
-    let unsid = device.subscribe("contoso.com").await;
+    let (app, device, unsid) = service.alice_and_contoso().await;
     let long = |n: usize| json!("x".repeat(n));
     let mut cases: Vec<(Value, &str)> = Vec::new();
     let mut set = |key: &str, value: Value, field: &'static str| {
@@ -91,10 +89,12 @@ async fn each_validation_rule_is_answered_400_with_the_field_named() {
         );
     }
     let raw = service
-        .http
-        .post(format!("{}/beta/me/notifications", service.url))
-        .bearer_auth(&app.token)
-        .header("X-UNS-ID", &unsid)
+        .as_app(
+            Method::POST,
+            format!("{}/beta/me/notifications", service.url),
+            &app,
+            &unsid,
+        )
         .header("Content-Type", "application/json")
         .body("{\"targetHostName\": ")
         .send()
@@ -122,10 +122,7 @@ async fn each_validation_rule_is_answered_400_with_the_field_named() {
 #[tokio::test]
 async fn tokens_missing_garbage_or_expired_get_401() {
     let service = TestService::start().await;
-    service.add_user("alice").await;
-    let app = service.add_app("contoso.com").await;
-    let device = service.sign_in("alice", "linux").await;
-    let unsid = device.subscribe("contoso.com").await;
+    let (app, _, unsid) = service.alice_and_contoso().await;
     let url = format!("{}/beta/me/notifications", service.url);
     let body = note("contoso.com", "t");
 
@@ -354,17 +351,11 @@ async fn an_app_of_another_host_gets_403() {
 #[tokio::test]
 async fn size_type_and_encoding_limits() {
     let service = TestService::start().await;
-    service.add_user("alice").await;
-    let app = service.add_app("contoso.com").await;
-    let device = service.sign_in("alice", "linux").await;
-    let unsid = device.subscribe("contoso.com").await;
+    let (app, device, unsid) = service.alice_and_contoso().await;
     let url = format!("{}/beta/me/notifications", service.url);
     let send = |body: Vec<u8>, content_type: &'static str, encoding: Option<&'static str>| {
         let mut request = service
-            .http
-            .post(&url)
-            .bearer_auth(&app.token)
-            .header("X-UNS-ID", &unsid)
+            .as_app(Method::POST, &url, &app, &unsid)
             .header("Content-Type", content_type)
             .body(body);
         if let Some(encoding) = encoding {
