@@ -41,7 +41,8 @@ pub struct ServiceArgs {
     /// Address to listen on (HTTP and WebSocket).
     #[arg(long, default_value = "127.0.0.1:7319", env = "TIDINGS_LISTEN")]
     pub listen: SocketAddr,
-    /// Where the store and admin socket live [default: <data dir>/tidings/service].
+    /// Where the store and admin socket live [default: ~/.local/share/tidings/service on
+    /// Linux, or $STATE_DIRECTORY under systemd].
     #[arg(long, env = "TIDINGS_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 }

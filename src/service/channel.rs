@@ -2,7 +2,7 @@
 //! cursor, `synced`, then live changes from the hub; acks, updates and deletes from the
 //! device; pings; and a close frame saying why when the channel ends.
 //!
-//! Every send waits at most [`SEND_TIMEOUT`] and gives way to the hub's kill signal and
+//! Every send waits at most `SEND_TIMEOUT` (30 s) and gives way to the hub's kill signal and
 //! to shutdown, so a device that stops reading never holds a task or memory for long.
 
 use std::time::Duration;

@@ -5,12 +5,13 @@
 //! sled. A second backend would turn `Store` into a trait with the same methods.
 //!
 //! Trees: `users` (name → user), `users_by_id`, `apps` (client id → app), `devices`,
-//! `subs` (UNSID → subscription), `subs_by_device`, `meta`, and `notifications`, which
-//! holds each notification with its feed, `appNotificationId`, expiry and `seq` entries
-//! (see [`keys`]) so that one atomic batch writes them all.
+//! `subs` (UNSID → subscription), `subs_by_device`, `meta`, and `notifications`: each
+//! notification record (which carries its `seq`) plus each user's `seq` floor. The
+//! feed, `appNotificationId` and expiry indexes are derived from the records and kept
+//! in memory (`index`), so one change is one sled insert.
 //!
 //! Durability: every write that a caller is answered for goes through the group
-//! committer ([`commit`]): applied in memory, then one shared flush, then published.
+//! committer (`commit`): applied in memory, then one shared flush, then published.
 
 mod accounts;
 mod commit;
