@@ -3,7 +3,7 @@
 
 use reqwest::Method;
 use serde_json::json;
-use tidings::protocol::{ServerFrame, Status};
+use tidings::protocol::Status;
 
 use crate::helpers::{TestService, note};
 
@@ -192,10 +192,37 @@ async fn users_path_accepts_me_and_the_unsid_user_only() {
     let (backlog, synced) = channel.until_synced().await;
     assert_eq!(backlog.len(), 2);
     assert_eq!(synced.0, 2);
-    assert!(matches!(
-        ServerFrame::Synced { seq: synced },
-        ServerFrame::Synced { .. }
-    ));
+    let id = &backlog[0].1.id;
+    for (user, method, status) in [
+        (bob.as_str(), Method::GET, 403),
+        (alice.as_str(), Method::GET, 200),
+        (bob.as_str(), Method::DELETE, 403),
+        ("me", Method::DELETE, 204),
+        (alice.as_str(), Method::GET, 404),
+    ] {
+        let url = format!("{}/v1.0/users/{user}/notifications/{id}", service.url);
+        let response = service
+            .as_app(method.clone(), url, &app, &unsid)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{method} as {user}");
+    }
+    let url = format!(
+        "{}/beta/users/{alice}/notifications?groupName=none",
+        service.url
+    );
+    let response = service
+        .as_app(Method::DELETE, url, &app, &unsid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let (_, tombstone) = channel.next_change().await;
+    assert_eq!(
+        (&tombstone.id, tombstone.state.status),
+        (id, Status::Deleted)
+    );
     service.stop().await;
 }
 

@@ -8,6 +8,7 @@
     missing_docs
 )]
 
+mod admin;
 mod channel;
 mod expiry;
 mod graph_api;
