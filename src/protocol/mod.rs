@@ -9,6 +9,7 @@ pub mod error;
 pub mod frames;
 pub mod ids;
 pub mod notification;
+pub mod stored;
 pub mod time;
 pub mod validate;
 

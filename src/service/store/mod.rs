@@ -40,12 +40,9 @@ pub enum StoreError {
     /// sled failed (I/O, or the database is locked by another process).
     #[error("store I/O error: {0}")]
     Sled(#[from] sled::Error),
-    /// A value could not be encoded.
-    #[error("could not encode a record: {0}")]
-    Encode(postcard::Error),
-    /// A stored value could not be decoded.
-    #[error("could not decode a stored record: {0}")]
-    Decode(postcard::Error),
+    /// A value could not be encoded or decoded.
+    #[error(transparent)]
+    Record(#[from] crate::protocol::stored::RecordError),
     /// A stored value is not what this build expects.
     #[error("corrupt store: {0}")]
     Corrupt(String),

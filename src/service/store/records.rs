@@ -1,38 +1,23 @@
-//! The values the service store keeps, and their versioned postcard encoding.
-//!
-//! Every value is one version byte followed by the postcard encoding of that version's
-//! struct. postcard is not self-describing, so a changed struct gets a new version
-//! number and a decoder for the old one; a record of an unknown version is an error,
-//! never a misread.
+//! The values the service store keeps (accounts); notifications use the shared
+//! [`NotificationRecord`]. All are written with the versioned encoding of
+//! [`crate::protocol::stored`].
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::protocol::{
-    ClientId, DeviceId, Notification, NotificationContent, NotificationId, Platform, Seq,
-    Timestamp, Unsid, UserId, UserState,
-};
+use crate::protocol::stored;
+pub use crate::protocol::stored::NotificationRecord;
+use crate::protocol::{ClientId, DeviceId, Platform, Seq, Timestamp, Unsid, UserId};
 
 use super::StoreError;
 
-/// The version byte every record is written with today.
-const VERSION: u8 = 1;
-
-/// Encodes a record as version byte + postcard.
+/// Encodes a record (version byte + postcard).
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    let mut out = vec![VERSION];
-    postcard::to_io(value, &mut out).map_err(StoreError::Encode)?;
-    Ok(out)
+    Ok(stored::encode(value)?)
 }
 
 /// Decodes a record written by [`encode`].
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    match bytes.split_first() {
-        Some((&VERSION, rest)) => postcard::from_bytes(rest).map_err(StoreError::Decode),
-        Some((version, _)) => Err(StoreError::Corrupt(format!(
-            "record version {version} is not known to this build"
-        ))),
-        None => Err(StoreError::Corrupt("empty record".to_owned())),
-    }
+    Ok(stored::decode(bytes)?)
 }
 
 /// A user who can sign devices in.
@@ -97,34 +82,4 @@ pub struct SubscriptionRecord {
     pub host: String,
     /// When it lapses unless renewed.
     pub expires: Timestamp,
-}
-
-/// A notification with its feed position, as stored.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct NotificationRecord {
-    /// The feed position of its latest change.
-    pub seq: Seq,
-    /// Assigned by the service.
-    pub id: NotificationId,
-    /// What the app set.
-    pub content: NotificationContent,
-    /// First created.
-    pub created: Timestamp,
-    /// Last changed.
-    pub modified: Timestamp,
-    /// The user's state.
-    pub state: UserState,
-}
-
-impl NotificationRecord {
-    /// The wire resource.
-    pub fn to_notification(&self) -> Notification {
-        Notification {
-            id: self.id.clone(),
-            content: self.content.clone(),
-            created_date_time: self.created,
-            last_modified_date_time: self.modified,
-            state: self.state,
-        }
-    }
 }

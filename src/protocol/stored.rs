@@ -1,0 +1,113 @@
+//! The versioned postcard encoding both stores (the service's and the agent's) use for
+//! their values, and the stored form of a notification.
+//!
+//! Every value is one version byte followed by the postcard encoding of that version's
+//! struct. postcard is not self-describing, so a changed struct gets a new version
+//! number and a decoder for the old one; a record of an unknown version is an error,
+//! never a misread.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use super::ids::{NotificationId, Seq};
+use super::notification::{Notification, NotificationContent, UserState};
+use super::time::Timestamp;
+
+/// The version byte every record is written with today.
+const VERSION: u8 = 1;
+
+/// A value that could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// postcard could not encode it.
+    #[error("could not encode a record: {0}")]
+    Encode(postcard::Error),
+    /// postcard could not decode it.
+    #[error("could not decode a stored record: {0}")]
+    Decode(postcard::Error),
+    /// A version this build does not know, or no bytes at all.
+    #[error("corrupt record: {0}")]
+    Version(String),
+}
+
+/// Encodes a record as version byte + postcard.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, RecordError> {
+    let mut out = vec![VERSION];
+    postcard::to_io(value, &mut out).map_err(RecordError::Encode)?;
+    Ok(out)
+}
+
+/// Decodes a record written by [`encode`].
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RecordError> {
+    match bytes.split_first() {
+        Some((&VERSION, rest)) => postcard::from_bytes(rest).map_err(RecordError::Decode),
+        Some((version, _)) => Err(RecordError::Version(format!(
+            "record version {version} is not known to this build"
+        ))),
+        None => Err(RecordError::Version("empty record".to_owned())),
+    }
+}
+
+/// A notification with its feed position, as the stores keep it. (The wire resource
+/// uses `#[serde(flatten)]`, which postcard cannot encode, so this is its flat twin.)
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationRecord {
+    /// The feed position of its latest change.
+    pub seq: Seq,
+    /// Assigned by the service.
+    pub id: NotificationId,
+    /// What the app set.
+    pub content: NotificationContent,
+    /// First created.
+    pub created: Timestamp,
+    /// Last changed.
+    pub modified: Timestamp,
+    /// The user's state.
+    pub state: UserState,
+}
+
+impl NotificationRecord {
+    /// The stored form of `notification` at `seq`.
+    pub fn new(seq: Seq, notification: Notification) -> Self {
+        Self {
+            seq,
+            id: notification.id,
+            content: notification.content,
+            created: notification.created_date_time,
+            modified: notification.last_modified_date_time,
+            state: notification.state,
+        }
+    }
+
+    /// The wire resource.
+    pub fn to_notification(&self) -> Notification {
+        Notification {
+            id: self.id.clone(),
+            content: self.content.clone(),
+            created_date_time: self.created,
+            last_modified_date_time: self.modified,
+            state: self.state,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_versions_are_refused_not_misread() {
+        let bytes = encode(&(1u64, "x".to_owned())).unwrap();
+        assert_eq!(bytes[0], VERSION);
+        assert_eq!(
+            decode::<(u64, String)>(&bytes).unwrap(),
+            (1, "x".to_owned())
+        );
+        let mut future = bytes.clone();
+        future[0] = 2;
+        assert!(matches!(
+            decode::<(u64, String)>(&future),
+            Err(RecordError::Version(_))
+        ));
+        assert!(decode::<(u64, String)>(&[]).is_err());
+    }
+}
