@@ -32,6 +32,7 @@
 //! store's group committer flushes before any writer is answered, and publishes a change
 //! to devices only after it is durable.
 
+pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod ipc;

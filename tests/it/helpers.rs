@@ -53,11 +53,26 @@ impl TestService {
         Self::start_in(dir, |_| {}).await
     }
 
+    /// Stops the service and starts a new one on the same store and the same port.
+    pub async fn restart_on_same_port(self) -> Self {
+        let addr = self.url.trim_start_matches("http://").to_owned();
+        let dir = self.stop().await;
+        Self::start_at(dir, &addr, |_| {}).await
+    }
+
     async fn start_in(dir: tempfile::TempDir, tune: impl FnOnce(&mut Settings)) -> Self {
+        Self::start_at(dir, "127.0.0.1:0", tune).await
+    }
+
+    async fn start_at(
+        dir: tempfile::TempDir,
+        addr: &str,
+        tune: impl FnOnce(&mut Settings),
+    ) -> Self {
         let mut settings = test_settings(dir.path().join("service"));
         tune(&mut settings);
         let state = ServiceState::open(settings).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind(addr).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(service::run(listener, state.clone(), shutdown.clone()));

@@ -9,6 +9,7 @@
 )]
 
 mod admin;
+mod agent;
 mod channel;
 mod expiry;
 mod graph_api;

@@ -1,0 +1,314 @@
+//! The push channel client: the service's address, the access token, one WebSocket
+//! session (receive changes in groups, store them, ack), and the reconnect backoff.
+//!
+//! It knows the wire (`protocol` frames) and the store's `apply`; the agent's loop in
+//! `mod.rs` strings sessions together.
+
+use std::time::Duration;
+
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::protocol::{ClientFrame, Notification, Seq, ServerFrame};
+
+use super::AgentError;
+use super::store::{AgentStore, Applied};
+
+/// Changes stored (and acked) together at most.
+const MAX_GROUP: usize = 1024;
+/// No frame (not even a ping) for this long means the link is dead.
+pub const DEAD_LINK: Duration = Duration::from_secs(75);
+
+/// The service the agent talks to, checked once.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    base: Url,
+}
+
+impl Endpoint {
+    /// Parses the service URL. Plain `http://` is accepted for loopback hosts only.
+    pub fn parse(text: &str) -> Result<Self, AgentError> {
+        let base = Url::parse(text).map_err(|e| {
+            AgentError::Config(format!("the service URL {text:?} is not a URL: {e}"))
+        })?;
+        match base.scheme() {
+            "http" | "ws" if is_loopback(&base) => Ok(Self { base }),
+            "http" | "ws" => Err(AgentError::Config(format!(
+                "refusing plain {}:// to {}: notifications and tokens would cross the network unencrypted; use https://",
+                base.scheme(),
+                base.host_str().unwrap_or("?")
+            ))),
+            "https" | "wss" => Err(AgentError::Config(
+                "https:// services are not supported by this build yet (TLS comes next); use a loopback http:// service".to_owned(),
+            )),
+            other => Err(AgentError::Config(format!("unsupported URL scheme {other:?}; use https://"))),
+        }
+    }
+
+    fn join(&self, path: &str) -> Result<Url, AgentError> {
+        self.base
+            .join(path)
+            .map_err(|e| AgentError::Config(format!("bad service URL: {e}")))
+    }
+
+    /// `POST /oauth2/v2.0/token`.
+    pub fn token_url(&self) -> Result<Url, AgentError> {
+        self.join("/oauth2/v2.0/token")
+    }
+
+    /// `GET /v1/me/channel?cursor=N` as a `ws://` URL.
+    pub fn channel_url(&self, cursor: Seq) -> Result<Url, AgentError> {
+        let mut url = self.join(&format!("/v1/me/channel?cursor={cursor}"))?;
+        let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+        url.set_scheme(scheme)
+            .map_err(|()| AgentError::Config("cannot make a WebSocket URL".to_owned()))?;
+        Ok(url)
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Renews the access token with the device's refresh token.
+pub async fn access_token(
+    http: &reqwest::Client,
+    endpoint: &Endpoint,
+    refresh_token: &str,
+) -> Result<String, AgentError> {
+    let response = http
+        .post(endpoint.token_url()?)
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ])
+        .send()
+        .await
+        .map_err(|e| AgentError::Network(format!("reaching the service: {e}")))?;
+    let status = response.status();
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(AgentError::SignedOut);
+    }
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|e| AgentError::Network(format!("reading the token answer: {e}")))?;
+    if !status.is_success() {
+        return Err(AgentError::Network(format!(
+            "token endpoint answered {status}: {body}"
+        )));
+    }
+    body["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| AgentError::Network("the token answer has no access_token".to_owned()))
+}
+
+/// How a session ended without an error.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The agent is shutting down.
+    Shutdown,
+    /// The service closed the channel (or the link died); reconnect.
+    Lost {
+        /// Whether the session got as far as `synced` (resets the backoff).
+        healthy: bool,
+    },
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// One connection: replays the backlog and follows live changes, storing each group
+/// durably, handing what changed to `on_applied`, then acking it (so once the service
+/// has an ack, the agent has stored and presented everything up to it).
+pub async fn session(
+    store: &AgentStore,
+    endpoint: &Endpoint,
+    token: &str,
+    shutdown: &CancellationToken,
+    on_applied: &(dyn Fn(&[Applied]) + Sync),
+) -> Result<SessionEnd, AgentError> {
+    let cursor = store.cursor()?;
+    let mut request = endpoint
+        .channel_url(cursor)?
+        .as_str()
+        .into_client_request()
+        .map_err(|e| AgentError::Network(e.to_string()))?;
+    let bearer = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| AgentError::Network("the access token is not a valid header".to_owned()))?;
+    request.headers_mut().insert("Authorization", bearer);
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .map_err(|e| AgentError::Network(format!("opening the channel: {e}")))?;
+    tracing::info!(%cursor, "channel open");
+    let mut healthy = false;
+    loop {
+        let group = tokio::select! {
+            () = shutdown.cancelled() => {
+                let _ = socket.close(None).await;
+                return Ok(SessionEnd::Shutdown);
+            }
+            group = next_group(&mut socket) => group,
+        };
+        let Some(group) = group else {
+            return Ok(SessionEnd::Lost { healthy });
+        };
+        if !group.changes.is_empty() {
+            let (applied, cursor) = store.apply(group.changes).await?;
+            on_applied(&applied);
+            ack(&mut socket, cursor).await?;
+        }
+        if group.synced && !healthy {
+            healthy = true;
+            tracing::info!("caught up with the service");
+        }
+    }
+}
+
+/// Frames received together: the changes to store, and whether `synced` came.
+#[derive(Default)]
+struct Group {
+    changes: Vec<(Seq, Notification)>,
+    synced: bool,
+}
+
+/// Waits for the next frame, then takes every frame already received (up to
+/// [`MAX_GROUP`] changes). `None` when the channel is closed or dead.
+async fn next_group(socket: &mut Socket) -> Option<Group> {
+    let mut group = Group::default();
+    let first = tokio::time::timeout(DEAD_LINK, socket.next())
+        .await
+        .ok()??;
+    take(&mut group, first.ok()?)?;
+    while group.changes.len() < MAX_GROUP {
+        match socket.next().now_or_never() {
+            Some(Some(Ok(message))) => take(&mut group, message)?,
+            Some(_) => {
+                return if group.changes.is_empty() {
+                    None
+                } else {
+                    Some(group)
+                };
+            }
+            None => break,
+        }
+    }
+    Some(group)
+}
+
+/// Adds one message to the group; `None` when it closes the channel.
+fn take(group: &mut Group, message: Message) -> Option<()> {
+    match message {
+        Message::Text(text) => match serde_json::from_str::<ServerFrame>(text.as_str()) {
+            Ok(ServerFrame::Change { seq, notification }) => {
+                group.changes.push((seq, notification));
+            }
+            Ok(ServerFrame::Synced { .. }) => group.synced = true,
+            Ok(ServerFrame::Result {
+                request_id,
+                ok,
+                error,
+            }) => {
+                tracing::debug!(request_id, ok, ?error, "result");
+            }
+            Err(e) => tracing::warn!(error = %e, "ignoring a frame the agent does not understand"),
+        },
+        Message::Close(frame) => {
+            tracing::info!(?frame, "the service closed the channel");
+            return None;
+        }
+        _ => {}
+    }
+    Some(())
+}
+
+async fn ack(socket: &mut Socket, seq: Seq) -> Result<(), AgentError> {
+    let frame = serde_json::to_string(&ClientFrame::Ack { seq })
+        .map_err(|e| AgentError::Network(e.to_string()))?;
+    socket
+        .send(Message::Text(frame.into()))
+        .await
+        .map_err(|e| AgentError::Network(format!("sending an ack: {e}")))
+}
+
+/// Reconnect delays: 250 ms doubling to 60 s, each drawn at random from the upper half
+/// (jitter, so many agents do not reconnect in step), reset after a healthy session.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(250);
+    const CAP: Duration = Duration::from_secs(60);
+
+    /// A fresh backoff.
+    pub fn new() -> Self {
+        Self { next: Self::FIRST }
+    }
+
+    /// The delay before the next attempt.
+    pub fn next_delay(&mut self) -> Duration {
+        let ceiling = self.next;
+        self.next = (self.next * 2).min(Self::CAP);
+        ceiling.mul_f64(rand::random_range(0.5..=1.0))
+    }
+
+    /// After a healthy session, start again from the shortest delay.
+    pub fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap_and_resets() {
+        let mut backoff = Backoff::new();
+        let first = backoff.next_delay();
+        assert!(first >= Duration::from_millis(125) && first <= Duration::from_millis(250));
+        for _ in 0..20 {
+            assert!(backoff.next_delay() <= Duration::from_secs(60));
+        }
+        assert!(
+            backoff.next_delay() >= Duration::from_secs(30),
+            "capped at 60 s, jitter in the upper half"
+        );
+        backoff.reset();
+        assert!(backoff.next_delay() <= Duration::from_millis(250));
+    }
+
+    #[test]
+    fn plain_http_is_for_loopback_only() {
+        assert!(Endpoint::parse("http://127.0.0.1:7319").is_ok());
+        assert!(Endpoint::parse("http://localhost:7319").is_ok());
+        assert!(Endpoint::parse("http://[::1]:7319").is_ok());
+        let err = Endpoint::parse("http://notify.example.com")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unencrypted"), "{err}");
+        let url = Endpoint::parse("http://127.0.0.1:7319")
+            .unwrap()
+            .channel_url(Seq(5))
+            .unwrap();
+        assert_eq!(url.as_str(), "ws://127.0.0.1:7319/v1/me/channel?cursor=5");
+    }
+}

@@ -1,0 +1,129 @@
+//! The device agent: keeps the push channel to the service open, stores what arrives
+//! durably before acking it, and asks the presenter to show or close toasts.
+//!
+//! Parts: [`store`] (the sled cache), [`channel`] (the push client and backoff),
+//! [`toast`] (the presenter seam). The store, channel and toast adapters do not import
+//! each other's internals beyond the store's `apply`; this loop moves data between
+//! them. The agent imports `protocol`, never the service.
+//!
+//! Built so far: the sync core (sign-in by refresh token, channel, durable cache,
+//! group commit and ack, reconnects). Still to come (see the agent issue): `tidings
+//! login`, TLS, the outbox, subscriptions, local mode, retention, `tidings agent`.
+
+pub mod channel;
+pub mod store;
+pub mod toast;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use channel::{Backoff, Endpoint, SessionEnd};
+use store::{AgentStore, AgentStoreError, Applied};
+use toast::{Presenter, ToastOp};
+
+/// How an agent runs.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The service's base URL.
+    pub service: String,
+    /// The device credential from sign-in.
+    pub refresh_token: String,
+    /// Where the agent's store lives.
+    pub data_dir: PathBuf,
+    /// sled's page cache, in bytes (small: the agent should stay light).
+    pub cache_bytes: u64,
+}
+
+impl Settings {
+    /// Defaults for a device signed in to `service`, storing in `data_dir`.
+    pub fn new(
+        service: impl Into<String>,
+        refresh_token: impl Into<String>,
+        data_dir: PathBuf,
+    ) -> Self {
+        Self {
+            service: service.into(),
+            refresh_token: refresh_token.into(),
+            data_dir,
+            cache_bytes: 4 << 20,
+        }
+    }
+}
+
+/// Errors of the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The settings cannot work (bad URL, plain HTTP to a remote host, ...).
+    #[error("{0}")]
+    Config(String),
+    /// The local store failed.
+    #[error(transparent)]
+    Store(#[from] AgentStoreError),
+    /// The service could not be reached or answered oddly; retried.
+    #[error("{0}")]
+    Network(String),
+    /// The service refused the device credential (revoked, or signed in elsewhere).
+    #[error("the service refused this device's credential (revoked?); sign in again")]
+    SignedOut,
+}
+
+impl AgentError {
+    /// Whether waiting and trying again may help.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, AgentError::Network(_))
+    }
+}
+
+/// Runs the agent until `shutdown`; then flushes its store and returns.
+pub async fn run(
+    settings: Settings,
+    presenter: Arc<dyn Presenter>,
+    shutdown: CancellationToken,
+) -> Result<(), AgentError> {
+    let endpoint = Endpoint::parse(&settings.service)?;
+    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+        AgentError::Config(format!("creating {}: {e}", settings.data_dir.display()))
+    })?;
+    let store = AgentStore::open(&settings.data_dir.join("store"), settings.cache_bytes)?;
+    let http = reqwest::Client::new();
+    let present = |applied: &[Applied]| {
+        for change in applied {
+            match toast::plan(change) {
+                ToastOp::Show(notification) => presenter.show(&notification),
+                ToastOp::Close(id) => presenter.close(&id),
+                ToastOp::Nothing => {}
+            }
+        }
+    };
+    let mut backoff = Backoff::new();
+    let result = loop {
+        let attempt = async {
+            let token = channel::access_token(&http, &endpoint, &settings.refresh_token).await?;
+            channel::session(&store, &endpoint, &token, &shutdown, &present).await
+        };
+        let outcome = tokio::select! {
+            () = shutdown.cancelled() => break Ok(()),
+            outcome = attempt => outcome,
+        };
+        match outcome {
+            Ok(SessionEnd::Shutdown) => break Ok(()),
+            Ok(SessionEnd::Lost { healthy }) => {
+                if healthy {
+                    backoff.reset();
+                }
+            }
+            Err(e) if e.is_retryable() => tracing::warn!(error = %e, "channel failed; will retry"),
+            Err(e) => break Err(e),
+        }
+        let delay = backoff.next_delay();
+        tracing::info!(?delay, "reconnecting");
+        tokio::select! {
+            () = shutdown.cancelled() => break Ok(()),
+            () = tokio::time::sleep(delay) => {}
+        }
+    };
+    store.flush().await?;
+    result
+}

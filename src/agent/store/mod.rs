@@ -1,0 +1,192 @@
+//! The agent's local cache: one sled database per user and device.
+//!
+//! One tree, `cache`, with keys told apart by their first byte:
+//! `N` + id → the notification record (versioned postcard, carries its `seq`);
+//! `Q` + seq → id, the history order; `M` + name → meta (the cursor).
+//!
+//! Changes are applied in groups ([`AgentStore::apply`]): every change of the group in
+//! one atomic batch together with the new cursor, then one flush; only then may the
+//! caller ack the cursor. A change whose `seq` is not newer than what is stored for its
+//! id changes nothing, so replays after a reconnect or a crash are harmless.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use sled::{Batch, Tree};
+
+use crate::protocol::stored::{NotificationRecord, RecordError, decode, encode};
+use crate::protocol::{Notification, NotificationId, Seq};
+
+const NOTE: u8 = b'N';
+const BY_SEQ: u8 = b'Q';
+const CURSOR: &[u8] = b"Mcursor";
+
+/// Errors of the agent's store.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentStoreError {
+    /// Another agent holds the store.
+    #[error(
+        "another tidings agent is already running for this user (its store {0} is locked); stop it first"
+    )]
+    AlreadyRunning(String),
+    /// sled failed.
+    #[error("agent store I/O error: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored value could not be read.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// A stored value is malformed.
+    #[error("corrupt agent store: {0}")]
+    Corrupt(String),
+}
+
+/// What applying one change did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// A notification seen for the first time.
+    Created(NotificationRecord),
+    /// A newer version of a known notification (replace, state change or delete).
+    Updated(NotificationRecord),
+}
+
+/// The agent's store. Open it once per process and share it.
+pub struct AgentStore {
+    db: sled::Db,
+    cache: Tree,
+}
+
+fn note_key(id: &NotificationId) -> Vec<u8> {
+    let mut key = vec![NOTE];
+    key.extend_from_slice(id.as_str().as_bytes());
+    key
+}
+
+fn seq_key(seq: Seq) -> [u8; 9] {
+    let mut key = [BY_SEQ; 9];
+    key[1..].copy_from_slice(&seq.0.to_be_bytes());
+    key
+}
+
+fn u64_of(bytes: &[u8]) -> Result<u64, AgentStoreError> {
+    let array: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| AgentStoreError::Corrupt("a number is not 8 bytes".to_owned()))?;
+    Ok(u64::from_be_bytes(array))
+}
+
+impl AgentStore {
+    /// Opens (or creates) the store in `dir`, with a page cache of `cache_bytes`.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, AgentStoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                    AgentStoreError::AlreadyRunning(dir.display().to_string())
+                }
+                other => AgentStoreError::Sled(other),
+            })?;
+        let cache = db.open_tree("cache")?;
+        Ok(Self { db, cache })
+    }
+
+    /// The highest `seq` durably applied: where the channel resumes.
+    pub fn cursor(&self) -> Result<Seq, AgentStoreError> {
+        Ok(Seq(self
+            .cache
+            .get(CURSOR)?
+            .map(|v| u64_of(&v))
+            .transpose()?
+            .unwrap_or(0)))
+    }
+
+    /// The stored record of a notification.
+    pub fn get(&self, id: &NotificationId) -> Result<Option<NotificationRecord>, AgentStoreError> {
+        Ok(self
+            .cache
+            .get(note_key(id))?
+            .map(|v| decode(&v))
+            .transpose()?)
+    }
+
+    /// Applies a group of changes received in `seq` order, moves the cursor to the last
+    /// of them and makes it all durable. Returns what changed (stale changes are left
+    /// out) and the new cursor, which the caller may now ack.
+    pub async fn apply(
+        &self,
+        changes: Vec<(Seq, Notification)>,
+    ) -> Result<(Vec<Applied>, Seq), AgentStoreError> {
+        let mut cursor = self.cursor()?;
+        let mut latest: HashMap<NotificationId, Seq> = HashMap::new();
+        let mut batch = Batch::default();
+        let mut applied = Vec::new();
+        for (seq, notification) in changes {
+            cursor = cursor.max(seq);
+            let stored_seq = match latest.get(&notification.id) {
+                Some(&s) => Some(s),
+                None => self.get(&notification.id)?.map(|r| r.seq),
+            };
+            let known = stored_seq.is_some();
+            if stored_seq.is_some_and(|s| s >= seq) {
+                continue;
+            }
+            if let Some(old) = stored_seq {
+                batch.remove(&seq_key(old));
+            }
+            let record = NotificationRecord::new(seq, notification);
+            batch.insert(note_key(&record.id), encode(&record)?);
+            batch.insert(&seq_key(seq), record.id.as_str().as_bytes());
+            latest.insert(record.id.clone(), seq);
+            applied.push(if known {
+                Applied::Updated(record)
+            } else {
+                Applied::Created(record)
+            });
+        }
+        batch.insert(CURSOR, &cursor.0.to_be_bytes());
+        self.cache.apply_batch(batch)?;
+        self.db.flush_async().await?;
+        Ok((applied, cursor))
+    }
+
+    /// Up to `limit` notifications, newest change first, with `seq` below `before`.
+    pub fn history(
+        &self,
+        limit: usize,
+        before: Option<Seq>,
+    ) -> Result<Vec<NotificationRecord>, AgentStoreError> {
+        let end = seq_key(before.unwrap_or(Seq(u64::MAX)));
+        let mut out = Vec::new();
+        for entry in self.cache.range(seq_key(Seq::ZERO)..end).rev() {
+            if out.len() == limit {
+                break;
+            }
+            let (_, id) = entry?;
+            let id = NotificationId::new(String::from_utf8_lossy(&id).into_owned());
+            if let Some(record) = self.get(&id)? {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many notifications are stored.
+    pub fn len(&self) -> usize {
+        self.cache.scan_prefix([BY_SEQ]).count()
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.cache.scan_prefix([BY_SEQ]).next().is_none()
+    }
+
+    /// Makes everything durable (at shutdown).
+    pub async fn flush(&self) -> Result<(), AgentStoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,119 @@
+//! Unit tests of the agent's store: idempotent apply, history order, the cursor, the
+//! single-instance lock.
+
+use super::*;
+use crate::protocol::{NotificationInput, Status, Timestamp, UserState};
+
+fn notification(id: &str, title: &str) -> Notification {
+    let body = format!(
+        r#"{{"targetHostName":"contoso.com","payload":{{"visualContent":{{"title":"{title}"}}}}}}"#
+    );
+    let content = NotificationInput::from_json(body.as_bytes())
+        .unwrap()
+        .validate(Timestamp::now())
+        .unwrap();
+    Notification {
+        id: NotificationId::new(id),
+        content,
+        created_date_time: Timestamp::now(),
+        last_modified_date_time: Timestamp::now(),
+        state: UserState::FRESH,
+    }
+}
+
+fn open() -> (tempfile::TempDir, AgentStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = AgentStore::open(&dir.path().join("agent"), 1 << 20).unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn changes_apply_once_and_replays_change_nothing() {
+    let (_dir, store) = open();
+    let batch = vec![
+        (Seq(1), notification("a", "one")),
+        (Seq(2), notification("b", "two")),
+    ];
+    let (applied, cursor) = store.apply(batch.clone()).await.unwrap();
+    assert_eq!(applied.len(), 2);
+    assert!(matches!(&applied[0], Applied::Created(r) if r.seq == Seq(1)));
+    assert_eq!(cursor, Seq(2));
+    let (again, cursor) = store.apply(batch).await.unwrap();
+    assert!(again.is_empty(), "a replay applies nothing");
+    assert_eq!(cursor, Seq(2));
+    assert_eq!(store.len(), 2);
+}
+
+#[tokio::test]
+async fn a_newer_change_updates_and_an_older_one_is_ignored() {
+    let (_dir, store) = open();
+    store
+        .apply(vec![(Seq(1), notification("a", "one"))])
+        .await
+        .unwrap();
+    let mut dismissed = notification("a", "one");
+    dismissed.state.status = Status::Deleted;
+    let (applied, _) = store
+        .apply(vec![
+            (Seq(5), dismissed),
+            (Seq(3), notification("a", "stale")),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(applied.len(), 1);
+    assert!(matches!(&applied[0], Applied::Updated(r) if r.seq == Seq(5)));
+    let stored = store.get(&NotificationId::new("a")).unwrap().unwrap();
+    assert_eq!((stored.seq, stored.state.status), (Seq(5), Status::Deleted));
+    assert_eq!(store.len(), 1, "one history entry per notification");
+    assert_eq!(store.cursor().unwrap(), Seq(5));
+}
+
+#[tokio::test]
+async fn history_is_newest_first_and_pages_with_before() {
+    let (_dir, store) = open();
+    let changes = (1..=5)
+        .map(|i| (Seq(i), notification(&format!("n{i}"), "t")))
+        .collect();
+    store.apply(changes).await.unwrap();
+    let newest: Vec<u64> = store
+        .history(2, None)
+        .unwrap()
+        .iter()
+        .map(|r| r.seq.0)
+        .collect();
+    assert_eq!(newest, vec![5, 4]);
+    let older: Vec<u64> = store
+        .history(10, Some(Seq(4)))
+        .unwrap()
+        .iter()
+        .map(|r| r.seq.0)
+        .collect();
+    assert_eq!(older, vec![3, 2, 1]);
+}
+
+#[tokio::test]
+async fn the_store_survives_reopening_and_refuses_a_second_opener() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent");
+    let store = AgentStore::open(&path, 1 << 20).unwrap();
+    store
+        .apply(vec![(Seq(7), notification("a", "kept"))])
+        .await
+        .unwrap();
+    let second = AgentStore::open(&path, 1 << 20);
+    let message = second.err().expect("locked").to_string();
+    assert!(message.contains("already running"), "{message}");
+    drop(store);
+    let reopened = AgentStore::open(&path, 1 << 20).unwrap();
+    assert_eq!(reopened.cursor().unwrap(), Seq(7));
+    assert_eq!(
+        reopened.history(10, None).unwrap()[0]
+            .content
+            .payload
+            .visual_content
+            .as_ref()
+            .unwrap()
+            .title,
+        "kept"
+    );
+}

@@ -1,0 +1,198 @@
+//! The agent's sync core against the real service, in-process: durable cache, acks,
+//! resume from the cursor, reconnects, and a revoked device.
+//!
+//! The presenter here is a recorder: the desktop is the one edge these tests cannot
+//! reach (the toasts issue brings dunst-based tests).
+
+use std::sync::{Arc, Mutex};
+
+use tidings::agent::store::AgentStore;
+use tidings::agent::toast::Presenter;
+use tidings::agent::{self, AgentError, Settings};
+use tidings::protocol::{Notification, NotificationId, Seq};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{Device, TestService, note, wait_until};
+
+/// Records what the agent asked to show and close (stands in for the desktop).
+#[derive(Default)]
+struct Recorder {
+    shown: Mutex<Vec<NotificationId>>,
+    closed: Mutex<Vec<NotificationId>>,
+}
+
+impl Presenter for Recorder {
+    fn show(&self, notification: &Notification) {
+        self.shown.lock().unwrap().push(notification.id.clone());
+    }
+
+    fn close(&self, id: &NotificationId) {
+        self.closed.lock().unwrap().push(id.clone());
+    }
+}
+
+impl Recorder {
+    fn shown(&self) -> usize {
+        self.shown.lock().unwrap().len()
+    }
+}
+
+/// An agent running in-process.
+struct RunningAgent {
+    recorder: Arc<Recorder>,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), AgentError>>,
+}
+
+fn start_agent(service_url: &str, device: &Device, dir: &std::path::Path) -> RunningAgent {
+    let recorder = Arc::new(Recorder::default());
+    let shutdown = CancellationToken::new();
+    let settings = Settings::new(service_url, device.refresh.clone(), dir.to_owned());
+    let task = tokio::spawn(agent::run(settings, recorder.clone(), shutdown.clone()));
+    RunningAgent {
+        recorder,
+        shutdown,
+        task,
+    }
+}
+
+impl RunningAgent {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+async fn wait_acked(service: &TestService, device: &str, seq: u64) {
+    wait_until(&format!("device {device} acks {seq}"), || async {
+        service.device_info(device).await["ackedSeq"] == seq
+    })
+    .await;
+}
+
+fn stored(dir: &std::path::Path) -> (usize, Seq) {
+    let store = AgentStore::open(&dir.join("store"), 1 << 20).unwrap();
+    (store.len(), store.cursor().unwrap())
+}
+
+#[tokio::test]
+async fn two_agents_of_one_user_both_store_what_is_posted() {
+    let service = TestService::start().await;
+    let (app, laptop, unsid) = service.alice_and_contoso().await;
+    let phone = service.sign_in("alice", "linux").await;
+    phone.subscribe("contoso.com").await;
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let on_laptop = start_agent(&service.url, &laptop, dirs.0.path());
+    let on_phone = start_agent(&service.url, &phone, dirs.1.path());
+    for i in 0..3 {
+        service
+            .post_ok(&app, &unsid, &note("contoso.com", &format!("n{i}")))
+            .await;
+    }
+    wait_acked(&service, &laptop.id, 3).await;
+    wait_acked(&service, &phone.id, 3).await;
+    assert_eq!(on_laptop.recorder.shown(), 3);
+    assert_eq!(on_phone.recorder.shown(), 3);
+    // Read elsewhere (here: through the REST API) closes the toast on both.
+    let first = on_phone.recorder.shown.lock().unwrap()[0].clone();
+    let url = format!("{}/v1/me/notifications/{first}", service.url);
+    let patch = laptop
+        .http
+        .patch(&url)
+        .bearer_auth(&laptop.token)
+        .json(&serde_json::json!({"readState": "read"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), 200);
+    wait_acked(&service, &laptop.id, 4).await;
+    wait_acked(&service, &phone.id, 4).await;
+    assert_eq!(
+        *on_phone.recorder.closed.lock().unwrap(),
+        vec![first.clone()]
+    );
+    assert_eq!(*on_laptop.recorder.closed.lock().unwrap(), vec![first]);
+    on_laptop.stop().await;
+    on_phone.stop().await;
+    assert_eq!(stored(dirs.0.path()), (3, Seq(4)));
+    assert_eq!(stored(dirs.1.path()), (3, Seq(4)));
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn a_restarted_agent_resumes_from_its_cursor_without_duplicates() {
+    let service = TestService::start().await;
+    let (app, device, unsid) = service.alice_and_contoso().await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = start_agent(&service.url, &device, dir.path());
+    for i in 0..20 {
+        service
+            .post_ok(&app, &unsid, &note("contoso.com", &format!("a{i}")))
+            .await;
+    }
+    wait_acked(&service, &device.id, 20).await;
+    first.stop().await;
+    for i in 0..20 {
+        service
+            .post_ok(&app, &unsid, &note("contoso.com", &format!("b{i}")))
+            .await;
+    }
+    let second = start_agent(&service.url, &device, dir.path());
+    wait_acked(&service, &device.id, 40).await;
+    assert_eq!(
+        second.recorder.shown(),
+        20,
+        "only what is new since the cursor"
+    );
+    second.stop().await;
+    assert_eq!(stored(dir.path()), (40, Seq(40)));
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn the_agent_reconnects_by_itself_when_the_service_restarts() {
+    let service = TestService::start().await;
+    let (app, device, unsid) = service.alice_and_contoso().await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start_agent(&service.url, &device, dir.path());
+    service
+        .post_ok(&app, &unsid, &note("contoso.com", "before"))
+        .await;
+    wait_acked(&service, &device.id, 1).await;
+    let service = service.restart_on_same_port().await;
+    for i in 0..10 {
+        service
+            .post_ok(&app, &unsid, &note("contoso.com", &format!("after {i}")))
+            .await;
+    }
+    wait_acked(&service, &device.id, 11).await;
+    assert_eq!(agent.recorder.shown(), 11);
+    agent.stop().await;
+    assert_eq!(stored(dir.path()), (11, Seq(11)));
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn a_revoked_device_stops_its_agent_with_a_clear_error() {
+    let service = TestService::start().await;
+    let (_, device, _) = service.alice_and_contoso().await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start_agent(&service.url, &device, dir.path());
+    wait_until("the agent is connected", || async {
+        service.device_info(&device.id).await["connected"] == true
+    })
+    .await;
+    service
+        .admin("device.revoke", serde_json::json!({"id": device.id}))
+        .await
+        .unwrap();
+    let result = tokio::time::timeout(crate::helpers::DEADLINE, agent.task)
+        .await
+        .unwrap()
+        .unwrap();
+    let err = result.unwrap_err();
+    assert!(matches!(err, AgentError::SignedOut), "{err}");
+    assert!(err.to_string().contains("sign in again"));
+    service.stop().await;
+}
