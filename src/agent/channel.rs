@@ -112,6 +112,39 @@ pub async fn access_token(
         .ok_or_else(|| AgentError::Network("the token answer has no access_token".to_owned()))
 }
 
+/// Signs a device in with the password grant; returns the token answer.
+pub async fn sign_in(
+    http: &reqwest::Client,
+    endpoint: &Endpoint,
+    form: &[(&str, &str)],
+) -> Result<serde_json::Value, AgentError> {
+    let response = http
+        .post(endpoint.token_url()?)
+        .form(form)
+        .send()
+        .await
+        .map_err(|e| AgentError::Network(format!("reaching the service: {e}")))?;
+    let status = response.status();
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|e| AgentError::Network(format!("reading the sign-in answer: {e}")))?;
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(AgentError::Config(
+            "the service refused the user name or password".to_owned(),
+        ));
+    }
+    if !status.is_success() {
+        let message = body["error"]["message"]
+            .as_str()
+            .unwrap_or("no reason given");
+        return Err(AgentError::Config(format!(
+            "sign-in failed ({status}): {message}"
+        )));
+    }
+    Ok(body)
+}
+
 /// How a session ended without an error.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SessionEnd {

@@ -11,6 +11,7 @@
 //! login`, TLS, the outbox, subscriptions, local mode, retention, `tidings agent`.
 
 pub mod channel;
+pub mod credentials;
 pub mod store;
 pub mod toast;
 
@@ -76,6 +77,38 @@ impl AgentError {
     }
 }
 
+/// Signs this device in to `service` as `user` (password grant) and returns the
+/// credential to save.
+pub async fn login(
+    service: &str,
+    user: &str,
+    password: &str,
+    device_name: &str,
+) -> Result<credentials::Credentials, AgentError> {
+    let endpoint = Endpoint::parse(service)?;
+    let platform = crate::protocol::Platform::current().to_string();
+    let form = [
+        ("grant_type", "password"),
+        ("username", user),
+        ("password", password),
+        ("device_name", device_name),
+        ("platform", platform.as_str()),
+    ];
+    let body = channel::sign_in(&reqwest::Client::new(), &endpoint, &form).await?;
+    let field = |name: &str| {
+        body[name]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| AgentError::Network(format!("the sign-in answer has no {name}")))
+    };
+    Ok(credentials::Credentials {
+        service: Some(service.to_owned()),
+        user: user.to_owned(),
+        device_id: field("device_id")?,
+        refresh_token: field("refresh_token")?,
+    })
+}
+
 /// Runs the agent until `shutdown`; then flushes its store and returns.
 pub async fn run(
     settings: Settings,
@@ -83,7 +116,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), AgentError> {
     let endpoint = Endpoint::parse(&settings.service)?;
-    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+    crate::config::create_private_dir(&settings.data_dir).map_err(|e| {
         AgentError::Config(format!("creating {}: {e}", settings.data_dir.display()))
     })?;
     let store = AgentStore::open(&settings.data_dir.join("store"), settings.cache_bytes)?;

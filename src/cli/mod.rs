@@ -4,6 +4,7 @@
 //! `service` wires the service's entry point to a listener and the signals.
 
 mod admin;
+mod agent;
 mod output;
 mod service;
 
@@ -33,6 +34,39 @@ pub enum Command {
     Service(ServiceArgs),
     /// Manage a running service's users, apps and devices over its admin socket.
     Admin(AdminArgs),
+    /// Run the device agent: with nothing configured, it runs the service embedded on
+    /// 127.0.0.1 and signs this device in to it (local mode).
+    Agent(AgentArgs),
+    /// Sign this device in to a service (saves the device credential).
+    Login(LoginArgs),
+}
+
+/// `tidings agent`.
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    /// The service to use (after `tidings login` to it) [default: the signed-in one, or
+    /// local mode].
+    #[arg(long, env = "TIDINGS_SERVICE")]
+    pub service: Option<String>,
+    /// Log notifications instead of showing desktop toasts.
+    #[arg(long)]
+    pub no_toasts: bool,
+}
+
+/// `tidings login`.
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// The service's URL, e.g. https://notify.example.com (plain http only for loopback).
+    pub url: String,
+    /// The user to sign in as.
+    #[arg(long)]
+    pub user: String,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// A name for this device [default: the host name].
+    #[arg(long)]
+    pub device_name: Option<String>,
 }
 
 /// `tidings service`.
@@ -137,5 +171,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Service(args) => service::run(args).await,
         Command::Admin(args) => admin::run(args).await,
+        Command::Agent(args) => agent::run(args).await,
+        Command::Login(args) => agent::login(args).await,
     }
 }

@@ -14,6 +14,7 @@ pub mod channel;
 pub mod feed;
 pub mod http;
 pub mod hub;
+pub mod provision;
 pub mod purge;
 pub mod store;
 
@@ -141,17 +142,10 @@ impl ServiceState {
 }
 
 fn create_private_dir(dir: &std::path::Path) -> Result<(), ServiceError> {
-    let io = |source| ServiceError::Io {
+    crate::config::create_private_dir(dir).map_err(|source| ServiceError::Io {
         what: format!("creating the data directory {}", dir.display()),
         source,
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
-    }
-    Ok(())
+    })
 }
 
 /// Serves HTTP on `listener` (and the admin socket) until `shutdown` is cancelled;

@@ -15,5 +15,6 @@ mod expiry;
 mod graph_api;
 mod helpers;
 mod lifecycle;
+mod local_mode;
 mod process;
 mod requests;

@@ -7,9 +7,9 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{ClientId, DeviceId, Platform, Seq, UserId};
+use crate::protocol::{ClientId, DeviceId, Platform, UserId};
 use crate::service::auth::{self, ACCESS_TOKEN_TTL, Claims};
-use crate::service::store::DeviceRecord;
+use crate::service::provision;
 use crate::service::{ServiceState, State as AppState};
 
 use super::access::live_device;
@@ -135,21 +135,10 @@ async fn password(state: &AppState, form: &TokenForm) -> Result<TokenResponse, A
         Some(user) if valid => user,
         _ => return Err(ApiError::unauthenticated("invalid user name or password")),
     };
-    let (secret, refresh_hash) = auth::new_secret()?;
-    let device = state
-        .store
-        .add_device(DeviceRecord {
-            id: DeviceId::random(),
-            user: user.id.clone(),
-            name,
-            platform,
-            refresh_hash,
-            revoked: false,
-            acked_seq: Seq::ZERO,
-            last_seen: Some(state.now()),
-            created: state.now(),
-        })
-        .await?;
+    let registered = provision::register_device(state, &user.id, name, platform)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let device = registered.device;
     tracing::info!(user = %user.name, device = %device.id, "device signed in");
     let mut response = bearer(
         state,
@@ -158,7 +147,7 @@ async fn password(state: &AppState, form: &TokenForm) -> Result<TokenResponse, A
             user: user.id,
         },
     );
-    response.refresh_token = Some(auth::refresh_token(&device.id, &secret));
+    response.refresh_token = Some(registered.refresh_token);
     Ok(response)
 }
 

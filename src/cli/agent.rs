@@ -1,0 +1,206 @@
+//! `tidings agent` and `tidings login`: the device agent, signed in to a service or,
+//! with nothing configured, in local mode: the service embedded on loopback, the OS user
+//! and this device provisioned in it. Local mode is wiring, here: the agent and the
+//! service only meet through HTTP and the channel, as with a remote service.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::credentials::Credentials;
+use crate::agent::toast::{Headless, Presenter};
+use crate::agent::{self, AgentError};
+use crate::config;
+use crate::service::{self, ServiceState, provision};
+
+use super::service::wait_for_signal;
+use super::{AgentArgs, Failure, LoginArgs};
+
+/// The local service's usual port; a free one is taken when it is busy.
+const LOCAL_PORT: u16 = 7319;
+
+/// Runs the agent in the foreground until SIGINT / SIGTERM.
+pub async fn run(args: AgentArgs) -> Result<(), Failure> {
+    let agent_dir = config::agent_data_dir()?;
+    let saved = Credentials::load(&agent_dir)?;
+    if !args.no_toasts {
+        tracing::info!(
+            "desktop toasts are not built yet; showing them in the log (as --no-toasts)"
+        );
+    }
+    let presenter: Arc<dyn Presenter> = Arc::new(Headless);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(wait_for_signal(shutdown.clone()));
+    match (args.service, saved) {
+        (None, None) => local(&agent_dir, None, presenter, shutdown).await,
+        (None, Some(creds)) if creds.service.is_none() => {
+            local(&agent_dir, Some(creds), presenter, shutdown).await
+        }
+        (None, Some(creds)) => {
+            let url = creds.service.clone().unwrap_or_default();
+            remote(&agent_dir, &url, creds, presenter, shutdown).await
+        }
+        (Some(url), Some(creds)) if creds.service.as_deref() == Some(url.as_str()) => {
+            remote(&agent_dir, &url, creds, presenter, shutdown).await
+        }
+        (Some(url), _) => Err(anyhow!(
+            "this device is not signed in to {url}; run `tidings login {url} --user NAME` first"
+        )
+        .into()),
+    }
+}
+
+async fn remote(
+    agent_dir: &Path,
+    url: &str,
+    creds: Credentials,
+    presenter: Arc<dyn Presenter>,
+    shutdown: CancellationToken,
+) -> Result<(), Failure> {
+    tracing::info!(service = url, user = %creds.user, device = %creds.device_id, "agent starting");
+    let settings = agent::Settings::new(url, creds.refresh_token, agent_dir.to_owned());
+    agent::run(settings, presenter, shutdown).await?;
+    Ok(())
+}
+
+async fn local(
+    agent_dir: &Path,
+    saved: Option<Credentials>,
+    presenter: Arc<dyn Presenter>,
+    shutdown: CancellationToken,
+) -> Result<(), Failure> {
+    let service_dir = config::service_data_dir()?;
+    let state = ServiceState::open(service::Settings::new(service_dir.clone())).with_context(|| {
+        format!(
+            "starting the local service in {}; if `tidings service` runs there, sign this device in to it with `tidings login` instead",
+            service_dir.display()
+        )
+    })?;
+    let listener = bind_loopback().await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let url_file = write_url_file(&url)?;
+    let service_task = tokio::spawn(service::run(listener, state.clone(), shutdown.clone()));
+    let creds = match saved {
+        Some(creds) if device_is_live(&state, &creds.device_id)? => creds,
+        _ => provision_this_device(&state, agent_dir).await?,
+    };
+    tracing::info!(service = %url, user = %creds.user, "agent starting in local mode");
+    let settings = agent::Settings::new(url, creds.refresh_token, agent_dir.to_owned());
+    let result = agent::run(settings, presenter, shutdown.clone()).await;
+    shutdown.cancel();
+    let served = service_task
+        .await
+        .map_err(|e| anyhow!("the local service task failed: {e}"))?;
+    let _ = std::fs::remove_file(&url_file);
+    served?;
+    result?;
+    Ok(())
+}
+
+/// 127.0.0.1:7319, or any free port when another process has it.
+async fn bind_loopback() -> anyhow::Result<TcpListener> {
+    match TcpListener::bind(("127.0.0.1", LOCAL_PORT)).await {
+        Ok(listener) => Ok(listener),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            tracing::info!("port {LOCAL_PORT} is taken; the local service uses a free port");
+            Ok(TcpListener::bind(("127.0.0.1", 0)).await?)
+        }
+        Err(e) => Err(e).context("binding the local service to 127.0.0.1"),
+    }
+}
+
+/// Writes the local service's URL to `<runtime dir>/service.url` for other commands.
+fn write_url_file(url: &str) -> anyhow::Result<PathBuf> {
+    let dir = config::runtime_dir()?;
+    config::create_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let file = dir.join("service.url");
+    std::fs::write(&file, format!("{url}\n"))
+        .with_context(|| format!("writing {}", file.display()))?;
+    Ok(file)
+}
+
+fn device_is_live(state: &ServiceState, id: &str) -> anyhow::Result<bool> {
+    let device = state.store.device(&crate::protocol::DeviceId::new(id))?;
+    Ok(device.is_some_and(|d| !d.revoked))
+}
+
+async fn provision_this_device(
+    state: &ServiceState,
+    agent_dir: &Path,
+) -> anyhow::Result<Credentials> {
+    let user = os_user();
+    let registered = provision::local_device(state, &user, host_name()).await?;
+    let creds = Credentials {
+        service: None,
+        user,
+        device_id: registered.device.id.to_string(),
+        refresh_token: registered.refresh_token,
+    };
+    creds.save(agent_dir)?;
+    tracing::info!(user = %creds.user, device = %creds.device_id, "provisioned this device in the local service");
+    Ok(creds)
+}
+
+/// The OS user's name, the local service's user.
+fn os_user() -> String {
+    ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "me".to_owned())
+}
+
+/// This machine's name, the device's name.
+fn host_name() -> String {
+    #[cfg(unix)]
+    let name = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    #[cfg(not(unix))]
+    let name = std::env::var("COMPUTERNAME").unwrap_or_default();
+    if name.is_empty() {
+        "this device".to_owned()
+    } else {
+        name
+    }
+}
+
+/// `tidings login URL --user NAME`.
+pub async fn login(args: LoginArgs) -> Result<(), Failure> {
+    let agent_dir = config::agent_data_dir()?;
+    // Refuse a URL the agent could not use before asking for a password.
+    crate::agent::channel::Endpoint::parse(&args.url).map_err(|e| anyhow!(e))?;
+    let password = read_password(&args.user, args.password_stdin)?;
+    let device_name = args.device_name.unwrap_or_else(host_name);
+    let creds = agent::login(&args.url, &args.user, &password, &device_name)
+        .await
+        .map_err(|e: AgentError| anyhow!(e))?;
+    creds.save(&agent_dir)?;
+    println!(
+        "signed in to {} as {} (device {}); start the agent with `tidings agent`",
+        args.url, creds.user, creds.device_id
+    );
+    Ok(())
+}
+
+fn read_password(user: &str, from_stdin: bool) -> anyhow::Result<String> {
+    let password = if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password")?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    } else {
+        rpassword::prompt_password(format!("password for {user}: "))
+            .context("reading the password")?
+    };
+    if password.is_empty() {
+        anyhow::bail!("no password given");
+    }
+    Ok(password)
+}

@@ -1,0 +1,245 @@
+//! `tidings agent` as a user runs it: the real binary, with its own HOME and XDG
+//! directories, in local mode (nothing configured).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde_json::{Value, json};
+use tidings::agent::credentials::Credentials;
+use tidings::agent::store::AgentStore;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::{DEADLINE, wait_until};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tidings");
+
+/// A private HOME with XDG directories, as a fresh login would have.
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        let private = std::os::unix::fs::PermissionsExt::from_mode(0o700);
+        std::fs::set_permissions(&run, private).unwrap();
+        Self { dir }
+    }
+
+    fn path(&self, rest: &str) -> PathBuf {
+        self.dir.path().join(rest)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env_clear()
+            .env("HOME", self.dir.path())
+            .env("XDG_DATA_HOME", self.path("data"))
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("XDG_RUNTIME_DIR", self.path("run"))
+            .env("USER", "tester")
+            .env("TIDINGS_LOG", "info")
+            .kill_on_drop(true);
+        command
+    }
+
+    fn agent(&self) -> Child {
+        let mut child = self
+            .command(&["agent", "--no-toasts"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        child
+    }
+
+    async fn admin_json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["admin"];
+        all.extend_from_slice(args);
+        all.push("--json");
+        let output = self.command(&all).output().await.unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    fn agent_dir(&self) -> PathBuf {
+        self.path("data/tidings/agent")
+    }
+}
+
+async fn wait_for_file(path: &Path) -> String {
+    wait_until(&format!("{} exists", path.display()), || async {
+        path.exists()
+    })
+    .await;
+    std::fs::read_to_string(path).unwrap()
+}
+
+async fn terminate(mut child: Child) {
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id().unwrap()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = tokio::time::timeout(DEADLINE, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "SIGTERM ends the agent cleanly");
+}
+
+#[tokio::test]
+async fn the_agent_binary_runs_local_mode_with_nothing_configured() {
+    let home = Home::new();
+    let agent = home.agent();
+    let url = wait_for_file(&home.path("run/tidings/service.url"))
+        .await
+        .trim()
+        .to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    wait_for_file(&home.agent_dir().join("credentials.toml")).await;
+    let creds = Credentials::load(&home.agent_dir()).unwrap().unwrap();
+    assert_eq!(
+        (creds.service.as_deref(), creds.user.as_str()),
+        (None, "tester")
+    );
+
+    // A note to my own devices, posted the way any device client would.
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("{url}/oauth2/v2.0/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", creds.refresh_token.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let posted = http
+        .post(format!("{url}/v1/me/notifications"))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .json(&json!({"payload": {"visualContent": {"title": "hello from local mode"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 201);
+    wait_until("the agent acks the note", || async {
+        let devices = home.admin_json(&["device", "list"]).await;
+        devices[0]["ackedSeq"] == 1
+    })
+    .await;
+    let devices = home.admin_json(&["device", "list"]).await;
+    assert_eq!(
+        (devices[0]["user"].clone(), devices[0]["connected"].clone()),
+        (json!("tester"), json!(true))
+    );
+    terminate(agent).await;
+    assert!(
+        !home.path("run/tidings/service.url").exists(),
+        "the URL file is removed"
+    );
+
+    let store = AgentStore::open(&home.agent_dir().join("store"), 1 << 20).unwrap();
+    let history = store.history(10, None).unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(
+        history[0]
+            .content
+            .payload
+            .visual_content
+            .as_ref()
+            .unwrap()
+            .title,
+        "hello from local mode"
+    );
+    drop(store);
+
+    // A second start reuses the device instead of registering another.
+    let again = home.agent();
+    wait_for_file(&home.path("run/tidings/service.url")).await;
+    wait_until("the agent reconnects", || async {
+        home.admin_json(&["device", "list"]).await[0]["connected"] == true
+    })
+    .await;
+    assert_eq!(
+        home.admin_json(&["device", "list"])
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    terminate(again).await;
+}
+
+#[tokio::test]
+async fn login_then_agent_connects_to_that_service() {
+    let service = crate::helpers::TestService::start().await;
+    service.add_user("alice").await;
+    let home = Home::new();
+    let refused = home
+        .command(&[
+            "login",
+            "http://notify.example.com",
+            "--user",
+            "alice",
+            "--password-stdin",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("unencrypted"));
+    let mut login = home
+        .command(&[
+            "login",
+            &service.url,
+            "--user",
+            "alice",
+            "--password-stdin",
+            "--device-name",
+            "laptop",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(login.stdin.as_mut().unwrap(), b"alice-pw\n")
+        .await
+        .unwrap();
+    let output = login.wait_with_output().await.unwrap();
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("signed in"));
+    let creds = Credentials::load(&home.agent_dir()).unwrap().unwrap();
+    assert_eq!(creds.service.as_deref(), Some(service.url.as_str()));
+
+    let other = home
+        .command(&["agent", "--service", "http://127.0.0.1:1"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(other.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&other.stderr).contains("tidings login"));
+
+    let agent = home.agent();
+    wait_until("the agent connects", || async {
+        service.device_info(&creds.device_id).await["connected"] == true
+    })
+    .await;
+    assert_eq!(
+        service.device_info(&creds.device_id).await["name"],
+        "laptop"
+    );
+    terminate(agent).await;
+    service.stop().await;
+}
