@@ -12,10 +12,14 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::protocol::{ClientFrame, Notification, Seq, ServerFrame};
+use std::collections::HashSet;
+
+use tokio::sync::Notify;
+
+use crate::protocol::{ClientFrame, ErrorCode, ErrorDetail, Notification, Seq, ServerFrame};
 
 use super::AgentError;
-use super::store::{AgentStore, Applied};
+use super::store::{AgentStore, Applied, LocalChange};
 
 /// Changes stored (and acked) together at most.
 const MAX_GROUP: usize = 1024;
@@ -160,6 +164,14 @@ pub enum SessionEnd {
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// What can interrupt a session besides the service.
+pub struct Signals<'a> {
+    /// The agent is stopping.
+    pub shutdown: &'a CancellationToken,
+    /// The outbox has new changes to send.
+    pub outbox: &'a Notify,
+}
+
 /// One connection: replays the backlog and follows live changes, storing each group
 /// durably, handing what changed to `on_applied`, then acking it (so once the service
 /// has an ack, the agent has stored and presented everything up to it).
@@ -167,7 +179,7 @@ pub async fn session(
     store: &AgentStore,
     endpoint: &Endpoint,
     token: &str,
-    shutdown: &CancellationToken,
+    signals: &Signals<'_>,
     on_applied: &(dyn Fn(&[Applied]) + Sync),
 ) -> Result<SessionEnd, AgentError> {
     let cursor = store.cursor()?;
@@ -185,11 +197,17 @@ pub async fn session(
         .map_err(|e| AgentError::Network(format!("opening the channel: {e}")))?;
     tracing::info!(%cursor, "channel open");
     let mut healthy = false;
+    let mut sent = HashSet::new();
+    send_outbox(&mut socket, store, &mut sent).await?;
     loop {
         let group = tokio::select! {
-            () = shutdown.cancelled() => {
+            () = signals.shutdown.cancelled() => {
                 let _ = socket.close(None).await;
                 return Ok(SessionEnd::Shutdown);
+            }
+            () = signals.outbox.notified() => {
+                send_outbox(&mut socket, store, &mut sent).await?;
+                continue;
             }
             group = next_group(&mut socket) => group,
         };
@@ -201,6 +219,9 @@ pub async fn session(
             on_applied(&applied);
             ack(&mut socket, cursor).await?;
         }
+        for (request_id, ok, error) in group.results {
+            settle(store, &mut sent, &request_id, ok, error.as_ref())?;
+        }
         if group.synced && !healthy {
             healthy = true;
             tracing::info!("caught up with the service");
@@ -208,11 +229,68 @@ pub async fn session(
     }
 }
 
-/// Frames received together: the changes to store, and whether `synced` came.
+/// Sends every outbox change not yet sent on this connection.
+async fn send_outbox(
+    socket: &mut Socket,
+    store: &AgentStore,
+    sent: &mut HashSet<String>,
+) -> Result<(), AgentError> {
+    for entry in store.outbox()? {
+        if sent.contains(&entry.request_id) {
+            continue;
+        }
+        let frame = match entry.change {
+            LocalChange::Update(patch) => ClientFrame::Update {
+                request_id: entry.request_id.clone(),
+                id: entry.id,
+                read_state: patch.read_state,
+                user_action_state: patch.user_action_state,
+            },
+            LocalChange::Delete => ClientFrame::Delete {
+                request_id: entry.request_id.clone(),
+                id: entry.id,
+            },
+        };
+        send(socket, &frame).await?;
+        sent.insert(entry.request_id);
+    }
+    Ok(())
+}
+
+/// Handles the service's answer to an outbox change: applied, or refused for good
+/// (the notification is gone, or the change is invalid), drops it; a transient
+/// failure leaves it for the next connection.
+fn settle(
+    store: &AgentStore,
+    sent: &mut HashSet<String>,
+    request_id: &str,
+    ok: bool,
+    error: Option<&ErrorDetail>,
+) -> Result<(), AgentError> {
+    tracing::debug!(request_id, ok, "outbox answer");
+    let permanent =
+        error.is_some_and(|e| matches!(e.code, ErrorCode::NotFound | ErrorCode::InvalidRequest));
+    if ok || permanent {
+        if !ok {
+            tracing::warn!(
+                request_id,
+                ?error,
+                "the service refused a local change; dropped"
+            );
+        }
+        store.confirm(request_id)?;
+    }
+    sent.remove(request_id);
+    Ok(())
+}
+
+/// Frames received together: the changes to store, whether `synced` came, and the
+/// answers to outbox changes.
 #[derive(Default)]
 struct Group {
     changes: Vec<(Seq, Notification)>,
     synced: bool,
+    results: Vec<(String, bool, Option<ErrorDetail>)>,
 }
 
 /// Waits for the next frame, then takes every frame already received (up to
@@ -251,9 +329,7 @@ fn take(group: &mut Group, message: Message) -> Option<()> {
                 request_id,
                 ok,
                 error,
-            }) => {
-                tracing::debug!(request_id, ok, ?error, "result");
-            }
+            }) => group.results.push((request_id, ok, error)),
             Err(e) => tracing::warn!(error = %e, "ignoring a frame the agent does not understand"),
         },
         Message::Close(frame) => {
@@ -266,12 +342,15 @@ fn take(group: &mut Group, message: Message) -> Option<()> {
 }
 
 async fn ack(socket: &mut Socket, seq: Seq) -> Result<(), AgentError> {
-    let frame = serde_json::to_string(&ClientFrame::Ack { seq })
-        .map_err(|e| AgentError::Network(e.to_string()))?;
+    send(socket, &ClientFrame::Ack { seq }).await
+}
+
+async fn send(socket: &mut Socket, frame: &ClientFrame) -> Result<(), AgentError> {
+    let text = serde_json::to_string(frame).map_err(|e| AgentError::Network(e.to_string()))?;
     socket
-        .send(Message::Text(frame.into()))
+        .send(Message::Text(text.into()))
         .await
-        .map_err(|e| AgentError::Network(format!("sending an ack: {e}")))
+        .map_err(|e| AgentError::Network(format!("sending to the service: {e}")))
 }
 
 /// Reconnect delays: 250 ms doubling to 60 s, each drawn at random from the upper half

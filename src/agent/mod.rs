@@ -6,9 +6,9 @@
 //! each other's internals beyond the store's `apply`; this loop moves data between
 //! them. The agent imports `protocol`, never the service.
 //!
-//! Built so far: the sync core (sign-in by refresh token, channel, durable cache,
-//! group commit and ack, reconnects). Still to come (see the agent issue): `tidings
-//! login`, TLS, the outbox, subscriptions, local mode, retention, `tidings agent`.
+//! Built so far: the sync core (refresh-token sign-in, channel, durable cache, group
+//! commit and ack, reconnects with backoff), the outbox, `login` and local mode (in
+//! `cli`). Still to come (see the agent issue): TLS, subscriptions, retention.
 
 pub mod channel;
 pub mod credentials;
@@ -18,10 +18,12 @@ pub mod toast;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::protocol::NotificationId;
 use channel::{Backoff, Endpoint, SessionEnd};
-use store::{AgentStore, AgentStoreError, Applied};
+use store::{AgentStore, AgentStoreError, Applied, LocalChange};
 use toast::{Presenter, ToastOp};
 
 /// How an agent runs.
@@ -115,48 +117,119 @@ pub async fn run(
     presenter: Arc<dyn Presenter>,
     shutdown: CancellationToken,
 ) -> Result<(), AgentError> {
-    let endpoint = Endpoint::parse(&settings.service)?;
-    crate::config::create_private_dir(&settings.data_dir).map_err(|e| {
-        AgentError::Config(format!("creating {}: {e}", settings.data_dir.display()))
-    })?;
-    let store = AgentStore::open(&settings.data_dir.join("store"), settings.cache_bytes)?;
-    let http = reqwest::Client::new();
-    let present = |applied: &[Applied]| {
+    Agent::open(settings, presenter)?.run(shutdown).await
+}
+
+/// An agent whose store is open, before and while it runs.
+pub struct Agent {
+    settings: Settings,
+    endpoint: Endpoint,
+    handle: AgentHandle,
+}
+
+/// What local callers (IPC, tests) use to read the cache and change state while the
+/// agent runs. Cheap to clone.
+#[derive(Clone)]
+pub struct AgentHandle {
+    store: Arc<AgentStore>,
+    outbox: Arc<Notify>,
+    presenter: Arc<dyn Presenter>,
+}
+
+impl Agent {
+    /// Checks the settings and opens the store (refusing a second agent).
+    pub fn open(settings: Settings, presenter: Arc<dyn Presenter>) -> Result<Self, AgentError> {
+        let endpoint = Endpoint::parse(&settings.service)?;
+        crate::config::create_private_dir(&settings.data_dir).map_err(|e| {
+            AgentError::Config(format!("creating {}: {e}", settings.data_dir.display()))
+        })?;
+        let store = AgentStore::open(&settings.data_dir.join("store"), settings.cache_bytes)?;
+        let handle = AgentHandle {
+            store: Arc::new(store),
+            outbox: Arc::new(Notify::new()),
+            presenter,
+        };
+        Ok(Self {
+            settings,
+            endpoint,
+            handle,
+        })
+    }
+
+    /// The handle for local callers.
+    pub fn handle(&self) -> AgentHandle {
+        self.handle.clone()
+    }
+
+    /// Keeps the channel open (reconnecting with backoff) until `shutdown`, then
+    /// flushes the store.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), AgentError> {
+        let http = reqwest::Client::new();
+        let handle = &self.handle;
+        let present = |applied: &[Applied]| handle.present(applied);
+        let signals = channel::Signals {
+            shutdown: &shutdown,
+            outbox: &handle.outbox,
+        };
+        let mut backoff = Backoff::new();
+        let result = loop {
+            let attempt = async {
+                let token =
+                    channel::access_token(&http, &self.endpoint, &self.settings.refresh_token)
+                        .await?;
+                channel::session(&handle.store, &self.endpoint, &token, &signals, &present).await
+            };
+            let outcome = tokio::select! {
+                () = shutdown.cancelled() => break Ok(()),
+                outcome = attempt => outcome,
+            };
+            match outcome {
+                Ok(SessionEnd::Shutdown) => break Ok(()),
+                Ok(SessionEnd::Lost { healthy: true }) => backoff.reset(),
+                Ok(SessionEnd::Lost { healthy: false }) => {}
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(error = %e, "channel failed; will retry");
+                }
+                Err(e) => break Err(e),
+            }
+            let delay = backoff.next_delay();
+            tracing::info!(?delay, "reconnecting");
+            tokio::select! {
+                () = shutdown.cancelled() => break Ok(()),
+                () = tokio::time::sleep(delay) => {}
+            }
+        };
+        handle.store.flush().await?;
+        result
+    }
+}
+
+impl AgentHandle {
+    /// The local cache.
+    pub fn store(&self) -> &AgentStore {
+        &self.store
+    }
+
+    /// Changes notifications here at once and queues the change for every other device
+    /// (through the service). Returns how many were changed.
+    pub async fn change(
+        &self,
+        ids: &[NotificationId],
+        change: LocalChange,
+    ) -> Result<usize, AgentError> {
+        let applied = self.store.change_locally(ids, change).await?;
+        self.present(&applied);
+        self.outbox.notify_one();
+        Ok(applied.len())
+    }
+
+    fn present(&self, applied: &[Applied]) {
         for change in applied {
             match toast::plan(change) {
-                ToastOp::Show(notification) => presenter.show(&notification),
-                ToastOp::Close(id) => presenter.close(&id),
+                ToastOp::Show(notification) => self.presenter.show(&notification),
+                ToastOp::Close(id) => self.presenter.close(&id),
                 ToastOp::Nothing => {}
             }
         }
-    };
-    let mut backoff = Backoff::new();
-    let result = loop {
-        let attempt = async {
-            let token = channel::access_token(&http, &endpoint, &settings.refresh_token).await?;
-            channel::session(&store, &endpoint, &token, &shutdown, &present).await
-        };
-        let outcome = tokio::select! {
-            () = shutdown.cancelled() => break Ok(()),
-            outcome = attempt => outcome,
-        };
-        match outcome {
-            Ok(SessionEnd::Shutdown) => break Ok(()),
-            Ok(SessionEnd::Lost { healthy }) => {
-                if healthy {
-                    backoff.reset();
-                }
-            }
-            Err(e) if e.is_retryable() => tracing::warn!(error = %e, "channel failed; will retry"),
-            Err(e) => break Err(e),
-        }
-        let delay = backoff.next_delay();
-        tracing::info!(?delay, "reconnecting");
-        tokio::select! {
-            () = shutdown.cancelled() => break Ok(()),
-            () = tokio::time::sleep(delay) => {}
-        }
-    };
-    store.flush().await?;
-    result
+    }
 }

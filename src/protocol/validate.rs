@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, de};
+use serde::{Deserialize, Deserializer, Serialize, de};
 
 use super::enums::{Platform, Priority, ReadState, UserActionState};
 use super::notification::{JsonObject, NotificationContent, Payload, TargetPolicy, VisualContent};
@@ -298,7 +298,7 @@ fn validate_target_policy(
 }
 
 /// A device's change to a notification's state (`PATCH` body or channel `update`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatePatch {
     /// New read state.
@@ -312,6 +312,16 @@ impl StatePatch {
     pub fn from_json(bytes: &[u8]) -> Result<Self, ValidationError> {
         let patch: StatePatch = parse_json(bytes)?;
         patch.check()
+    }
+
+    /// Applies the patch to a state.
+    pub fn apply_to(self, state: &mut crate::protocol::UserState) {
+        if let Some(read) = self.read_state {
+            state.read_state = read;
+        }
+        if let Some(action) = self.user_action_state {
+            state.user_action_state = action;
+        }
     }
 
     /// Refuses an empty patch.

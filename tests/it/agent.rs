@@ -6,10 +6,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use tidings::agent::store::AgentStore;
+use tidings::agent::store::{AgentStore, LocalChange};
 use tidings::agent::toast::Presenter;
-use tidings::agent::{self, AgentError, Settings};
+use tidings::agent::{Agent, AgentError, AgentHandle, Settings};
+use tidings::protocol::validate::StatePatch;
 use tidings::protocol::{Notification, NotificationId, Seq};
+use tidings::protocol::{ReadState, UserActionState};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -41,6 +43,7 @@ impl Recorder {
 /// An agent running in-process.
 struct RunningAgent {
     recorder: Arc<Recorder>,
+    handle: AgentHandle,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), AgentError>>,
 }
@@ -49,9 +52,12 @@ fn start_agent(service_url: &str, device: &Device, dir: &std::path::Path) -> Run
     let recorder = Arc::new(Recorder::default());
     let shutdown = CancellationToken::new();
     let settings = Settings::new(service_url, device.refresh.clone(), dir.to_owned());
-    let task = tokio::spawn(agent::run(settings, recorder.clone(), shutdown.clone()));
+    let agent = Agent::open(settings, recorder.clone()).unwrap();
+    let handle = agent.handle();
+    let task = tokio::spawn(agent.run(shutdown.clone()));
     RunningAgent {
         recorder,
+        handle,
         shutdown,
         task,
     }
@@ -194,5 +200,132 @@ async fn a_revoked_device_stops_its_agent_with_a_clear_error() {
     let err = result.unwrap_err();
     assert!(matches!(err, AgentError::SignedOut), "{err}");
     assert!(err.to_string().contains("sign in again"));
+    service.stop().await;
+}
+
+fn dismiss() -> LocalChange {
+    LocalChange::Update(StatePatch {
+        read_state: Some(ReadState::Read),
+        user_action_state: Some(UserActionState::Dismissed),
+    })
+}
+
+#[tokio::test]
+async fn a_dismiss_on_one_agent_reaches_the_others_store() {
+    let service = TestService::start().await;
+    let (app, laptop, unsid) = service.alice_and_contoso().await;
+    let phone = service.sign_in("alice", "linux").await;
+    phone.subscribe("contoso.com").await;
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let on_laptop = start_agent(&service.url, &laptop, dirs.0.path());
+    let on_phone = start_agent(&service.url, &phone, dirs.1.path());
+    let posted = service
+        .post_ok(&app, &unsid, &note("contoso.com", "dismiss me"))
+        .await;
+    wait_acked(&service, &laptop.id, 1).await;
+    wait_acked(&service, &phone.id, 1).await;
+
+    let started = tokio::time::Instant::now();
+    assert_eq!(
+        on_laptop
+            .handle
+            .change(std::slice::from_ref(&posted.id), dismiss())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        *on_laptop.recorder.closed.lock().unwrap(),
+        vec![posted.id.clone()],
+        "closed here at once"
+    );
+    wait_until("the dismiss reaches the phone's store", || async {
+        let record = on_phone.handle.store().get(&posted.id).unwrap().unwrap();
+        record.state.user_action_state == UserActionState::Dismissed
+    })
+    .await;
+    eprintln!(
+        "dismiss reached the other agent's store in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        *on_phone.recorder.closed.lock().unwrap(),
+        vec![posted.id.clone()]
+    );
+    wait_until("the laptop's outbox is confirmed", || async {
+        on_laptop.handle.store().outbox().unwrap().is_empty()
+    })
+    .await;
+    on_laptop.stop().await;
+    on_phone.stop().await;
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn changes_made_offline_survive_a_restart_and_sync_on_reconnect() {
+    let service = TestService::start().await;
+    let (app, device, unsid) = service.alice_and_contoso().await;
+    let observer = service.sign_in("alice", "linux").await;
+    observer.subscribe("contoso.com").await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start_agent(&service.url, &device, dir.path());
+    let kept = service
+        .post_ok(&app, &unsid, &note("contoso.com", "keep"))
+        .await;
+    let gone = service
+        .post_ok(&app, &unsid, &note("contoso.com", "delete"))
+        .await;
+    wait_acked(&service, &device.id, 2).await;
+    let url = service.url.clone();
+    let service_dir = service.stop().await;
+
+    agent
+        .handle
+        .change(std::slice::from_ref(&kept.id), dismiss())
+        .await
+        .unwrap();
+    agent
+        .handle
+        .change(std::slice::from_ref(&gone.id), LocalChange::Delete)
+        .await
+        .unwrap();
+    agent.stop().await;
+
+    let again = start_agent(&url, &device, dir.path());
+    assert_eq!(
+        again.handle.store().outbox().unwrap().len(),
+        2,
+        "the outbox survived the restart"
+    );
+    let local = again.handle.store().get(&kept.id).unwrap().unwrap();
+    assert_eq!(local.state.user_action_state, UserActionState::Dismissed);
+
+    let service = TestService::resume(service_dir, &url).await;
+    let observer = Device {
+        url: service.url.clone(),
+        ..observer
+    };
+    wait_until("the offline changes reach the service", || async {
+        let feed = observer.feed(0).await;
+        feed.len() == 2
+            && feed
+                .iter()
+                .any(|n| n["id"] == kept.id.as_str() && n["userActionState"] == "dismissed")
+            && feed
+                .iter()
+                .any(|n| n["id"] == gone.id.as_str() && n["status"] == "deleted")
+    })
+    .await;
+    wait_until("the outbox is confirmed", || async {
+        again.handle.store().outbox().unwrap().is_empty()
+    })
+    .await;
+    let local = again.handle.store().get(&kept.id).unwrap().unwrap();
+    assert!(
+        local.seq.0 > 2,
+        "the service's echo replaced the local copy"
+    );
+    assert_eq!(local.state.user_action_state, UserActionState::Dismissed);
+    again.stop().await;
     service.stop().await;
 }

@@ -60,6 +60,11 @@ impl TestService {
         Self::start_at(dir, &addr, |_| {}).await
     }
 
+    /// Starts a service on the store in `dir` (from `stop`), listening on `url`'s port.
+    pub async fn resume(dir: tempfile::TempDir, url: &str) -> Self {
+        Self::start_at(dir, url.trim_start_matches("http://"), |_| {}).await
+    }
+
     async fn start_in(dir: tempfile::TempDir, tune: impl FnOnce(&mut Settings)) -> Self {
         Self::start_at(dir, "127.0.0.1:0", tune).await
     }

@@ -2,12 +2,15 @@
 //!
 //! One tree, `cache`, with keys told apart by their first byte:
 //! `N` + id → the notification record (versioned postcard, carries its `seq`);
-//! `Q` + seq → id, the history order; `M` + name → meta (the cursor).
+//! `Q` + seq → id, the history order; `O` + n → the outbox ([`outbox`]);
+//! `M` + name → meta (the cursor, the outbox counter).
 //!
 //! Changes are applied in groups ([`AgentStore::apply`]): every change of the group in
 //! one atomic batch together with the new cursor, then one flush; only then may the
 //! caller ack the cursor. A change whose `seq` is not newer than what is stored for its
 //! id changes nothing, so replays after a reconnect or a crash are harmless.
+
+mod outbox;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -49,7 +52,9 @@ pub enum Applied {
     Updated(NotificationRecord),
 }
 
-/// The agent's store. Open it once per process and share it.
+pub use outbox::{LocalChange, OutboxEntry};
+
+/// The store. Open it once per process and share it (behind an `Arc`).
 pub struct AgentStore {
     db: sled::Db,
     cache: Tree,
@@ -119,6 +124,7 @@ impl AgentStore {
     ) -> Result<(Vec<Applied>, Seq), AgentStoreError> {
         let mut cursor = self.cursor()?;
         let mut latest: HashMap<NotificationId, Seq> = HashMap::new();
+        let pending = self.pending_by_id()?;
         let mut batch = Batch::default();
         let mut applied = Vec::new();
         for (seq, notification) in changes {
@@ -134,7 +140,11 @@ impl AgentStore {
             if let Some(old) = stored_seq {
                 batch.remove(&seq_key(old));
             }
-            let record = NotificationRecord::new(seq, notification);
+            let mut record = NotificationRecord::new(seq, notification);
+            // What the user did here and the service has not confirmed yet stays done.
+            for change in pending.get(&record.id).into_iter().flatten() {
+                change.apply_to(&mut record.state);
+            }
             batch.insert(note_key(&record.id), encode(&record)?);
             batch.insert(&seq_key(seq), record.id.as_str().as_bytes());
             latest.insert(record.id.clone(), seq);
@@ -148,6 +158,14 @@ impl AgentStore {
         self.cache.apply_batch(batch)?;
         self.db.flush_async().await?;
         Ok((applied, cursor))
+    }
+
+    fn pending_by_id(&self) -> Result<HashMap<NotificationId, Vec<LocalChange>>, AgentStoreError> {
+        let mut pending: HashMap<NotificationId, Vec<LocalChange>> = HashMap::new();
+        for entry in self.outbox()? {
+            pending.entry(entry.id).or_default().push(entry.change);
+        }
+        Ok(pending)
     }
 
     /// Up to `limit` notifications, newest change first, with `seq` below `before`.

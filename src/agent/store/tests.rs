@@ -117,3 +117,45 @@ async fn the_store_survives_reopening_and_refuses_a_second_opener() {
         "kept"
     );
 }
+
+#[tokio::test]
+async fn local_changes_stay_applied_until_the_service_confirms_them() {
+    use crate::protocol::validate::StatePatch;
+    use crate::protocol::{ReadState, UserActionState};
+    let (_dir, store) = open();
+    store
+        .apply(vec![(Seq(1), notification("a", "one"))])
+        .await
+        .unwrap();
+    let dismiss = LocalChange::Update(StatePatch {
+        read_state: Some(ReadState::Read),
+        user_action_state: Some(UserActionState::Dismissed),
+    });
+    let ids = [NotificationId::new("a"), NotificationId::new("unknown")];
+    assert_eq!(store.change_locally(&ids, dismiss).await.unwrap().len(), 1);
+    let outbox = store.outbox().unwrap();
+    assert_eq!(outbox.len(), 1, "unknown ids are skipped");
+    // A change from the service that crossed ours does not undo what the user did.
+    store
+        .apply(vec![(Seq(2), notification("a", "renamed"))])
+        .await
+        .unwrap();
+    let record = store.get(&NotificationId::new("a")).unwrap().unwrap();
+    assert_eq!(record.state.user_action_state, UserActionState::Dismissed);
+    assert_eq!(
+        record.content.payload.visual_content.unwrap().title,
+        "renamed"
+    );
+    assert!(store.confirm(&outbox[0].request_id).unwrap());
+    assert!(store.outbox().unwrap().is_empty());
+    store
+        .apply(vec![(Seq(3), notification("a", "again"))])
+        .await
+        .unwrap();
+    let record = store.get(&NotificationId::new("a")).unwrap().unwrap();
+    assert_eq!(
+        record.state.user_action_state,
+        UserActionState::NoInteraction,
+        "the service is the source of truth"
+    );
+}

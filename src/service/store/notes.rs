@@ -89,15 +89,8 @@ impl Store {
         patch: StatePatch,
         now: Timestamp,
     ) -> Result<Option<Upserted>, StoreError> {
-        self.change(user, id, now, |state| {
-            if let Some(read) = patch.read_state {
-                state.read_state = read;
-            }
-            if let Some(action) = patch.user_action_state {
-                state.user_action_state = action;
-            }
-        })
-        .await
+        self.change(user, id, now, |state| patch.apply_to(state))
+            .await
     }
 
     /// Turns a notification into a tombstone that devices receive as a change.
