@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
@@ -50,6 +50,11 @@ impl Endpoint {
             )),
             other => Err(AgentError::Config(format!("unsupported URL scheme {other:?}; use https://"))),
         }
+    }
+
+    /// The URL of `path` at the service.
+    pub fn url(&self, path: &str) -> Result<Url, AgentError> {
+        self.join(path)
     }
 
     fn join(&self, path: &str) -> Result<Url, AgentError> {
@@ -194,7 +199,12 @@ pub async fn session(
     request.headers_mut().insert("Authorization", bearer);
     let (mut socket, _) = tokio_tungstenite::connect_async(request)
         .await
-        .map_err(|e| AgentError::Network(format!("opening the channel: {e}")))?;
+        .map_err(|e| match e {
+            tungstenite::Error::Http(response) if response.status() == 401 => {
+                AgentError::TokenRejected
+            }
+            other => AgentError::Network(format!("opening the channel: {other}")),
+        })?;
     tracing::info!(%cursor, "channel open");
     let mut healthy = false;
     let mut sent = HashSet::new();

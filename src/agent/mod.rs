@@ -10,6 +10,7 @@
 //! commit and ack, reconnects with backoff), the outbox, `login` and local mode (in
 //! `cli`). Still to come (see the agent issue): TLS, subscriptions, retention.
 
+pub mod api;
 pub mod channel;
 pub mod credentials;
 pub mod store;
@@ -17,11 +18,13 @@ pub mod toast;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::protocol::NotificationId;
+use crate::protocol::{NotificationId, Timestamp};
+use api::{Api, Subscription};
 use channel::{Backoff, Endpoint, SessionEnd};
 use store::{AgentStore, AgentStoreError, Applied, LocalChange};
 use toast::{Presenter, ToastOp};
@@ -67,6 +70,12 @@ pub enum AgentError {
     /// The service could not be reached or answered oddly; retried.
     #[error("{0}")]
     Network(String),
+    /// The service refused a request for good (the message says why).
+    #[error("{0}")]
+    Refused(String),
+    /// The service refused the access token (expired or revoked); get a new one.
+    #[error("the service refused the access token")]
+    TokenRejected,
     /// The service refused the device credential (revoked, or signed in elsewhere).
     #[error("the service refused this device's credential (revoked?); sign in again")]
     SignedOut,
@@ -75,7 +84,7 @@ pub enum AgentError {
 impl AgentError {
     /// Whether waiting and trying again may help.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, AgentError::Network(_))
+        matches!(self, AgentError::Network(_) | AgentError::TokenRejected)
     }
 }
 
@@ -122,8 +131,6 @@ pub async fn run(
 
 /// An agent whose store is open, before and while it runs.
 pub struct Agent {
-    settings: Settings,
-    endpoint: Endpoint,
     handle: AgentHandle,
 }
 
@@ -132,6 +139,7 @@ pub struct Agent {
 #[derive(Clone)]
 pub struct AgentHandle {
     store: Arc<AgentStore>,
+    api: Arc<Api>,
     outbox: Arc<Notify>,
     presenter: Arc<dyn Presenter>,
 }
@@ -146,14 +154,11 @@ impl Agent {
         let store = AgentStore::open(&settings.data_dir.join("store"), settings.cache_bytes)?;
         let handle = AgentHandle {
             store: Arc::new(store),
+            api: Arc::new(Api::new(endpoint, settings.refresh_token)),
             outbox: Arc::new(Notify::new()),
             presenter,
         };
-        Ok(Self {
-            settings,
-            endpoint,
-            handle,
-        })
+        Ok(Self { handle })
     }
 
     /// The handle for local callers.
@@ -164,8 +169,9 @@ impl Agent {
     /// Keeps the channel open (reconnecting with backoff) until `shutdown`, then
     /// flushes the store.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AgentError> {
-        let http = reqwest::Client::new();
         let handle = &self.handle;
+        let stop_renewals = shutdown.child_token();
+        let renewals = tokio::spawn(renew_subscriptions(handle.clone(), stop_renewals.clone()));
         let present = |applied: &[Applied]| handle.present(applied);
         let signals = channel::Signals {
             shutdown: &shutdown,
@@ -174,10 +180,9 @@ impl Agent {
         let mut backoff = Backoff::new();
         let result = loop {
             let attempt = async {
-                let token =
-                    channel::access_token(&http, &self.endpoint, &self.settings.refresh_token)
-                        .await?;
-                channel::session(&handle.store, &self.endpoint, &token, &signals, &present).await
+                let token = handle.api.token().await?;
+                let endpoint = handle.api.endpoint();
+                channel::session(&handle.store, endpoint, &token, &signals, &present).await
             };
             let outcome = tokio::select! {
                 () = shutdown.cancelled() => break Ok(()),
@@ -187,6 +192,10 @@ impl Agent {
                 Ok(SessionEnd::Shutdown) => break Ok(()),
                 Ok(SessionEnd::Lost { healthy: true }) => backoff.reset(),
                 Ok(SessionEnd::Lost { healthy: false }) => {}
+                Err(AgentError::TokenRejected) => {
+                    handle.api.forget_token().await;
+                    continue;
+                }
                 Err(e) if e.is_retryable() => {
                     tracing::warn!(error = %e, "channel failed; will retry");
                 }
@@ -199,8 +208,30 @@ impl Agent {
                 () = tokio::time::sleep(delay) => {}
             }
         };
+        stop_renewals.cancel();
+        let _ = renewals.await;
         handle.store.flush().await?;
         result
+    }
+}
+
+/// How often subscriptions are checked for renewal.
+const RENEW_EVERY: Duration = Duration::from_secs(6 * 3600);
+/// Subscriptions expiring sooner than this are renewed.
+const RENEW_WITHIN: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Renews subscriptions before they lapse, at start and every [`RENEW_EVERY`].
+async fn renew_subscriptions(handle: AgentHandle, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(RENEW_EVERY);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let due = Timestamp::now().plus(RENEW_WITHIN);
+        if let Err(e) = handle.renew_due(due).await {
+            tracing::warn!(error = %e, "renewing subscriptions failed; will try again");
+        }
     }
 }
 
@@ -208,6 +239,29 @@ impl AgentHandle {
     /// The local cache.
     pub fn store(&self) -> &AgentStore {
         &self.store
+    }
+
+    /// Subscribes this device to an app host and keeps the subscription (renewed
+    /// before it expires). Returns the UNSID for the app's backend.
+    pub async fn subscribe(&self, host: &str) -> Result<Subscription, AgentError> {
+        let host = crate::protocol::validate::validate_host_name("targetHostName", host)
+            .map_err(|e| AgentError::Refused(e.to_string()))?;
+        let sub = self.api.subscribe(&host).await?;
+        self.store.save_subscription(&sub).await?;
+        Ok(sub)
+    }
+
+    /// Renews every subscription that expires before `due`; returns how many.
+    pub async fn renew_due(&self, due: Timestamp) -> Result<usize, AgentError> {
+        let mut renewed = 0;
+        for sub in self.store.subscriptions()? {
+            if sub.expiration_date_time < due {
+                let fresh = self.api.subscribe(&sub.target_host_name).await?;
+                self.store.save_subscription(&fresh).await?;
+                renewed += 1;
+            }
+        }
+        Ok(renewed)
     }
 
     /// Changes notifications here at once and queues the change for every other device

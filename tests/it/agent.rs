@@ -329,3 +329,50 @@ async fn changes_made_offline_survive_a_restart_and_sync_on_reconnect() {
     again.stop().await;
     service.stop().await;
 }
+
+#[tokio::test]
+async fn the_agent_subscribes_keeps_and_renews_its_subscriptions() {
+    let service = TestService::start().await;
+    service.add_user("alice").await;
+    let app = service.add_app("contoso.com").await;
+    let device = service.sign_in("alice", "linux").await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start_agent(&service.url, &device, dir.path());
+    let refused = agent.handle.subscribe("not a host").await.unwrap_err();
+    assert!(refused.to_string().contains("targetHostName"), "{refused}");
+    let sub = agent.handle.subscribe("Contoso.com").await.unwrap();
+    assert_eq!(sub.target_host_name, "contoso.com");
+    service
+        .post_ok(
+            &app,
+            sub.unsid.as_str(),
+            &note("contoso.com", "via the agent's UNSID"),
+        )
+        .await;
+    wait_acked(&service, &device.id, 1).await;
+    assert_eq!(agent.recorder.shown(), 1);
+
+    let far =
+        tidings::protocol::Timestamp::now().plus(std::time::Duration::from_secs(31 * 24 * 3600));
+    assert_eq!(agent.handle.renew_due(far).await.unwrap(), 1);
+    let renewed = agent.handle.store().subscriptions().unwrap();
+    assert_eq!(renewed.len(), 1);
+    assert_eq!(renewed[0].unsid, sub.unsid, "renewing keeps the UNSID");
+    assert!(renewed[0].expiration_date_time >= sub.expiration_date_time);
+    assert_eq!(
+        agent
+            .handle
+            .renew_due(tidings::protocol::Timestamp::now())
+            .await
+            .unwrap(),
+        0
+    );
+    agent.stop().await;
+    let store = AgentStore::open(&dir.path().join("store"), 1 << 20).unwrap();
+    assert_eq!(
+        store.subscriptions().unwrap()[0].unsid,
+        sub.unsid,
+        "kept across restarts"
+    );
+    service.stop().await;
+}

@@ -3,6 +3,7 @@
 //! One tree, `cache`, with keys told apart by their first byte:
 //! `N` + id → the notification record (versioned postcard, carries its `seq`);
 //! `Q` + seq → id, the history order; `O` + n → the outbox ([`outbox`]);
+//! `S` + host → this device's subscription to that app;
 //! `M` + name → meta (the cursor, the outbox counter).
 //!
 //! Changes are applied in groups ([`AgentStore::apply`]): every change of the group in
@@ -20,8 +21,11 @@ use sled::{Batch, Tree};
 use crate::protocol::stored::{NotificationRecord, RecordError, decode, encode};
 use crate::protocol::{Notification, NotificationId, Seq};
 
+use super::api::Subscription;
+
 const NOTE: u8 = b'N';
 const BY_SEQ: u8 = b'Q';
+const SUBSCRIPTION: u8 = b'S';
 const CURSOR: &[u8] = b"Mcursor";
 
 /// Errors of the agent's store.
@@ -187,6 +191,23 @@ impl AgentStore {
             }
         }
         Ok(out)
+    }
+
+    /// Keeps (or replaces) this device's subscription to its host.
+    pub async fn save_subscription(&self, sub: &Subscription) -> Result<(), AgentStoreError> {
+        let mut key = vec![SUBSCRIPTION];
+        key.extend_from_slice(sub.target_host_name.as_bytes());
+        self.cache.insert(key, encode(sub)?)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// This device's subscriptions, by host.
+    pub fn subscriptions(&self) -> Result<Vec<Subscription>, AgentStoreError> {
+        self.cache
+            .scan_prefix([SUBSCRIPTION])
+            .map(|entry| Ok(decode(&entry?.1)?))
+            .collect()
     }
 
     /// How many notifications are stored.

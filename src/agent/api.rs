@@ -1,0 +1,101 @@
+//! The agent's REST calls to the service: an access-token cache (renewed before it
+//! expires) and subscriptions (UNSIDs).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::protocol::{Timestamp, Unsid};
+
+use super::AgentError;
+use super::channel::{self, Endpoint};
+
+/// Tokens live an hour; renew well before that.
+const TOKEN_REUSE: Duration = Duration::from_secs(45 * 60);
+
+/// A subscription of this device to an app, as the agent keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    /// The UNSID to hand to the app's backend.
+    #[serde(rename = "id")]
+    pub unsid: Unsid,
+    /// The app's host name.
+    pub target_host_name: String,
+    /// When it lapses unless renewed.
+    pub expiration_date_time: Timestamp,
+}
+
+/// Talks to the service's REST API as this device.
+pub struct Api {
+    http: reqwest::Client,
+    endpoint: Endpoint,
+    refresh_token: String,
+    token: Mutex<Option<(String, Instant)>>,
+}
+
+impl Api {
+    /// A client for `endpoint` signing in with the device's refresh token.
+    pub fn new(endpoint: Endpoint, refresh_token: String) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            endpoint,
+            refresh_token,
+            token: Mutex::new(None),
+        }
+    }
+
+    /// The service endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// A valid access token: the cached one, or a fresh one when it is old.
+    pub async fn token(&self) -> Result<String, AgentError> {
+        let mut cached = self.token.lock().await;
+        if let Some((token, at)) = cached.as_ref()
+            && at.elapsed() < TOKEN_REUSE
+        {
+            return Ok(token.clone());
+        }
+        let token = channel::access_token(&self.http, &self.endpoint, &self.refresh_token).await?;
+        *cached = Some((token.clone(), Instant::now()));
+        Ok(token)
+    }
+
+    /// Drops the cached token (the service refused it).
+    pub async fn forget_token(&self) {
+        *self.token.lock().await = None;
+    }
+
+    /// Subscribes this device to `host` (or renews the subscription: same UNSID).
+    pub async fn subscribe(&self, host: &str) -> Result<Subscription, AgentError> {
+        let token = self.token().await?;
+        let response = self
+            .http
+            .post(self.endpoint.url("/v1/me/subscriptions")?)
+            .bearer_auth(token)
+            .json(&serde_json::json!({"targetHostName": host}))
+            .send()
+            .await
+            .map_err(|e| AgentError::Network(format!("reaching the service: {e}")))?;
+        let status = response.status();
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|e| AgentError::Network(format!("reading the answer: {e}")))?;
+        if status.is_client_error() {
+            let message = body["error"]["message"].as_str().unwrap_or("refused");
+            return Err(AgentError::Refused(message.to_owned()));
+        }
+        if !status.is_success() {
+            return Err(AgentError::Network(format!(
+                "the service answered {status}"
+            )));
+        }
+        serde_json::from_value(body)
+            .map_err(|e| AgentError::Network(format!("an unexpected subscription answer: {e}")))
+    }
+}
