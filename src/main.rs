@@ -11,6 +11,7 @@ use tidings::cli::{self, Cli};
 fn main() {
     let cli = Cli::parse();
     init_tracing();
+    tidings::agent::tls::install_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

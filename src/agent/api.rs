@@ -1,6 +1,7 @@
 //! The agent's REST calls to the service: an access-token cache (renewed before it
 //! expires) and subscriptions (UNSIDs).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -34,17 +35,36 @@ pub struct Api {
     endpoint: Endpoint,
     refresh_token: String,
     token: Mutex<Option<(String, Instant)>>,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+/// An HTTP client using `tls` for https.
+pub fn http_client(tls: &Arc<rustls::ClientConfig>) -> Result<reqwest::Client, AgentError> {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(rustls::ClientConfig::clone(tls))
+        .build()
+        .map_err(|e| AgentError::Config(format!("setting up the HTTP client: {e}")))
 }
 
 impl Api {
-    /// A client for `endpoint` signing in with the device's refresh token.
-    pub fn new(endpoint: Endpoint, refresh_token: String) -> Self {
-        Self {
-            http: reqwest::Client::new(),
+    /// A client for `endpoint` signing in with the device's refresh token, over `tls`.
+    pub fn new(
+        endpoint: Endpoint,
+        refresh_token: String,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Result<Self, AgentError> {
+        Ok(Self {
+            http: http_client(&tls)?,
             endpoint,
             refresh_token,
             token: Mutex::new(None),
-        }
+            tls,
+        })
+    }
+
+    /// The TLS configuration (for the channel).
+    pub fn tls(&self) -> &Arc<rustls::ClientConfig> {
+        &self.tls
     }
 
     /// The service endpoint.
@@ -80,7 +100,9 @@ impl Api {
             .json(&serde_json::json!({"targetHostName": host}))
             .send()
             .await
-            .map_err(|e| AgentError::Network(format!("reaching the service: {e}")))?;
+            .map_err(|e| {
+                AgentError::Network(format!("reaching the service: {}", channel::describe(&e)))
+            })?;
         let status = response.status();
         let body: serde_json::Value = response
             .json()

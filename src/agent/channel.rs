@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use tokio::sync::Notify;
 
@@ -35,20 +36,29 @@ pub struct Endpoint {
 impl Endpoint {
     /// Parses the service URL. Plain `http://` is accepted for loopback hosts only.
     pub fn parse(text: &str) -> Result<Self, AgentError> {
-        let base = Url::parse(text).map_err(|e| {
+        let mut base = Url::parse(text).map_err(|e| {
             AgentError::Config(format!("the service URL {text:?} is not a URL: {e}"))
         })?;
+        // The base is kept as http(s); the channel URL is derived from it.
+        let http_scheme = match base.scheme() {
+            "ws" => Some("http"),
+            "wss" => Some("https"),
+            _ => None,
+        };
+        if let Some(scheme) = http_scheme {
+            let _ = base.set_scheme(scheme);
+        }
         match base.scheme() {
-            "http" | "ws" if is_loopback(&base) => Ok(Self { base }),
-            "http" | "ws" => Err(AgentError::Config(format!(
+            "http" if is_loopback(&base) => Ok(Self { base }),
+            "https" => Ok(Self { base }),
+            "http" => Err(AgentError::Config(format!(
                 "refusing plain {}:// to {}: notifications and tokens would cross the network unencrypted; use https://",
                 base.scheme(),
                 base.host_str().unwrap_or("?")
             ))),
-            "https" | "wss" => Err(AgentError::Config(
-                "https:// services are not supported by this build yet (TLS comes next); use a loopback http:// service".to_owned(),
-            )),
-            other => Err(AgentError::Config(format!("unsupported URL scheme {other:?}; use https://"))),
+            other => Err(AgentError::Config(format!(
+                "unsupported URL scheme {other:?}; use https://"
+            ))),
         }
     }
 
@@ -78,6 +88,21 @@ impl Endpoint {
     }
 }
 
+/// An error with its causes ("error sending request: ...: invalid peer certificate").
+pub fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
@@ -101,7 +126,7 @@ pub async fn access_token(
         ])
         .send()
         .await
-        .map_err(|e| AgentError::Network(format!("reaching the service: {e}")))?;
+        .map_err(|e| AgentError::Network(format!("reaching the service: {}", describe(&e))))?;
     let status = response.status();
     if status == reqwest::StatusCode::UNAUTHORIZED {
         return Err(AgentError::SignedOut);
@@ -132,7 +157,7 @@ pub async fn sign_in(
         .form(form)
         .send()
         .await
-        .map_err(|e| AgentError::Network(format!("reaching the service: {e}")))?;
+        .map_err(|e| AgentError::Network(format!("reaching the service: {}", describe(&e))))?;
     let status = response.status();
     let body: serde_json::Value = response
         .json()
@@ -184,6 +209,7 @@ pub async fn session(
     store: &AgentStore,
     endpoint: &Endpoint,
     token: &str,
+    tls: &Arc<rustls::ClientConfig>,
     signals: &Signals<'_>,
     on_applied: &(dyn Fn(&[Applied]) + Sync),
 ) -> Result<SessionEnd, AgentError> {
@@ -197,14 +223,16 @@ pub async fn session(
         .parse()
         .map_err(|_| AgentError::Network("the access token is not a valid header".to_owned()))?;
     request.headers_mut().insert("Authorization", bearer);
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .map_err(|e| match e {
-            tungstenite::Error::Http(response) if response.status() == 401 => {
-                AgentError::TokenRejected
-            }
-            other => AgentError::Network(format!("opening the channel: {other}")),
-        })?;
+    let connector = tokio_tungstenite::Connector::Rustls(tls.clone());
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector))
+            .await
+            .map_err(|e| match e {
+                tungstenite::Error::Http(response) if response.status() == 401 => {
+                    AgentError::TokenRejected
+                }
+                other => AgentError::Network(format!("opening the channel: {}", describe(&other))),
+            })?;
     tracing::info!(%cursor, "channel open");
     let mut healthy = false;
     let mut sent = HashSet::new();

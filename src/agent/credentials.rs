@@ -19,6 +19,9 @@ pub struct Credentials {
     pub device_id: String,
     /// The long-lived device credential.
     pub refresh_token: String,
+    /// Extra CAs to trust for this service (PEM), given at login.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -28,6 +31,7 @@ impl std::fmt::Debug for Credentials {
             .field("user", &self.user)
             .field("device_id", &self.device_id)
             .field("refresh_token", &"<redacted>")
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -100,6 +104,7 @@ mod tests {
             user: "alice".to_owned(),
             device_id: "d1".to_owned(),
             refresh_token: "rt.d1.secret".to_owned(),
+            ca_file: None,
         };
         creds.save(dir.path()).unwrap();
         assert_eq!(Credentials::load(dir.path()).unwrap(), Some(creds.clone()));

@@ -14,6 +14,7 @@ pub mod api;
 pub mod channel;
 pub mod credentials;
 pub mod store;
+pub mod tls;
 pub mod toast;
 
 use std::path::PathBuf;
@@ -40,6 +41,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// sled's page cache, in bytes (small: the agent should stay light).
     pub cache_bytes: u64,
+    /// Extra CAs to trust (PEM), besides the platform's.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -54,6 +57,7 @@ impl Settings {
             refresh_token: refresh_token.into(),
             data_dir,
             cache_bytes: 4 << 20,
+            ca_file: None,
         }
     }
 }
@@ -95,8 +99,10 @@ pub async fn login(
     user: &str,
     password: &str,
     device_name: &str,
+    ca_file: Option<&std::path::Path>,
 ) -> Result<credentials::Credentials, AgentError> {
     let endpoint = Endpoint::parse(service)?;
+    let http = api::http_client(&tls::client_config(ca_file)?)?;
     let platform = crate::protocol::Platform::current().to_string();
     let form = [
         ("grant_type", "password"),
@@ -105,7 +111,7 @@ pub async fn login(
         ("device_name", device_name),
         ("platform", platform.as_str()),
     ];
-    let body = channel::sign_in(&reqwest::Client::new(), &endpoint, &form).await?;
+    let body = channel::sign_in(&http, &endpoint, &form).await?;
     let field = |name: &str| {
         body[name]
             .as_str()
@@ -117,6 +123,7 @@ pub async fn login(
         user: user.to_owned(),
         device_id: field("device_id")?,
         refresh_token: field("refresh_token")?,
+        ca_file: ca_file.map(std::path::Path::to_path_buf),
     })
 }
 
@@ -154,7 +161,11 @@ impl Agent {
         let store = AgentStore::open(&settings.data_dir.join("store"), settings.cache_bytes)?;
         let handle = AgentHandle {
             store: Arc::new(store),
-            api: Arc::new(Api::new(endpoint, settings.refresh_token)),
+            api: Arc::new(Api::new(
+                endpoint,
+                settings.refresh_token,
+                tls::client_config(settings.ca_file.as_deref())?,
+            )?),
             outbox: Arc::new(Notify::new()),
             presenter,
         };
@@ -181,8 +192,8 @@ impl Agent {
         let result = loop {
             let attempt = async {
                 let token = handle.api.token().await?;
-                let endpoint = handle.api.endpoint();
-                channel::session(&handle.store, endpoint, &token, &signals, &present).await
+                let (endpoint, tls) = (handle.api.endpoint(), handle.api.tls());
+                channel::session(&handle.store, endpoint, &token, tls, &signals, &present).await
             };
             let outcome = tokio::select! {
                 () = shutdown.cancelled() => break Ok(()),

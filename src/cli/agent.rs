@@ -42,10 +42,10 @@ pub async fn run(args: AgentArgs) -> Result<(), Failure> {
         }
         (None, Some(creds)) => {
             let url = creds.service.clone().unwrap_or_default();
-            remote(&agent_dir, &url, creds, presenter, shutdown).await
+            remote(&agent_dir, &url, creds, args.ca_file, presenter, shutdown).await
         }
         (Some(url), Some(creds)) if creds.service.as_deref() == Some(url.as_str()) => {
-            remote(&agent_dir, &url, creds, presenter, shutdown).await
+            remote(&agent_dir, &url, creds, args.ca_file, presenter, shutdown).await
         }
         (Some(url), _) => Err(anyhow!(
             "this device is not signed in to {url}; run `tidings login {url} --user NAME` first"
@@ -58,11 +58,13 @@ async fn remote(
     agent_dir: &Path,
     url: &str,
     creds: Credentials,
+    ca_file: Option<PathBuf>,
     presenter: Arc<dyn Presenter>,
     shutdown: CancellationToken,
 ) -> Result<(), Failure> {
     tracing::info!(service = url, user = %creds.user, device = %creds.device_id, "agent starting");
-    let settings = agent::Settings::new(url, creds.refresh_token, agent_dir.to_owned());
+    let mut settings = agent::Settings::new(url, creds.refresh_token, agent_dir.to_owned());
+    settings.ca_file = ca_file.or(creds.ca_file);
     agent::run(settings, presenter, shutdown).await?;
     Ok(())
 }
@@ -139,6 +141,7 @@ async fn provision_this_device(
         user,
         device_id: registered.device.id.to_string(),
         refresh_token: registered.refresh_token,
+        ca_file: None,
     };
     creds.save(agent_dir)?;
     tracing::info!(user = %creds.user, device = %creds.device_id, "provisioned this device in the local service");
@@ -176,7 +179,8 @@ pub async fn login(args: LoginArgs) -> Result<(), Failure> {
     crate::agent::channel::Endpoint::parse(&args.url).map_err(|e| anyhow!(e))?;
     let password = read_password(&args.user, args.password_stdin)?;
     let device_name = args.device_name.unwrap_or_else(host_name);
-    let creds = agent::login(&args.url, &args.user, &password, &device_name)
+    let ca_file = args.ca_file.as_deref();
+    let creds = agent::login(&args.url, &args.user, &password, &device_name, ca_file)
         .await
         .map_err(|e: AgentError| anyhow!(e))?;
     creds.save(&agent_dir)?;

@@ -51,6 +51,10 @@ pub struct AgentArgs {
     /// Log notifications instead of showing desktop toasts.
     #[arg(long)]
     pub no_toasts: bool,
+    /// Also trust the CAs in this PEM file (a self-hosted service with its own CA)
+    /// [default: the one given to `tidings login`].
+    #[arg(long, env = "TIDINGS_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// `tidings login`.
@@ -67,6 +71,9 @@ pub struct LoginArgs {
     /// A name for this device [default: the host name].
     #[arg(long)]
     pub device_name: Option<String>,
+    /// Also trust the CAs in this PEM file (remembered for `tidings agent`).
+    #[arg(long, env = "TIDINGS_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// `tidings service`.

@@ -87,7 +87,7 @@ impl TestService {
             dir,
             shutdown,
             task,
-            http: reqwest::Client::new(),
+            http: http_client(),
         };
         service.wait_for_admin().await;
         service
@@ -408,4 +408,10 @@ where
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_millis(100));
     }
+}
+
+/// An HTTP client for tests (with ring installed as the TLS provider, as `main` does).
+pub fn http_client() -> reqwest::Client {
+    tidings::agent::tls::install_provider();
+    reqwest::Client::new()
 }

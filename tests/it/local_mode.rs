@@ -112,7 +112,7 @@ async fn the_agent_binary_runs_local_mode_with_nothing_configured() {
     );
 
     // A note to my own devices, posted the way any device client would.
-    let http = reqwest::Client::new();
+    let http = crate::helpers::http_client();
     let token: Value = http
         .post(format!("{url}/oauth2/v2.0/token"))
         .form(&[

@@ -18,3 +18,4 @@ mod lifecycle;
 mod local_mode;
 mod process;
 mod requests;
+mod tls;

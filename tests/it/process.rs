@@ -79,7 +79,7 @@ async fn provision(data_dir: &Path, url: &str) -> (App, Device, String) {
     let (code, out, err) = admin(data_dir, &["app", "add", "contoso.com", "--json"], "").await;
     assert_eq!(code, 0, "{err}");
     let created: Value = serde_json::from_str(&out).unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::helpers::http_client();
     let app = app_token(&http, url, &created).await;
     let device = sign_in_at(&http, url, "alice", "linux").await;
     let unsid = device.subscribe("contoso.com").await;
@@ -96,7 +96,7 @@ async fn every_201_survives_sigkill_of_the_real_binary() {
     for poster in 0..16 {
         let (url, token, unsid) = (service.url.clone(), app.token.clone(), unsid.clone());
         posters.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
+            let http = crate::helpers::http_client();
             let mut ids = Vec::new();
             for i in 0..25 {
                 let response = http

@@ -1,0 +1,51 @@
+//! TLS for the agent's connections: rustls with the ring provider, trusting the
+//! platform's roots plus, optionally, the CAs of a PEM file (`--ca-file`, for a
+//! self-hosted service with its own CA). One config serves HTTP and the WebSocket.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::ClientConfig;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use rustls_platform_verifier::Verifier;
+
+use super::AgentError;
+
+/// Makes ring the process's TLS provider (once; later calls change nothing).
+pub fn install_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The client TLS configuration: platform roots plus those in `ca_file`.
+pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, AgentError> {
+    install_provider();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let extra = match ca_file {
+        Some(path) => read_cas(path)?,
+        None => Vec::new(),
+    };
+    let verifier = Verifier::new_with_extra_roots(extra, provider.clone())
+        .map_err(|e| AgentError::Config(format!("setting up certificate checks: {e}")))?;
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| AgentError::Config(format!("setting up TLS: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+fn read_cas(path: &Path) -> Result<Vec<CertificateDer<'static>>, AgentError> {
+    let bad = |e: &dyn std::fmt::Display| {
+        AgentError::Config(format!("reading the CA file {}: {e}", path.display()))
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| bad(&e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(&e))?;
+    if certs.is_empty() {
+        return Err(bad(&"it holds no PEM certificate"));
+    }
+    Ok(certs)
+}
