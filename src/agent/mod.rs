@@ -43,6 +43,8 @@ pub struct Settings {
     pub cache_bytes: u64,
     /// Extra CAs to trust (PEM), besides the platform's.
     pub ca_file: Option<PathBuf>,
+    /// Notifications kept at most (oldest read ones go first).
+    pub history_cap: usize,
 }
 
 impl Settings {
@@ -58,6 +60,7 @@ impl Settings {
             data_dir,
             cache_bytes: 4 << 20,
             ca_file: None,
+            history_cap: 10_000,
         }
     }
 }
@@ -146,6 +149,7 @@ pub struct Agent {
 #[derive(Clone)]
 pub struct AgentHandle {
     store: Arc<AgentStore>,
+    history_cap: usize,
     api: Arc<Api>,
     outbox: Arc<Notify>,
     presenter: Arc<dyn Presenter>,
@@ -161,6 +165,7 @@ impl Agent {
         let store = AgentStore::open(&settings.data_dir.join("store"), settings.cache_bytes)?;
         let handle = AgentHandle {
             store: Arc::new(store),
+            history_cap: settings.history_cap,
             api: Arc::new(Api::new(
                 endpoint,
                 settings.refresh_token,
@@ -181,8 +186,8 @@ impl Agent {
     /// flushes the store.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AgentError> {
         let handle = &self.handle;
-        let stop_renewals = shutdown.child_token();
-        let renewals = tokio::spawn(renew_subscriptions(handle.clone(), stop_renewals.clone()));
+        let stop_chores = shutdown.child_token();
+        let chores = tokio::spawn(chores(handle.clone(), stop_chores.clone()));
         let present = |applied: &[Applied]| handle.present(applied);
         let signals = channel::Signals {
             shutdown: &shutdown,
@@ -219,25 +224,30 @@ impl Agent {
                 () = tokio::time::sleep(delay) => {}
             }
         };
-        stop_renewals.cancel();
-        let _ = renewals.await;
+        stop_chores.cancel();
+        let _ = chores.await;
         handle.store.flush().await?;
         result
     }
 }
 
-/// How often subscriptions are checked for renewal.
-const RENEW_EVERY: Duration = Duration::from_secs(6 * 3600);
+/// How often retention and subscription renewal run.
+const CHORES_EVERY: Duration = Duration::from_secs(60);
 /// Subscriptions expiring sooner than this are renewed.
 const RENEW_WITHIN: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// Renews subscriptions before they lapse, at start and every [`RENEW_EVERY`].
-async fn renew_subscriptions(handle: AgentHandle, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(RENEW_EVERY);
+/// At start and every [`CHORES_EVERY`]: purge expired and excess notifications (closing
+/// their toasts) and renew subscriptions before they lapse.
+async fn chores(handle: AgentHandle, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(CHORES_EVERY);
     loop {
         tokio::select! {
-            () = shutdown.cancelled() => return,
+            () = stop.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        match handle.store.purge(Timestamp::now(), handle.history_cap) {
+            Ok(removed) => removed.iter().for_each(|id| handle.presenter.close(id)),
+            Err(e) => tracing::warn!(error = %e, "purging the cache failed"),
         }
         let due = Timestamp::now().plus(RENEW_WITHIN);
         if let Err(e) = handle.renew_due(due).await {

@@ -12,6 +12,7 @@
 //! id changes nothing, so replays after a reconnect or a crash are harmless.
 
 mod outbox;
+mod retention;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -159,3 +159,29 @@ async fn local_changes_stay_applied_until_the_service_confirms_them() {
         "the service is the source of truth"
     );
 }
+
+#[tokio::test]
+async fn retention_purges_expired_then_caps_oldest_read_first() {
+    let (_dir, store) = open();
+    let mut changes: Vec<(Seq, Notification)> = (1..=5)
+        .map(|i| (Seq(i), notification(&format!("n{i}"), "t")))
+        .collect();
+    changes[3].1.state.read_state = crate::protocol::ReadState::Read; // n4, read
+    changes[0].1.content.expiration_date_time = Timestamp::from_millis(1); // n1, expired
+    store.apply(changes).await.unwrap();
+    let removed = store.purge(Timestamp::now(), 2).unwrap();
+    let removed: Vec<&str> = removed.iter().map(NotificationId::as_str).collect();
+    assert_eq!(
+        removed,
+        vec!["n1", "n4", "n2"],
+        "expired, then read, then oldest"
+    );
+    let left: Vec<u64> = store
+        .history(10, None)
+        .unwrap()
+        .iter()
+        .map(|r| r.seq.0)
+        .collect();
+    assert_eq!(left, vec![5, 3]);
+    assert!(store.purge(Timestamp::now(), 2).unwrap().is_empty());
+}
