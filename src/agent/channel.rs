@@ -262,6 +262,9 @@ pub async fn session(
         }
         if group.synced && !healthy {
             healthy = true;
+            // An ack lost with the previous connection would leave the service behind
+            // when the backlog is empty: confirm the cursor once per connection.
+            ack(&mut socket, store.cursor()?).await?;
             tracing::info!("caught up with the service");
         }
     }

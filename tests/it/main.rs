@@ -11,6 +11,7 @@
 mod admin;
 mod agent;
 mod channel;
+mod chaos;
 mod expiry;
 mod graph_api;
 mod helpers;

@@ -1,0 +1,150 @@
+//! Chaos: a TCP proxy between the agent and the service cuts every connection at
+//! random moments (a bounded number of times) while 2,000 notifications flow. The
+//! agent must end with all of them, each applied once, and the service's acked cursor
+//! for the device must be the last `seq`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tidings::agent::toast::Presenter;
+use tidings::agent::{Agent, Settings};
+use tidings::protocol::{Notification, NotificationId};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{TestService, note, wait_until};
+
+const NOTIFICATIONS: usize = 2000;
+const CUTS: usize = 12;
+
+#[derive(Default)]
+struct Counter {
+    shown: Mutex<Vec<NotificationId>>,
+}
+
+impl Presenter for Counter {
+    fn show(&self, notification: &Notification) {
+        self.shown.lock().unwrap().push(notification.id.clone());
+    }
+
+    fn close(&self, _: &NotificationId) {}
+}
+
+/// Forwards to `backend`; every connection dies when `cut` fires. Returns its address.
+async fn cutting_proxy(
+    backend: String,
+    cut: Arc<Mutex<CancellationToken>>,
+    accepted: Arc<AtomicUsize>,
+    stop: CancellationToken,
+) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        loop {
+            let (mut client, _) = tokio::select! {
+                accepted = listener.accept() => accepted.unwrap(),
+                () = stop.cancelled() => return,
+            };
+            accepted.fetch_add(1, Ordering::Relaxed);
+            let this_cut = cut.lock().unwrap().clone();
+            let backend = backend.clone();
+            tokio::spawn(async move {
+                let Ok(mut server) = TcpStream::connect(&backend).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    () = this_cut.cancelled() => {}
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn the_agent_loses_nothing_and_applies_nothing_twice_when_links_are_cut() {
+    let service = TestService::start().await;
+    let (app, device, unsid) = service.alice_and_contoso().await;
+    let cut = Arc::new(Mutex::new(CancellationToken::new()));
+    let stop = CancellationToken::new();
+    let backend = service.url.trim_start_matches("http://").to_owned();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let proxy = cutting_proxy(backend, cut.clone(), accepted.clone(), stop.clone()).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let counter = Arc::new(Counter::default());
+    let settings = Settings::new(
+        format!("http://{proxy}"),
+        device.refresh.clone(),
+        dir.path().to_owned(),
+    );
+    let agent = Agent::open(settings, counter.clone()).unwrap();
+    let handle = agent.handle();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(agent.run(shutdown.clone()));
+
+    let chaos = {
+        let cut = cut.clone();
+        tokio::spawn(async move {
+            for _ in 0..CUTS {
+                let pause = rand::random_range(20..150);
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                let old = std::mem::take(&mut *cut.lock().unwrap());
+                old.cancel();
+            }
+        })
+    };
+    let mut posters = Vec::new();
+    for poster in 0..8 {
+        let (http, url, token, unsid) = (
+            service.http.clone(),
+            service.url.clone(),
+            app.token.clone(),
+            unsid.clone(),
+        );
+        posters.push(tokio::spawn(async move {
+            for i in 0..NOTIFICATIONS / 8 {
+                let response = http
+                    .post(format!("{url}/beta/me/notifications"))
+                    .bearer_auth(&token)
+                    .header("X-UNS-ID", &unsid)
+                    .json(&note("contoso.com", &format!("{poster}-{i}")))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 201);
+            }
+        }));
+    }
+    for poster in posters {
+        poster.await.unwrap();
+    }
+    chaos.await.unwrap();
+    let last = NOTIFICATIONS as u64;
+    wait_until("the device acks the last seq", || async {
+        service.device_info(&device.id).await["ackedSeq"] == last
+    })
+    .await;
+    let connections = accepted.load(Ordering::Relaxed);
+    assert!(
+        connections >= 4,
+        "the links were cut and re-made ({connections} connections)"
+    );
+    assert_eq!(handle.store().len(), NOTIFICATIONS);
+    assert_eq!(handle.store().cursor().unwrap().0, last);
+    let mut shown = counter.shown.lock().unwrap().clone();
+    assert_eq!(
+        shown.len(),
+        NOTIFICATIONS,
+        "each notification presented once"
+    );
+    shown.sort();
+    shown.dedup();
+    assert_eq!(shown.len(), NOTIFICATIONS, "no notification applied twice");
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+    stop.cancel();
+    service.stop().await;
+}
