@@ -243,3 +243,91 @@ async fn login_then_agent_connects_to_that_service() {
     terminate(agent).await;
     service.stop().await;
 }
+
+#[tokio::test]
+async fn an_agent_killed_mid_stream_ends_with_each_notification_once() {
+    let service = crate::helpers::TestService::start().await;
+    let (app, _, unsid) = service.alice_and_contoso().await;
+    let home = Home::new();
+    let mut login = home
+        .command(&["login", &service.url, "--user", "alice", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(login.stdin.as_mut().unwrap(), b"alice-pw\n")
+        .await
+        .unwrap();
+    assert!(login.wait().await.unwrap().success());
+    let creds = Credentials::load(&home.agent_dir()).unwrap().unwrap();
+    // The new device subscribes to the app through the REST API, as the agent will.
+    let device = crate::helpers::Device {
+        url: service.url.clone(),
+        id: creds.device_id.clone(),
+        token: {
+            let body: Value = service
+                .http
+                .post(format!("{}/oauth2/v2.0/token", service.url))
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", creds.refresh_token.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["access_token"].as_str().unwrap().to_owned()
+        },
+        refresh: creds.refresh_token.clone(),
+        http: service.http.clone(),
+    };
+    let device_unsid = device.subscribe("contoso.com").await;
+    assert_ne!(device_unsid, unsid);
+
+    let mut agent = home.agent();
+    let total = 1000_u64;
+    let posting = {
+        let (http, url, token) = (service.http.clone(), service.url.clone(), app.token.clone());
+        tokio::spawn(async move {
+            for i in 0..total {
+                let response = http
+                    .post(format!("{url}/beta/me/notifications"))
+                    .bearer_auth(&token)
+                    .header("X-UNS-ID", &device_unsid)
+                    .json(&crate::helpers::note("contoso.com", &format!("n{i}")))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 201);
+            }
+        })
+    };
+    wait_until("the agent is part-way through", || async {
+        service.device_info(&creds.device_id).await["ackedSeq"]
+            .as_u64()
+            .unwrap()
+            >= 100
+    })
+    .await;
+    agent.kill().await.unwrap();
+    let acked_at_kill = service.device_info(&creds.device_id).await["ackedSeq"]
+        .as_u64()
+        .unwrap();
+    assert!(acked_at_kill < total, "killed part-way, at {acked_at_kill}");
+    let again = home.agent();
+    posting.await.unwrap();
+    wait_until("the restarted agent catches up", || async {
+        service.device_info(&creds.device_id).await["ackedSeq"] == total
+    })
+    .await;
+    terminate(again).await;
+    let store = AgentStore::open(&home.agent_dir().join("store"), 1 << 20).unwrap();
+    assert_eq!(
+        store.len(),
+        1000,
+        "each notification stored once (killed at ack {acked_at_kill})"
+    );
+    assert_eq!(store.cursor().unwrap().0, total);
+    service.stop().await;
+}
