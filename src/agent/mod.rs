@@ -139,6 +139,18 @@ pub async fn run(
     Agent::open(settings, presenter)?.run(shutdown).await
 }
 
+/// Opens the agent's store in `settings.data_dir` (made private), refusing a second
+/// agent of the same user.
+pub fn open_store(settings: &Settings) -> Result<AgentStore, AgentError> {
+    crate::config::create_private_dir(&settings.data_dir).map_err(|e| {
+        AgentError::Config(format!("creating {}: {e}", settings.data_dir.display()))
+    })?;
+    Ok(AgentStore::open(
+        &settings.data_dir.join("store"),
+        settings.cache_bytes,
+    )?)
+}
+
 /// An agent whose store is open, before and while it runs.
 pub struct Agent {
     handle: AgentHandle,
@@ -158,11 +170,18 @@ pub struct AgentHandle {
 impl Agent {
     /// Checks the settings and opens the store (refusing a second agent).
     pub fn open(settings: Settings, presenter: Arc<dyn Presenter>) -> Result<Self, AgentError> {
+        let store = open_store(&settings)?;
+        Self::with_store(settings, store, presenter)
+    }
+
+    /// An agent on a store opened beforehand with [`open_store`] (local mode opens it
+    /// first, so a second agent hears "already running" before anything else).
+    pub fn with_store(
+        settings: Settings,
+        store: AgentStore,
+        presenter: Arc<dyn Presenter>,
+    ) -> Result<Self, AgentError> {
         let endpoint = Endpoint::parse(&settings.service)?;
-        crate::config::create_private_dir(&settings.data_dir).map_err(|e| {
-            AgentError::Config(format!("creating {}: {e}", settings.data_dir.display()))
-        })?;
-        let store = AgentStore::open(&settings.data_dir.join("store"), settings.cache_bytes)?;
         let handle = AgentHandle {
             store: Arc::new(store),
             history_cap: settings.history_cap,

@@ -75,6 +75,10 @@ async fn local(
     presenter: Arc<dyn Presenter>,
     shutdown: CancellationToken,
 ) -> Result<(), Failure> {
+    // A second agent of this user must hear "already running", not about the service:
+    // the store is opened (and its lock taken) first. The URL is filled in below.
+    let mut settings = agent::Settings::new(String::new(), String::new(), agent_dir.to_owned());
+    let store = agent::open_store(&settings)?;
     let service_dir = config::service_data_dir()?;
     let state = ServiceState::open(service::Settings::new(service_dir.clone())).with_context(|| {
         format!(
@@ -91,8 +95,12 @@ async fn local(
         _ => provision_this_device(&state, agent_dir).await?,
     };
     tracing::info!(service = %url, user = %creds.user, "agent starting in local mode");
-    let settings = agent::Settings::new(url, creds.refresh_token, agent_dir.to_owned());
-    let result = agent::run(settings, presenter, shutdown.clone()).await;
+    settings.service = url;
+    settings.refresh_token = creds.refresh_token;
+    let result = match agent::Agent::with_store(settings, store, presenter) {
+        Ok(agent) => agent.run(shutdown.clone()).await,
+        Err(e) => Err(e),
+    };
     shutdown.cancel();
     let served = service_task
         .await

@@ -167,6 +167,15 @@ async fn the_agent_binary_runs_local_mode_with_nothing_configured() {
     // A second start reuses the device instead of registering another.
     let again = home.agent();
     wait_for_file(&home.path("run/tidings/service.url")).await;
+    let second = home
+        .command(&["agent", "--no-toasts"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&second.stderr);
+    assert!(message.contains("already running"), "{message}");
+    wait_for_file(&home.path("run/tidings/service.url")).await;
     wait_until("the agent reconnects", || async {
         home.admin_json(&["device", "list"]).await[0]["connected"] == true
     })
