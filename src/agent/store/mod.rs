@@ -25,7 +25,7 @@ use crate::protocol::{Notification, NotificationId, Seq};
 use super::api::Subscription;
 
 const NOTE: u8 = b'N';
-const BY_SEQ: u8 = b'Q';
+pub(super) const BY_SEQ: u8 = b'Q';
 const SUBSCRIPTION: u8 = b'S';
 const CURSOR: &[u8] = b"Mcursor";
 

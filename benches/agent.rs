@@ -1,0 +1,206 @@
+//! Agent benchmarks (`cargo bench --bench agent`).
+//!
+//! 1. Catch-up: a service holds a backlog of N notes for a user (100,000 and 10,000);
+//!    a fresh agent of a device of that user connects; the time until it has stored
+//!    (and acked) all of them.
+//! 2. Idle memory: the real `tidings agent` binary, signed in with 10,000 notifications
+//!    cached, idle and connected: its resident set (VmRSS) after it caught up, and
+//!    after a restart with them cached.
+//!
+//! The service runs in-process on its own 2-thread runtime, store on disk under
+//! `target/`. Under `cargo test` (no `--bench`) the sizes shrink to a smoke run.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    missing_docs
+)]
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tidings::agent::credentials::Credentials;
+use tidings::agent::toast::Presenter;
+use tidings::agent::{Agent, Settings};
+use tidings::protocol::{Notification, NotificationId, NotificationInput, Timestamp, UserId};
+use tidings::service::{self, ServiceState, provision};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+struct Quiet;
+
+impl Presenter for Quiet {
+    fn show(&self, _: &Notification) {}
+    fn close(&self, _: &NotificationId) {}
+}
+
+struct Service {
+    runtime: tokio::runtime::Runtime,
+    state: service::State,
+    url: String,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+fn start_service() -> Service {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    let (state, url) = runtime.block_on(async {
+        let state = ServiceState::open(service::Settings::new(dir.path().to_owned())).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(service::run(listener, state.clone(), shutdown.clone()));
+        (state, url)
+    });
+    Service {
+        runtime,
+        state,
+        url,
+        shutdown,
+        _dir: dir,
+    }
+}
+
+/// A user with `count` notes in the service; returns a fresh device's refresh token.
+fn backlog(service: &Service, user: &str, count: usize) -> (String, String) {
+    service.runtime.block_on(async {
+        let first = provision::local_device(&service.state, user, "loader".to_owned()).await.unwrap();
+        let user_id: UserId = first.device.user.clone();
+        let body = br#"{"targetHostName":"localhost","payload":{"visualContent":{"title":"A backlog notification","body":"Of a typical length: about eighty bytes of body text here."}}}"#;
+        let mut tasks = Vec::new();
+        for worker in 0..64 {
+            let (state, user_id) = (service.state.clone(), user_id.clone());
+            tasks.push(tokio::spawn(async move {
+                for _ in (worker..count).step_by(64) {
+                    let content = NotificationInput::from_json(body).unwrap().validate(Timestamp::now()).unwrap();
+                    state.store.upsert(&user_id, content, Timestamp::now()).await.unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let device = provision::local_device(&service.state, user, "bench".to_owned()).await.unwrap();
+        (device.refresh_token, device.device.id.to_string())
+    })
+}
+
+fn catch_up(service: &Service, count: usize) -> Duration {
+    let (refresh, _) = backlog(service, &format!("catchup{count}"), count);
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let client = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    client.block_on(async {
+        let settings = Settings::new(service.url.clone(), refresh, dir.path().to_owned());
+        let agent = Agent::open(settings, Arc::new(Quiet)).unwrap();
+        let handle = agent.handle();
+        let shutdown = CancellationToken::new();
+        let started = Instant::now();
+        let task = tokio::spawn(agent.run(shutdown.clone()));
+        while handle.store().cursor().unwrap().0 < count as u64 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let elapsed = started.elapsed();
+        assert_eq!(handle.store().len(), count);
+        shutdown.cancel();
+        task.await.unwrap().unwrap();
+        elapsed
+    })
+}
+
+/// Starts the real agent binary in `home` (signed in through its credential file).
+fn spawn_agent(home: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["agent", "--no-toasts"])
+        .env_clear()
+        .env("HOME", home)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("XDG_RUNTIME_DIR", home)
+        .env("TIDINGS_LOG", "warn")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn rss_kib(child: &std::process::Child) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// The idle agent's VmRSS (KiB) right after catching up with `count` notifications, and
+/// after a restart with them cached.
+fn idle_rss(service: &Service, count: usize, settle: Duration) -> (u64, u64) {
+    let (refresh, device) = backlog(service, "idle", count);
+    let home = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let creds = Credentials {
+        service: Some(service.url.clone()),
+        user: "idle".to_owned(),
+        device_id: device.clone(),
+        refresh_token: refresh,
+        ca_file: None,
+    };
+    creds.save(&home.path().join("data/tidings/agent")).unwrap();
+    let mut child = spawn_agent(home.path());
+    let id = tidings::protocol::DeviceId::new(device);
+    while service
+        .state
+        .store
+        .device(&id)
+        .unwrap()
+        .unwrap()
+        .acked_seq
+        .0
+        < count as u64
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(settle);
+    let caught_up = rss_kib(&child);
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut child = spawn_agent(home.path());
+    std::thread::sleep(settle);
+    let restarted = rss_kib(&child);
+    let _ = child.kill();
+    let _ = child.wait();
+    (caught_up, restarted)
+}
+
+fn main() {
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let (big, small, settle) = if measuring {
+        (100_000, 10_000, Duration::from_secs(5))
+    } else {
+        (2_000, 500, Duration::from_millis(200))
+    };
+    let service = start_service();
+    for count in [small, big] {
+        let elapsed = catch_up(&service, count);
+        println!(
+            "catch-up: {count} notifications stored and acked in {:.3} s = {:.0} notifications/s",
+            elapsed.as_secs_f64(),
+            count as f64 / elapsed.as_secs_f64()
+        );
+    }
+    let (caught_up, restarted) = idle_rss(&service, small, settle);
+    println!(
+        "idle agent binary, connected, {small} cached: VmRSS {:.1} MiB after catching up, {:.1} MiB after a restart",
+        caught_up as f64 / 1024.0,
+        restarted as f64 / 1024.0
+    );
+    service.shutdown.cancel();
+}
