@@ -14,14 +14,14 @@
 //! | [`config`] | default paths |
 //! | [`ipc`] | JSON-RPC 2.0 over local sockets: codec, `Server` (calls a `Handler`), `Client` |
 //! | [`service`] | the notification service: HTTP routes, auth, store (sled, group commit), feed, hub (fan-out), channel, admin, purge |
-//! | [`cli`] | command bodies and output formatting |
-//!
-//! The device agent (`agent`) joins in a later change.
+//! | [`agent`] | the device agent: cache, push channel client, outbox, subscriptions, TLS, presenter seam |
+//! | [`cli`] | command bodies and output formatting; local mode's wiring |
 //!
 //! ## The layer rule
 //!
-//! Arrows only point down: `cli -> {service, ipc, protocol}`; `service -> {ipc,
-//! protocol}`; `ipc -> protocol`; `protocol` imports nothing of the crate. The agent and
+//! Arrows only point down: `cli -> {agent, service, ipc, protocol}`; `service -> {ipc,
+//! protocol}`; `agent -> {ipc, protocol}`; `ipc -> protocol`; `protocol` imports nothing
+//! of the crate (`config`, paths only, is usable by all). The agent and
 //! the service never import each other: they meet only in `protocol`, so a test can run
 //! the real agent against the real service in one process. Local mode is wiring in
 //! `cli`, not a dependency.
