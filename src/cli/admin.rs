@@ -26,7 +26,7 @@ pub async fn run(args: AdminArgs) -> Result<(), Failure> {
         ClientError::NotRunning { .. } => Failure {
             code: EXIT_NOT_RUNNING,
             error: anyhow!(
-                "the service is not running (no admin socket at {}); start it with `tidings service --data-dir {}`",
+                "the service is not running (no admin socket at {}); start it with `tidings service --data-dir {}`, or run `tidings agent` for the local one",
                 socket.display(),
                 data_dir.display()
             ),
