@@ -13,7 +13,7 @@ use tidings::protocol::{Notification, NotificationId};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{TestService, note, wait_until};
+use crate::helpers::{TestService, post_as_app, wait_until};
 
 const NOTIFICATIONS: usize = 2000;
 const CUTS: usize = 12;
@@ -106,15 +106,7 @@ async fn the_agent_loses_nothing_and_applies_nothing_twice_when_links_are_cut() 
         );
         posters.push(tokio::spawn(async move {
             for i in 0..NOTIFICATIONS / 8 {
-                let response = http
-                    .post(format!("{url}/beta/me/notifications"))
-                    .bearer_auth(&token)
-                    .header("X-UNS-ID", &unsid)
-                    .json(&note("contoso.com", &format!("{poster}-{i}")))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(response.status(), 201);
+                post_as_app(&http, &url, &token, &unsid, &format!("{poster}-{i}")).await;
             }
         }));
     }

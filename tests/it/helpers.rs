@@ -415,3 +415,38 @@ pub fn http_client() -> reqwest::Client {
     tidings::agent::tls::install_provider();
     reqwest::Client::new()
 }
+
+/// Posts a notification titled `title` for contoso.com as an app (token) to `unsid`,
+/// checks the 201 and returns the resource.
+pub async fn post_as_app(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    unsid: &str,
+    title: &str,
+) -> Value {
+    let response = http
+        .post(format!("{url}/beta/me/notifications"))
+        .bearer_auth(token)
+        .header("X-UNS-ID", unsid)
+        .json(&note("contoso.com", title))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+/// A fresh access token for a device's refresh token.
+pub async fn refresh_access_token(http: &reqwest::Client, url: &str, refresh: &str) -> String {
+    let body: Value = http
+        .post(format!("{url}/oauth2/v2.0/token"))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}

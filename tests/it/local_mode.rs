@@ -113,21 +113,10 @@ async fn the_agent_binary_runs_local_mode_with_nothing_configured() {
 
     // A note to my own devices, posted the way any device client would.
     let http = crate::helpers::http_client();
-    let token: Value = http
-        .post(format!("{url}/oauth2/v2.0/token"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", creds.refresh_token.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = crate::helpers::refresh_access_token(&http, &url, &creds.refresh_token).await;
     let posted = http
         .post(format!("{url}/v1/me/notifications"))
-        .bearer_auth(token["access_token"].as_str().unwrap())
+        .bearer_auth(&token)
         .json(&json!({"payload": {"visualContent": {"title": "hello from local mode"}}}))
         .send()
         .await
@@ -272,22 +261,12 @@ async fn an_agent_killed_mid_stream_ends_with_each_notification_once() {
     let device = crate::helpers::Device {
         url: service.url.clone(),
         id: creds.device_id.clone(),
-        token: {
-            let body: Value = service
-                .http
-                .post(format!("{}/oauth2/v2.0/token", service.url))
-                .form(&[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", creds.refresh_token.as_str()),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            body["access_token"].as_str().unwrap().to_owned()
-        },
+        token: crate::helpers::refresh_access_token(
+            &service.http,
+            &service.url,
+            &creds.refresh_token,
+        )
+        .await,
         refresh: creds.refresh_token.clone(),
         http: service.http.clone(),
     };
@@ -300,15 +279,8 @@ async fn an_agent_killed_mid_stream_ends_with_each_notification_once() {
         let (http, url, token) = (service.http.clone(), service.url.clone(), app.token.clone());
         tokio::spawn(async move {
             for i in 0..total {
-                let response = http
-                    .post(format!("{url}/beta/me/notifications"))
-                    .bearer_auth(&token)
-                    .header("X-UNS-ID", &device_unsid)
-                    .json(&crate::helpers::note("contoso.com", &format!("n{i}")))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(response.status(), 201);
+                let title = format!("n{i}");
+                crate::helpers::post_as_app(&http, &url, &token, &device_unsid, &title).await;
             }
         })
     };

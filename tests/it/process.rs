@@ -8,7 +8,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::helpers::{App, DEADLINE, Device, Event, app_token, note, sign_in_at};
+use crate::helpers::{App, DEADLINE, Device, Event, app_token, post_as_app, sign_in_at};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidings");
 
@@ -99,16 +99,7 @@ async fn every_201_survives_sigkill_of_the_real_binary() {
             let http = crate::helpers::http_client();
             let mut ids = Vec::new();
             for i in 0..25 {
-                let response = http
-                    .post(format!("{url}/beta/me/notifications"))
-                    .bearer_auth(&token)
-                    .header("X-UNS-ID", &unsid)
-                    .json(&note("contoso.com", &format!("{poster}-{i}")))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(response.status(), 201);
-                let body: Value = response.json().await.unwrap();
+                let body = post_as_app(&http, &url, &token, &unsid, &format!("{poster}-{i}")).await;
                 ids.push(body["id"].as_str().unwrap().to_owned());
             }
             ids
