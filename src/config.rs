@@ -1,11 +1,16 @@
-//! Paths: where tidings keeps its data by default (DESIGN section 8).
+//! Paths and the config file (DESIGN section 8).
 //!
 //! `directories` gives the platform's conventions (`~/.local/share/tidings` on Linux).
 //! A system unit passes `--data-dir` (or sets `$STATE_DIRECTORY`) instead.
+//!
+//! The config file is `<config dir>/tidings/config.toml` (`~/.config/tidings` on Linux);
+//! every key is optional, unknown keys are an error (so a typo is not silently ignored),
+//! and `TIDINGS_*` environment variables (and command-line flags) override it.
 
 use std::path::{Path, PathBuf};
 
 use directories::ProjectDirs;
+use serde::Deserialize;
 
 /// No home directory to derive a default path from.
 #[derive(Debug, thiserror::Error)]
@@ -49,4 +54,79 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
+}
+
+/// The config file's contents.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The `[agent]` table.
+    #[serde(default)]
+    pub agent: AgentConfig,
+}
+
+/// `[agent]`: how the agent runs.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Notifications kept at most (default 10,000); `TIDINGS_HISTORY_CAP` overrides.
+    pub history_cap: Option<usize>,
+    /// Extra CAs to trust (PEM); `--ca-file` / `TIDINGS_CA_FILE` override.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// A config file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    /// The file.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The config file's path.
+pub fn config_file() -> Result<PathBuf, NoHomeDir> {
+    Ok(dirs()?.config_dir().join("config.toml"))
+}
+
+/// Reads `path` (a missing file is the defaults), then applies `TIDINGS_*` overrides.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let error = |message: String| ConfigError {
+        path: path.display().to_string(),
+        message,
+    };
+    let mut config = match std::fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| error(e.to_string()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+        Err(e) => return Err(error(e.to_string())),
+    };
+    if let Some(cap) = std::env::var_os("TIDINGS_HISTORY_CAP") {
+        let cap = cap.to_string_lossy();
+        let parsed = cap
+            .parse()
+            .map_err(|_| error(format!("TIDINGS_HISTORY_CAP={cap:?} is not a number")))?;
+        config.agent.history_cap = Some(parsed);
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_optional_and_typos_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        assert_eq!(load(&path).unwrap(), Config::default(), "no file: defaults");
+        std::fs::write(&path, "[agent]\nhistory_cap = 500\n").unwrap();
+        assert_eq!(load(&path).unwrap().agent.history_cap, Some(500));
+        std::fs::write(&path, "[agent]\nhistory_capp = 500\n").unwrap();
+        let err = load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("history_capp") && err.contains("config.toml"),
+            "{err}"
+        );
+    }
 }

@@ -26,6 +26,11 @@ const LOCAL_PORT: u16 = 7319;
 /// Runs the agent in the foreground until SIGINT / SIGTERM.
 pub async fn run(args: AgentArgs) -> Result<(), Failure> {
     let agent_dir = config::agent_data_dir()?;
+    let file = config::load(&config::config_file()?)?;
+    let tuning = Tuning {
+        history_cap: file.agent.history_cap,
+        ca_file: args.ca_file.or(file.agent.ca_file),
+    };
     let saved = Credentials::load(&agent_dir)?;
     if !args.no_toasts {
         tracing::info!(
@@ -36,16 +41,16 @@ pub async fn run(args: AgentArgs) -> Result<(), Failure> {
     let shutdown = CancellationToken::new();
     tokio::spawn(wait_for_signal(shutdown.clone()));
     match (args.service, saved) {
-        (None, None) => local(&agent_dir, None, presenter, shutdown).await,
+        (None, None) => local(&agent_dir, None, &tuning, presenter, shutdown).await,
         (None, Some(creds)) if creds.service.is_none() => {
-            local(&agent_dir, Some(creds), presenter, shutdown).await
+            local(&agent_dir, Some(creds), &tuning, presenter, shutdown).await
         }
         (None, Some(creds)) => {
             let url = creds.service.clone().unwrap_or_default();
-            remote(&agent_dir, &url, creds, args.ca_file, presenter, shutdown).await
+            remote(&agent_dir, &url, creds, tuning, presenter, shutdown).await
         }
         (Some(url), Some(creds)) if creds.service.as_deref() == Some(url.as_str()) => {
-            remote(&agent_dir, &url, creds, args.ca_file, presenter, shutdown).await
+            remote(&agent_dir, &url, creds, tuning, presenter, shutdown).await
         }
         (Some(url), _) => Err(anyhow!(
             "this device is not signed in to {url}; run `tidings login {url} --user NAME` first"
@@ -58,13 +63,14 @@ async fn remote(
     agent_dir: &Path,
     url: &str,
     creds: Credentials,
-    ca_file: Option<PathBuf>,
+    tuning: Tuning,
     presenter: Arc<dyn Presenter>,
     shutdown: CancellationToken,
 ) -> Result<(), Failure> {
     tracing::info!(service = url, user = %creds.user, device = %creds.device_id, "agent starting");
     let mut settings = agent::Settings::new(url, creds.refresh_token, agent_dir.to_owned());
-    settings.ca_file = ca_file.or(creds.ca_file);
+    tuning.apply_cap(&mut settings);
+    settings.ca_file = tuning.ca_file.or(creds.ca_file);
     agent::run(settings, presenter, shutdown).await?;
     Ok(())
 }
@@ -72,12 +78,14 @@ async fn remote(
 async fn local(
     agent_dir: &Path,
     saved: Option<Credentials>,
+    tuning: &Tuning,
     presenter: Arc<dyn Presenter>,
     shutdown: CancellationToken,
 ) -> Result<(), Failure> {
     // A second agent of this user must hear "already running", not about the service:
     // the store is opened (and its lock taken) first. The URL is filled in below.
     let mut settings = agent::Settings::new(String::new(), String::new(), agent_dir.to_owned());
+    tuning.apply_cap(&mut settings);
     let store = agent::open_store(&settings)?;
     let service_dir = config::service_data_dir()?;
     let state = ServiceState::open(service::Settings::new(service_dir.clone())).with_context(|| {
@@ -109,6 +117,20 @@ async fn local(
     served?;
     result?;
     Ok(())
+}
+
+/// What the config file and flags change about the agent.
+struct Tuning {
+    history_cap: Option<usize>,
+    ca_file: Option<PathBuf>,
+}
+
+impl Tuning {
+    fn apply_cap(&self, settings: &mut agent::Settings) {
+        if let Some(cap) = self.history_cap {
+            settings.history_cap = cap;
+        }
+    }
 }
 
 /// 127.0.0.1:7319, or any free port when another process has it.

@@ -312,3 +312,25 @@ async fn an_agent_killed_mid_stream_ends_with_each_notification_once() {
     assert_eq!(store.cursor().unwrap().0, total);
     service.stop().await;
 }
+
+#[tokio::test]
+async fn a_config_file_with_a_typo_is_reported_with_its_path() {
+    let home = Home::new();
+    std::fs::create_dir_all(home.path("config/tidings")).unwrap();
+    std::fs::write(
+        home.path("config/tidings/config.toml"),
+        "[agent]\nhistory_capp = 5\n",
+    )
+    .unwrap();
+    let output = home
+        .command(&["agent", "--no-toasts"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("config.toml") && message.contains("history_capp"),
+        "{message}"
+    );
+}
