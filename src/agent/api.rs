@@ -90,6 +90,25 @@ impl Api {
         *self.token.lock().await = None;
     }
 
+    /// Signs this device out at the service (it is revoked there).
+    pub async fn sign_out(&self) -> Result<(), AgentError> {
+        let token = self.token().await?;
+        let response = self
+            .http
+            .delete(self.endpoint.url("/v1/me/device")?)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| {
+                AgentError::Network(format!("reaching the service: {}", channel::describe(&e)))
+            })?;
+        match response.status() {
+            s if s.is_success() => Ok(()),
+            reqwest::StatusCode::UNAUTHORIZED => Err(AgentError::SignedOut),
+            s => Err(AgentError::Network(format!("the service answered {s}"))),
+        }
+    }
+
     /// Subscribes this device to `host` (or renews the subscription: same UNSID).
     pub async fn subscribe(&self, host: &str) -> Result<Subscription, AgentError> {
         let token = self.token().await?;

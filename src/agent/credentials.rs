@@ -77,6 +77,17 @@ impl Credentials {
     }
 }
 
+impl Credentials {
+    /// Deletes the saved credential (after `logout`).
+    pub fn remove(agent_dir: &Path) -> Result<(), AgentError> {
+        match std::fs::remove_file(path(agent_dir)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(AgentError::Config(format!("deleting the credential: {e}"))),
+        }
+    }
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();

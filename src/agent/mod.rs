@@ -130,6 +130,16 @@ pub async fn login(
     })
 }
 
+/// Signs the device of `creds` out at its service (revoking it there).
+pub async fn logout(creds: &credentials::Credentials) -> Result<(), AgentError> {
+    let service = creds.service.as_deref().ok_or_else(|| {
+        AgentError::Config("this device runs in local mode; there is no sign-in to end".to_owned())
+    })?;
+    let tls = tls::client_config(creds.ca_file.as_deref())?;
+    let api = Api::new(Endpoint::parse(service)?, creds.refresh_token.clone(), tls)?;
+    api.sign_out().await
+}
+
 /// Runs the agent until `shutdown`; then flushes its store and returns.
 pub async fn run(
     settings: Settings,

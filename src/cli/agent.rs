@@ -221,6 +221,24 @@ pub async fn login(args: LoginArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `tidings logout`.
+pub async fn logout() -> Result<(), Failure> {
+    let agent_dir = config::agent_data_dir()?;
+    let creds = Credentials::load(&agent_dir)?
+        .ok_or_else(|| anyhow!("this device is not signed in; nothing to log out of"))?;
+    match agent::logout(&creds).await {
+        // Already revoked at the service: the credential is useless anyway.
+        Ok(()) | Err(AgentError::SignedOut) => {}
+        Err(e) => return Err(anyhow!(e).context("signing out at the service").into()),
+    }
+    Credentials::remove(&agent_dir)?;
+    println!(
+        "signed out of {}; the credential is deleted",
+        creds.service.unwrap_or_default()
+    );
+    Ok(())
+}
+
 fn read_password(user: &str, from_stdin: bool) -> anyhow::Result<String> {
     let password = if from_stdin || !std::io::stdin().is_terminal() {
         let mut line = String::new();

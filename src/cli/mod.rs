@@ -39,6 +39,8 @@ pub enum Command {
     Agent(AgentArgs),
     /// Sign this device in to a service (saves the device credential).
     Login(LoginArgs),
+    /// Sign this device out: the service revokes it and the credential is deleted.
+    Logout,
 }
 
 /// `tidings agent`.
@@ -180,5 +182,6 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Admin(args) => admin::run(args).await,
         Command::Agent(args) => agent::run(args).await,
         Command::Login(args) => agent::login(args).await,
+        Command::Logout => agent::logout().await,
     }
 }

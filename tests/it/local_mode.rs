@@ -239,6 +239,20 @@ async fn login_then_agent_connects_to_that_service() {
         "laptop"
     );
     terminate(agent).await;
+
+    let logout = home.command(&["logout"]).output().await.unwrap();
+    assert!(
+        logout.status.success(),
+        "{}",
+        String::from_utf8_lossy(&logout.stderr)
+    );
+    assert_eq!(service.device_info(&creds.device_id).await["revoked"], true);
+    assert!(
+        Credentials::load(&home.agent_dir()).unwrap().is_none(),
+        "the credential is deleted"
+    );
+    let again = home.command(&["logout"]).output().await.unwrap();
+    assert_eq!(again.status.code(), Some(1), "nothing left to log out of");
     service.stop().await;
 }
 

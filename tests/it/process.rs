@@ -20,8 +20,12 @@ struct Process {
 
 impl Process {
     async fn start(data_dir: &Path) -> Self {
+        Self::start_on(data_dir, "127.0.0.1:0").await
+    }
+
+    async fn start_on(data_dir: &Path, listen: &str) -> Self {
         let mut child = Command::new(BIN)
-            .args(["service", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["service", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .env("TIDINGS_LOG", "info")
             .stderr(Stdio::piped())
@@ -170,4 +174,55 @@ async fn sigterm_closes_channels_and_exits_0() {
     let (code, _, err) = admin(&data, &["device", "list"], "").await;
     assert_eq!(code, 3, "not running: {err}");
     assert!(err.contains("tidings service --data-dir"), "{err}");
+}
+
+#[tokio::test]
+async fn an_agent_catches_up_by_itself_after_the_service_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("service");
+    let mut service = Process::start(&data).await;
+    let (app, device, unsid) = provision(&data, &service.url).await;
+    let agent_dir = dir.path().join("agent");
+    let settings =
+        tidings::agent::Settings::new(service.url.clone(), device.refresh.clone(), agent_dir);
+    let agent = tidings::agent::Agent::open(
+        settings,
+        std::sync::Arc::new(tidings::agent::toast::Headless),
+    )
+    .unwrap();
+    let handle = agent.handle();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(agent.run(shutdown.clone()));
+    let http = crate::helpers::http_client();
+    for i in 0..50 {
+        post_as_app(
+            &http,
+            &service.url,
+            &app.token,
+            &unsid,
+            &format!("before {i}"),
+        )
+        .await;
+    }
+    service.child.kill().await.unwrap();
+    let listen = service.url.trim_start_matches("http://").to_owned();
+    let service = Process::start_on(&data, &listen).await;
+    for i in 0..50 {
+        post_as_app(
+            &http,
+            &service.url,
+            &app.token,
+            &unsid,
+            &format!("after {i}"),
+        )
+        .await;
+    }
+    crate::helpers::wait_until("the agent has all 100", || async {
+        handle.store().cursor().unwrap().0 == 100
+    })
+    .await;
+    assert_eq!(handle.store().len(), 100);
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+    drop(service);
 }

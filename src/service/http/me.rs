@@ -147,3 +147,16 @@ pub async fn delete(
         .ok_or_else(|| ApiError::not_found(format!("no notification {id}")))?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `DELETE /v1/me/device`: the device signs itself out (`tidings logout`): it is revoked,
+/// its tokens stop working and its channel closes.
+pub async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let device = device(&state, bearer(&headers))?;
+    state.store.revoke_device(&device.id).await?;
+    state.hub.revoke(&device.id);
+    tracing::info!(device = %device.id, "device signed out");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/oauth2/v2.0/token", post(oauth::token))
         .route("/v1/me/subscriptions", post(me::subscribe))
+        .route("/v1/me/device", axum::routing::delete(me::sign_out))
         .route("/v1/me/notifications", get(me::feed).post(me::note))
         .route(
             "/v1/me/notifications/{id}",
