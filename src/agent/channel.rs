@@ -23,7 +23,7 @@ use super::AgentError;
 use super::store::{AgentStore, Applied, LocalChange};
 
 /// Changes stored (and acked) together at most.
-const MAX_GROUP: usize = 1024;
+const MAX_GROUP: usize = 256;
 /// No frame (not even a ping) for this long means the link is dead.
 pub const DEAD_LINK: Duration = Duration::from_secs(75);
 
