@@ -42,6 +42,8 @@ pub struct Api {
 pub fn http_client(tls: &Arc<rustls::ClientConfig>) -> Result<reqwest::Client, AgentError> {
     reqwest::Client::builder()
         .tls_backend_preconfigured(rustls::ClientConfig::clone(tls))
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| AgentError::Config(format!("setting up the HTTP client: {e}")))
 }

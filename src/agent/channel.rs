@@ -24,7 +24,8 @@ use super::store::{AgentStore, Applied, LocalChange};
 
 /// Changes stored (and acked) together at most.
 const MAX_GROUP: usize = 256;
-/// No frame (not even a ping) for this long means the link is dead.
+/// No frame (not even a ping) for this long means the link is dead (the service
+/// pings every 30 s).
 pub const DEAD_LINK: Duration = Duration::from_secs(75);
 
 /// The service the agent talks to, checked once.
@@ -194,8 +195,10 @@ pub enum SessionEnd {
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// What can interrupt a session besides the service.
+/// What can end or wake a session besides the service.
 pub struct Signals<'a> {
+    /// No frame (not even a ping) for this long means the link is dead.
+    pub dead_link: Duration,
     /// The agent is stopping.
     pub shutdown: &'a CancellationToken,
     /// The outbox has new changes to send.
@@ -224,15 +227,18 @@ pub async fn session(
         .map_err(|_| AgentError::Network("the access token is not a valid header".to_owned()))?;
     request.headers_mut().insert("Authorization", bearer);
     let connector = tokio_tungstenite::Connector::Rustls(tls.clone());
-    let (mut socket, _) =
-        tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector))
-            .await
-            .map_err(|e| match e {
-                tungstenite::Error::Http(response) if response.status() == 401 => {
-                    AgentError::TokenRejected
-                }
-                other => AgentError::Network(format!("opening the channel: {}", describe(&other))),
-            })?;
+    let handshake =
+        tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector));
+    // A black-holed link must not hang the handshake: it gets as long as a silent link.
+    let (mut socket, _) = tokio::time::timeout(signals.dead_link, handshake)
+        .await
+        .map_err(|_| AgentError::Network("opening the channel timed out".to_owned()))?
+        .map_err(|e| match e {
+            tungstenite::Error::Http(response) if response.status() == 401 => {
+                AgentError::TokenRejected
+            }
+            other => AgentError::Network(format!("opening the channel: {}", describe(&other))),
+        })?;
     tracing::info!(%cursor, "channel open");
     let mut healthy = false;
     let mut sent = HashSet::new();
@@ -247,7 +253,7 @@ pub async fn session(
                 send_outbox(&mut socket, store, &mut sent).await?;
                 continue;
             }
-            group = next_group(&mut socket) => group,
+            group = next_group(&mut socket, signals.dead_link) => group,
         };
         let Some(group) = group else {
             return Ok(SessionEnd::Lost { healthy });
@@ -336,12 +342,16 @@ struct Group {
 
 /// Waits for the next frame, then takes every frame already received (up to
 /// [`MAX_GROUP`] changes). `None` when the channel is closed or dead.
-async fn next_group(socket: &mut Socket) -> Option<Group> {
+async fn next_group(socket: &mut Socket, dead_link: Duration) -> Option<Group> {
     let mut group = Group::default();
-    let first = tokio::time::timeout(DEAD_LINK, socket.next())
-        .await
-        .ok()??;
-    take(&mut group, first.ok()?)?;
+    let Ok(first) = tokio::time::timeout(dead_link, socket.next()).await else {
+        tracing::warn!(
+            ?dead_link,
+            "no frame from the service for too long; the link is dead"
+        );
+        return None;
+    };
+    take(&mut group, first?.ok()?)?;
     while group.changes.len() < MAX_GROUP {
         match socket.next().now_or_never() {
             Some(Some(Ok(message))) => take(&mut group, message)?,

@@ -45,6 +45,8 @@ pub struct Settings {
     pub ca_file: Option<PathBuf>,
     /// Notifications kept at most (oldest read ones go first).
     pub history_cap: usize,
+    /// Silence after which the channel counts as dead and is re-made.
+    pub dead_link: Duration,
 }
 
 impl Settings {
@@ -61,6 +63,7 @@ impl Settings {
             cache_bytes: 4 << 20,
             ca_file: None,
             history_cap: 10_000,
+            dead_link: channel::DEAD_LINK,
         }
     }
 }
@@ -164,6 +167,7 @@ pub fn open_store(settings: &Settings) -> Result<AgentStore, AgentError> {
 /// An agent whose store is open, before and while it runs.
 pub struct Agent {
     handle: AgentHandle,
+    dead_link: Duration,
 }
 
 /// What local callers (IPC, tests) use to read the cache and change state while the
@@ -203,7 +207,10 @@ impl Agent {
             outbox: Arc::new(Notify::new()),
             presenter,
         };
-        Ok(Self { handle })
+        Ok(Self {
+            handle,
+            dead_link: settings.dead_link,
+        })
     }
 
     /// The handle for local callers.
@@ -219,6 +226,7 @@ impl Agent {
         let chores = tokio::spawn(chores(handle.clone(), stop_chores.clone()));
         let present = |applied: &[Applied]| handle.present(applied);
         let signals = channel::Signals {
+            dead_link: self.dead_link,
             shutdown: &shutdown,
             outbox: &handle.outbox,
         };

@@ -140,3 +140,74 @@ async fn the_agent_loses_nothing_and_applies_nothing_twice_when_links_are_cut() 
     stop.cancel();
     service.stop().await;
 }
+
+/// Forwards to `backend` until `freeze` fires; then holds every connection open but
+/// passes nothing (a dead link that never closes). Counts connections.
+async fn freezing_proxy(
+    backend: String,
+    freeze: CancellationToken,
+    accepted: Arc<AtomicUsize>,
+) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            accepted.fetch_add(1, Ordering::Relaxed);
+            let (backend, freeze) = (backend.clone(), freeze.clone());
+            tokio::spawn(async move {
+                let Ok(mut server) = TcpStream::connect(&backend).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    () = freeze.cancelled() => {
+                        // Keep both ends open and silent until the agent gives up.
+                        let mut sink = [0u8; 1024];
+                        while let Ok(n) = tokio::io::AsyncReadExt::read(&mut client, &mut sink).await {
+                            if n == 0 { break; }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_silent_link_is_declared_dead_and_made_again() {
+    let service = TestService::start().await;
+    let (_, device, _) = service.alice_and_contoso().await;
+    let freeze = CancellationToken::new();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let backend = service.url.trim_start_matches("http://").to_owned();
+    let proxy = freezing_proxy(backend, freeze.clone(), accepted.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::new(
+        format!("http://{proxy}"),
+        device.refresh.clone(),
+        dir.path().to_owned(),
+    );
+    settings.dead_link = Duration::from_millis(300);
+    let agent = Agent::open(settings, Arc::new(Counter::default())).unwrap();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(agent.run(shutdown.clone()));
+    wait_until("the agent is connected", || async {
+        service.device_info(&device.id).await["connected"] == true
+    })
+    .await;
+    let before = accepted.load(Ordering::Relaxed);
+    freeze.cancel();
+    // A new connection is made after the silence; it is silent too, so the handshake
+    // times out and yet another one follows: nothing hangs.
+    wait_until("the agent keeps trying", || async {
+        accepted.load(Ordering::Relaxed) > before + 1
+    })
+    .await;
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+    service.stop().await;
+}
