@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::protocol::{Timestamp, Unsid};
 
 use super::AgentError;
-use super::channel::{self, Endpoint};
+use super::endpoint::{Endpoint, describe};
 
 /// Tokens live an hour; renew well before that.
 const TOKEN_REUSE: Duration = Duration::from_secs(45 * 60);
@@ -82,7 +82,7 @@ impl Api {
         {
             return Ok(token.clone());
         }
-        let token = channel::access_token(&self.http, &self.endpoint, &self.refresh_token).await?;
+        let token = access_token(&self.http, &self.endpoint, &self.refresh_token).await?;
         *cached = Some((token.clone(), Instant::now()));
         Ok(token)
     }
@@ -101,9 +101,7 @@ impl Api {
             .bearer_auth(token)
             .send()
             .await
-            .map_err(|e| {
-                AgentError::Network(format!("reaching the service: {}", channel::describe(&e)))
-            })?;
+            .map_err(|e| AgentError::Network(format!("reaching the service: {}", describe(&e))))?;
         match response.status() {
             s if s.is_success() => Ok(()),
             reqwest::StatusCode::UNAUTHORIZED => Err(AgentError::SignedOut),
@@ -121,9 +119,7 @@ impl Api {
             .json(&serde_json::json!({"targetHostName": host}))
             .send()
             .await
-            .map_err(|e| {
-                AgentError::Network(format!("reaching the service: {}", channel::describe(&e)))
-            })?;
+            .map_err(|e| AgentError::Network(format!("reaching the service: {}", describe(&e))))?;
         let status = response.status();
         let body: serde_json::Value = response
             .json()
@@ -141,4 +137,71 @@ impl Api {
         serde_json::from_value(body)
             .map_err(|e| AgentError::Network(format!("an unexpected subscription answer: {e}")))
     }
+}
+
+/// Renews the access token with the device's refresh token.
+pub async fn access_token(
+    http: &reqwest::Client,
+    endpoint: &Endpoint,
+    refresh_token: &str,
+) -> Result<String, AgentError> {
+    let response = http
+        .post(endpoint.token_url()?)
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ])
+        .send()
+        .await
+        .map_err(|e| AgentError::Network(format!("reaching the service: {}", describe(&e))))?;
+    let status = response.status();
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(AgentError::SignedOut);
+    }
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|e| AgentError::Network(format!("reading the token answer: {e}")))?;
+    if !status.is_success() {
+        return Err(AgentError::Network(format!(
+            "token endpoint answered {status}: {body}"
+        )));
+    }
+    body["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| AgentError::Network("the token answer has no access_token".to_owned()))
+}
+
+/// Signs a device in with the password grant; returns the token answer.
+pub async fn sign_in(
+    http: &reqwest::Client,
+    endpoint: &Endpoint,
+    form: &[(&str, &str)],
+) -> Result<serde_json::Value, AgentError> {
+    let response = http
+        .post(endpoint.token_url()?)
+        .form(form)
+        .send()
+        .await
+        .map_err(|e| AgentError::Network(format!("reaching the service: {}", describe(&e))))?;
+    let status = response.status();
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|e| AgentError::Network(format!("reading the sign-in answer: {e}")))?;
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(AgentError::Config(
+            "the service refused the user name or password".to_owned(),
+        ));
+    }
+    if !status.is_success() {
+        let message = body["error"]["message"]
+            .as_str()
+            .unwrap_or("no reason given");
+        return Err(AgentError::Config(format!(
+            "sign-in failed ({status}): {message}"
+        )));
+    }
+    Ok(body)
 }

@@ -1,25 +1,23 @@
-//! The push channel client: the service's address, the access token, one WebSocket
-//! session (receive changes in groups, store them, ack), and the reconnect backoff.
+//! The push channel client: one WebSocket session (receive changes in groups, store
+//! them, present them, ack; send the outbox and settle its answers).
 //!
 //! It knows the wire (`protocol` frames) and the store's `apply`; the agent's loop in
 //! `mod.rs` strings sessions together.
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
+use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
-use url::Url;
-
-use std::collections::HashSet;
-use std::sync::Arc;
-
-use tokio::sync::Notify;
 
 use crate::protocol::{ClientFrame, ErrorCode, ErrorDetail, Notification, Seq, ServerFrame};
 
 use super::AgentError;
+use super::endpoint::{Endpoint, describe};
 use super::store::{AgentStore, Applied, LocalChange};
 
 /// Changes stored (and acked) together at most.
@@ -27,158 +25,6 @@ const MAX_GROUP: usize = 256;
 /// No frame (not even a ping) for this long means the link is dead (the service
 /// pings every 30 s).
 pub const DEAD_LINK: Duration = Duration::from_secs(75);
-
-/// The service the agent talks to, checked once.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    base: Url,
-}
-
-impl Endpoint {
-    /// Parses the service URL. Plain `http://` is accepted for loopback hosts only.
-    pub fn parse(text: &str) -> Result<Self, AgentError> {
-        let mut base = Url::parse(text).map_err(|e| {
-            AgentError::Config(format!("the service URL {text:?} is not a URL: {e}"))
-        })?;
-        // The base is kept as http(s); the channel URL is derived from it.
-        let http_scheme = match base.scheme() {
-            "ws" => Some("http"),
-            "wss" => Some("https"),
-            _ => None,
-        };
-        if let Some(scheme) = http_scheme {
-            let _ = base.set_scheme(scheme);
-        }
-        match base.scheme() {
-            "http" if is_loopback(&base) => Ok(Self { base }),
-            "https" => Ok(Self { base }),
-            "http" => Err(AgentError::Config(format!(
-                "refusing plain {}:// to {}: notifications and tokens would cross the network unencrypted; use https://",
-                base.scheme(),
-                base.host_str().unwrap_or("?")
-            ))),
-            other => Err(AgentError::Config(format!(
-                "unsupported URL scheme {other:?}; use https://"
-            ))),
-        }
-    }
-
-    /// The URL of `path` at the service.
-    pub fn url(&self, path: &str) -> Result<Url, AgentError> {
-        self.join(path)
-    }
-
-    fn join(&self, path: &str) -> Result<Url, AgentError> {
-        self.base
-            .join(path)
-            .map_err(|e| AgentError::Config(format!("bad service URL: {e}")))
-    }
-
-    /// `POST /oauth2/v2.0/token`.
-    pub fn token_url(&self) -> Result<Url, AgentError> {
-        self.join("/oauth2/v2.0/token")
-    }
-
-    /// `GET /v1/me/channel?cursor=N` as a `ws://` URL.
-    pub fn channel_url(&self, cursor: Seq) -> Result<Url, AgentError> {
-        let mut url = self.join(&format!("/v1/me/channel?cursor={cursor}"))?;
-        let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
-        url.set_scheme(scheme)
-            .map_err(|()| AgentError::Config("cannot make a WebSocket URL".to_owned()))?;
-        Ok(url)
-    }
-}
-
-/// An error with its causes ("error sending request: ...: invalid peer certificate").
-pub fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
-/// Renews the access token with the device's refresh token.
-pub async fn access_token(
-    http: &reqwest::Client,
-    endpoint: &Endpoint,
-    refresh_token: &str,
-) -> Result<String, AgentError> {
-    let response = http
-        .post(endpoint.token_url()?)
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-        ])
-        .send()
-        .await
-        .map_err(|e| AgentError::Network(format!("reaching the service: {}", describe(&e))))?;
-    let status = response.status();
-    if status == reqwest::StatusCode::UNAUTHORIZED {
-        return Err(AgentError::SignedOut);
-    }
-    let body: serde_json::Value = response
-        .json()
-        .await
-        .map_err(|e| AgentError::Network(format!("reading the token answer: {e}")))?;
-    if !status.is_success() {
-        return Err(AgentError::Network(format!(
-            "token endpoint answered {status}: {body}"
-        )));
-    }
-    body["access_token"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| AgentError::Network("the token answer has no access_token".to_owned()))
-}
-
-/// Signs a device in with the password grant; returns the token answer.
-pub async fn sign_in(
-    http: &reqwest::Client,
-    endpoint: &Endpoint,
-    form: &[(&str, &str)],
-) -> Result<serde_json::Value, AgentError> {
-    let response = http
-        .post(endpoint.token_url()?)
-        .form(form)
-        .send()
-        .await
-        .map_err(|e| AgentError::Network(format!("reaching the service: {}", describe(&e))))?;
-    let status = response.status();
-    let body: serde_json::Value = response
-        .json()
-        .await
-        .map_err(|e| AgentError::Network(format!("reading the sign-in answer: {e}")))?;
-    if status == reqwest::StatusCode::UNAUTHORIZED {
-        return Err(AgentError::Config(
-            "the service refused the user name or password".to_owned(),
-        ));
-    }
-    if !status.is_success() {
-        let message = body["error"]["message"]
-            .as_str()
-            .unwrap_or("no reason given");
-        return Err(AgentError::Config(format!(
-            "sign-in failed ({status}): {message}"
-        )));
-    }
-    Ok(body)
-}
 
 /// How a session ended without an error.
 #[derive(Debug, PartialEq, Eq)]
@@ -402,76 +248,4 @@ async fn send(socket: &mut Socket, frame: &ClientFrame) -> Result<(), AgentError
         .send(Message::Text(text.into()))
         .await
         .map_err(|e| AgentError::Network(format!("sending to the service: {e}")))
-}
-
-/// Reconnect delays: 250 ms doubling to 60 s, each drawn at random from the upper half
-/// (jitter, so many agents do not reconnect in step), reset after a healthy session.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(250);
-    const CAP: Duration = Duration::from_secs(60);
-
-    /// A fresh backoff.
-    pub fn new() -> Self {
-        Self { next: Self::FIRST }
-    }
-
-    /// The delay before the next attempt.
-    pub fn next_delay(&mut self) -> Duration {
-        let ceiling = self.next;
-        self.next = (self.next * 2).min(Self::CAP);
-        ceiling.mul_f64(rand::random_range(0.5..=1.0))
-    }
-
-    /// After a healthy session, start again from the shortest delay.
-    pub fn reset(&mut self) {
-        self.next = Self::FIRST;
-    }
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_up_to_the_cap_and_resets() {
-        let mut backoff = Backoff::new();
-        let first = backoff.next_delay();
-        assert!(first >= Duration::from_millis(125) && first <= Duration::from_millis(250));
-        for _ in 0..20 {
-            assert!(backoff.next_delay() <= Duration::from_secs(60));
-        }
-        assert!(
-            backoff.next_delay() >= Duration::from_secs(30),
-            "capped at 60 s, jitter in the upper half"
-        );
-        backoff.reset();
-        assert!(backoff.next_delay() <= Duration::from_millis(250));
-    }
-
-    #[test]
-    fn plain_http_is_for_loopback_only() {
-        assert!(Endpoint::parse("http://127.0.0.1:7319").is_ok());
-        assert!(Endpoint::parse("http://localhost:7319").is_ok());
-        assert!(Endpoint::parse("http://[::1]:7319").is_ok());
-        let err = Endpoint::parse("http://notify.example.com")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("unencrypted"), "{err}");
-        let url = Endpoint::parse("http://127.0.0.1:7319")
-            .unwrap()
-            .channel_url(Seq(5))
-            .unwrap();
-        assert_eq!(url.as_str(), "ws://127.0.0.1:7319/v1/me/channel?cursor=5");
-    }
 }

@@ -1,18 +1,20 @@
 //! The device agent: keeps the push channel to the service open, stores what arrives
 //! durably before acking it, and asks the presenter to show or close toasts.
 //!
-//! Parts: [`store`] (the sled cache), [`channel`] (the push client and backoff),
-//! [`toast`] (the presenter seam). The store, channel and toast adapters do not import
+//! Parts: [`store`] (the sled cache, outbox, retention), [`channel`] (one push
+//! session), [`endpoint`], [`api`] (REST: tokens, sign-in, subscriptions), [`backoff`],
+//! [`tls`], [`credentials`], [`toast`] (the presenter seam). The store, channel and toast adapters do not import
 //! each other's internals beyond the store's `apply`; this loop moves data between
 //! them. The agent imports `protocol`, never the service.
 //!
-//! Built so far: the sync core (refresh-token sign-in, channel, durable cache, group
-//! commit and ack, reconnects with backoff), the outbox, `login` and local mode (in
-//! `cli`). Still to come (see the agent issue): TLS, subscriptions, retention.
+//! Still to come (see `docs/agent.md`): desktop toasts, local IPC, and meeting the
+//! idle-memory target.
 
 pub mod api;
+pub mod backoff;
 pub mod channel;
 pub mod credentials;
+pub mod endpoint;
 pub mod store;
 pub mod tls;
 pub mod toast;
@@ -26,7 +28,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::protocol::{NotificationId, Timestamp};
 use api::{Api, Subscription};
-use channel::{Backoff, Endpoint, SessionEnd};
+use backoff::Backoff;
+use channel::SessionEnd;
+use endpoint::Endpoint;
 use store::{AgentStore, AgentStoreError, Applied, LocalChange};
 use toast::{Presenter, ToastOp};
 
@@ -117,7 +121,7 @@ pub async fn login(
         ("device_name", device_name),
         ("platform", platform.as_str()),
     ];
-    let body = channel::sign_in(&http, &endpoint, &form).await?;
+    let body = api::sign_in(&http, &endpoint, &form).await?;
     let field = |name: &str| {
         body[name]
             .as_str()

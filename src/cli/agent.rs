@@ -206,7 +206,7 @@ fn host_name() -> String {
 pub async fn login(args: LoginArgs) -> Result<(), Failure> {
     let agent_dir = config::agent_data_dir()?;
     // Refuse a URL the agent could not use before asking for a password.
-    crate::agent::channel::Endpoint::parse(&args.url).map_err(|e| anyhow!(e))?;
+    crate::agent::endpoint::Endpoint::parse(&args.url).map_err(|e| anyhow!(e))?;
     let password = read_password(&args.user, args.password_stdin)?;
     let device_name = args.device_name.unwrap_or_else(host_name);
     let ca_file = args.ca_file.as_deref();

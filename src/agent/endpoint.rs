@@ -1,0 +1,113 @@
+//! The service's address as the agent uses it: checked once (plain HTTP only to
+//! loopback), and the URLs of the token endpoint, the REST API and the channel.
+
+use url::Url;
+
+use super::AgentError;
+use crate::protocol::Seq;
+
+/// The service the agent talks to, checked once.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    base: Url,
+}
+
+impl Endpoint {
+    /// Parses the service URL. Plain `http://` is accepted for loopback hosts only.
+    pub fn parse(text: &str) -> Result<Self, AgentError> {
+        let mut base = Url::parse(text).map_err(|e| {
+            AgentError::Config(format!("the service URL {text:?} is not a URL: {e}"))
+        })?;
+        // The base is kept as http(s); the channel URL is derived from it.
+        let http_scheme = match base.scheme() {
+            "ws" => Some("http"),
+            "wss" => Some("https"),
+            _ => None,
+        };
+        if let Some(scheme) = http_scheme {
+            let _ = base.set_scheme(scheme);
+        }
+        match base.scheme() {
+            "http" if is_loopback(&base) => Ok(Self { base }),
+            "https" => Ok(Self { base }),
+            "http" => Err(AgentError::Config(format!(
+                "refusing plain {}:// to {}: notifications and tokens would cross the network unencrypted; use https://",
+                base.scheme(),
+                base.host_str().unwrap_or("?")
+            ))),
+            other => Err(AgentError::Config(format!(
+                "unsupported URL scheme {other:?}; use https://"
+            ))),
+        }
+    }
+
+    /// The URL of `path` at the service.
+    pub fn url(&self, path: &str) -> Result<Url, AgentError> {
+        self.join(path)
+    }
+
+    fn join(&self, path: &str) -> Result<Url, AgentError> {
+        self.base
+            .join(path)
+            .map_err(|e| AgentError::Config(format!("bad service URL: {e}")))
+    }
+
+    /// `POST /oauth2/v2.0/token`.
+    pub fn token_url(&self) -> Result<Url, AgentError> {
+        self.join("/oauth2/v2.0/token")
+    }
+
+    /// `GET /v1/me/channel?cursor=N` as a `ws://` URL.
+    pub fn channel_url(&self, cursor: Seq) -> Result<Url, AgentError> {
+        let mut url = self.join(&format!("/v1/me/channel?cursor={cursor}"))?;
+        let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+        url.set_scheme(scheme)
+            .map_err(|()| AgentError::Config("cannot make a WebSocket URL".to_owned()))?;
+        Ok(url)
+    }
+}
+
+/// An error with its causes ("error sending request: ...: invalid peer certificate").
+pub fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_is_for_loopback_only() {
+        assert!(Endpoint::parse("http://127.0.0.1:7319").is_ok());
+        assert!(Endpoint::parse("http://localhost:7319").is_ok());
+        assert!(Endpoint::parse("http://[::1]:7319").is_ok());
+        let err = Endpoint::parse("http://notify.example.com")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unencrypted"), "{err}");
+        let url = Endpoint::parse("http://127.0.0.1:7319")
+            .unwrap()
+            .channel_url(Seq(5))
+            .unwrap();
+        assert_eq!(url.as_str(), "ws://127.0.0.1:7319/v1/me/channel?cursor=5");
+    }
+}
