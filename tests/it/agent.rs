@@ -248,10 +248,11 @@ async fn a_dismiss_on_one_agent_reaches_the_others_store() {
         "dismiss reached the other agent's store in {:?}",
         started.elapsed()
     );
-    assert_eq!(
-        *on_phone.recorder.closed.lock().unwrap(),
-        vec![posted.id.clone()]
-    );
+    // The store is written before the toast is closed: wait for the close too.
+    wait_until("the phone closes its toast", || async {
+        *on_phone.recorder.closed.lock().unwrap() == vec![posted.id.clone()]
+    })
+    .await;
     wait_until("the laptop's outbox is confirmed", || async {
         on_laptop.handle.store().outbox().unwrap().is_empty()
     })
