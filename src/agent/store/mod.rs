@@ -3,7 +3,8 @@
 //! One tree, `cache`, with keys told apart by their first byte:
 //! `N` + id → the notification record (versioned postcard, carries its `seq`);
 //! `Q` + seq → id, the history order; `O` + n → the outbox ([`outbox`]);
-//! `S` + host → this device's subscription to that app;
+//! `S` + host → this device's subscription to that app; `E` + expiry + seq → id, the
+//! expiry order (so retention never reads every record);
 //! `M` + name → meta (the cursor, the outbox counter).
 //!
 //! Changes are applied in groups ([`AgentStore::apply`]): every change of the group in
@@ -20,14 +21,18 @@ use std::path::Path;
 use sled::{Batch, Tree};
 
 use crate::protocol::stored::{NotificationRecord, RecordError, decode, encode};
-use crate::protocol::{Notification, NotificationId, Seq};
+use crate::protocol::{Notification, NotificationId, Seq, Timestamp};
 
 use super::api::Subscription;
 
 const NOTE: u8 = b'N';
 pub(super) const BY_SEQ: u8 = b'Q';
 const SUBSCRIPTION: u8 = b'S';
+pub(super) const EXPIRY: u8 = b'E';
 const CURSOR: &[u8] = b"Mcursor";
+/// How many notifications are stored (kept with every change, so retention need not
+/// count them).
+pub(super) const COUNT: &[u8] = b"Mcount";
 
 /// Errors of the agent's store.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +79,14 @@ fn note_key(id: &NotificationId) -> Vec<u8> {
 fn seq_key(seq: Seq) -> [u8; 9] {
     let mut key = [BY_SEQ; 9];
     key[1..].copy_from_slice(&seq.0.to_be_bytes());
+    key
+}
+
+/// `E` + expiry + seq → id: the notifications in expiry order, for a cheap purge.
+pub(super) fn expiry_key(at: Timestamp, seq: Seq) -> [u8; 17] {
+    let mut key = [EXPIRY; 17];
+    key[1..9].copy_from_slice(&(at.as_millis().cast_unsigned() ^ (1 << 63)).to_be_bytes());
+    key[9..].copy_from_slice(&seq.0.to_be_bytes());
     key
 }
 
@@ -128,22 +141,25 @@ impl AgentStore {
         changes: Vec<(Seq, Notification)>,
     ) -> Result<(Vec<Applied>, Seq), AgentStoreError> {
         let mut cursor = self.cursor()?;
-        let mut latest: HashMap<NotificationId, Seq> = HashMap::new();
+        let mut latest: HashMap<NotificationId, (Seq, Timestamp)> = HashMap::new();
         let pending = self.pending_by_id()?;
         let mut batch = Batch::default();
         let mut applied = Vec::new();
         for (seq, notification) in changes {
             cursor = cursor.max(seq);
-            let stored_seq = match latest.get(&notification.id) {
-                Some(&s) => Some(s),
-                None => self.get(&notification.id)?.map(|r| r.seq),
+            let stored = match latest.get(&notification.id) {
+                Some(&old) => Some(old),
+                None => self
+                    .get(&notification.id)?
+                    .map(|r| (r.seq, r.content.expiration_date_time)),
             };
-            let known = stored_seq.is_some();
-            if stored_seq.is_some_and(|s| s >= seq) {
+            let known = stored.is_some();
+            if stored.is_some_and(|(s, _)| s >= seq) {
                 continue;
             }
-            if let Some(old) = stored_seq {
-                batch.remove(&seq_key(old));
+            if let Some((old_seq, old_expiry)) = stored {
+                batch.remove(&seq_key(old_seq));
+                batch.remove(&expiry_key(old_expiry, old_seq));
             }
             let mut record = NotificationRecord::new(seq, notification);
             // What the user did here and the service has not confirmed yet stays done.
@@ -152,13 +168,21 @@ impl AgentStore {
             }
             batch.insert(note_key(&record.id), encode(&record)?);
             batch.insert(&seq_key(seq), record.id.as_str().as_bytes());
-            latest.insert(record.id.clone(), seq);
+            let expires = record.content.expiration_date_time;
+            batch.insert(&expiry_key(expires, seq), record.id.as_str().as_bytes());
+            latest.insert(record.id.clone(), (seq, expires));
             applied.push(if known {
                 Applied::Updated(record)
             } else {
                 Applied::Created(record)
             });
         }
+        let created = applied
+            .iter()
+            .filter(|a| matches!(a, Applied::Created(_)))
+            .count();
+        let count = self.count()? + u64::try_from(created).unwrap_or(u64::MAX);
+        batch.insert(COUNT, &count.to_be_bytes());
         batch.insert(CURSOR, &cursor.0.to_be_bytes());
         self.cache.apply_batch(batch)?;
         self.db.flush_async().await?;
@@ -211,7 +235,16 @@ impl AgentStore {
             .collect()
     }
 
-    /// How many notifications are stored.
+    /// How many notifications are stored, from the kept counter (counted once for a
+    /// store written before the counter existed).
+    pub fn count(&self) -> Result<u64, AgentStoreError> {
+        match self.cache.get(COUNT)? {
+            Some(v) => u64_of(&v),
+            None => Ok(u64::try_from(self.len()).unwrap_or(u64::MAX)),
+        }
+    }
+
+    /// How many notifications are stored, counted.
     pub fn len(&self) -> usize {
         self.cache.scan_prefix([BY_SEQ]).count()
     }

@@ -65,6 +65,11 @@ async fn a_newer_change_updates_and_an_older_one_is_ignored() {
     let stored = store.get(&NotificationId::new("a")).unwrap().unwrap();
     assert_eq!((stored.seq, stored.state.status), (Seq(5), Status::Deleted));
     assert_eq!(store.len(), 1, "one history entry per notification");
+    assert_eq!(
+        store.count().unwrap(),
+        1,
+        "the kept counter follows updates"
+    );
     assert_eq!(store.cursor().unwrap(), Seq(5));
 }
 
@@ -183,5 +188,6 @@ async fn retention_purges_expired_then_caps_oldest_read_first() {
         .map(|r| r.seq.0)
         .collect();
     assert_eq!(left, vec![5, 3]);
+    assert_eq!(store.count().unwrap(), 2, "the kept counter follows purges");
     assert!(store.purge(Timestamp::now(), 2).unwrap().is_empty());
 }
