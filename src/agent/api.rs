@@ -95,14 +95,9 @@ impl Api {
     /// Signs this device out at the service (it is revoked there).
     pub async fn sign_out(&self) -> Result<(), AgentError> {
         let token = self.token().await?;
-        let response = self
-            .http
-            .delete(self.endpoint.url("/v1/me/device")?)
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|e| AgentError::Network(format!("reaching the service: {}", describe(&e))))?;
-        match response.status() {
+        let request = self.http.delete(self.endpoint.url("/v1/me/device")?);
+        let (status, _) = call(request.bearer_auth(token)).await?;
+        match status {
             s if s.is_success() => Ok(()),
             reqwest::StatusCode::UNAUTHORIZED => Err(AgentError::SignedOut),
             s => Err(AgentError::Network(format!("the service answered {s}"))),
@@ -112,19 +107,12 @@ impl Api {
     /// Subscribes this device to `host` (or renews the subscription: same UNSID).
     pub async fn subscribe(&self, host: &str) -> Result<Subscription, AgentError> {
         let token = self.token().await?;
-        let response = self
+        let request = self
             .http
             .post(self.endpoint.url("/v1/me/subscriptions")?)
             .bearer_auth(token)
-            .json(&serde_json::json!({"targetHostName": host}))
-            .send()
-            .await
-            .map_err(|e| AgentError::Network(format!("reaching the service: {}", describe(&e))))?;
-        let status = response.status();
-        let body: serde_json::Value = response
-            .json()
-            .await
-            .map_err(|e| AgentError::Network(format!("reading the answer: {e}")))?;
+            .json(&serde_json::json!({"targetHostName": host}));
+        let (status, body) = call(request).await?;
         if status.is_client_error() {
             let message = body["error"]["message"].as_str().unwrap_or("refused");
             return Err(AgentError::Refused(message.to_owned()));
@@ -145,23 +133,14 @@ pub async fn access_token(
     endpoint: &Endpoint,
     refresh_token: &str,
 ) -> Result<String, AgentError> {
-    let response = http
-        .post(endpoint.token_url()?)
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-        ])
-        .send()
-        .await
-        .map_err(|e| AgentError::Network(format!("reaching the service: {}", describe(&e))))?;
-    let status = response.status();
+    let request = http.post(endpoint.token_url()?).form(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+    ]);
+    let (status, body) = call(request).await?;
     if status == reqwest::StatusCode::UNAUTHORIZED {
         return Err(AgentError::SignedOut);
     }
-    let body: serde_json::Value = response
-        .json()
-        .await
-        .map_err(|e| AgentError::Network(format!("reading the token answer: {e}")))?;
     if !status.is_success() {
         return Err(AgentError::Network(format!(
             "token endpoint answered {status}: {body}"
@@ -179,17 +158,7 @@ pub async fn sign_in(
     endpoint: &Endpoint,
     form: &[(&str, &str)],
 ) -> Result<serde_json::Value, AgentError> {
-    let response = http
-        .post(endpoint.token_url()?)
-        .form(form)
-        .send()
-        .await
-        .map_err(|e| AgentError::Network(format!("reaching the service: {}", describe(&e))))?;
-    let status = response.status();
-    let body: serde_json::Value = response
-        .json()
-        .await
-        .map_err(|e| AgentError::Network(format!("reading the sign-in answer: {e}")))?;
+    let (status, body) = call(http.post(endpoint.token_url()?).form(form)).await?;
     if status == reqwest::StatusCode::UNAUTHORIZED {
         return Err(AgentError::Config(
             "the service refused the user name or password".to_owned(),
@@ -204,4 +173,21 @@ pub async fn sign_in(
         )));
     }
     Ok(body)
+}
+
+/// Sends a request and reads its answer: the status, and the body as JSON (`null` when
+/// it is not JSON, so the status still decides). Transport failures are retryable.
+async fn call(
+    request: reqwest::RequestBuilder,
+) -> Result<(reqwest::StatusCode, serde_json::Value), AgentError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| AgentError::Network(format!("reaching the service: {}", describe(&e))))?;
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(|e| {
+        AgentError::Network(format!("reading the service's answer: {}", describe(&e)))
+    })?;
+    let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    Ok((status, body))
 }
