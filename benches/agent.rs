@@ -132,13 +132,24 @@ fn spawn_agent(home: &std::path::Path) -> std::process::Child {
         .unwrap()
 }
 
+/// The child's VmRSS (KiB), with its anonymous / file-backed split printed.
 fn rss_kib(child: &std::process::Child) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    };
+    println!(
+        "  (VmRSS {} KiB = anonymous {} + file-backed {} + shared {})",
+        field("VmRSS:"),
+        field("RssAnon:"),
+        field("RssFile:"),
+        field("RssShmem:")
+    );
+    field("VmRSS:")
 }
 
 /// The idle agent's VmRSS (KiB) right after catching up with `count` notifications, and
