@@ -45,6 +45,11 @@ pub fn runtime_dir() -> Result<PathBuf, NoHomeDir> {
         .map_or_else(|| dirs.data_dir().join("agent"), PathBuf::from))
 }
 
+/// The agent's IPC socket: `<runtime dir>/agent.sock`.
+pub fn agent_socket() -> Result<PathBuf, NoHomeDir> {
+    Ok(runtime_dir()?.join("agent.sock"))
+}
+
 /// Creates `dir` (and its parents) and makes it private to this user (mode 0700).
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;

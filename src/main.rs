@@ -23,9 +23,22 @@ fn main() {
         }
     };
     if let Err(failure) = runtime.block_on(cli::run(cli)) {
+        if is_broken_pipe(&failure.error) {
+            // `tidings history | head`: the reader has what it wanted.
+            return;
+        }
         eprintln!("tidings: {:#}", failure.error);
         std::process::exit(failure.code);
     }
+}
+
+/// Whether the failure is standard output's reader going away. Output errors reach
+/// here as bare `io::Error`s; a broken IPC or HTTP connection arrives wrapped in its
+/// own error type, and stays an error.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 /// Logs to stderr; the level comes from `TIDINGS_LOG`, else `RUST_LOG`, else `info`.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::protocol::{Timestamp, Unsid};
+use crate::protocol::{Notification, Timestamp, Unsid};
 
 use super::AgentError;
 use super::endpoint::{Endpoint, describe};
@@ -106,15 +106,38 @@ impl Api {
 
     /// Subscribes this device to `host` (or renews the subscription: same UNSID).
     pub async fn subscribe(&self, host: &str) -> Result<Subscription, AgentError> {
+        let body = serde_json::json!({"targetHostName": host});
+        let answer = self.post_json("/v1/me/subscriptions", &body).await?;
+        serde_json::from_value(answer)
+            .map_err(|e| AgentError::Network(format!("an unexpected subscription answer: {e}")))
+    }
+
+    /// Posts a note to all of this user's devices (`POST /v1/me/notifications`).
+    pub async fn send_note(&self, body: serde_json::Value) -> Result<Notification, AgentError> {
+        let answer = self.post_json("/v1/me/notifications", &body).await?;
+        serde_json::from_value(answer)
+            .map_err(|e| AgentError::Network(format!("an unexpected notification answer: {e}")))
+    }
+
+    /// POSTs `body` as this device; a 4xx answer is refused with the service's message.
+    async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, AgentError> {
         let token = self.token().await?;
         let request = self
             .http
-            .post(self.endpoint.url("/v1/me/subscriptions")?)
+            .post(self.endpoint.url(path)?)
             .bearer_auth(token)
-            .json(&serde_json::json!({"targetHostName": host}));
-        let (status, body) = call(request).await?;
+            .json(body);
+        let (status, answer) = call(request).await?;
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            self.forget_token().await;
+            return Err(AgentError::TokenRejected);
+        }
         if status.is_client_error() {
-            let message = body["error"]["message"].as_str().unwrap_or("refused");
+            let message = answer["error"]["message"].as_str().unwrap_or("refused");
             return Err(AgentError::Refused(message.to_owned()));
         }
         if !status.is_success() {
@@ -122,8 +145,7 @@ impl Api {
                 "the service answered {status}"
             )));
         }
-        serde_json::from_value(body)
-            .map_err(|e| AgentError::Network(format!("an unexpected subscription answer: {e}")))
+        Ok(answer)
     }
 }
 

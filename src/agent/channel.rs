@@ -18,6 +18,7 @@ use crate::protocol::{ClientFrame, ErrorCode, ErrorDetail, Notification, Seq, Se
 
 use super::AgentError;
 use super::endpoint::{Endpoint, describe};
+use super::link::Link;
 use super::store::{AgentStore, Applied, LocalChange};
 
 /// Changes stored (and acked) together at most.
@@ -49,6 +50,8 @@ pub struct Signals<'a> {
     pub shutdown: &'a CancellationToken,
     /// The outbox has new changes to send.
     pub outbox: &'a Notify,
+    /// Where the session reports that it caught up.
+    pub link: &'a Link,
 }
 
 /// One connection: replays the backlog and follows live changes, storing each group
@@ -108,6 +111,9 @@ pub async fn session(
             let (applied, cursor) = store.apply(group.changes).await?;
             on_applied(&applied);
             ack(&mut socket, cursor).await?;
+            if healthy {
+                signals.link.synced();
+            }
         }
         for (request_id, ok, error) in group.results {
             settle(store, &mut sent, &request_id, ok, error.as_ref())?;
@@ -117,6 +123,7 @@ pub async fn session(
             // An ack lost with the previous connection would leave the service behind
             // when the backlog is empty: confirm the cursor once per connection.
             ack(&mut socket, store.cursor()?).await?;
+            signals.link.synced();
             tracing::info!("caught up with the service");
         }
     }

@@ -41,6 +41,11 @@ impl Endpoint {
         }
     }
 
+    /// The service's base URL, as given (without a trailing slash).
+    pub fn base(&self) -> String {
+        self.base.as_str().trim_end_matches('/').to_owned()
+    }
+
     /// The URL of `path` at the service.
     pub fn url(&self, path: &str) -> Result<Url, AgentError> {
         self.join(path)

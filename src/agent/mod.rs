@@ -15,6 +15,8 @@ pub mod backoff;
 pub mod channel;
 pub mod credentials;
 pub mod endpoint;
+pub mod link;
+pub mod rpc;
 pub mod store;
 pub mod tls;
 pub mod toast;
@@ -23,14 +25,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
-use crate::protocol::{NotificationId, Timestamp};
+use crate::protocol::local::{Event, EventKind, LinkState};
+use crate::protocol::{NotificationId, Status, Timestamp};
 use api::{Api, Subscription};
 use backoff::Backoff;
 use channel::SessionEnd;
 use endpoint::Endpoint;
+use link::Link;
 use store::{AgentStore, AgentStoreError, Applied, LocalChange};
 use toast::{Presenter, ToastOp};
 
@@ -51,6 +55,12 @@ pub struct Settings {
     pub history_cap: usize,
     /// Silence after which the channel counts as dead and is re-made.
     pub dead_link: Duration,
+    /// The signed-in user (shown by `status`).
+    pub user: String,
+    /// This device's id (shown by `status`).
+    pub device_id: String,
+    /// Where to serve local IPC; none serves nothing.
+    pub ipc_socket: Option<PathBuf>,
 }
 
 impl Settings {
@@ -68,6 +78,9 @@ impl Settings {
             ca_file: None,
             history_cap: 10_000,
             dead_link: channel::DEAD_LINK,
+            user: String::new(),
+            device_id: String::new(),
+            ipc_socket: None,
         }
     }
 }
@@ -172,6 +185,7 @@ pub fn open_store(settings: &Settings) -> Result<AgentStore, AgentError> {
 pub struct Agent {
     handle: AgentHandle,
     dead_link: Duration,
+    ipc_socket: Option<PathBuf>,
 }
 
 /// What local callers (IPC, tests) use to read the cache and change state while the
@@ -183,7 +197,13 @@ pub struct AgentHandle {
     api: Arc<Api>,
     outbox: Arc<Notify>,
     presenter: Arc<dyn Presenter>,
+    link: Arc<Link>,
+    events: broadcast::Sender<Event>,
+    identity: Arc<(String, String)>,
 }
+
+/// Changes a `watch` may fall behind by before it hears it lagged.
+const EVENT_BACKLOG: usize = 1024;
 
 impl Agent {
     /// Checks the settings and opens the store (refusing a second agent).
@@ -200,6 +220,7 @@ impl Agent {
         presenter: Arc<dyn Presenter>,
     ) -> Result<Self, AgentError> {
         let endpoint = Endpoint::parse(&settings.service)?;
+        let identity = Arc::new((settings.user, settings.device_id));
         let handle = AgentHandle {
             store: Arc::new(store),
             history_cap: settings.history_cap,
@@ -210,10 +231,14 @@ impl Agent {
             )?),
             outbox: Arc::new(Notify::new()),
             presenter,
+            link: Arc::new(Link::default()),
+            events: broadcast::channel(EVENT_BACKLOG).0,
+            identity,
         };
         Ok(Self {
             handle,
             dead_link: settings.dead_link,
+            ipc_socket: settings.ipc_socket,
         })
     }
 
@@ -226,16 +251,26 @@ impl Agent {
     /// flushes the store.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AgentError> {
         let handle = &self.handle;
+        let ipc = match &self.ipc_socket {
+            Some(path) => Some(rpc::bind(path).await?),
+            None => None,
+        };
         let stop_chores = shutdown.child_token();
         let chores = tokio::spawn(chores(handle.clone(), stop_chores.clone()));
+        let ipc = ipc.map(|server| {
+            let handler = Arc::new(rpc::AgentRpc::new(handle.clone()));
+            tokio::spawn(server.serve(handler, stop_chores.clone()))
+        });
         let present = |applied: &[Applied]| handle.present(applied);
         let signals = channel::Signals {
             dead_link: self.dead_link,
             shutdown: &shutdown,
             outbox: &handle.outbox,
+            link: &handle.link,
         };
         let mut backoff = Backoff::new();
         let result = loop {
+            handle.link.set(LinkState::Connecting);
             let attempt = async {
                 let token = handle.api.token().await?;
                 let (endpoint, tls) = (handle.api.endpoint(), handle.api.tls());
@@ -256,8 +291,13 @@ impl Agent {
                 Err(e) if e.is_retryable() => {
                     tracing::warn!(error = %e, "channel failed; will retry");
                 }
+                Err(AgentError::SignedOut) => {
+                    handle.link.set(LinkState::SignedOut);
+                    break Err(AgentError::SignedOut);
+                }
                 Err(e) => break Err(e),
             }
+            handle.link.set(LinkState::Offline);
             let delay = backoff.next_delay();
             tracing::info!(?delay, "reconnecting");
             tokio::select! {
@@ -267,6 +307,9 @@ impl Agent {
         };
         stop_chores.cancel();
         let _ = chores.await;
+        if let Some(ipc) = ipc {
+            let _ = ipc.await;
+        }
         handle.store.flush().await?;
         result
     }
@@ -339,13 +382,68 @@ impl AgentHandle {
         Ok(applied.len())
     }
 
+    /// The link to the service and when it last synced.
+    pub fn link(&self) -> &Link {
+        &self.link
+    }
+
+    /// The signed-in user and this device's id.
+    pub fn identity(&self) -> (&str, &str) {
+        (&self.identity.0, &self.identity.1)
+    }
+
+    /// The service's base URL.
+    pub fn service_url(&self) -> String {
+        self.api.endpoint().base()
+    }
+
+    /// The toast backend, for `status`.
+    pub fn toasts(&self) -> String {
+        self.presenter.describe()
+    }
+
+    /// Every change stored from now on (for `watch`).
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Sends a note to all of this user's devices through the service; returns it as
+    /// created.
+    pub async fn send(
+        &self,
+        body: serde_json::Value,
+    ) -> Result<crate::protocol::Notification, AgentError> {
+        self.api.send_note(body).await
+    }
+
     fn present(&self, applied: &[Applied]) {
         for change in applied {
+            let _ = self.events.send(event_of(change));
             match toast::plan(change) {
                 ToastOp::Show(notification) => self.presenter.show(&notification),
                 ToastOp::Close(id) => self.presenter.close(&id),
                 ToastOp::Nothing => {}
             }
         }
+    }
+}
+
+/// The `watch` event for a stored change.
+fn event_of(applied: &Applied) -> Event {
+    let (record, created) = match applied {
+        Applied::Created(record) => (record, true),
+        Applied::Updated(record) => (record, false),
+    };
+    let kind = if record.state.status == Status::Deleted {
+        EventKind::Deleted
+    } else if created {
+        EventKind::Created
+    } else {
+        EventKind::Updated
+    };
+    Event {
+        kind,
+        notification: Some(record.to_notification()),
+        missed: None,
     }
 }

@@ -15,6 +15,10 @@ pub trait Presenter: Send + Sync + 'static {
     fn show(&self, notification: &Notification);
     /// Closes the toast of `id`, if one is shown.
     fn close(&self, id: &NotificationId);
+    /// The backend and its state, for `status`.
+    fn describe(&self) -> String {
+        "custom".to_owned()
+    }
 }
 
 /// What to do with a toast after a change was stored.
@@ -69,6 +73,10 @@ impl Presenter for Headless {
 
     fn close(&self, id: &NotificationId) {
         tracing::info!(%id, "close toast (headless)");
+    }
+
+    fn describe(&self) -> String {
+        "headless (toasts are logged, not shown)".to_owned()
     }
 }
 

@@ -71,6 +71,9 @@ async fn remote(
     let mut settings = agent::Settings::new(url, creds.refresh_token, agent_dir.to_owned());
     tuning.apply_cap(&mut settings);
     settings.ca_file = tuning.ca_file.or(creds.ca_file);
+    settings.user = creds.user;
+    settings.device_id = creds.device_id;
+    settings.ipc_socket = Some(config::agent_socket()?);
     agent::run(settings, presenter, shutdown).await?;
     Ok(())
 }
@@ -105,6 +108,9 @@ async fn local(
     tracing::info!(service = %url, user = %creds.user, "agent starting in local mode");
     settings.service = url;
     settings.refresh_token = creds.refresh_token;
+    settings.user = creds.user;
+    settings.device_id = creds.device_id;
+    settings.ipc_socket = Some(config::agent_socket()?);
     let result = match agent::Agent::with_store(settings, store, presenter) {
         Ok(agent) => agent.run(shutdown.clone()).await,
         Err(e) => Err(e),

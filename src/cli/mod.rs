@@ -1,11 +1,15 @@
 //! The command line: argument definitions and the command bodies.
 //!
-//! Commands reach a running process only through `ipc::Client` (the admin socket here);
-//! `service` wires the service's entry point to a listener and the signals.
+//! Commands reach a running process only through `ipc::Client`: `admin` the service's
+//! admin socket, `local` the agent's socket; `send --unsid` talks HTTP to a service as
+//! an app backend would. `service` and `agent` wire the entry points to listeners and
+//! signals.
 
 mod admin;
 mod agent;
+mod local;
 mod output;
+mod send;
 mod service;
 
 use std::net::SocketAddr;
@@ -41,6 +45,156 @@ pub enum Command {
     Login(LoginArgs),
     /// Sign this device out: the service revokes it and the credential is deleted.
     Logout,
+    /// Subscribe this device to an app; prints the UNSID to hand to the app's backend.
+    Subscribe {
+        /// The app's host name, e.g. contoso.com.
+        hostname: String,
+        /// Machine output.
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Send a notification: to all of my devices (through the agent), or with --unsid
+    /// and an app's credentials, as that app's backend would.
+    Send(Box<SendArgs>),
+    /// The notifications stored on this device, newest first.
+    History(HistoryArgs),
+    /// One notification in full.
+    Show {
+        /// Its id.
+        id: String,
+        /// Machine output.
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Mark notifications read (on every device).
+    Read(IdsArgs),
+    /// Mark notifications unread (on every device).
+    Unread(IdsArgs),
+    /// Dismiss notifications (their toasts close on every device).
+    Dismiss(IdsArgs),
+    /// Delete notifications (on every device).
+    Delete(IdsArgs),
+    /// Print notifications as they arrive or change, until interrupted.
+    Watch {
+        /// Only this app's notifications.
+        #[arg(long)]
+        app: Option<String>,
+        /// One JSON event per line.
+        #[command(flatten)]
+        out: Out,
+    },
+    /// The agent's state: link, user, device, counts, toasts.
+    Status {
+        /// Machine output.
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to standard output.
+    Manpage,
+}
+
+/// `--json` for commands with machine output.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct Out {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tidings history`.
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// Only unread notifications.
+    #[arg(long)]
+    pub unread: bool,
+    /// Only this app's notifications (its host name).
+    #[arg(long)]
+    pub app: Option<String>,
+    /// How many (1 to 1000).
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Machine output.
+    #[command(flatten)]
+    pub out: Out,
+}
+
+/// The ids of `read`, `unread`, `dismiss`, `delete`.
+#[derive(Debug, clap::Args)]
+pub struct IdsArgs {
+    /// Notification ids (as `history` shows them).
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+    /// Machine output.
+    #[command(flatten)]
+    pub out: Out,
+}
+
+/// `tidings send`.
+#[derive(Debug, clap::Args)]
+pub struct SendArgs {
+    /// The toast's title.
+    #[arg(long)]
+    pub title: String,
+    /// The toast's body.
+    #[arg(long)]
+    pub body: Option<String>,
+    /// Raw content for the app (any text).
+    #[arg(long)]
+    pub raw: Option<String>,
+    /// Urgency.
+    #[arg(long, value_enum, default_value_t = PriorityArg::Normal)]
+    pub priority: PriorityArg,
+    /// The app's own id for it: sending again with the same id replaces it in place.
+    #[arg(long)]
+    pub app_id: Option<String>,
+    /// A group, for deleting several at once.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Seconds the toast stays on screen.
+    #[arg(long)]
+    pub ttl: Option<u32>,
+    /// When it expires everywhere (RFC 3339, e.g. 2026-12-24T18:00:00Z) [default: the
+    /// service's, 1 day].
+    #[arg(long)]
+    pub expires: Option<String>,
+    /// As an app backend: the service's URL.
+    #[arg(long, requires_all = ["unsid", "client_id", "client_secret_stdin", "host"])]
+    pub service: Option<String>,
+    /// As an app backend: the UNSID a device's `tidings subscribe` printed.
+    #[arg(long, requires = "service")]
+    pub unsid: Option<String>,
+    /// As an app backend: the client id from `tidings admin app add`.
+    #[arg(long, requires = "service")]
+    pub client_id: Option<String>,
+    /// As an app backend: read the client secret from the first line of standard input.
+    #[arg(long, requires = "service")]
+    pub client_secret_stdin: bool,
+    /// As an app backend: the app's host name (the notification's targetHostName, which
+    /// the Graph API requires).
+    #[arg(long, requires = "service")]
+    pub host: Option<String>,
+    /// Also trust the CAs in this PEM file (a service with its own CA).
+    #[arg(long, env = "TIDINGS_CA_FILE", requires = "service")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Machine output.
+    #[command(flatten)]
+    pub out: Out,
+}
+
+/// `--priority`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PriorityArg {
+    /// Low urgency, no sound.
+    Low,
+    /// Normal.
+    Normal,
+    /// Critical urgency.
+    High,
 }
 
 /// `tidings agent`.
@@ -183,5 +337,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Agent(args) => agent::run(args).await,
         Command::Login(args) => agent::login(args).await,
         Command::Logout => agent::logout().await,
+        Command::Send(args) if args.service.is_some() => send::as_backend(*args).await,
+        Command::Completions { shell } => output::completions(shell),
+        Command::Manpage => output::manpage(),
+        other => local::run(other).await,
     }
 }

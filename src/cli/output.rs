@@ -1,11 +1,80 @@
-//! Human output: aligned tables and relative times.
+//! Output: aligned tables, relative times, colour (only on a terminal, never with
+//! `NO_COLOR`), JSON for scripts, and the generated completions and manual page.
+//!
+//! Everything is written with `?` on I/O errors; `main` treats a broken pipe
+//! (`tidings history | head`) as a normal end, not an error.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+
+use clap::CommandFactory;
 
 use crate::protocol::Timestamp;
 
+use super::{Cli, Failure};
+
+/// Whether standard output gets colour: a terminal, and `NO_COLOR` unset or empty.
+pub fn colour() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// `text` in bold when `on`.
+pub fn bold(text: &str, on: bool) -> String {
+    paint(text, anstyle::Style::new().bold(), on)
+}
+
+/// `text` dimmed when `on`.
+pub fn dim(text: &str, on: bool) -> String {
+    paint(text, anstyle::Style::new().dimmed(), on)
+}
+
+fn paint(text: &str, style: anstyle::Style, on: bool) -> String {
+    if on {
+        format!("{style}{text}{style:#}")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Prints `value` as pretty JSON.
+pub fn json(value: &impl serde::Serialize) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)
+}
+
+/// Prints one line.
+pub fn line(text: &str) -> std::io::Result<()> {
+    writeln!(std::io::stdout().lock(), "{text}")
+}
+
+/// `tidings completions SHELL`.
+pub fn completions(shell: clap_complete::Shell) -> Result<(), Failure> {
+    let mut command = Cli::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut command, "tidings", &mut out);
+    std::io::stdout().lock().write_all(&out)?;
+    Ok(())
+}
+
+/// `tidings manpage`.
+pub fn manpage() -> Result<(), Failure> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+    std::io::stdout().lock().write_all(&out)?;
+    Ok(())
+}
+
 /// Prints rows under a header, each column as wide as its widest cell.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for line in layout(header, rows) {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+/// The lines of a table: the header, then one line per row.
+pub fn layout(header: &[&str], rows: &[Vec<String>]) -> Vec<String> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -14,22 +83,21 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
             }
         }
     }
-    let mut out = std::io::stdout().lock();
     let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
-    for row in std::iter::once(&header).chain(rows) {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == row.len() {
+    std::iter::once(&header)
+        .chain(rows)
+        .map(|row| {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
                 line.push_str(cell);
-            } else {
-                let pad = widths[i] - cell.chars().count() + 2;
-                line.push_str(cell);
-                line.extend(std::iter::repeat_n(' ', pad));
+                if i + 1 < row.len() {
+                    let pad = widths.get(i).copied().unwrap_or(0) - cell.chars().count() + 2;
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
             }
-        }
-        writeln!(out, "{}", line.trim_end())?;
-    }
-    Ok(())
+            line.trim_end().to_owned()
+        })
+        .collect()
 }
 
 /// "just now", "5m ago", "3h ago", "2d ago"; "never" for none.

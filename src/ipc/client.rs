@@ -1,5 +1,7 @@
-//! The JSON-RPC client: one connection, one request at a time.
+//! The JSON-RPC client: one connection, one request at a time, plus the notifications
+//! a server pushes (a `watch`), read with [`Client::next_notification`].
 
+use std::collections::VecDeque;
 use std::path::Path;
 
 use serde_json::Value;
@@ -37,6 +39,8 @@ pub struct Client {
     writer: OwnedWriteHalf,
     next_id: u64,
     line: Vec<u8>,
+    /// Notifications that arrived while a response was awaited.
+    pushed: VecDeque<Request>,
 }
 
 impl Client {
@@ -54,6 +58,7 @@ impl Client {
             writer,
             next_id: 1,
             line: Vec::new(),
+            pushed: VecDeque::new(),
         })
     }
 
@@ -65,13 +70,15 @@ impl Client {
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         bytes.push(b'\n');
         self.writer.write_all(&bytes).await?;
-        match codec::read_line(&mut self.reader, &mut self.line, codec::MAX_LINE_BYTES).await? {
-            LineRead::Line => {}
-            LineRead::TooLong => return Err(ClientError::Protocol("response too long".to_owned())),
-            LineRead::Eof => return Err(ClientError::Protocol("connection closed".to_owned())),
-        }
-        let response: Response =
-            serde_json::from_slice(&self.line).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let response = loop {
+            let value = self.read_message().await?;
+            if value.get("method").is_some() && value.get("id").is_none_or(Value::is_null) {
+                self.pushed.push_back(notification(value)?);
+                continue;
+            }
+            break serde_json::from_value::<Response>(value)
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        };
         if response.id != id {
             return Err(ClientError::Protocol(format!(
                 "response for id {}",
@@ -80,4 +87,33 @@ impl Client {
         }
         Ok(response.into_result()?)
     }
+
+    /// The next notification the server pushes (`None` when it closed the connection).
+    pub async fn next_notification(&mut self) -> Result<Option<Request>, ClientError> {
+        if let Some(pushed) = self.pushed.pop_front() {
+            return Ok(Some(pushed));
+        }
+        match self.read_message().await {
+            Ok(value) => Ok(Some(notification(value)?)),
+            Err(ClientError::Protocol(reason)) if reason == CLOSED => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads one line as JSON.
+    async fn read_message(&mut self) -> Result<Value, ClientError> {
+        match codec::read_line(&mut self.reader, &mut self.line, codec::MAX_LINE_BYTES).await? {
+            LineRead::Line => {}
+            LineRead::TooLong => return Err(ClientError::Protocol("message too long".to_owned())),
+            LineRead::Eof => return Err(ClientError::Protocol(CLOSED.to_owned())),
+        }
+        serde_json::from_slice(&self.line).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+}
+
+/// Why reading failed when the server closed the connection.
+const CLOSED: &str = "the server closed the connection";
+
+fn notification(value: Value) -> Result<Request, ClientError> {
+    serde_json::from_value(value).map_err(|e| ClientError::Protocol(e.to_string()))
 }

@@ -14,4 +14,4 @@ mod server;
 pub use client::{Client, ClientError};
 pub use codec::{Request, Response, RpcError};
 #[cfg(unix)]
-pub use server::{Handler, Server, ServerOptions};
+pub use server::{Handler, Peer, Server, ServerOptions};

@@ -1,5 +1,7 @@
 //! The JSON-RPC server: accepts local connections, checks the peer's uid, reads lines,
-//! calls the [`Handler`] and writes one response line per request.
+//! calls the [`Handler`] and writes one response line per request. A handler may also
+//! push notifications (requests without `id`) to its peer through [`Peer`], as the
+//! agent's `watch` does; responses and pushes share one writer task per connection.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -7,8 +9,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -16,8 +19,47 @@ use super::codec::{self, LineRead, Request, Response, RpcError};
 
 /// Answers requests. One value serves every connection.
 pub trait Handler: Send + Sync + 'static {
-    /// Handles one request and returns its result or error.
-    fn call(&self, request: Request) -> impl Future<Output = Result<Value, RpcError>> + Send;
+    /// Handles one request from `peer` and returns its result or error.
+    fn call(
+        &self,
+        request: Request,
+        peer: &Peer,
+    ) -> impl Future<Output = Result<Value, RpcError>> + Send;
+}
+
+/// Lines a connection may have queued for writing; a peer that reads slower than its
+/// pushes arrive is disconnected rather than buffered without bound.
+const OUTGOING: usize = 1024;
+
+/// The connection a request came on: lets a handler push notifications to it later.
+#[derive(Clone)]
+pub struct Peer {
+    outgoing: mpsc::Sender<Vec<u8>>,
+    closed: CancellationToken,
+}
+
+impl Peer {
+    /// Queues the notification `method(params)` for the peer. Returns `false` when the
+    /// connection is gone, or when the peer is so far behind that it is cut off.
+    pub fn notify(&self, method: &str, params: &Value) -> bool {
+        let message = serde_json::json!({"jsonrpc": "2.0", "method": method, "params": params});
+        let mut bytes = serde_json::to_vec(&message).unwrap_or_default();
+        bytes.push(b'\n');
+        match self.outgoing.try_send(bytes) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!("an IPC peer fell {OUTGOING} messages behind; disconnecting it");
+                self.closed.cancel();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Resolves when the connection has ended.
+    pub async fn closed(&self) {
+        self.closed.cancelled().await;
+    }
 }
 
 /// Limits of a server.
@@ -142,7 +184,31 @@ async fn connection<H: Handler>(
     handler: &H,
     max_line: usize,
 ) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
+    let (read, write) = stream.into_split();
+    let (outgoing, queue) = mpsc::channel(OUTGOING);
+    let peer = Peer {
+        outgoing,
+        closed: CancellationToken::new(),
+    };
+    let _closed = peer.closed.clone().drop_guard();
+    let writer = tokio::spawn(write_lines(write, queue, peer.closed.clone()));
+    let outcome = tokio::select! {
+        outcome = read_requests(read, handler, &peer, max_line) => outcome,
+        () = peer.closed.cancelled() => Ok(()),
+    };
+    peer.closed.cancel();
+    drop(peer);
+    let written = writer.await.unwrap_or(Ok(()));
+    outcome.and(written)
+}
+
+/// Reads request lines and queues one response line for each that has an `id`.
+async fn read_requests<H: Handler>(
+    read: OwnedReadHalf,
+    handler: &H,
+    peer: &Peer,
+    max_line: usize,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
     loop {
@@ -160,7 +226,7 @@ async fn connection<H: Handler>(
                 Err(answer) => Some(*answer),
                 Ok(request) => {
                     let id = request.id.clone();
-                    let outcome = handler.call(request).await;
+                    let outcome = handler.call(request, peer).await;
                     id.map(|id| Response::new(id, outcome))
                 }
             },
@@ -168,7 +234,34 @@ async fn connection<H: Handler>(
         if let Some(response) = response {
             let mut bytes = serde_json::to_vec(&response).unwrap_or_default();
             bytes.push(b'\n');
-            write.write_all(&bytes).await?;
+            if peer.outgoing.send(bytes).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Writes queued lines in order until the queue closes or the connection ends; a
+/// peer that stopped reading is cut off when its queue is full (see [`Peer::notify`]).
+async fn write_lines(
+    mut write: OwnedWriteHalf,
+    mut queue: mpsc::Receiver<Vec<u8>>,
+    closed: CancellationToken,
+) -> std::io::Result<()> {
+    loop {
+        let line = tokio::select! {
+            biased;
+            line = queue.recv() => line,
+            () = closed.cancelled() => {
+                // Answers already queued still go out (the reader has stopped).
+                queue.close();
+                queue.recv().await
+            }
+        };
+        let Some(line) = line else { return Ok(()) };
+        if let Err(e) = write.write_all(&line).await {
+            closed.cancel();
+            return Err(e);
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod enums;
 pub mod error;
 pub mod frames;
 pub mod ids;
+pub mod local;
 pub mod notification;
 pub mod stored;
 pub mod time;

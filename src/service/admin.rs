@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::ipc::codec::{CONFLICT, INTERNAL_ERROR, METHOD_NOT_FOUND, NOT_FOUND};
-use crate::ipc::{Handler, Request, RpcError};
+use crate::ipc::{Handler, Peer, Request, RpcError};
 use crate::protocol::validate::{LOCAL_HOST_NAME, validate_host_name};
 use crate::protocol::{ClientId, DeviceId, Platform, Seq, Timestamp, UserId};
 
@@ -90,7 +90,7 @@ fn to_value(value: impl Serialize) -> Result<Value, RpcError> {
 }
 
 impl Handler for Admin {
-    async fn call(&self, request: Request) -> Result<Value, RpcError> {
+    async fn call(&self, request: Request, _peer: &Peer) -> Result<Value, RpcError> {
         match request.method.as_str() {
             "user.add" => self.user_add(params(&request)?).await,
             "user.list" => self.user_list(),

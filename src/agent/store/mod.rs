@@ -13,6 +13,7 @@
 //! id changes nothing, so replays after a reconnect or a crash are harmless.
 
 mod outbox;
+mod query;
 mod retention;
 
 use std::collections::HashMap;
@@ -63,6 +64,7 @@ pub enum Applied {
 }
 
 pub use outbox::{LocalChange, OutboxEntry};
+pub use query::{Filter, Page, Tally};
 
 /// The store. Open it once per process and share it (behind an `Arc`).
 pub struct AgentStore {
@@ -197,27 +199,6 @@ impl AgentStore {
         Ok(pending)
     }
 
-    /// Up to `limit` notifications, newest change first, with `seq` below `before`.
-    pub fn history(
-        &self,
-        limit: usize,
-        before: Option<Seq>,
-    ) -> Result<Vec<NotificationRecord>, AgentStoreError> {
-        let end = seq_key(before.unwrap_or(Seq(u64::MAX)));
-        let mut out = Vec::new();
-        for entry in self.cache.range(seq_key(Seq::ZERO)..end).rev() {
-            if out.len() == limit {
-                break;
-            }
-            let (_, id) = entry?;
-            let id = NotificationId::new(String::from_utf8_lossy(&id).into_owned());
-            if let Some(record) = self.get(&id)? {
-                out.push(record);
-            }
-        }
-        Ok(out)
-    }
-
     /// Keeps (or replaces) this device's subscription to its host.
     pub async fn save_subscription(&self, sub: &Subscription) -> Result<(), AgentStoreError> {
         let mut key = vec![SUBSCRIPTION];
@@ -242,11 +223,6 @@ impl AgentStore {
             Some(v) => u64_of(&v),
             None => Ok(u64::try_from(self.len()).unwrap_or(u64::MAX)),
         }
-    }
-
-    /// How many notifications are stored, counted.
-    pub fn len(&self) -> usize {
-        self.cache.scan_prefix([BY_SEQ]).count()
     }
 
     /// Whether nothing is stored.

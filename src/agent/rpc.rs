@@ -1,0 +1,281 @@
+//! The agent's local IPC handler: the methods of DESIGN section 6 on top of an
+//! [`AgentHandle`], served by `ipc::Server` on `$XDG_RUNTIME_DIR/tidings/agent.sock`.
+//!
+//! Params and results are the `protocol::local` types. State changes go through the
+//! handle (local store at once, outbox to the service); `watch` forwards the handle's
+//! events to the peer until it disconnects.
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::ipc::codec::{
+    INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, NOT_FOUND, NOT_SIGNED_IN,
+};
+use crate::ipc::{Handler, Peer, Request, RpcError, Server, ServerOptions};
+use crate::protocol::local::{
+    DEFAULT_LIST, Event, EventKind, GetParams, IdsParams, Item, ListParams, ListResult, MAX_IDS,
+    MAX_LIST, StatusInfo, SubscribeParams, Updated, WatchParams, method,
+};
+use crate::protocol::{ReadState, Status, UserActionState, validate::StatePatch};
+
+use super::store::{AgentStoreError, Filter, LocalChange};
+use super::{AgentError, AgentHandle};
+
+/// Binds the agent's socket (its directory made private first).
+pub async fn bind(path: &Path) -> Result<Server, AgentError> {
+    if let Some(dir) = path.parent() {
+        crate::config::create_private_dir(dir)
+            .map_err(|e| AgentError::Config(format!("creating {}: {e}", dir.display())))?;
+    }
+    Server::bind(path, ServerOptions::default())
+        .await
+        .map_err(|e| AgentError::Config(format!("serving IPC on {}: {e}", path.display())))
+}
+
+/// The handler.
+pub struct AgentRpc {
+    handle: AgentHandle,
+}
+
+impl AgentRpc {
+    /// A handler for the agent behind `handle`.
+    pub fn new(handle: AgentHandle) -> Self {
+        Self { handle }
+    }
+
+    fn status(&self) -> Result<Value, RpcError> {
+        let store = self.handle.store();
+        let tally = store.tally().map_err(store_error)?;
+        let pending = store.outbox().map_err(store_error)?.len();
+        let (state, last_sync_at) = self.handle.link().get();
+        let (user, device_id) = self.handle.identity();
+        to_value(&StatusInfo {
+            state,
+            service: self.handle.service_url(),
+            user: user.to_owned(),
+            device_id: device_id.to_owned(),
+            cursor: store.cursor().map_err(store_error)?,
+            last_sync_at,
+            unread: tally.unread,
+            total: tally.total,
+            pending_updates: pending as u64,
+            toasts: self.handle.toasts(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        })
+    }
+
+    fn list(&self, params: ListParams) -> Result<Value, RpcError> {
+        let limit = params.limit.unwrap_or(DEFAULT_LIST);
+        if !(1..=MAX_LIST).contains(&limit) {
+            return Err(RpcError::invalid_params(format!(
+                "limit must be 1 to {MAX_LIST}, not {limit}"
+            )));
+        }
+        let filter = Filter {
+            app: params.app,
+            unread_only: params.unread_only,
+            status: Some(params.status.unwrap_or(Status::Active)),
+        };
+        let page = self
+            .handle
+            .store()
+            .page(&filter, limit, params.before)
+            .map_err(store_error)?;
+        let items = page
+            .records
+            .iter()
+            .map(|r| Item {
+                seq: r.seq,
+                notification: r.to_notification(),
+            })
+            .collect();
+        to_value(&ListResult {
+            items,
+            next: page.next,
+        })
+    }
+
+    fn get(&self, params: &GetParams) -> Result<Value, RpcError> {
+        match self.handle.store().get(&params.id).map_err(store_error)? {
+            Some(record) => to_value(&Item {
+                seq: record.seq,
+                notification: record.to_notification(),
+            }),
+            None => Err(RpcError::new(
+                NOT_FOUND,
+                format!("no notification {} here", params.id),
+            )),
+        }
+    }
+
+    async fn change(&self, params: IdsParams, change: LocalChange) -> Result<Value, RpcError> {
+        if params.ids.is_empty() || params.ids.len() > MAX_IDS {
+            return Err(RpcError::invalid_params(format!(
+                "ids must hold 1 to {MAX_IDS} ids, not {}",
+                params.ids.len()
+            )));
+        }
+        let updated = self
+            .handle
+            .change(&params.ids, change)
+            .await
+            .map_err(agent_error)?;
+        to_value(&Updated { updated })
+    }
+
+    async fn subscribe(&self, params: SubscribeParams) -> Result<Value, RpcError> {
+        let sub = self
+            .handle
+            .subscribe(&params.target_host_name)
+            .await
+            .map_err(agent_error)?;
+        Ok(serde_json::json!({
+            "unsid": sub.unsid,
+            "targetHostName": sub.target_host_name,
+            "expirationDateTime": sub.expiration_date_time,
+        }))
+    }
+
+    async fn send(&self, params: Option<Value>) -> Result<Value, RpcError> {
+        let Some(Value::Object(body)) = params else {
+            return Err(RpcError::invalid_params("send takes a notification object"));
+        };
+        if body.contains_key("targetHostName") {
+            return Err(RpcError::invalid_params(
+                "targetHostName: a note to your own devices has none; leave it out",
+            ));
+        }
+        let created = self
+            .handle
+            .send(Value::Object(body))
+            .await
+            .map_err(agent_error)?;
+        to_value(&created)
+    }
+
+    fn watch(&self, params: WatchParams, peer: &Peer) -> Value {
+        // Subscribed before answering, so nothing stored after the answer is missed.
+        let events = self.handle.events();
+        tokio::spawn(forward(events, params.app, peer.clone()));
+        serde_json::json!({})
+    }
+}
+
+/// Sends the events of `app` (or all) to `peer` until it disconnects.
+async fn forward(
+    mut events: tokio::sync::broadcast::Receiver<Event>,
+    app: Option<String>,
+    peer: Peer,
+) {
+    loop {
+        let event = tokio::select! {
+            () = peer.closed() => return,
+            event = events.recv() => event,
+        };
+        let event = match event {
+            Ok(event) => event,
+            Err(RecvError::Lagged(missed)) => Event {
+                kind: EventKind::Lagged,
+                notification: None,
+                missed: Some(missed),
+            },
+            Err(RecvError::Closed) => return,
+        };
+        let wanted = app.as_deref().is_none_or(|app| {
+            event
+                .notification
+                .as_ref()
+                .is_none_or(|n| n.content.target_host_name == app)
+        });
+        if wanted
+            && let Ok(params) = serde_json::to_value(&event)
+            && !peer.notify(method::EVENT, &params)
+        {
+            return;
+        }
+    }
+}
+
+impl Handler for AgentRpc {
+    async fn call(&self, request: Request, peer: &Peer) -> Result<Value, RpcError> {
+        let read = |state| {
+            LocalChange::Update(StatePatch {
+                read_state: Some(state),
+                user_action_state: None,
+            })
+        };
+        match request.method.as_str() {
+            method::STATUS => self.status(),
+            method::LIST => self.list(params_or_default(request.params)?),
+            method::GET => self.get(&params(request.params)?),
+            method::MARK_READ => {
+                self.change(params(request.params)?, read(ReadState::Read))
+                    .await
+            }
+            method::MARK_UNREAD => {
+                self.change(params(request.params)?, read(ReadState::Unread))
+                    .await
+            }
+            method::DISMISS => {
+                let dismiss = LocalChange::Update(StatePatch {
+                    read_state: None,
+                    user_action_state: Some(UserActionState::Dismissed),
+                });
+                self.change(params(request.params)?, dismiss).await
+            }
+            method::DELETE => {
+                self.change(params(request.params)?, LocalChange::Delete)
+                    .await
+            }
+            method::SUBSCRIBE => self.subscribe(params(request.params)?).await,
+            method::SUBSCRIPTIONS => {
+                to_value(&self.handle.store().subscriptions().map_err(store_error)?)
+            }
+            method::SEND => self.send(request.params).await,
+            method::WATCH => Ok(self.watch(params_or_default(request.params)?, peer)),
+            other => Err(RpcError::new(
+                METHOD_NOT_FOUND,
+                format!("unknown method {other:?}; see docs/ipc.md for the methods"),
+            )),
+        }
+    }
+}
+
+/// Required params.
+fn params<T: DeserializeOwned>(params: Option<Value>) -> Result<T, RpcError> {
+    let value = params.ok_or_else(|| RpcError::invalid_params("params are required"))?;
+    serde_json::from_value(value).map_err(RpcError::invalid_params)
+}
+
+/// Optional params (absent or `null` means all defaults).
+fn params_or_default<T: DeserializeOwned + Default>(params: Option<Value>) -> Result<T, RpcError> {
+    match params {
+        None | Some(Value::Null) => Ok(T::default()),
+        Some(value) => serde_json::from_value(value).map_err(RpcError::invalid_params),
+    }
+}
+
+fn to_value<T: Serialize>(value: &T) -> Result<Value, RpcError> {
+    serde_json::to_value(value).map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))
+}
+
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(store_error)`
+fn store_error(e: AgentStoreError) -> RpcError {
+    RpcError::new(INTERNAL_ERROR, e.to_string())
+}
+
+fn agent_error(e: AgentError) -> RpcError {
+    match e {
+        AgentError::SignedOut => RpcError::new(NOT_SIGNED_IN, e.to_string()),
+        AgentError::Refused(message) => RpcError::new(INVALID_PARAMS, message),
+        AgentError::Network(message) => RpcError::new(
+            INTERNAL_ERROR,
+            format!("the service cannot be reached now ({message}); try again later"),
+        ),
+        other => RpcError::new(INTERNAL_ERROR, other.to_string()),
+    }
+}

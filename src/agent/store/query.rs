@@ -1,0 +1,115 @@
+//! Reading history for local apps: pages newest first with filters, and counts.
+//!
+//! Pages walk the `Q` (seq) index from the newest end and read each record, so the
+//! newest page costs a handful of lookups however much is cached; a filter that
+//! matches little walks further (bounded by the history cap).
+
+use crate::protocol::stored::{NotificationRecord, decode};
+use crate::protocol::{NotificationId, ReadState, Seq, Status};
+
+use super::{AgentStore, AgentStoreError, BY_SEQ, NOTE, seq_key};
+
+/// Which notifications a page holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only this app's (`targetHostName`).
+    pub app: Option<String>,
+    /// Only unread ones.
+    pub unread_only: bool,
+    /// Only this status; `None` takes every status.
+    pub status: Option<Status>,
+}
+
+impl Filter {
+    /// Whether `record` belongs in the page.
+    pub fn matches(&self, record: &NotificationRecord) -> bool {
+        self.app
+            .as_deref()
+            .is_none_or(|app| record.content.target_host_name == app)
+            && (!self.unread_only || record.state.read_state == ReadState::Unread)
+            && self
+                .status
+                .is_none_or(|status| record.state.status == status)
+    }
+}
+
+/// One page of history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// Newest change first.
+    pub records: Vec<NotificationRecord>,
+    /// The `before` of the next page, when there is one.
+    pub next: Option<Seq>,
+}
+
+/// Counts of the stored notifications.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Active ones.
+    pub total: u64,
+    /// Active and unread.
+    pub unread: u64,
+}
+
+impl AgentStore {
+    /// Up to `limit` notifications matching `filter`, newest change first, whose `seq`
+    /// is below `before`.
+    pub fn page(
+        &self,
+        filter: &Filter,
+        limit: usize,
+        before: Option<Seq>,
+    ) -> Result<Page, AgentStoreError> {
+        let end = seq_key(before.unwrap_or(Seq(u64::MAX)));
+        let mut records = Vec::new();
+        for entry in self.cache.range(seq_key(Seq::ZERO)..end).rev() {
+            let (_, id) = entry?;
+            let id = NotificationId::new(String::from_utf8_lossy(&id).into_owned());
+            let Some(record) = self.get(&id)? else {
+                continue;
+            };
+            if !filter.matches(&record) {
+                continue;
+            }
+            if records.len() == limit {
+                let next = records.last().map(|r: &NotificationRecord| r.seq);
+                return Ok(Page { records, next });
+            }
+            records.push(record);
+        }
+        Ok(Page {
+            records,
+            next: None,
+        })
+    }
+
+    /// Up to `limit` notifications of any kind, newest change first, below `before`.
+    pub fn history(
+        &self,
+        limit: usize,
+        before: Option<Seq>,
+    ) -> Result<Vec<NotificationRecord>, AgentStoreError> {
+        Ok(self.page(&Filter::default(), limit, before)?.records)
+    }
+
+    /// Counts active and unread notifications (reads every record: for `status`, not
+    /// for hot paths).
+    pub fn tally(&self) -> Result<Tally, AgentStoreError> {
+        let mut tally = Tally::default();
+        for entry in self.cache.scan_prefix([NOTE]) {
+            let record: NotificationRecord = decode(&entry?.1)?;
+            if record.state.status == Status::Active {
+                tally.total += 1;
+                if record.state.read_state == ReadState::Unread {
+                    tally.unread += 1;
+                }
+            }
+        }
+        Ok(tally)
+    }
+
+    /// How many notifications are stored, counted through the `seq` index.
+    pub fn len(&self) -> usize {
+        self.cache.scan_prefix([BY_SEQ]).count()
+    }
+}

@@ -1,0 +1,278 @@
+//! The commands that talk to the running agent over its IPC socket: `status`,
+//! `history`, `show`, `read`, `unread`, `dismiss`, `delete`, `subscribe`, `send`
+//! (to my devices) and `watch`. Exit code 3 when the agent is not running.
+
+use anyhow::anyhow;
+use serde_json::{Value, json};
+
+use crate::config;
+use crate::ipc::{Client, ClientError};
+use crate::protocol::local::{Event, EventKind, Item, ListResult, StatusInfo, method};
+use crate::protocol::{Notification, ReadState, Timestamp, UserActionState};
+
+use super::output::{self, bold, colour, dim, relative};
+use super::{Command, EXIT_NOT_RUNNING, Failure, HistoryArgs, IdsArgs, send};
+
+/// Runs one of the agent commands.
+pub async fn run(command: Command) -> Result<(), Failure> {
+    let mut client = connect().await?;
+    match command {
+        Command::Status { out } => status(&mut client, out.json).await,
+        Command::History(args) => history(&mut client, &args).await,
+        Command::Show { id, out } => show(&mut client, &id, out.json).await,
+        Command::Read(args) => change(&mut client, method::MARK_READ, args, "read").await,
+        Command::Unread(args) => change(&mut client, method::MARK_UNREAD, args, "unread").await,
+        Command::Dismiss(args) => change(&mut client, method::DISMISS, args, "dismissed").await,
+        Command::Delete(args) => change(&mut client, method::DELETE, args, "deleted").await,
+        Command::Subscribe { hostname, out } => subscribe(&mut client, &hostname, out.json).await,
+        Command::Send(args) => {
+            if args.host.is_some() {
+                return Err(anyhow!(
+                    "--host is for sending as an app backend (with --service); a note to your own devices has no host"
+                )
+                .into());
+            }
+            let created = client.call(method::SEND, send::body(&args)).await?;
+            send::print_created(&created, args.out.json)
+        }
+        Command::Watch { app, out } => watch(&mut client, app, out.json).await,
+        other => Err(anyhow!("{other:?} does not talk to the agent").into()),
+    }
+}
+
+/// Connects to the agent, or says how to start it (exit code 3).
+async fn connect() -> Result<Client, Failure> {
+    let socket = config::agent_socket()?;
+    Client::connect(&socket).await.map_err(|e| match e {
+        ClientError::NotRunning { .. } => Failure {
+            code: EXIT_NOT_RUNNING,
+            error: anyhow!(
+                "the tidings agent is not running (nothing listens on {}); start it with `tidings agent` (or `systemctl --user start tidings-agent`)",
+                socket.display()
+            ),
+        },
+        other => other.into(),
+    })
+}
+
+async fn status(client: &mut Client, json: bool) -> Result<(), Failure> {
+    let value = client.call(method::STATUS, json!({})).await?;
+    if json {
+        output::json(&value)?;
+        return Ok(());
+    }
+    let info: StatusInfo = serde_json::from_value(value)?;
+    let state = serde_json::to_value(info.state)?;
+    let now = Timestamp::now();
+    let rows = [
+        ("state", state.as_str().unwrap_or("?").to_owned()),
+        ("service", info.service),
+        ("user", info.user),
+        ("device", info.device_id),
+        ("cursor", info.cursor.0.to_string()),
+        ("last sync", relative(info.last_sync_at, now)),
+        ("unread", info.unread.to_string()),
+        ("total", info.total.to_string()),
+        ("pending", info.pending_updates.to_string()),
+        ("toasts", info.toasts),
+        ("version", info.version),
+    ];
+    for (name, value) in rows {
+        output::line(&format!("{name:<10} {value}"))?;
+    }
+    Ok(())
+}
+
+async fn history(client: &mut Client, args: &HistoryArgs) -> Result<(), Failure> {
+    let mut params = json!({"limit": args.limit, "unreadOnly": args.unread});
+    if let Some(app) = &args.app {
+        params["app"] = json!(app);
+    }
+    let value = client.call(method::LIST, params).await?;
+    if args.out.json {
+        output::json(&value)?;
+        return Ok(());
+    }
+    let page: ListResult = serde_json::from_value(value)?;
+    if page.items.is_empty() {
+        output::line("no notifications")?;
+        return Ok(());
+    }
+    let now = Timestamp::now();
+    let rows: Vec<Vec<String>> = page.items.iter().map(|item| row(item, now)).collect();
+    let lines = output::layout(&["ID", "WHEN", "APP", "STATE", "TITLE"], &rows);
+    let paint = colour();
+    for (i, line) in lines.iter().enumerate() {
+        let unread = i > 0 && page.items[i - 1].notification.state.read_state == ReadState::Unread;
+        let text = match (i, unread) {
+            (0, _) => dim(line, paint),
+            (_, true) => bold(line, paint),
+            _ => line.clone(),
+        };
+        output::line(&text)?;
+    }
+    Ok(())
+}
+
+/// One history row.
+fn row(item: &Item, now: Timestamp) -> Vec<String> {
+    let n = &item.notification;
+    vec![
+        n.id.to_string(),
+        relative(Some(n.created_date_time), now),
+        n.content.target_host_name.clone(),
+        state_word(n).to_owned(),
+        shorten(title(n), 60),
+    ]
+}
+
+fn title(n: &Notification) -> &str {
+    n.content
+        .payload
+        .visual_content
+        .as_ref()
+        .map_or("(raw content)", |v| v.title.as_str())
+}
+
+fn state_word(n: &Notification) -> &'static str {
+    match (n.state.user_action_state, n.state.read_state) {
+        (UserActionState::Dismissed, _) => "dismissed",
+        (_, ReadState::Unread) => "unread",
+        _ => "read",
+    }
+}
+
+/// `text` cut to `max` characters, with an ellipsis when cut; one line.
+fn shorten(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or("");
+    if line.chars().count() <= max && line.len() == text.len() {
+        return line.to_owned();
+    }
+    let mut cut: String = line.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+async fn show(client: &mut Client, id: &str, json: bool) -> Result<(), Failure> {
+    let value = client.call(method::GET, json!({"id": id})).await?;
+    if json {
+        output::json(&value)?;
+        return Ok(());
+    }
+    let item: Item = serde_json::from_value(value)?;
+    let n = &item.notification;
+    let now = Timestamp::now();
+    let visual = n.content.payload.visual_content.as_ref();
+    let rows = [
+        ("id", n.id.to_string()),
+        ("app", n.content.target_host_name.clone()),
+        ("title", visual.map(|v| v.title.clone()).unwrap_or_default()),
+        (
+            "body",
+            visual.and_then(|v| v.body.clone()).unwrap_or_default(),
+        ),
+        (
+            "raw",
+            n.content.payload.raw_content.clone().unwrap_or_default(),
+        ),
+        ("state", state_word(n).to_owned()),
+        ("priority", n.content.priority.as_str().to_owned()),
+        (
+            "created",
+            format!(
+                "{} ({})",
+                n.created_date_time,
+                relative(Some(n.created_date_time), now)
+            ),
+        ),
+        ("expires", n.content.expiration_date_time.to_string()),
+        ("group", n.content.group_name.clone().unwrap_or_default()),
+        (
+            "app id",
+            n.content.app_notification_id.clone().unwrap_or_default(),
+        ),
+    ];
+    for (name, value) in rows.iter().filter(|(_, v)| !v.is_empty()) {
+        output::line(&format!("{name:<9} {value}"))?;
+    }
+    Ok(())
+}
+
+async fn change(
+    client: &mut Client,
+    method: &str,
+    args: IdsArgs,
+    done: &str,
+) -> Result<(), Failure> {
+    let asked = args.ids.len();
+    let value = client.call(method, json!({"ids": args.ids})).await?;
+    if args.out.json {
+        output::json(&value)?;
+        return Ok(());
+    }
+    let updated = value["updated"].as_u64().unwrap_or(0);
+    output::line(&format!("{done}: {updated} of {asked}"))?;
+    if updated < asked as u64 {
+        return Err(anyhow!(
+            "{} of the ids are not stored here (see `tidings history`)",
+            asked as u64 - updated
+        )
+        .into());
+    }
+    Ok(())
+}
+
+async fn subscribe(client: &mut Client, host: &str, json: bool) -> Result<(), Failure> {
+    let value = client
+        .call(method::SUBSCRIBE, json!({"targetHostName": host}))
+        .await?;
+    if json {
+        output::json(&value)?;
+    } else {
+        output::line(value["unsid"].as_str().unwrap_or_default())?;
+    }
+    Ok(())
+}
+
+async fn watch(client: &mut Client, app: Option<String>, json: bool) -> Result<(), Failure> {
+    let params = app.map_or_else(|| json!({}), |app| json!({"app": app}));
+    client.call(method::WATCH, params).await?;
+    while let Some(pushed) = client.next_notification().await? {
+        if pushed.method != method::EVENT {
+            continue;
+        }
+        let params = pushed.params.unwrap_or(Value::Null);
+        if json {
+            output::line(&serde_json::to_string(&params)?)?;
+            continue;
+        }
+        let event: Event = serde_json::from_value(params)?;
+        output::line(&describe(&event))?;
+    }
+    Err(anyhow!("the agent closed the connection (stopped?)").into())
+}
+
+/// One human line for an event.
+fn describe(event: &Event) -> String {
+    let kind = match event.kind {
+        EventKind::Created => "new",
+        EventKind::Updated => "changed",
+        EventKind::Deleted => "deleted",
+        EventKind::Lagged => {
+            return format!(
+                "(missed {} events; run `tidings history`)",
+                event.missed.unwrap_or(0)
+            );
+        }
+    };
+    match &event.notification {
+        Some(n) => format!(
+            "{kind:<8} {}  {}  {}  {}",
+            n.id,
+            n.content.target_host_name,
+            state_word(n),
+            shorten(title(n), 60)
+        ),
+        None => kind.to_owned(),
+    }
+}

@@ -1,0 +1,157 @@
+//! `tidings send`: the notification body from the flags, and the app-backend mode
+//! (`--service --unsid --client-id --client-secret-stdin`), which does exactly what any
+//! backend does: the client-credentials grant, then `POST /beta/me/notifications` with
+//! the `X-UNS-ID` header. (Through the agent, `send` is an IPC call in `local`.)
+
+use std::io::BufRead;
+
+use anyhow::{Context, anyhow, bail};
+use serde_json::{Map, Value, json};
+
+use crate::agent::endpoint::Endpoint;
+use crate::agent::{api, tls};
+use crate::protocol::Notification;
+
+use super::output;
+use super::{Failure, PriorityArg, SendArgs};
+
+/// The notification's JSON body (`targetHostName` only when `--host` gave one: a note
+/// through the agent has none).
+pub fn body(args: &SendArgs) -> Value {
+    let mut visual = json!({"title": args.title});
+    if let Some(text) = &args.body {
+        visual["body"] = json!(text);
+    }
+    let mut payload = json!({"visualContent": visual});
+    if let Some(raw) = &args.raw {
+        payload["rawContent"] = json!(raw);
+    }
+    let mut body = Map::new();
+    body.insert("payload".to_owned(), payload);
+    let priority = match args.priority {
+        PriorityArg::Low => "Low",
+        PriorityArg::Normal => "None",
+        PriorityArg::High => "High",
+    };
+    body.insert("priority".to_owned(), json!(priority));
+    let optional = [
+        ("targetHostName", args.host.clone().map(Value::from)),
+        ("appNotificationId", args.app_id.clone().map(Value::from)),
+        ("groupName", args.group.clone().map(Value::from)),
+        ("displayTimeToLive", args.ttl.map(Value::from)),
+        ("expirationDateTime", args.expires.clone().map(Value::from)),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            body.insert(name.to_owned(), value);
+        }
+    }
+    Value::Object(body)
+}
+
+/// Prints what `send` created.
+pub fn print_created(created: &Value, json: bool) -> Result<(), Failure> {
+    if json {
+        output::json(created)?;
+    } else {
+        let id = created["id"].as_str().unwrap_or("?");
+        output::line(&format!("sent {id}"))?;
+    }
+    Ok(())
+}
+
+/// `tidings send --service URL --unsid UNSID --client-id ID --client-secret-stdin`.
+pub async fn as_backend(args: SendArgs) -> Result<(), Failure> {
+    let (Some(service), Some(unsid), Some(client_id)) =
+        (&args.service, &args.unsid, &args.client_id)
+    else {
+        return Err(
+            anyhow!("--service needs --unsid, --client-id and --client-secret-stdin").into(),
+        );
+    };
+    let endpoint = Endpoint::parse(service).map_err(|e| anyhow!(e))?;
+    let secret = read_secret()?;
+    let http =
+        api::http_client(&tls::client_config(args.ca_file.as_deref()).map_err(|e| anyhow!(e))?)
+            .map_err(|e| anyhow!(e))?;
+    let token = app_token(&http, &endpoint, client_id, &secret).await?;
+    let url = endpoint
+        .url("/beta/me/notifications")
+        .map_err(|e| anyhow!(e))?;
+    let response = http
+        .post(url)
+        .bearer_auth(token)
+        .header("X-UNS-ID", unsid)
+        .json(&body(&args))
+        .send()
+        .await
+        .with_context(|| format!("posting to {service}"))?;
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        return Err(anyhow!(
+            "the service refused the notification ({status}): {}",
+            message(&answer)
+        )
+        .into());
+    }
+    let created: Notification = serde_json::from_value(answer.clone())
+        .context("the service's answer is not a notification")?;
+    tracing::debug!(id = %created.id, "sent as an app backend");
+    print_created(&answer, args.out.json)
+}
+
+/// The client-credentials grant.
+async fn app_token(
+    http: &reqwest::Client,
+    endpoint: &Endpoint,
+    client_id: &str,
+    secret: &str,
+) -> anyhow::Result<String> {
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", client_id),
+        ("client_secret", secret),
+    ];
+    let response = http
+        .post(endpoint.token_url().map_err(|e| anyhow!(e))?)
+        .form(&form)
+        .send()
+        .await
+        .context("reaching the token endpoint")?;
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!(
+            "the service refused the app's credentials ({status}): {}; check --client-id and the secret from `tidings admin app add`",
+            message(&answer)
+        );
+    }
+    answer["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("the token answer has no access_token"))
+}
+
+/// The message of a Graph or OAuth error body.
+fn message(answer: &Value) -> String {
+    answer["error"]["message"]
+        .as_str()
+        .or_else(|| answer["error_description"].as_str())
+        .or_else(|| answer["error"].as_str())
+        .unwrap_or("no reason given")
+        .to_owned()
+}
+
+fn read_secret() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the client secret from standard input")?;
+    let secret = line.trim_end_matches(['\r', '\n']).to_owned();
+    if secret.is_empty() {
+        bail!("no client secret on standard input (--client-secret-stdin)");
+    }
+    Ok(secret)
+}
