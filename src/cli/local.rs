@@ -237,6 +237,8 @@ async fn subscribe(client: &mut Client, host: &str, json: bool) -> Result<(), Fa
 async fn watch(client: &mut Client, app: Option<String>, json: bool) -> Result<(), Failure> {
     let params = app.map_or_else(|| json!({}), |app| json!({"app": app}));
     client.call(method::WATCH, params).await?;
+    // On stderr, so `--json` output stays pure; scripts may wait for this line.
+    eprintln!("watching for notifications (Ctrl-C to stop)");
     while let Some(pushed) = client.next_notification().await? {
         if pushed.method != method::EVENT {
             continue;

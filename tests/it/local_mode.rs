@@ -1,99 +1,14 @@
 //! `tidings agent` as a user runs it: the real binary, with its own HOME and XDG
 //! directories, in local mode (nothing configured).
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tidings::agent::credentials::Credentials;
 use tidings::agent::store::AgentStore;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-use crate::helpers::{DEADLINE, wait_until};
-
-const BIN: &str = env!("CARGO_BIN_EXE_tidings");
-
-/// A private HOME with XDG directories, as a fresh login would have.
-struct Home {
-    dir: tempfile::TempDir,
-}
-
-impl Home {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let run = dir.path().join("run");
-        std::fs::create_dir_all(&run).unwrap();
-        let private = std::os::unix::fs::PermissionsExt::from_mode(0o700);
-        std::fs::set_permissions(&run, private).unwrap();
-        Self { dir }
-    }
-
-    fn path(&self, rest: &str) -> PathBuf {
-        self.dir.path().join(rest)
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(BIN);
-        command
-            .args(args)
-            .env_clear()
-            .env("HOME", self.dir.path())
-            .env("XDG_DATA_HOME", self.path("data"))
-            .env("XDG_CONFIG_HOME", self.path("config"))
-            .env("XDG_RUNTIME_DIR", self.path("run"))
-            .env("USER", "tester")
-            .env("TIDINGS_LOG", "info")
-            .kill_on_drop(true);
-        command
-    }
-
-    fn agent(&self) -> Child {
-        let mut child = self
-            .command(&["agent", "--no-toasts"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        child
-    }
-
-    async fn admin_json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["admin"];
-        all.extend_from_slice(args);
-        all.push("--json");
-        let output = self.command(&all).output().await.unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap()
-    }
-
-    fn agent_dir(&self) -> PathBuf {
-        self.path("data/tidings/agent")
-    }
-}
-
-async fn wait_for_file(path: &Path) -> String {
-    wait_until(&format!("{} exists", path.display()), || async {
-        path.exists()
-    })
-    .await;
-    std::fs::read_to_string(path).unwrap()
-}
-
-async fn terminate(mut child: Child) {
-    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id().unwrap()).unwrap()).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    let status = tokio::time::timeout(DEADLINE, child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), Some(0), "SIGTERM ends the agent cleanly");
-}
+use crate::helpers::wait_until;
+use crate::home::{Home, terminate, wait_for_file};
 
 #[tokio::test]
 async fn the_agent_binary_runs_local_mode_with_nothing_configured() {

@@ -143,25 +143,24 @@ impl AgentStore {
         changes: Vec<(Seq, Notification)>,
     ) -> Result<(Vec<Applied>, Seq), AgentStoreError> {
         let mut cursor = self.cursor()?;
-        let mut latest: HashMap<NotificationId, (Seq, Timestamp)> = HashMap::new();
+        // The record each id has now, counting this group's earlier changes.
+        let mut latest: HashMap<NotificationId, NotificationRecord> = HashMap::new();
         let pending = self.pending_by_id()?;
         let mut batch = Batch::default();
         let mut applied = Vec::new();
         for (seq, notification) in changes {
             cursor = cursor.max(seq);
-            let stored = match latest.get(&notification.id) {
-                Some(&old) => Some(old),
-                None => self
-                    .get(&notification.id)?
-                    .map(|r| (r.seq, r.content.expiration_date_time)),
+            let stored = match latest.remove(&notification.id) {
+                Some(old) => Some(old),
+                None => self.get(&notification.id)?,
             };
-            let known = stored.is_some();
-            if stored.is_some_and(|(s, _)| s >= seq) {
+            if let Some(old) = stored.as_ref().filter(|old| old.seq >= seq) {
+                latest.insert(old.id.clone(), old.clone());
                 continue;
             }
-            if let Some((old_seq, old_expiry)) = stored {
-                batch.remove(&seq_key(old_seq));
-                batch.remove(&expiry_key(old_expiry, old_seq));
+            if let Some(old) = &stored {
+                batch.remove(&seq_key(old.seq));
+                batch.remove(&expiry_key(old.content.expiration_date_time, old.seq));
             }
             let mut record = NotificationRecord::new(seq, notification);
             // What the user did here and the service has not confirmed yet stays done.
@@ -172,12 +171,14 @@ impl AgentStore {
             batch.insert(&seq_key(seq), record.id.as_str().as_bytes());
             let expires = record.content.expiration_date_time;
             batch.insert(&expiry_key(expires, seq), record.id.as_str().as_bytes());
-            latest.insert(record.id.clone(), (seq, expires));
-            applied.push(if known {
-                Applied::Updated(record)
-            } else {
-                Applied::Created(record)
-            });
+            latest.insert(record.id.clone(), record.clone());
+            match stored {
+                None => applied.push(Applied::Created(record)),
+                // The service echoing a change this device made (or any change that
+                // leaves content and state as they are) moves the seq, nothing else.
+                Some(old) if old.content == record.content && old.state == record.state => {}
+                Some(_) => applied.push(Applied::Updated(record)),
+            }
         }
         let created = applied
             .iter()

@@ -1,0 +1,349 @@
+//! The everyday command line, as a user runs it: the real binary, `tidings agent` in
+//! local mode in a private HOME, and the commands that talk to it over IPC.
+
+use std::process::Stdio;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use crate::helpers::{DEADLINE, wait_until};
+use crate::home::{Home, terminate};
+
+/// The history as `tidings history --json` gives it.
+async fn history(home: &Home, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["history"];
+    args.extend_from_slice(extra);
+    home.json(&args).await["items"].as_array().unwrap().clone()
+}
+
+/// Sends a note with `title` through the agent; returns its id.
+async fn send(home: &Home, title: &str) -> String {
+    let sent = home.json(&["send", "--title", title, "--body", "b"]).await;
+    sent["id"].as_str().unwrap().to_owned()
+}
+
+/// Waits until the note `id` is in the agent's history (it arrives over the channel).
+async fn wait_stored(home: &Home, id: &str) {
+    wait_until(&format!("{id} is in the history"), || async {
+        history(home, &["--limit", "1000"])
+            .await
+            .iter()
+            .any(|n| n["id"] == id)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn send_then_history_read_dismiss_delete_and_status() {
+    let home = Home::new();
+    let agent = home.serving_agent().await;
+    let id = send(&home, "Hello").await;
+    wait_stored(&home, &id).await;
+    let items = history(&home, &[]).await;
+    assert_eq!(items[0]["payload"]["visualContent"]["title"], "Hello");
+    assert_eq!(items[0]["readState"], "unread");
+    let status = home.json(&["status"]).await;
+    assert_eq!(
+        (status["state"].as_str(), status["user"].as_str()),
+        (Some("connected"), Some("tester"))
+    );
+    assert_eq!(
+        (status["total"].as_u64(), status["unread"].as_u64()),
+        (Some(1), Some(1))
+    );
+
+    home.json(&["read", &id]).await;
+    assert_eq!(history(&home, &[]).await[0]["readState"], "read");
+    assert_eq!(home.json(&["status"]).await["unread"], 0);
+    assert!(history(&home, &["--unread"]).await.is_empty());
+    home.json(&["unread", &id]).await;
+    assert_eq!(home.json(&["status"]).await["unread"], 1);
+
+    let dismissed = home.json(&["dismiss", &id]).await;
+    assert_eq!(dismissed["updated"], 1);
+    assert_eq!(history(&home, &[]).await[0]["userActionState"], "dismissed");
+    let shown = home.json(&["show", &id]).await;
+    assert_eq!(shown["userActionState"], "dismissed");
+
+    home.json(&["delete", &id]).await;
+    assert!(
+        history(&home, &[]).await.is_empty(),
+        "deleted notifications leave the history"
+    );
+    assert_eq!(home.json(&["status"]).await["total"], 0);
+
+    // The human forms, and an id that is not there.
+    let table = home.run(&["history"]).await;
+    assert!(table.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&table.stdout).trim(),
+        "no notifications"
+    );
+    let missing = home.run(&["read", "no-such-id"]).await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not stored here"));
+    let unknown = home.run(&["show", "no-such-id"]).await;
+    assert_eq!(unknown.status.code(), Some(1));
+    terminate(agent).await;
+}
+
+#[tokio::test]
+async fn the_human_history_is_a_table_without_colour_when_piped() {
+    let home = Home::new();
+    let agent = home.serving_agent().await;
+    let id = send(&home, "Table row").await;
+    wait_stored(&home, &id).await;
+    let output = home.run(&["history"]).await;
+    let text = String::from_utf8(output.stdout).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    assert!(
+        header.starts_with("ID") && header.contains("TITLE"),
+        "{header}"
+    );
+    let row = lines.next().unwrap();
+    assert!(
+        row.starts_with(&id) && row.contains("just now") && row.contains("Table row"),
+        "{row}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "no escape codes when stdout is not a terminal"
+    );
+    let status = String::from_utf8(home.run(&["status"]).await.stdout).unwrap();
+    assert!(
+        status.contains("connected") && status.contains("headless"),
+        "{status}"
+    );
+    terminate(agent).await;
+}
+
+#[tokio::test]
+async fn watch_prints_an_event_for_each_notification_as_it_arrives() {
+    let home = Home::new();
+    let agent = home.serving_agent().await;
+    let mut watch = home
+        .command(&["watch", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut events = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let mut notes = BufReader::new(watch.stderr.take().unwrap()).lines();
+    // `watch` says on stderr when it is subscribed; nothing sent after that is missed.
+    let said = tokio::time::timeout(DEADLINE, notes.next_line())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        said.as_deref(),
+        Some("watching for notifications (Ctrl-C to stop)")
+    );
+    let mut next_event = async || -> Value {
+        let line = tokio::time::timeout(DEADLINE, events.next_line())
+            .await
+            .expect("an event in time")
+            .unwrap()
+            .expect("watch keeps running");
+        serde_json::from_str(&line).unwrap()
+    };
+    let first = send(&home, "one").await;
+    let event = next_event().await;
+    assert_eq!(
+        (event["kind"].as_str(), event["notification"]["id"].as_str()),
+        (Some("created"), Some(first.as_str()))
+    );
+    for title in ["two", "three"] {
+        let id = send(&home, title).await;
+        let event = next_event().await;
+        assert_eq!(event["kind"], "created");
+        assert_eq!(event["notification"]["id"], id.as_str());
+        assert_eq!(
+            event["notification"]["payload"]["visualContent"]["title"],
+            title
+        );
+    }
+    home.json(&["read", &first]).await;
+    let event = next_event().await;
+    assert_eq!(
+        (
+            event["kind"].as_str(),
+            event["notification"]["readState"].as_str()
+        ),
+        (Some("updated"), Some("read"))
+    );
+    home.json(&["delete", &first]).await;
+    assert_eq!(next_event().await["kind"], "deleted");
+    watch.kill().await.unwrap();
+    terminate(agent).await;
+}
+
+#[tokio::test]
+async fn subscribe_prints_a_unsid_that_an_app_backend_sends_to() {
+    let home = Home::new();
+    let agent = home.serving_agent().await;
+    let app = home.admin_json(&["app", "add", "contoso.com"]).await;
+    let subscribed = home.run(&["subscribe", "contoso.com"]).await;
+    assert!(
+        subscribed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&subscribed.stderr)
+    );
+    let unsid = String::from_utf8(subscribed.stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(unsid.len() >= 16, "{unsid:?}");
+    let subs = home.json(&["status"]).await;
+    assert_eq!(subs["state"], "connected");
+
+    let url = std::fs::read_to_string(home.path("run/tidings/service.url")).unwrap();
+    let mut backend = home
+        .command(&[
+            "send",
+            "--service",
+            url.trim(),
+            "--unsid",
+            &unsid,
+            "--client-id",
+            app["clientId"].as_str().unwrap(),
+            "--client-secret-stdin",
+            "--host",
+            "contoso.com",
+            "--title",
+            "Your order shipped",
+            "--priority",
+            "high",
+            "--json",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = backend.stdin.take().unwrap();
+    let secret = format!("{}\n", app["clientSecret"].as_str().unwrap());
+    stdin.write_all(secret.as_bytes()).await.unwrap();
+    drop(stdin);
+    let sent = backend.wait_with_output().await.unwrap();
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let created: Value = serde_json::from_slice(&sent.stdout).unwrap();
+    let id = created["id"].as_str().unwrap();
+    wait_stored(&home, id).await;
+    let items = history(&home, &["--app", "contoso.com"]).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        (items[0]["id"].as_str(), items[0]["priority"].as_str()),
+        (Some(id), Some("High"))
+    );
+
+    // A wrong secret is refused with a hint, exit code 1.
+    let mut wrong = home
+        .command(&[
+            "send",
+            "--service",
+            url.trim(),
+            "--unsid",
+            &unsid,
+            "--client-id",
+            app["clientId"].as_str().unwrap(),
+            "--client-secret-stdin",
+            "--host",
+            "contoso.com",
+            "--title",
+            "x",
+        ])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wrong
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"not-the-secret\n")
+        .await
+        .unwrap();
+    let refused = wrong.wait_with_output().await.unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("tidings admin app add"));
+    terminate(agent).await;
+}
+
+#[tokio::test]
+async fn exit_codes_say_not_running_and_usage() {
+    let home = Home::new();
+    let status = home.run(&["status"]).await;
+    assert_eq!(status.status.code(), Some(3));
+    let message = String::from_utf8_lossy(&status.stderr);
+    assert!(
+        message.contains("not running") && message.contains("tidings agent"),
+        "{message}"
+    );
+    assert_eq!(
+        home.run(&["history", "--limit"]).await.status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        home.run(&["read"]).await.status.code(),
+        Some(2),
+        "ids are required"
+    );
+    assert_eq!(
+        home.run(&["send", "--title", "t", "--unsid", "u"])
+            .await
+            .status
+            .code(),
+        Some(2)
+    );
+
+    let completions = home.run(&["completions", "bash"]).await;
+    assert!(completions.status.success());
+    assert!(String::from_utf8_lossy(&completions.stdout).contains("tidings"));
+    let manpage = home.run(&["manpage"]).await;
+    assert!(String::from_utf8_lossy(&manpage.stdout).contains(".TH tidings"));
+}
+
+#[tokio::test]
+async fn a_reader_that_goes_away_is_not_an_error() {
+    let home = Home::new();
+    let agent = home.serving_agent().await;
+    // More history than a pipe holds (64 KiB), so the writer must meet the closed end.
+    let mut client = tidings::ipc::Client::connect(&home.socket()).await.unwrap();
+    let mut last = String::new();
+    for i in 0..200 {
+        let body = json!({"payload": {"visualContent": {"title": format!("note {i}"), "body": "x".repeat(300)}}});
+        last = client.call("send", body).await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    }
+    wait_stored(&home, &last).await;
+    let mut reader = home
+        .command(&["history", "--limit", "1000", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(reader.stdout.take());
+    let output = tokio::time::timeout(DEADLINE, reader.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    terminate(agent).await;
+}

@@ -1,0 +1,133 @@
+//! A private HOME with XDG directories for the real binary, as a fresh login has, and
+//! the helpers to run `tidings` commands in it.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::{DEADLINE, wait_until};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tidings");
+
+/// A private HOME with XDG directories, as a fresh login would have.
+pub struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        let private = std::os::unix::fs::PermissionsExt::from_mode(0o700);
+        std::fs::set_permissions(&run, private).unwrap();
+        Self { dir }
+    }
+
+    pub fn path(&self, rest: &str) -> PathBuf {
+        self.dir.path().join(rest)
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env_clear()
+            .env("HOME", self.dir.path())
+            .env("XDG_DATA_HOME", self.path("data"))
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("XDG_RUNTIME_DIR", self.path("run"))
+            .env("USER", "tester")
+            .env("TIDINGS_LOG", "info")
+            .kill_on_drop(true);
+        command
+    }
+
+    pub fn agent(&self) -> Child {
+        let mut child = self
+            .command(&["agent", "--no-toasts"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        child
+    }
+
+    pub async fn admin_json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["admin"];
+        all.extend_from_slice(args);
+        all.push("--json");
+        let output = self.command(&all).output().await.unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    pub fn agent_dir(&self) -> PathBuf {
+        self.path("data/tidings/agent")
+    }
+}
+
+pub async fn wait_for_file(path: &Path) -> String {
+    wait_until(&format!("{} exists", path.display()), || async {
+        path.exists()
+    })
+    .await;
+    std::fs::read_to_string(path).unwrap()
+}
+
+pub async fn terminate(mut child: Child) {
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id().unwrap()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = tokio::time::timeout(DEADLINE, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "SIGTERM ends the agent cleanly");
+}
+
+impl Home {
+    /// The agent's IPC socket.
+    pub fn socket(&self) -> PathBuf {
+        self.path("run/tidings/agent.sock")
+    }
+
+    /// Starts `tidings agent` and waits until its IPC socket answers.
+    pub async fn serving_agent(&self) -> Child {
+        let agent = self.agent();
+        let socket = self.socket();
+        wait_until("the agent serves IPC", || async {
+            tidings::ipc::Client::connect(&socket).await.is_ok()
+        })
+        .await;
+        agent
+    }
+
+    /// Runs `tidings ARGS` to its end.
+    pub async fn run(&self, args: &[&str]) -> std::process::Output {
+        tokio::time::timeout(DEADLINE, self.command(args).output())
+            .await
+            .expect("the command ends in time")
+            .unwrap()
+    }
+
+    /// Runs `tidings ARGS --json`, which must succeed, and parses its output.
+    pub async fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let output = self.run(&all).await;
+        assert!(
+            output.status.success(),
+            "tidings {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+}
