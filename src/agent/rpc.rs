@@ -25,13 +25,20 @@ use crate::protocol::{ReadState, Status, UserActionState, validate::StatePatch};
 use super::store::{AgentStoreError, Filter, LocalChange};
 use super::{AgentError, AgentHandle};
 
+/// Local apps served at once; one more is told the agent is busy.
+pub const MAX_CLIENTS: usize = 256;
+
 /// Binds the agent's socket (its directory made private first).
 pub async fn bind(path: &Path) -> Result<Server, AgentError> {
     if let Some(dir) = path.parent() {
         crate::config::create_private_dir(dir)
             .map_err(|e| AgentError::Config(format!("creating {}: {e}", dir.display())))?;
     }
-    Server::bind(path, ServerOptions::default())
+    let options = ServerOptions {
+        max_clients: MAX_CLIENTS,
+        ..ServerOptions::default()
+    };
+    Server::bind(path, options)
         .await
         .map_err(|e| AgentError::Config(format!("serving IPC on {}: {e}", path.display())))
 }

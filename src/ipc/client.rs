@@ -69,7 +69,10 @@ impl Client {
         let mut bytes = serde_json::to_vec(&Request::new(id, method, params))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         bytes.push(b'\n');
-        self.writer.write_all(&bytes).await?;
+        if let Err(e) = self.writer.write_all(&bytes).await {
+            // A server that refused this connection said why before closing.
+            return Err(self.refusal().await.unwrap_or(ClientError::Io(e)));
+        }
         let response = loop {
             let value = self.read_message().await?;
             if value.get("method").is_some() && value.get("id").is_none_or(Value::is_null) {
@@ -79,6 +82,12 @@ impl Client {
             break serde_json::from_value::<Response>(value)
                 .map_err(|e| ClientError::Protocol(e.to_string()))?;
         };
+        if response.id.is_null() && response.error.is_some() {
+            return Err(response.into_result().err().map_or_else(
+                || ClientError::Protocol("an empty error".to_owned()),
+                ClientError::Rpc,
+            ));
+        }
         if response.id != id {
             return Err(ClientError::Protocol(format!(
                 "response for id {}",
@@ -98,6 +107,12 @@ impl Client {
             Err(ClientError::Protocol(reason)) if reason == CLOSED => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// The error a closing server sent, if it sent one.
+    async fn refusal(&mut self) -> Option<ClientError> {
+        let response: Response = serde_json::from_value(self.read_message().await.ok()?).ok()?;
+        response.into_result().err().map(ClientError::Rpc)
     }
 
     /// Reads one line as JSON.

@@ -21,6 +21,10 @@ pub const METHOD_NOT_FOUND: i32 = -32601;
 pub const INVALID_PARAMS: i32 = -32602;
 /// The handler failed.
 pub const INTERNAL_ERROR: i32 = -32603;
+/// The peer runs as another user than the server; the connection is closed.
+pub const PEER_REFUSED: i32 = -32001;
+/// The server serves as many connections as it may; try again later.
+pub const BUSY: i32 = -32002;
 /// The thing asked for does not exist.
 pub const NOT_FOUND: i32 = -32004;
 /// The request conflicts with existing state.
@@ -122,6 +126,17 @@ impl Response {
             (None, None) => Ok(Value::Null),
         }
     }
+}
+
+/// One error line with a `null` id (for a connection refused before any request).
+pub fn error_line(code: i32, message: impl Into<String>) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(&Response::new(
+        Value::Null,
+        Err(RpcError::new(code, message)),
+    ))
+    .unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
 }
 
 /// Parses one line into a request, or the error response to send back.

@@ -114,11 +114,6 @@ impl Server {
         let permits = Arc::new(Semaphore::new(self.options.max_clients));
         let tasks = TaskTracker::new();
         loop {
-            let acquired = tokio::select! {
-                p = permits.clone().acquire_owned() => p,
-                () = shutdown.cancelled() => break,
-            };
-            let Ok(permit) = acquired else { break };
             let stream = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, _)) => stream,
@@ -129,9 +124,18 @@ impl Server {
                 },
                 () = shutdown.cancelled() => break,
             };
-            if !peer_allowed(&stream) {
+            if let Err(refusal) = peer_allowed(&stream) {
+                tasks.spawn(refuse(stream, refusal));
                 continue;
             }
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                let busy = format!(
+                    "busy: {} clients are connected, the most served at once; try again later",
+                    self.options.max_clients
+                );
+                tasks.spawn(refuse(stream, codec::error_line(codec::BUSY, busy)));
+                continue;
+            };
             let handler = handler.clone();
             let shutdown = shutdown.clone();
             let max = self.options.max_line_bytes;
@@ -153,20 +157,32 @@ impl Server {
     }
 }
 
-/// Only the server's own user (and root) may talk to it.
-fn peer_allowed(stream: &UnixStream) -> bool {
+/// Only the server's own user (and root) may talk to it; a refused peer gets the
+/// error line that says why.
+fn peer_allowed(stream: &UnixStream) -> Result<(), Vec<u8>> {
     let own = own_uid();
+    let refused = |why: String| Err(codec::error_line(codec::PEER_REFUSED, why));
     match stream.peer_cred() {
-        Ok(cred) if cred.uid() == own || cred.uid() == 0 => true,
+        Ok(cred) if cred.uid() == own || cred.uid() == 0 => Ok(()),
         Ok(cred) => {
             tracing::warn!(uid = cred.uid(), pid = ?cred.pid(), "refused an IPC peer of another user");
-            false
+            refused(format!(
+                "refused: this socket serves uid {own} only, not uid {}",
+                cred.uid()
+            ))
         }
         Err(e) => {
             tracing::warn!(error = %e, "could not read an IPC peer's credentials; refused");
-            false
+            refused("refused: the peer's credentials could not be read".to_owned())
         }
     }
+}
+
+/// Tells a peer it is not served, then closes (bounded: a peer that does not read
+/// is dropped after a second).
+async fn refuse(mut stream: UnixStream, line: Vec<u8>) {
+    let write = stream.write_all(&line);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), write).await;
 }
 
 /// This process's real uid.

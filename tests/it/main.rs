@@ -17,6 +17,7 @@ mod expiry;
 mod graph_api;
 mod helpers;
 mod home;
+mod ipc;
 mod lifecycle;
 mod local_mode;
 mod process;
