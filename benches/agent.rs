@@ -3,7 +3,10 @@
 //! 1. Catch-up: a service holds a backlog of N notes for a user (100,000 and 10,000);
 //!    a fresh agent of a device of that user connects; the time until it has stored
 //!    (and acked) all of them.
-//! 2. Idle memory: the real `tidings agent` binary, signed in with 10,000 notifications
+//! 2. IPC: with the 100,000 cached (agent still connected), the latency of `list` of
+//!    the newest 50 over the agent's socket, one client calling in a loop (p50 / p99),
+//!    and of `status` (which counts every record).
+//! 3. Idle memory: the real `tidings agent` binary, signed in with 10,000 notifications
 //!    cached, idle and connected: its resident set (VmRSS) after it caught up, and
 //!    after a restart with them cached.
 //!
@@ -92,7 +95,8 @@ fn backlog(service: &Service, user: &str, count: usize) -> (String, String) {
     })
 }
 
-fn catch_up(service: &Service, count: usize) -> Duration {
+/// Catch-up time; with `ipc`, also the IPC latencies measured after it.
+fn catch_up(service: &Service, count: usize, ipc: bool) -> Duration {
     let (refresh, _) = backlog(service, &format!("catchup{count}"), count);
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let client = tokio::runtime::Builder::new_multi_thread()
@@ -101,7 +105,9 @@ fn catch_up(service: &Service, count: usize) -> Duration {
         .build()
         .unwrap();
     client.block_on(async {
-        let settings = Settings::new(service.url.clone(), refresh, dir.path().to_owned());
+        let mut settings = Settings::new(service.url.clone(), refresh, dir.path().to_owned());
+        let socket = dir.path().join("agent.sock");
+        settings.ipc_socket = ipc.then(|| socket.clone());
         let agent = Agent::open(settings, Arc::new(Quiet)).unwrap();
         let handle = agent.handle();
         let shutdown = CancellationToken::new();
@@ -112,6 +118,9 @@ fn catch_up(service: &Service, count: usize) -> Duration {
         }
         let elapsed = started.elapsed();
         assert_eq!(handle.store().len(), count);
+        if ipc {
+            ipc_latency(&socket, count).await;
+        }
         shutdown.cancel();
         task.await.unwrap().unwrap();
         elapsed
@@ -191,6 +200,41 @@ fn idle_rss(service: &Service, count: usize, settle: Duration) -> (u64, u64) {
     (caught_up, restarted)
 }
 
+/// Prints p50 / p99 of `list` (newest 50) and of `status` over the socket.
+async fn ipc_latency(socket: &std::path::Path, cached: usize) {
+    let mut client = tidings::ipc::Client::connect(socket).await.unwrap();
+    let params = serde_json::json!({"limit": 50});
+    let mut lists = Vec::new();
+    for _ in 0..2_000 {
+        let started = Instant::now();
+        let page = client.call("list", params.clone()).await.unwrap();
+        lists.push(started.elapsed());
+        assert_eq!(page["items"].as_array().unwrap().len(), 50);
+    }
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        client.call("status", serde_json::json!({})).await.unwrap();
+        statuses.push(started.elapsed());
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let (lists, statuses) = (percentiles(lists), percentiles(statuses));
+    println!(
+        "IPC with {cached} cached: list newest 50 p50 {:.3} ms, p99 {:.3} ms (2,000 calls); status p50 {:.1} ms, p99 {:.1} ms (20 calls)",
+        ms(lists.0),
+        ms(lists.1),
+        ms(statuses.0),
+        ms(statuses.1)
+    );
+}
+
+/// (p50, p99) of `samples`.
+fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort();
+    let at = |percent: usize| samples[(samples.len() - 1) * percent / 100];
+    (at(50), at(99))
+}
+
 fn main() {
     let measuring = std::env::args().any(|a| a == "--bench");
     let (big, small, settle) = if measuring {
@@ -200,7 +244,7 @@ fn main() {
     };
     let service = start_service();
     for count in [small, big] {
-        let elapsed = catch_up(&service, count);
+        let elapsed = catch_up(&service, count, count == big);
         println!(
             "catch-up: {count} notifications stored and acked in {:.3} s = {:.0} notifications/s",
             elapsed.as_secs_f64(),

@@ -15,6 +15,7 @@
 mod outbox;
 mod query;
 mod retention;
+mod tally;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -64,12 +65,16 @@ pub enum Applied {
 }
 
 pub use outbox::{LocalChange, OutboxEntry};
-pub use query::{Filter, Page, Tally};
+pub use query::{Filter, Page};
+pub use tally::Tally;
 
 /// The store. Open it once per process and share it (behind an `Arc`).
 pub struct AgentStore {
     db: sled::Db,
     cache: Tree,
+    /// Held by every read-modify-write of records and counters (apply, local changes,
+    /// purge) up to its batch, never across an await.
+    write: std::sync::Mutex<()>,
 }
 
 fn note_key(id: &NotificationId) -> Vec<u8> {
@@ -113,7 +118,11 @@ impl AgentStore {
                 other => AgentStoreError::Sled(other),
             })?;
         let cache = db.open_tree("cache")?;
-        Ok(Self { db, cache })
+        Ok(Self {
+            db,
+            cache,
+            write: std::sync::Mutex::new(()),
+        })
     }
 
     /// The highest `seq` durably applied: where the channel resumes.
@@ -142,7 +151,19 @@ impl AgentStore {
         &self,
         changes: Vec<(Seq, Notification)>,
     ) -> Result<(Vec<Applied>, Seq), AgentStoreError> {
+        let outcome = self.write_group(changes)?;
+        self.db.flush_async().await?;
+        Ok(outcome)
+    }
+
+    /// The synchronous part of [`Self::apply`]: one batch, under the write lock.
+    fn write_group(
+        &self,
+        changes: Vec<(Seq, Notification)>,
+    ) -> Result<(Vec<Applied>, Seq), AgentStoreError> {
+        let _write = self.lock();
         let mut cursor = self.cursor()?;
+        let mut tally = tally::Delta::default();
         // The record each id has now, counting this group's earlier changes.
         let mut latest: HashMap<NotificationId, NotificationRecord> = HashMap::new();
         let pending = self.pending_by_id()?;
@@ -172,6 +193,7 @@ impl AgentStore {
             let expires = record.content.expiration_date_time;
             batch.insert(&expiry_key(expires, seq), record.id.as_str().as_bytes());
             latest.insert(record.id.clone(), record.clone());
+            tally.replace(stored.as_ref(), Some(&record));
             match stored {
                 None => applied.push(Applied::Created(record)),
                 // The service echoing a change this device made (or any change that
@@ -187,9 +209,16 @@ impl AgentStore {
         let count = self.count()? + u64::try_from(created).unwrap_or(u64::MAX);
         batch.insert(COUNT, &count.to_be_bytes());
         batch.insert(CURSOR, &cursor.0.to_be_bytes());
+        self.put_tally(&mut batch, tally)?;
         self.cache.apply_batch(batch)?;
-        self.db.flush_async().await?;
         Ok((applied, cursor))
+    }
+
+    /// The write lock (see the field).
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn pending_by_id(&self) -> Result<HashMap<NotificationId, Vec<LocalChange>>, AgentStoreError> {

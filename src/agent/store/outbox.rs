@@ -12,6 +12,7 @@ use crate::protocol::stored::{decode, encode};
 use crate::protocol::validate::StatePatch;
 use crate::protocol::{NotificationId, Status, UserState};
 
+use super::tally::Delta;
 use super::{AgentStore, AgentStoreError, Applied, note_key, u64_of};
 
 const OUTBOX: u8 = b'O';
@@ -62,6 +63,19 @@ impl AgentStore {
         ids: &[NotificationId],
         change: LocalChange,
     ) -> Result<Vec<Applied>, AgentStoreError> {
+        let changed = self.write_local(ids, change)?;
+        self.db.flush_async().await?;
+        Ok(changed)
+    }
+
+    /// The synchronous part of [`Self::change_locally`], under the write lock.
+    fn write_local(
+        &self,
+        ids: &[NotificationId],
+        change: LocalChange,
+    ) -> Result<Vec<Applied>, AgentStoreError> {
+        let _write = self.lock();
+        let mut tally = Delta::default();
         let mut next = self
             .cache
             .get(NEXT_OP)?
@@ -71,10 +85,12 @@ impl AgentStore {
         let mut batch = Batch::default();
         let mut changed = Vec::new();
         for id in ids {
-            let Some(mut record) = self.get(id)? else {
+            let Some(old) = self.get(id)? else {
                 continue;
             };
+            let mut record = old.clone();
             change.apply_to(&mut record.state);
+            tally.replace(Some(&old), Some(&record));
             batch.insert(note_key(id), encode(&record)?);
             let entry = OutboxEntry {
                 request_id: next.to_string(),
@@ -86,8 +102,8 @@ impl AgentStore {
             changed.push(Applied::Updated(record));
         }
         batch.insert(NEXT_OP, &next.to_be_bytes());
+        self.put_tally(&mut batch, tally)?;
         self.cache.apply_batch(batch)?;
-        self.db.flush_async().await?;
         Ok(changed)
     }
 

@@ -4,10 +4,10 @@
 //! newest page costs a handful of lookups however much is cached; a filter that
 //! matches little walks further (bounded by the history cap).
 
-use crate::protocol::stored::{NotificationRecord, decode};
+use crate::protocol::stored::NotificationRecord;
 use crate::protocol::{NotificationId, ReadState, Seq, Status};
 
-use super::{AgentStore, AgentStoreError, BY_SEQ, NOTE, seq_key};
+use super::{AgentStore, AgentStoreError, BY_SEQ, seq_key};
 
 /// Which notifications a page holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,15 +40,6 @@ pub struct Page {
     pub records: Vec<NotificationRecord>,
     /// The `before` of the next page, when there is one.
     pub next: Option<Seq>,
-}
-
-/// Counts of the stored notifications.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Tally {
-    /// Active ones.
-    pub total: u64,
-    /// Active and unread.
-    pub unread: u64,
 }
 
 impl AgentStore {
@@ -90,22 +81,6 @@ impl AgentStore {
         before: Option<Seq>,
     ) -> Result<Vec<NotificationRecord>, AgentStoreError> {
         Ok(self.page(&Filter::default(), limit, before)?.records)
-    }
-
-    /// Counts active and unread notifications (reads every record: for `status`, not
-    /// for hot paths).
-    pub fn tally(&self) -> Result<Tally, AgentStoreError> {
-        let mut tally = Tally::default();
-        for entry in self.cache.scan_prefix([NOTE]) {
-            let record: NotificationRecord = decode(&entry?.1)?;
-            if record.state.status == Status::Active {
-                tally.total += 1;
-                if record.state.read_state == ReadState::Unread {
-                    tally.unread += 1;
-                }
-            }
-        }
-        Ok(tally)
     }
 
     /// How many notifications are stored, counted through the `seq` index.

@@ -1,15 +1,17 @@
 //! Retention: expired notifications are purged, and history is capped (oldest read or
 //! deleted ones go first, then the oldest of the rest).
 //!
-//! Expiry is found through the `E` index without reading records; the cap only reads
-//! records, oldest first, when the history is over it, and stops as soon as enough are
-//! found. So a routine purge touches almost nothing: the agent stays light.
+//! Expiry is found through the `E` index (reading only the expired records, for the
+//! tally); the cap only reads records, oldest first, when the history is over it, and
+//! stops as soon as enough are found. So a routine purge touches almost nothing: the
+//! agent stays light.
 
 use sled::Batch;
 
 use crate::protocol::stored::NotificationRecord;
 use crate::protocol::{NotificationId, ReadState, Seq, Status, Timestamp};
 
+use super::tally::Delta;
 use super::{AgentStore, AgentStoreError, BY_SEQ, COUNT, EXPIRY, expiry_key, note_key, seq_key};
 
 impl AgentStore {
@@ -21,6 +23,8 @@ impl AgentStore {
         now: Timestamp,
         cap: usize,
     ) -> Result<Vec<NotificationId>, AgentStoreError> {
+        let _write = self.lock();
+        let mut tally = Delta::default();
         let mut batch = Batch::default();
         let mut removed = Vec::new();
         let mut gone = std::collections::HashSet::new();
@@ -33,6 +37,7 @@ impl AgentStore {
             batch.remove(key);
             batch.remove(&seq_key(seq));
             let id = NotificationId::new(String::from_utf8_lossy(&id).into_owned());
+            tally.replace(self.get(&id)?.as_ref(), None);
             batch.remove(note_key(&id));
             gone.insert(seq);
             removed.push(id);
@@ -44,6 +49,7 @@ impl AgentStore {
                 batch.remove(note_key(&record.id));
                 batch.remove(&seq_key(record.seq));
                 batch.remove(&expiry_key(record.content.expiration_date_time, record.seq));
+                tally.replace(Some(&record), None);
                 removed.push(record.id);
             }
         }
@@ -52,6 +58,7 @@ impl AgentStore {
             COUNT,
             &u64::try_from(left).unwrap_or(u64::MAX).to_be_bytes(),
         );
+        self.put_tally(&mut batch, tally)?;
         self.cache.apply_batch(batch)?;
         Ok(removed)
     }

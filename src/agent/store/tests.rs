@@ -191,3 +191,61 @@ async fn retention_purges_expired_then_caps_oldest_read_first() {
     assert_eq!(store.count().unwrap(), 2, "the kept counter follows purges");
     assert!(store.purge(Timestamp::now(), 2).unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn the_kept_tally_follows_every_write_path() {
+    let (_dir, store) = open();
+    let check = |store: &AgentStore| {
+        let kept = store.tally().unwrap();
+        assert_eq!(kept, store.count_tally().unwrap(), "kept tally = counted");
+        (kept.total, kept.unread)
+    };
+    assert_eq!(check(&store), (0, 0));
+    let batch = (1..=4)
+        .map(|i| (Seq(i), notification(&format!("n{i}"), "t")))
+        .collect();
+    store.apply(batch).await.unwrap();
+    assert_eq!(check(&store), (4, 4));
+    let read = LocalChange::Update(crate::protocol::validate::StatePatch {
+        read_state: Some(crate::protocol::ReadState::Read),
+        user_action_state: None,
+    });
+    store
+        .change_locally(&[NotificationId::new("n1")], read)
+        .await
+        .unwrap();
+    assert_eq!(check(&store), (4, 3));
+    // The service's echo of the read, then a replace, fresh but overlaid with the read
+    // still pending here; once the read is confirmed, a replace is unread again.
+    let mut echo = notification("n1", "t");
+    echo.state.read_state = crate::protocol::ReadState::Read;
+    store.apply(vec![(Seq(5), echo)]).await.unwrap();
+    assert_eq!(check(&store), (4, 3));
+    store
+        .apply(vec![(Seq(6), notification("n1", "replaced"))])
+        .await
+        .unwrap();
+    assert_eq!(check(&store), (4, 3));
+    for entry in store.outbox().unwrap() {
+        store.confirm(&entry.request_id).unwrap();
+    }
+    store
+        .apply(vec![(Seq(7), notification("n1", "again"))])
+        .await
+        .unwrap();
+    assert_eq!(check(&store), (4, 4));
+    store
+        .change_locally(&[NotificationId::new("n2")], LocalChange::Delete)
+        .await
+        .unwrap();
+    assert_eq!(check(&store), (3, 3));
+    let mut deleted = notification("n3", "t");
+    deleted.state.status = Status::Deleted;
+    store.apply(vec![(Seq(8), deleted)]).await.unwrap();
+    assert_eq!(check(&store), (2, 2));
+    store.purge(Timestamp::now(), 1).unwrap();
+    assert_eq!(check(&store), (1, 1));
+    let far = Timestamp::now().plus(std::time::Duration::from_secs(400 * 24 * 3600));
+    store.purge(far, 10).unwrap();
+    assert_eq!(check(&store), (0, 0));
+}
