@@ -45,8 +45,15 @@ pub fn runtime_dir() -> Result<PathBuf, NoHomeDir> {
         .map_or_else(|| dirs.data_dir().join("agent"), PathBuf::from))
 }
 
-/// The agent's IPC socket: `<runtime dir>/agent.sock`.
+/// The agent's IPC socket: `<runtime dir>/agent.sock`; on Windows the named pipe
+/// `\\.\pipe\tidings-agent-<user>`.
 pub fn agent_socket() -> Result<PathBuf, NoHomeDir> {
+    #[cfg(windows)]
+    {
+        let user = std::env::var("USERNAME").unwrap_or_else(|_| "me".to_owned());
+        Ok(PathBuf::from(format!(r"\\.\pipe\tidings-agent-{user}")))
+    }
+    #[cfg(not(windows))]
     Ok(runtime_dir()?.join("agent.sock"))
 }
 

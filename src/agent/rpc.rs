@@ -30,7 +30,8 @@ pub const MAX_CLIENTS: usize = 256;
 
 /// Binds the agent's socket (its directory made private first).
 pub async fn bind(path: &Path) -> Result<Server, AgentError> {
-    if let Some(dir) = path.parent() {
+    // A pipe name (Windows) has no directory to make.
+    if let Some(dir) = path.parent().filter(|_| cfg!(unix)) {
         crate::config::create_private_dir(dir)
             .map_err(|e| AgentError::Config(format!("creating {}: {e}", dir.display())))?;
     }

@@ -21,7 +21,7 @@ pub async fn run(args: AdminArgs) -> Result<(), Failure> {
         Some(dir) => dir,
         None => config::service_data_dir()?,
     };
-    let socket = data_dir.join("admin.sock");
+    let socket = crate::service::admin::socket_path(&data_dir);
     let mut client = Client::connect(&socket).await.map_err(|e| match e {
         ClientError::NotRunning { .. } => Failure {
             code: EXIT_NOT_RUNNING,

@@ -5,11 +5,10 @@ use std::collections::VecDeque;
 use std::path::Path;
 
 use serde_json::Value;
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::UnixStream;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
 use super::codec::{self, LineRead, Request, Response, RpcError};
+use super::transport;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,8 +34,8 @@ pub enum ClientError {
 
 /// A connected client.
 pub struct Client {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: BufReader<Box<dyn AsyncRead + Send + Unpin>>,
+    writer: Box<dyn AsyncWrite + Send + Unpin>,
     next_id: u64,
     line: Vec<u8>,
     /// Notifications that arrived while a response was awaited.
@@ -46,16 +45,20 @@ pub struct Client {
 impl Client {
     /// Connects to the socket at `path`.
     pub async fn connect(path: &Path) -> Result<Self, ClientError> {
-        let stream = UnixStream::connect(path)
-            .await
-            .map_err(|source| ClientError::NotRunning {
-                path: path.display().to_string(),
-                source,
-            })?;
-        let (read, writer) = stream.into_split();
+        let stream = transport::connect(path).await.map_err(|source| {
+            if transport::is_not_running(&source) {
+                ClientError::NotRunning {
+                    path: path.display().to_string(),
+                    source,
+                }
+            } else {
+                ClientError::Io(source)
+            }
+        })?;
+        let (read, write) = tokio::io::split(stream);
         Ok(Self {
-            reader: BufReader::new(read),
-            writer,
+            reader: BufReader::new(Box::new(read)),
+            writer: Box::new(write),
             next_id: 1,
             line: Vec::new(),
             pushed: VecDeque::new(),

@@ -1,17 +1,15 @@
-//! Local JSON-RPC 2.0 over a Unix socket, one JSON object per line.
+//! Local JSON-RPC 2.0, one JSON object per line, over a Unix socket (a named pipe on
+//! Windows).
 //!
-//! The codec ([`codec`]), a [`Server`] that calls a [`Handler`], and a [`Client`].
-//! The service's admin socket uses it today; the agent's app IPC will use the same
-//! pieces. Only `protocol`-level concerns (JSON values) cross this boundary.
+//! The codec ([`codec`]), a [`Server`] that calls a [`Handler`], a [`Client`], and the
+//! platform transport under both. The service's admin socket and the agent's app IPC
+//! use the same pieces. Only JSON values cross this boundary.
 
-#[cfg(unix)]
 mod client;
 pub mod codec;
-#[cfg(unix)]
 mod server;
+mod transport;
 
-#[cfg(unix)]
 pub use client::{Client, ClientError};
 pub use codec::{Request, Response, RpcError};
-#[cfg(unix)]
 pub use server::{Handler, Peer, Server, ServerOptions};

@@ -4,18 +4,17 @@
 //! agent's `watch` does; responses and pushes share one writer task per connection.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::Value;
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::io::{AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::codec::{self, LineRead, Request, Response, RpcError};
+use super::transport::{Listener, ServerStream};
 
 /// Answers requests. One value serves every connection.
 pub trait Handler: Send + Sync + 'static {
@@ -80,43 +79,30 @@ impl Default for ServerOptions {
     }
 }
 
-/// A bound JSON-RPC server socket.
+/// A bound JSON-RPC server socket (a named pipe on Windows).
 pub struct Server {
-    listener: UnixListener,
-    path: PathBuf,
+    listener: Listener,
     options: ServerOptions,
 }
 
 impl Server {
-    /// Binds `path` with mode 0600. An existing socket file is removed only when no
-    /// server answers on it (a stale socket); a live one is an `AddrInUse` error.
+    /// Binds `path` (see `transport`: mode 0600 and a stale socket replaced on Unix,
+    /// a first pipe instance on Windows); a live server there is `AddrInUse`.
     pub async fn bind(path: &Path, options: ServerOptions) -> std::io::Result<Self> {
-        if path.exists() {
-            if UnixStream::connect(path).await.is_ok() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::AddrInUse,
-                    format!("{} is in use by a running process", path.display()),
-                ));
-            }
-            std::fs::remove_file(path)?;
-        }
-        let listener = UnixListener::bind(path)?;
-        set_mode(path, 0o600)?;
         Ok(Self {
-            listener,
-            path: path.to_owned(),
+            listener: Listener::bind(path).await?,
             options,
         })
     }
 
     /// Serves until `shutdown`, then waits for open connections and removes the socket.
-    pub async fn serve<H: Handler>(self, handler: Arc<H>, shutdown: CancellationToken) {
+    pub async fn serve<H: Handler>(mut self, handler: Arc<H>, shutdown: CancellationToken) {
         let permits = Arc::new(Semaphore::new(self.options.max_clients));
         let tasks = TaskTracker::new();
         loop {
-            let stream = tokio::select! {
+            let (stream, check) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         tracing::warn!(error = %e, "accepting an IPC connection failed");
                         continue;
@@ -124,8 +110,8 @@ impl Server {
                 },
                 () = shutdown.cancelled() => break,
             };
-            if let Err(refusal) = peer_allowed(&stream) {
-                tasks.spawn(refuse(stream, refusal));
+            if let Err(why) = check {
+                tasks.spawn(refuse(stream, codec::error_line(codec::PEER_REFUSED, why)));
                 continue;
             }
             let Ok(permit) = permits.clone().try_acquire_owned() else {
@@ -153,54 +139,23 @@ impl Server {
         }
         tasks.close();
         tasks.wait().await;
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// Only the server's own user (and root) may talk to it; a refused peer gets the
-/// error line that says why.
-fn peer_allowed(stream: &UnixStream) -> Result<(), Vec<u8>> {
-    let own = own_uid();
-    let refused = |why: String| Err(codec::error_line(codec::PEER_REFUSED, why));
-    match stream.peer_cred() {
-        Ok(cred) if cred.uid() == own || cred.uid() == 0 => Ok(()),
-        Ok(cred) => {
-            tracing::warn!(uid = cred.uid(), pid = ?cred.pid(), "refused an IPC peer of another user");
-            refused(format!(
-                "refused: this socket serves uid {own} only, not uid {}",
-                cred.uid()
-            ))
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "could not read an IPC peer's credentials; refused");
-            refused("refused: the peer's credentials could not be read".to_owned())
-        }
+        self.listener.remove();
     }
 }
 
 /// Tells a peer it is not served, then closes (bounded: a peer that does not read
 /// is dropped after a second).
-async fn refuse(mut stream: UnixStream, line: Vec<u8>) {
+async fn refuse(mut stream: ServerStream, line: Vec<u8>) {
     let write = stream.write_all(&line);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), write).await;
 }
 
-/// This process's real uid.
-fn own_uid() -> u32 {
-    rustix::process::getuid().as_raw()
-}
-
-fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-}
-
 async fn connection<H: Handler>(
-    stream: UnixStream,
+    stream: ServerStream,
     handler: &H,
     max_line: usize,
 ) -> std::io::Result<()> {
-    let (read, write) = stream.into_split();
+    let (read, write) = tokio::io::split(stream);
     let (outgoing, queue) = mpsc::channel(OUTGOING);
     let peer = Peer {
         outgoing,
@@ -220,7 +175,7 @@ async fn connection<H: Handler>(
 
 /// Reads request lines and queues one response line for each that has an `id`.
 async fn read_requests<H: Handler>(
-    read: OwnedReadHalf,
+    read: ReadHalf<ServerStream>,
     handler: &H,
     peer: &Peer,
     max_line: usize,
@@ -260,7 +215,7 @@ async fn read_requests<H: Handler>(
 /// Writes queued lines in order until the queue closes or the connection ends; a
 /// peer that stopped reading is cut off when its queue is full (see [`Peer::notify`]).
 async fn write_lines(
-    mut write: OwnedWriteHalf,
+    mut write: WriteHalf<ServerStream>,
     mut queue: mpsc::Receiver<Vec<u8>>,
     closed: CancellationToken,
 ) -> std::io::Result<()> {

@@ -54,8 +54,21 @@ pub struct Admin {
     state: State,
 }
 
+/// The admin socket of the service storing in `data_dir`: `<data_dir>/admin.sock`; on
+/// Windows the pipe `\\.\pipe\tidings-admin-<hash of data_dir>`.
+pub fn socket_path(data_dir: &std::path::Path) -> std::path::PathBuf {
+    #[cfg(windows)]
+    {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(data_dir.to_string_lossy().as_bytes());
+        let tag: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        std::path::PathBuf::from(format!(r"\\.\pipe\tidings-admin-{tag}"))
+    }
+    #[cfg(not(windows))]
+    data_dir.join("admin.sock")
+}
+
 /// Binds the admin socket.
-#[cfg(unix)]
 pub async fn bind(settings: &Settings) -> Result<crate::ipc::Server, ServiceError> {
     let path = settings.admin_socket_path();
     crate::ipc::Server::bind(&path, crate::ipc::ServerOptions::default())
@@ -67,7 +80,6 @@ pub async fn bind(settings: &Settings) -> Result<crate::ipc::Server, ServiceErro
 }
 
 /// Serves the admin socket until shutdown.
-#[cfg(unix)]
 pub async fn serve(server: crate::ipc::Server, state: State) {
     let shutdown = state.shutdown.clone();
     server.serve(Arc::new(Admin { state }), shutdown).await;

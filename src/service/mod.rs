@@ -7,7 +7,6 @@
 //! [`admin`] (the admin socket's handler), [`purge`]. Entry point: [`run`].
 //! The service imports `protocol` and `ipc`, never the agent.
 
-#[cfg(unix)]
 pub mod admin;
 pub mod auth;
 pub mod channel;
@@ -69,7 +68,7 @@ impl Settings {
 
     /// The admin socket's path.
     pub fn admin_socket_path(&self) -> PathBuf {
-        self.data_dir.join("admin.sock")
+        admin::socket_path(&self.data_dir)
     }
 }
 
@@ -164,7 +163,6 @@ pub async fn run(
     });
     let background = TaskTracker::new();
     background.spawn(purge::run(state.clone()));
-    #[cfg(unix)]
     if state.settings.admin_socket {
         let server = admin::bind(&state.settings).await?;
         background.spawn(admin::serve(server, state.clone()));
