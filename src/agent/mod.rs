@@ -29,14 +29,14 @@ use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use crate::protocol::local::{Event, EventKind, LinkState};
-use crate::protocol::{NotificationId, Status, Timestamp};
+use crate::protocol::{NotificationId, ReadState, Status, Timestamp, UserActionState};
 use api::{Api, Subscription};
 use backoff::Backoff;
 use channel::SessionEnd;
 use endpoint::Endpoint;
 use link::Link;
 use store::{AgentStore, AgentStoreError, Applied, LocalChange};
-use toast::{Presenter, ToastOp};
+use toast::{Feedback, Presenter, ToastOp};
 
 /// How an agent runs.
 #[derive(Clone, Debug)]
@@ -257,6 +257,22 @@ impl Agent {
         };
         let stop_chores = shutdown.child_token();
         let chores = tokio::spawn(chores(handle.clone(), stop_chores.clone()));
+        let (feedback, mut responses) = tokio::sync::mpsc::unbounded_channel();
+        handle.presenter.attach(feedback);
+        let responder = {
+            let (handle, stop) = (handle.clone(), stop_chores.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        next = responses.recv() => match next {
+                            Some(feedback) => handle.feedback(feedback).await,
+                            None => return,
+                        },
+                    }
+                }
+            })
+        };
         let ipc = ipc.map(|server| {
             let handler = Arc::new(rpc::AgentRpc::new(handle.clone()));
             tokio::spawn(server.serve(handler, stop_chores.clone()))
@@ -307,6 +323,7 @@ impl Agent {
         };
         stop_chores.cancel();
         let _ = chores.await;
+        let _ = responder.await;
         if let Some(ipc) = ipc {
             let _ = ipc.await;
         }
@@ -417,13 +434,50 @@ impl AgentHandle {
     }
 
     fn present(&self, applied: &[Applied]) {
+        let now = Timestamp::now();
         for change in applied {
             let _ = self.events.send(event_of(change));
-            match toast::plan(change) {
-                ToastOp::Show(notification) => self.presenter.show(&notification),
-                ToastOp::Close(id) => self.presenter.close(&id),
-                ToastOp::Nothing => {}
-            }
+            let record = match change {
+                Applied::Created(record) | Applied::Updated(record) => record,
+            };
+            let ctx = toast::Context {
+                now,
+                platform: crate::protocol::Platform::current(),
+                shown: self.presenter.is_shown(&record.id),
+                app_toasts: true,
+                do_not_disturb: false,
+            };
+            self.perform(toast::plan(change, &ctx));
+        }
+    }
+
+    /// Carries out one toast operation.
+    fn perform(&self, op: ToastOp) {
+        match op {
+            ToastOp::Show(notification) => self.presenter.show(&notification),
+            ToastOp::Update(notification) => self.presenter.update(&notification),
+            ToastOp::Close(id) => self.presenter.close(&id),
+            ToastOp::Summary(count) => self.presenter.summary(count),
+            ToastOp::Nothing => {}
+        }
+    }
+
+    /// Turns what the user did with a toast into a change on every device.
+    async fn feedback(&self, feedback: Feedback) {
+        let (id, patch) = match feedback {
+            Feedback::Dismissed(id) => (id, (None, Some(UserActionState::Dismissed))),
+            Feedback::Activated(id) => (
+                id,
+                (Some(ReadState::Read), Some(UserActionState::Activated)),
+            ),
+            Feedback::MarkRead(id) => (id, (Some(ReadState::Read), None)),
+        };
+        let change = LocalChange::Update(crate::protocol::StatePatch {
+            read_state: patch.0,
+            user_action_state: patch.1,
+        });
+        if let Err(e) = self.change(std::slice::from_ref(&id), change).await {
+            tracing::warn!(%id, error = %e, "could not record what was done with a toast");
         }
     }
 }

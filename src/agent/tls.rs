@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::ClientConfig;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+use rustls::{ClientConfig, RootCertStore};
 use rustls_platform_verifier::Verifier;
 
 use super::AgentError;
@@ -25,14 +25,24 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, AgentE
         Some(path) => read_cas(path)?,
         None => Vec::new(),
     };
-    let verifier = Verifier::new_with_extra_roots(extra, provider.clone())
-        .map_err(|e| AgentError::Config(format!("setting up certificate checks: {e}")))?;
-    let config = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| AgentError::Config(format!("setting up TLS: {e}")))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
+        .map_err(|e| AgentError::Config(format!("setting up TLS: {e}")))?;
+    let config = match Verifier::new_with_extra_roots(extra.clone(), provider) {
+        Ok(verifier) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth(),
+        Err(e) => {
+            // Seen under Wine, whose CryptoAPI the platform verifier cannot use. Fail
+            // closed: trust only the CAs given (none: every TLS handshake fails), so
+            // plain-HTTP loopback (local mode) still works.
+            tracing::warn!(error = %e, "the platform's certificate checks are unavailable; trusting only the CAs of --ca-file");
+            let mut roots = RootCertStore::empty();
+            roots.add_parsable_certificates(extra);
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+    };
     Ok(Arc::new(config))
 }
 

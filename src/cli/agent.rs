@@ -32,12 +32,7 @@ pub async fn run(args: AgentArgs) -> Result<(), Failure> {
         ca_file: args.ca_file.or(file.agent.ca_file),
     };
     let saved = Credentials::load(&agent_dir)?;
-    if !args.no_toasts {
-        tracing::info!(
-            "desktop toasts are not built yet; showing them in the log (as --no-toasts)"
-        );
-    }
-    let presenter: Arc<dyn Presenter> = Arc::new(Headless);
+    let presenter = presenter(args.no_toasts);
     let shutdown = CancellationToken::new();
     tokio::spawn(wait_for_signal(shutdown.clone()));
     match (args.service, saved) {
@@ -123,6 +118,19 @@ async fn local(
     served?;
     result?;
     Ok(())
+}
+
+/// The desktop's toasts, or the log with `--no-toasts` (and where desktop toasts are
+/// not built yet).
+fn presenter(no_toasts: bool) -> Arc<dyn Presenter> {
+    #[cfg(target_os = "linux")]
+    if !no_toasts {
+        return Arc::new(crate::agent::toast::desktop::Desktop::new());
+    }
+    if !no_toasts {
+        tracing::info!("desktop toasts are not built for this platform yet; they are logged");
+    }
+    Arc::new(Headless)
 }
 
 /// What the config file and flags change about the agent.

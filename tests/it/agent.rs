@@ -32,6 +32,10 @@ impl Presenter for Recorder {
     fn close(&self, id: &NotificationId) {
         self.closed.lock().unwrap().push(id.clone());
     }
+
+    fn is_shown(&self, id: &NotificationId) -> bool {
+        self.shown.lock().unwrap().contains(id) && !self.closed.lock().unwrap().contains(id)
+    }
 }
 
 impl Recorder {

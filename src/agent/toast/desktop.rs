@@ -1,0 +1,304 @@
+//! The desktop presenter on Linux: native toasts through notify-rust's pure-Rust zbus
+//! backend (the freedesktop `org.freedesktop.Notifications` D-Bus API) on tokio.
+//!
+//! Each live toast has a task that showed it and waits for its response (started at
+//! once: a response that comes before the wait starts is lost), holding the toast's
+//! D-Bus connection (the server sends the close signal to the connection that showed
+//! it). Responses become [`Feedback`]. At most [`MAX_LIVE`] toasts stay on screen; the
+//! oldest is closed for a new one (it stays in history). Without a notification server
+//! the agent goes on (history, IPC, sync), says so once in its log and in `status`, and
+//! shows toasts again as soon as a server answers.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use notify_rust::{CloseReason, Hint, NotificationHandle, NotificationResponse, Timeout, Urgency};
+
+use crate::protocol::{Notification, NotificationId, Priority};
+
+use super::{Feedback, FeedbackSink, Presenter};
+
+/// Toasts on screen at most.
+pub const MAX_LIVE: usize = 20;
+/// The action key of "Mark as read".
+const MARK_READ: &str = "read";
+
+/// Shows toasts on the session's notification server.
+#[derive(Clone, Default)]
+pub struct Desktop {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    live: Mutex<Live>,
+    feedback: OnceLock<FeedbackSink>,
+    /// Whether the last attempt found no notification server.
+    no_server: AtomicBool,
+    /// Tells a toast's newer showing from an older one.
+    generation: AtomicU64,
+}
+
+#[derive(Default)]
+struct Live {
+    toasts: HashMap<NotificationId, Toast>,
+    /// Oldest first, for the cap.
+    order: VecDeque<NotificationId>,
+}
+
+/// One toast on screen (or being shown).
+struct Toast {
+    generation: u64,
+    /// The server's id, once shown (for an update in place).
+    server_id: Option<u32>,
+    handle: Option<Arc<NotificationHandle>>,
+    waiter: Option<tokio::task::AbortHandle>,
+}
+
+impl Desktop {
+    /// A presenter for the session bus of `$DBUS_SESSION_BUS_ADDRESS`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+        self.inner
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Shows `notification`, replacing its toast in place when one is shown.
+    fn present(&self, notification: &Notification) {
+        let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed);
+        let (replaces, evicted) = {
+            let mut live = self.live();
+            let replaces = live.toasts.get(&notification.id).and_then(|t| t.server_id);
+            if let Some(old) = live.toasts.get_mut(&notification.id) {
+                if let Some(waiter) = old.waiter.take() {
+                    waiter.abort();
+                }
+                old.generation = generation;
+            } else {
+                live.toasts.insert(
+                    notification.id.clone(),
+                    Toast {
+                        generation,
+                        server_id: None,
+                        handle: None,
+                        waiter: None,
+                    },
+                );
+                live.order.push_back(notification.id.clone());
+            }
+            let evicted = if live.order.len() > MAX_LIVE {
+                live.order
+                    .pop_front()
+                    .and_then(|id| live.toasts.remove(&id))
+            } else {
+                None
+            };
+            (replaces, evicted)
+        };
+        if let Some(old) = evicted {
+            tokio::spawn(close_toast(old));
+        }
+        let toast = build(notification, replaces);
+        let this = self.clone();
+        let id = notification.id.clone();
+        let task = tokio::spawn(async move { this.show_and_wait(id, toast, generation).await });
+        if let Some(entry) = self.live().toasts.get_mut(&notification.id)
+            && entry.generation == generation
+        {
+            entry.waiter = Some(task.abort_handle());
+        }
+    }
+
+    async fn show_and_wait(
+        &self,
+        id: NotificationId,
+        toast: notify_rust::Notification,
+        generation: u64,
+    ) {
+        let handle = match toast.show_async().await {
+            Ok(handle) => Arc::new(handle),
+            Err(e) => {
+                self.no_server(&e);
+                self.forget(&id, generation);
+                return;
+            }
+        };
+        if self.inner.no_server.swap(false, Ordering::Relaxed) {
+            tracing::info!("a notification server answers again; toasts are shown");
+        }
+        if let Some(entry) = self.live().toasts.get_mut(&id)
+            && entry.generation == generation
+        {
+            entry.server_id = Some(handle.id());
+            entry.handle = Some(handle.clone());
+        }
+        let mut response = None;
+        handle
+            .wait_for_action_async(|r: &NotificationResponse| response = Some(r.clone()))
+            .await;
+        let feedback = match response {
+            Some(NotificationResponse::Default) => {
+                // dunst (and others) leave a clicked toast open: close it ourselves.
+                handle.close_async().await;
+                Some(Feedback::Activated(id.clone()))
+            }
+            Some(NotificationResponse::Action(key)) if key == MARK_READ => {
+                Some(Feedback::MarkRead(id.clone()))
+            }
+            Some(NotificationResponse::Closed(CloseReason::Dismissed)) => {
+                Some(Feedback::Dismissed(id.clone()))
+            }
+            _ => None,
+        };
+        self.forget(&id, generation);
+        if let (Some(feedback), Some(sink)) = (feedback, self.inner.feedback.get()) {
+            let _ = sink.send(feedback);
+        }
+    }
+
+    /// Drops the toast of `id` if it is still the showing of `generation`.
+    fn forget(&self, id: &NotificationId, generation: u64) {
+        let mut live = self.live();
+        if live
+            .toasts
+            .get(id)
+            .is_some_and(|t| t.generation == generation)
+        {
+            live.toasts.remove(id);
+            live.order.retain(|other| other != id);
+        }
+    }
+
+    fn no_server(&self, error: &notify_rust::error::Error) {
+        if !self.inner.no_server.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                error = %error,
+                "no notification server answers on the session bus; notifications are stored and synced but not shown (trying again with the next one)"
+            );
+        }
+    }
+}
+
+/// Closes a toast that is no longer wanted and stops waiting for it.
+async fn close_toast(toast: Toast) {
+    if let Some(waiter) = toast.waiter {
+        waiter.abort();
+    }
+    if let Some(handle) = toast.handle {
+        handle.close_async().await;
+    }
+}
+
+/// The notify-rust toast for `notification`, replacing the server's toast `replaces`.
+fn build(notification: &Notification, replaces: Option<u32>) -> notify_rust::Notification {
+    let content = &notification.content;
+    let visual = content.payload.visual_content.as_ref();
+    let mut toast = notify_rust::Notification::new();
+    toast
+        .appname("tidings")
+        .summary(visual.map_or("", |v| v.title.as_str()))
+        .body(&escape_markup(
+            visual.and_then(|v| v.body.as_deref()).unwrap_or(""),
+        ))
+        .hint(Hint::DesktopEntry("tidings".to_owned()))
+        .urgency(match content.priority {
+            Priority::High => Urgency::Critical,
+            Priority::Low => Urgency::Low,
+            Priority::None => Urgency::Normal,
+        })
+        .timeout(match content.display_time_to_live {
+            Some(seconds) => Timeout::Milliseconds(seconds.saturating_mul(1000)),
+            None => Timeout::Default,
+        })
+        .action("default", "Open")
+        .action(MARK_READ, "Mark as read");
+    if let Some(id) = replaces {
+        toast.id(id);
+    }
+    toast
+}
+
+/// Plain text for a body a server may read as markup (`<b>`, `&amp;`, ...).
+pub fn escape_markup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+impl Presenter for Desktop {
+    fn show(&self, notification: &Notification) {
+        self.present(notification);
+    }
+
+    fn update(&self, notification: &Notification) {
+        self.present(notification);
+    }
+
+    fn close(&self, id: &NotificationId) {
+        let toast = {
+            let mut live = self.live();
+            live.order.retain(|other| other != id);
+            live.toasts.remove(id)
+        };
+        if let Some(toast) = toast {
+            tokio::spawn(close_toast(toast));
+        }
+    }
+
+    fn summary(&self, count: usize) {
+        let mut toast = notify_rust::Notification::new();
+        toast
+            .appname("tidings")
+            .summary(&format!("{count} new notifications"))
+            .body("Run `tidings history` to see them.")
+            .hint(Hint::DesktopEntry("tidings".to_owned()));
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = toast.show_async().await {
+                this.no_server(&e);
+            }
+        });
+    }
+
+    fn is_shown(&self, id: &NotificationId) -> bool {
+        self.live().toasts.contains_key(id)
+    }
+
+    fn attach(&self, feedback: FeedbackSink) {
+        let _ = self.inner.feedback.set(feedback);
+    }
+
+    fn describe(&self) -> String {
+        if self.inner.no_server.load(Ordering::Relaxed) {
+            "desktop (no notification server on the session bus: not shown)".to_owned()
+        } else {
+            "desktop (freedesktop notifications over D-Bus)".to_owned()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markup_in_a_body_is_escaped() {
+        assert_eq!(
+            escape_markup("<b>5 > 3 & 2 < 4</b>"),
+            "&lt;b&gt;5 &gt; 3 &amp; 2 &lt; 4&lt;/b&gt;"
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! Toasts: the rules ([`plan`]), the presenter seam the agent calls ([`Presenter`]),
+//! and what a user does with a toast coming back ([`Feedback`]).
+//!
+//! Presenters: [`Headless`] logs (`--no-toasts`, and machines without a desktop); the
+//! desktop presenter (`desktop`, Linux so far) shows native toasts through notify-rust. The agent's
+//! loop plans each stored change, calls the presenter, and turns feedback into local
+//! changes that go through the outbox to every device.
+
+#[cfg(target_os = "linux")]
+pub mod desktop;
+mod plan;
+
+pub use plan::{BACKLOG_SHOWN, Context, ToastOp, plan, plan_backlog, toastable};
+
+use tokio::sync::mpsc;
+
+use crate::protocol::{Notification, NotificationId};
+
+/// What the user did with a toast.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Feedback {
+    /// Closed by the user ("dismissed by the user").
+    Dismissed(NotificationId),
+    /// Clicked (the default action): activated and read.
+    Activated(NotificationId),
+    /// The "Mark as read" action.
+    MarkRead(NotificationId),
+}
+
+/// Where a presenter sends [`Feedback`]; the agent reads the other end.
+pub type FeedbackSink = mpsc::UnboundedSender<Feedback>;
+
+/// Shows and closes toasts. Calls must not block: a presenter that talks to the
+/// desktop does so on its own tasks.
+pub trait Presenter: Send + Sync + 'static {
+    /// Shows a new toast for `notification`.
+    fn show(&self, notification: &Notification);
+    /// Replaces the content of the toast shown for `notification` in place.
+    fn update(&self, notification: &Notification) {
+        self.show(notification);
+    }
+    /// Closes the toast of `id`, if one is shown.
+    fn close(&self, id: &NotificationId);
+    /// Shows one toast for `count` new notifications (a backlog).
+    fn summary(&self, count: usize) {
+        tracing::info!(count, "{count} new notifications");
+    }
+    /// Whether a toast for `id` is on screen.
+    fn is_shown(&self, _id: &NotificationId) -> bool {
+        false
+    }
+    /// Gives the presenter the sink for what users do with toasts (called once, when
+    /// the agent starts).
+    fn attach(&self, _feedback: FeedbackSink) {}
+    /// The backend and its state, for `status`.
+    fn describe(&self) -> String {
+        "custom".to_owned()
+    }
+}
+
+/// A presenter that only logs: for headless machines and `--no-toasts`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Headless;
+
+impl Presenter for Headless {
+    fn show(&self, notification: &Notification) {
+        let title = notification
+            .content
+            .payload
+            .visual_content
+            .as_ref()
+            .map_or("", |v| v.title.as_str());
+        tracing::info!(id = %notification.id, app = %notification.content.target_host_name, title, "toast (headless)");
+    }
+
+    fn close(&self, id: &NotificationId) {
+        tracing::info!(%id, "close toast (headless)");
+    }
+
+    fn describe(&self) -> String {
+        "headless (toasts are logged, not shown)".to_owned()
+    }
+}
