@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the build and tests need (installed only when missing, only as root).
-packages=(gcc libc6-dev pkg-config ca-certificates)
+# System packages the build and tests need (installed only when missing, only as root):
+# the toast tests run a private D-Bus session with dunst under Xvfb.
+packages=(gcc libc6-dev pkg-config ca-certificates dbus-daemon dbus-bin dunst xvfb)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -15,6 +15,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_tidings");
 /// A private HOME with XDG directories, as a fresh login would have.
 pub struct Home {
     dir: tempfile::TempDir,
+    /// Extra environment for every command (a desktop session's bus, ...).
+    env: Vec<(String, String)>,
 }
 
 impl Home {
@@ -24,7 +26,10 @@ impl Home {
         std::fs::create_dir_all(&run).unwrap();
         let private = std::os::unix::fs::PermissionsExt::from_mode(0o700);
         std::fs::set_permissions(&run, private).unwrap();
-        Self { dir }
+        Self {
+            dir,
+            env: Vec::new(),
+        }
     }
 
     pub fn path(&self, rest: &str) -> PathBuf {
@@ -42,16 +47,27 @@ impl Home {
             .env("XDG_RUNTIME_DIR", self.path("run"))
             .env("USER", "tester")
             .env("TIDINGS_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .kill_on_drop(true);
         command
     }
 
+    /// Adds `key=value` to the environment of every command run in this home.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
     pub fn agent(&self) -> Child {
-        let mut child = self
-            .command(&["agent", "--no-toasts"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        self.spawn_agent(&["agent", "--no-toasts"])
+    }
+
+    /// `tidings agent` with desktop toasts.
+    pub fn agent_with_toasts(&self) -> Child {
+        self.spawn_agent(&["agent"])
+    }
+
+    fn spawn_agent(&self, args: &[&str]) -> Child {
+        let mut child = self.command(args).stderr(Stdio::piped()).spawn().unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         child
@@ -129,5 +145,29 @@ impl Home {
             String::from_utf8_lossy(&output.stderr)
         );
         serde_json::from_slice(&output.stdout).unwrap()
+    }
+}
+
+impl Home {
+    /// `tidings login URL --user USER` with `password` on stdin.
+    pub async fn login(&self, url: &str, user: &str, password: &str) {
+        let mut login = self
+            .command(&["login", url, "--user", user, "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = login.stdin.take().unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut stdin, format!("{password}\n").as_bytes())
+            .await
+            .unwrap();
+        drop(stdin);
+        let output = login.wait_with_output().await.unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 }

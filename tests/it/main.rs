@@ -13,6 +13,7 @@ mod agent;
 mod channel;
 mod chaos;
 mod cli;
+mod desktop;
 mod expiry;
 mod graph_api;
 mod helpers;
