@@ -66,9 +66,12 @@ impl TestService {
     }
 
     async fn start_in(dir: tempfile::TempDir, tune: impl FnOnce(&mut Settings)) -> Self {
-        Self::start_at(dir, "127.0.0.1:0", tune).await
+        let port = free_port_outside_ephemeral_range().await;
+        Self::start_at(dir, &format!("127.0.0.1:{port}"), tune).await
     }
 
+    /// Listens on `addr`; a port given again (a restart) may be briefly in use still, so
+    /// binding is retried up to the deadline.
     async fn start_at(
         dir: tempfile::TempDir,
         addr: &str,
@@ -77,7 +80,17 @@ impl TestService {
         let mut settings = test_settings(dir.path().join("service"));
         tune(&mut settings);
         let state = ServiceState::open(settings).unwrap();
-        let listener = TcpListener::bind(addr).await.unwrap();
+        let started = tokio::time::Instant::now();
+        let listener = loop {
+            match TcpListener::bind(addr).await {
+                Ok(listener) => break listener,
+                Err(e) if started.elapsed() < DEADLINE => {
+                    tracing::debug!(error = %e, addr, "port still taken; retrying");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("binding {addr}: {e}"),
+            }
+        };
         let url = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(service::run(listener, state.clone(), shutdown.clone()));
@@ -449,4 +462,20 @@ pub async fn refresh_access_token(http: &reqwest::Client, url: &str, refresh: &s
         .await
         .unwrap();
     body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// A free loopback port below the kernel's ephemeral range (32768 and up), so that an
+/// outgoing connection of another test can never take it while a service restarts on
+/// it. Each test process walks its own stretch of ports.
+async fn free_port_outside_ephemeral_range() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let stretch = u16::try_from(std::process::id() % 40).unwrap() * 300;
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        assert!(n < 300, "no free test port in this process's stretch");
+        let port = 20_000 + stretch + n;
+        if TcpListener::bind(("127.0.0.1", port)).await.is_ok() {
+            return port;
+        }
+    }
 }
