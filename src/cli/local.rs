@@ -47,8 +47,13 @@ async fn connect() -> Result<Client, Failure> {
         ClientError::NotRunning { .. } => Failure {
             code: EXIT_NOT_RUNNING,
             error: anyhow!(
-                "the tidings agent is not running (nothing listens on {}); start it with `tidings agent` (or `systemctl --user start tidings-agent`)",
-                socket.display()
+                "the tidings agent is not running (nothing listens on {}); start it with `tidings agent`{}",
+                socket.display(),
+                if cfg!(target_os = "linux") {
+                    " (or `systemctl --user start tidings-agent`)"
+                } else {
+                    ""
+                }
             ),
         },
         other => other.into(),
