@@ -75,6 +75,19 @@ pub struct Config {
     /// The `[agent]` table.
     #[serde(default)]
     pub agent: AgentConfig,
+    /// `[apps."contoso.com"]` tables: per-app toast settings, by host name.
+    #[serde(default)]
+    pub apps: std::collections::BTreeMap<String, AppConfig>,
+}
+
+/// `[apps."HOST"]`: how one app's notifications behave on this device.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// `false`: no toasts for this app (its notifications are still stored and synced).
+    pub toasts: Option<bool>,
+    /// `false`: closing one of its toasts here does not dismiss it on other devices.
+    pub dismiss_sync: Option<bool>,
 }
 
 /// `[agent]`: how the agent runs.
@@ -134,6 +147,12 @@ mod tests {
         assert_eq!(load(&path).unwrap(), Config::default(), "no file: defaults");
         std::fs::write(&path, "[agent]\nhistory_cap = 500\n").unwrap();
         assert_eq!(load(&path).unwrap().agent.history_cap, Some(500));
+        std::fs::write(&path, "[apps.\"contoso.com\"]\ntoasts = false\n").unwrap();
+        let apps = load(&path).unwrap().apps;
+        assert_eq!(apps["contoso.com"].toasts, Some(false));
+        assert_eq!(apps["contoso.com"].dismiss_sync, None);
+        std::fs::write(&path, "[apps.\"contoso.com\"]\ntoast = false\n").unwrap();
+        assert!(load(&path).unwrap_err().to_string().contains("toast"));
         std::fs::write(&path, "[agent]\nhistory_capp = 500\n").unwrap();
         let err = load(&path).unwrap_err().to_string();
         assert!(

@@ -27,6 +27,17 @@ const MAX_GROUP: usize = 256;
 /// pings every 30 s).
 pub const DEAD_LINK: Duration = Duration::from_secs(75);
 
+/// What a session hands to the agent's loop as it goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Delivery<'a> {
+    /// Changes replayed from before this connection (stored, not yet presented as live).
+    Backlog(&'a [Applied]),
+    /// The backlog is over: from now on changes are live.
+    Synced,
+    /// Live changes.
+    Live(&'a [Applied]),
+}
+
 /// How a session ended without an error.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SessionEnd {
@@ -63,7 +74,7 @@ pub async fn session(
     token: &str,
     tls: &Arc<rustls::ClientConfig>,
     signals: &Signals<'_>,
-    on_applied: &(dyn Fn(&[Applied]) + Sync),
+    on_applied: &(dyn Fn(Delivery<'_>) + Sync),
 ) -> Result<SessionEnd, AgentError> {
     let cursor = store.cursor()?;
     let mut request = endpoint
@@ -109,7 +120,11 @@ pub async fn session(
         };
         if !group.changes.is_empty() {
             let (applied, cursor) = store.apply(group.changes).await?;
-            on_applied(&applied);
+            on_applied(if healthy {
+                Delivery::Live(&applied)
+            } else {
+                Delivery::Backlog(&applied)
+            });
             ack(&mut socket, cursor).await?;
             if healthy {
                 signals.link.synced();
@@ -124,6 +139,7 @@ pub async fn session(
             // when the backlog is empty: confirm the cursor once per connection.
             ack(&mut socket, store.cursor()?).await?;
             signals.link.synced();
+            on_applied(Delivery::Synced);
             tracing::info!("caught up with the service");
         }
     }

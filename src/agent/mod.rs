@@ -16,11 +16,13 @@ pub mod channel;
 pub mod credentials;
 pub mod endpoint;
 pub mod link;
+mod present;
 pub mod rpc;
 pub mod store;
 pub mod tls;
 pub mod toast;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,15 +30,15 @@ use std::time::Duration;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
-use crate::protocol::local::{Event, EventKind, LinkState};
-use crate::protocol::{NotificationId, ReadState, Status, Timestamp, UserActionState};
+use crate::protocol::local::{Event, LinkState};
+use crate::protocol::{NotificationId, Timestamp};
 use api::{Api, Subscription};
 use backoff::Backoff;
 use channel::SessionEnd;
 use endpoint::Endpoint;
 use link::Link;
-use store::{AgentStore, AgentStoreError, Applied, LocalChange};
-use toast::{Feedback, Presenter, ToastOp};
+use store::{AgentStore, AgentStoreError, LocalChange};
+use toast::{AppPrefs, Presenter};
 
 /// How an agent runs.
 #[derive(Clone, Debug)]
@@ -61,6 +63,8 @@ pub struct Settings {
     pub device_id: String,
     /// Where to serve local IPC; none serves nothing.
     pub ipc_socket: Option<PathBuf>,
+    /// Per-app toast settings, by host name (the config file's `[apps."HOST"]`).
+    pub apps: HashMap<String, AppPrefs>,
 }
 
 impl Settings {
@@ -81,6 +85,7 @@ impl Settings {
             user: String::new(),
             device_id: String::new(),
             ipc_socket: None,
+            apps: HashMap::new(),
         }
     }
 }
@@ -200,6 +205,8 @@ pub struct AgentHandle {
     link: Arc<Link>,
     events: broadcast::Sender<Event>,
     identity: Arc<(String, String)>,
+    apps: Arc<HashMap<String, AppPrefs>>,
+    backlog: Arc<std::sync::Mutex<present::Backlog>>,
 }
 
 /// Changes a `watch` may fall behind by before it hears it lagged.
@@ -234,6 +241,8 @@ impl Agent {
             link: Arc::new(Link::default()),
             events: broadcast::channel(EVENT_BACKLOG).0,
             identity,
+            apps: Arc::new(settings.apps),
+            backlog: Arc::default(),
         };
         Ok(Self {
             handle,
@@ -277,7 +286,7 @@ impl Agent {
             let handler = Arc::new(rpc::AgentRpc::new(handle.clone()));
             tokio::spawn(server.serve(handler, stop_chores.clone()))
         });
-        let present = |applied: &[Applied]| handle.present(applied);
+        let present = |delivery: channel::Delivery<'_>| handle.deliver(delivery);
         let signals = channel::Signals {
             dead_link: self.dead_link,
             shutdown: &shutdown,
@@ -394,7 +403,7 @@ impl AgentHandle {
         change: LocalChange,
     ) -> Result<usize, AgentError> {
         let applied = self.store.change_locally(ids, change).await?;
-        self.present(&applied);
+        self.present(&applied, false);
         self.outbox.notify_one();
         Ok(applied.len())
     }
@@ -431,73 +440,5 @@ impl AgentHandle {
         body: serde_json::Value,
     ) -> Result<crate::protocol::Notification, AgentError> {
         self.api.send_note(body).await
-    }
-
-    fn present(&self, applied: &[Applied]) {
-        let now = Timestamp::now();
-        for change in applied {
-            let _ = self.events.send(event_of(change));
-            let record = match change {
-                Applied::Created(record) | Applied::Updated(record) => record,
-            };
-            let ctx = toast::Context {
-                now,
-                platform: crate::protocol::Platform::current(),
-                shown: self.presenter.is_shown(&record.id),
-                app_toasts: true,
-                do_not_disturb: false,
-            };
-            self.perform(toast::plan(change, &ctx));
-        }
-    }
-
-    /// Carries out one toast operation.
-    fn perform(&self, op: ToastOp) {
-        match op {
-            ToastOp::Show(notification) => self.presenter.show(&notification),
-            ToastOp::Update(notification) => self.presenter.update(&notification),
-            ToastOp::Close(id) => self.presenter.close(&id),
-            ToastOp::Summary(count) => self.presenter.summary(count),
-            ToastOp::Nothing => {}
-        }
-    }
-
-    /// Turns what the user did with a toast into a change on every device.
-    async fn feedback(&self, feedback: Feedback) {
-        let (id, patch) = match feedback {
-            Feedback::Dismissed(id) => (id, (None, Some(UserActionState::Dismissed))),
-            Feedback::Activated(id) => (
-                id,
-                (Some(ReadState::Read), Some(UserActionState::Activated)),
-            ),
-            Feedback::MarkRead(id) => (id, (Some(ReadState::Read), None)),
-        };
-        let change = LocalChange::Update(crate::protocol::StatePatch {
-            read_state: patch.0,
-            user_action_state: patch.1,
-        });
-        if let Err(e) = self.change(std::slice::from_ref(&id), change).await {
-            tracing::warn!(%id, error = %e, "could not record what was done with a toast");
-        }
-    }
-}
-
-/// The `watch` event for a stored change.
-fn event_of(applied: &Applied) -> Event {
-    let (record, created) = match applied {
-        Applied::Created(record) => (record, true),
-        Applied::Updated(record) => (record, false),
-    };
-    let kind = if record.state.status == Status::Deleted {
-        EventKind::Deleted
-    } else if created {
-        EventKind::Created
-    } else {
-        EventKind::Updated
-    };
-    Event {
-        kind,
-        notification: Some(record.to_notification()),
-        missed: None,
     }
 }

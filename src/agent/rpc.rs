@@ -17,10 +17,10 @@ use crate::ipc::codec::{
 };
 use crate::ipc::{Handler, Peer, Request, RpcError, Server, ServerOptions};
 use crate::protocol::local::{
-    DEFAULT_LIST, Event, EventKind, GetParams, IdsParams, Item, ListParams, ListResult, MAX_IDS,
-    MAX_LIST, StatusInfo, SubscribeParams, Updated, WatchParams, method,
+    DEFAULT_LIST, DndParams, Event, EventKind, GetParams, IdsParams, Item, ListParams, ListResult,
+    MAX_IDS, MAX_LIST, StatusInfo, SubscribeParams, Updated, WatchParams, method,
 };
-use crate::protocol::{ReadState, Status, UserActionState, validate::StatePatch};
+use crate::protocol::{ReadState, Status, Timestamp, UserActionState, validate::StatePatch};
 
 use super::store::{AgentStoreError, Filter, LocalChange};
 use super::{AgentError, AgentHandle};
@@ -72,6 +72,7 @@ impl AgentRpc {
             total: tally.total,
             pending_updates: pending as u64,
             toasts: self.handle.toasts(),
+            do_not_disturb: store.dnd(Timestamp::now()).map_err(store_error)?,
             version: env!("CARGO_PKG_VERSION").to_owned(),
         })
     }
@@ -165,6 +166,25 @@ impl AgentRpc {
         to_value(&created)
     }
 
+    async fn dnd(&self, params: DndParams) -> Result<Value, RpcError> {
+        let store = self.handle.store();
+        let now = Timestamp::now();
+        if params.until.is_some_and(|until| until <= now) {
+            return Err(RpcError::invalid_params("until: that time has passed"));
+        }
+        if params.on == Some(false) && params.until.is_some() {
+            return Err(RpcError::invalid_params(
+                "until goes with on: true, not off",
+            ));
+        }
+        if params.on.is_some() || params.until.is_some() {
+            let on = params.on.unwrap_or(true);
+            store.set_dnd(on, params.until).await.map_err(store_error)?;
+            tracing::info!(on, until = ?params.until, "do not disturb changed");
+        }
+        to_value(&store.dnd(now).map_err(store_error)?)
+    }
+
     fn watch(&self, params: WatchParams, peer: &Peer) -> Value {
         // Subscribed before answering, so nothing stored after the answer is missed.
         let events = self.handle.events();
@@ -245,6 +265,7 @@ impl Handler for AgentRpc {
             }
             method::SEND => self.send(request.params).await,
             method::WATCH => Ok(self.watch(params_or_default(request.params)?, peer)),
+            method::DND => self.dnd(params_or_default(request.params)?).await,
             other => Err(RpcError::new(
                 METHOD_NOT_FOUND,
                 format!("unknown method {other:?}; see docs/ipc.md for the methods"),

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::credentials::Credentials;
-use crate::agent::toast::{Headless, Presenter};
+use crate::agent::toast::{AppPrefs, Headless, Presenter};
 use crate::agent::{self, AgentError};
 use crate::config;
 use crate::service::{self, ServiceState, provision};
@@ -30,6 +30,17 @@ pub async fn run(args: AgentArgs) -> Result<(), Failure> {
     let tuning = Tuning {
         history_cap: file.agent.history_cap,
         ca_file: args.ca_file.or(file.agent.ca_file),
+        apps: file
+            .apps
+            .iter()
+            .map(|(host, app)| {
+                let prefs = AppPrefs {
+                    toasts: app.toasts.unwrap_or(true),
+                    dismiss_sync: app.dismiss_sync.unwrap_or(true),
+                };
+                (host.clone(), prefs)
+            })
+            .collect(),
     };
     let saved = Credentials::load(&agent_dir)?;
     let presenter = presenter(args.no_toasts);
@@ -64,7 +75,7 @@ async fn remote(
 ) -> Result<(), Failure> {
     tracing::info!(service = url, user = %creds.user, device = %creds.device_id, "agent starting");
     let mut settings = agent::Settings::new(url, creds.refresh_token, agent_dir.to_owned());
-    tuning.apply_cap(&mut settings);
+    tuning.apply(&mut settings);
     settings.ca_file = tuning.ca_file.or(creds.ca_file);
     settings.user = creds.user;
     settings.device_id = creds.device_id;
@@ -83,7 +94,7 @@ async fn local(
     // A second agent of this user must hear "already running", not about the service:
     // the store is opened (and its lock taken) first. The URL is filled in below.
     let mut settings = agent::Settings::new(String::new(), String::new(), agent_dir.to_owned());
-    tuning.apply_cap(&mut settings);
+    tuning.apply(&mut settings);
     let store = agent::open_store(&settings)?;
     let service_dir = config::service_data_dir()?;
     let state = ServiceState::open(service::Settings::new(service_dir.clone())).with_context(|| {
@@ -137,13 +148,16 @@ fn presenter(no_toasts: bool) -> Arc<dyn Presenter> {
 struct Tuning {
     history_cap: Option<usize>,
     ca_file: Option<PathBuf>,
+    apps: std::collections::HashMap<String, AppPrefs>,
 }
 
 impl Tuning {
-    fn apply_cap(&self, settings: &mut agent::Settings) {
+    /// The history cap and the per-app settings.
+    fn apply(&self, settings: &mut agent::Settings) {
         if let Some(cap) = self.history_cap {
             settings.history_cap = cap;
         }
+        settings.apps.clone_from(&self.apps);
     }
 }
 

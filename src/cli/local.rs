@@ -36,6 +36,9 @@ pub async fn run(command: Command) -> Result<(), Failure> {
             send::print_created(&created, args.out.json)
         }
         Command::Watch { app, out } => watch(&mut client, app, out.json).await,
+        Command::Dnd { state, time, out } => {
+            dnd(&mut client, state.as_deref(), time.as_deref(), out.json).await
+        }
         other => Err(anyhow!("{other:?} does not talk to the agent").into()),
     }
 }
@@ -80,6 +83,7 @@ async fn status(client: &mut Client, json: bool) -> Result<(), Failure> {
         ("total", info.total.to_string()),
         ("pending", info.pending_updates.to_string()),
         ("toasts", info.toasts),
+        ("dnd", describe_dnd(info.do_not_disturb)),
         ("version", info.version),
     ];
     for (name, value) in rows {
@@ -257,6 +261,75 @@ async fn watch(client: &mut Client, app: Option<String>, json: bool) -> Result<(
         output::line(&describe(&event))?;
     }
     Err(anyhow!("the agent closed the connection (stopped?)").into())
+}
+
+async fn dnd(
+    client: &mut Client,
+    state: Option<&str>,
+    time: Option<&str>,
+    json: bool,
+) -> Result<(), Failure> {
+    let params = match (state, time) {
+        (None, None) => json!({}),
+        (Some("on"), None) => json!({"on": true}),
+        (Some("off"), None) => json!({"on": false}),
+        (Some("until"), Some(time)) => json!({"on": true, "until": parse_until(time)?}),
+        (Some("until"), None) => {
+            return Err(usage(
+                "`tidings dnd until` needs a time: RFC 3339, or 30m / 2h / 1d",
+            ));
+        }
+        _ => return Err(usage("a time goes only with `tidings dnd until TIME`")),
+    };
+    let value = client.call(method::DND, params).await?;
+    if json {
+        output::json(&value)?;
+    } else {
+        output::line(&format!(
+            "do not disturb: {}",
+            describe_dnd(serde_json::from_value(value)?)
+        ))?;
+    }
+    Ok(())
+}
+
+/// A usage error (exit code 2).
+fn usage(message: &str) -> Failure {
+    Failure {
+        code: 2,
+        error: anyhow!("{message}"),
+    }
+}
+
+/// `TIME` of `dnd until TIME`: RFC 3339, or a duration from now (`90s`, `30m`, `2h`, `1d`).
+fn parse_until(text: &str) -> Result<Timestamp, Failure> {
+    if let Ok(at) = serde_json::from_value::<Timestamp>(json!(text)) {
+        return Ok(at);
+    }
+    let unit = match text.chars().last() {
+        Some('s') => 1,
+        Some('m') => 60,
+        Some('h') => 3600,
+        Some('d') => 86_400,
+        _ => 0,
+    };
+    let amount: Option<u64> = text
+        .get(..text.len().saturating_sub(1))
+        .and_then(|n| n.parse().ok());
+    match amount.filter(|n| *n > 0 && unit > 0) {
+        Some(n) => Ok(Timestamp::now().plus(std::time::Duration::from_secs(n * unit))),
+        None => Err(usage(&format!(
+            "{text:?} is not a time: use RFC 3339 (2026-12-24T18:00:00Z) or 30m / 2h / 1d"
+        ))),
+    }
+}
+
+fn describe_dnd(dnd: crate::protocol::local::Dnd) -> String {
+    match (dnd.on, dnd.until) {
+        (false, _) => "off".to_owned(),
+        (true, None) => "on (until turned off)".to_owned(),
+        (true, Some(until)) => format!("on until {until}"),
+    }
 }
 
 /// One human line for an event.

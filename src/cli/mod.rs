@@ -89,6 +89,18 @@ pub enum Command {
         #[command(flatten)]
         out: Out,
     },
+    /// Do not disturb: `on`, `off`, `until TIME` (RFC 3339, or in 30m / 2h / 1d), or
+    /// show it. While on, nothing pops up; everything is still stored and synced.
+    Dnd {
+        /// on | off | until
+        #[arg(value_parser = ["on", "off", "until"])]
+        state: Option<String>,
+        /// With `until`: when it ends.
+        time: Option<String>,
+        /// Machine output.
+        #[command(flatten)]
+        out: Out,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.

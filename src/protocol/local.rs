@@ -34,6 +34,8 @@ pub mod method {
     pub const WATCH: &str = "watch";
     /// The notification method `watch` pushes.
     pub const EVENT: &str = "event";
+    /// Do not disturb: read or set.
+    pub const DND: &str = "dnd";
 }
 
 /// The longest page `list` returns.
@@ -167,6 +169,28 @@ pub enum LinkState {
     SignedOut,
 }
 
+/// `dnd` params: none reads the state; `on` sets it (`until` ends it by itself).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DndParams {
+    /// Turn do-not-disturb on or off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<bool>,
+    /// With `on: true` (or alone): on until this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Timestamp>,
+}
+
+/// Do-not-disturb state (`dnd` result, and in `status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dnd {
+    /// Whether toasts are held back now.
+    pub on: bool,
+    /// When it ends by itself (absent: when turned off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Timestamp>,
+}
+
 /// `status` result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -191,6 +215,8 @@ pub struct StatusInfo {
     pub pending_updates: u64,
     /// The toast backend, and whether it works.
     pub toasts: String,
+    /// Do not disturb.
+    pub do_not_disturb: Dnd,
     /// The agent's version.
     pub version: String,
 }

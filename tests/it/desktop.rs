@@ -44,44 +44,58 @@ impl Display {
     }
 }
 
-/// A D-Bus session bus with dunst on it.
+/// A D-Bus session bus with dunst on it (or, until [`Session::start_dunst`], none).
 struct Session {
     _bus: Child,
-    _dunst: Child,
+    dunst: Option<Child>,
     address: String,
     display: String,
     /// What `dunst -print` printed: one block per toast shown.
     printed: Arc<Mutex<String>>,
-    _home: tempfile::TempDir,
+    home: tempfile::TempDir,
 }
 
 impl Session {
     async fn start(display: &Display) -> Self {
+        let mut session = Self::without_server(display).await;
+        session.start_dunst().await;
+        session
+    }
+
+    /// A session bus with no notification server on it.
+    async fn without_server(display: &Display) -> Self {
         let mut bus = Command::new("dbus-daemon")
             .args(["--session", "--nofork", "--print-address=1"])
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("dbus-daemon (apt-get install dbus-daemon)");
-        let address = first_line(bus.stdout.take().unwrap())
-            .await
-            .trim()
-            .to_owned();
-        let home = tempfile::tempdir().unwrap();
+        let address = first_line(bus.stdout.take().unwrap()).await;
+        Self {
+            _bus: bus,
+            dunst: None,
+            address: address.trim().to_owned(),
+            display: display.name.clone(),
+            printed: Arc::default(),
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Starts dunst on the bus and waits until it serves.
+    async fn start_dunst(&mut self) {
         let mut dunst = Command::new("dunst")
             .arg("-print")
             .env_clear()
-            .env("HOME", home.path())
-            .env("DISPLAY", &display.name)
-            .env("DBUS_SESSION_BUS_ADDRESS", &address)
+            .env("HOME", self.home.path())
+            .env("DISPLAY", &self.display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("dunst (apt-get install dunst)");
-        let printed = Arc::new(Mutex::new(String::new()));
         let mut lines = BufReader::new(dunst.stdout.take().unwrap()).lines();
-        let sink = printed.clone();
+        let sink = self.printed.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 let mut printed = sink.lock().unwrap();
@@ -89,22 +103,11 @@ impl Session {
                 printed.push('\n');
             }
         });
-        let session = Self {
-            _bus: bus,
-            _dunst: dunst,
-            address,
-            display: display.name.clone(),
-            printed,
-            _home: home,
-        };
+        self.dunst = Some(dunst);
         wait_until("dunst owns org.freedesktop.Notifications", || async {
-            session
-                .try_dunstctl(&["count", "displayed"])
-                .await
-                .is_some()
+            self.try_dunstctl(&["count", "displayed"]).await.is_some()
         })
         .await;
-        session
     }
 
     /// Points `home`'s commands (the agent) at this session.
@@ -297,4 +300,151 @@ async fn a_toast_dismissed_on_one_device_closes_on_the_other() {
     for agent in agents {
         terminate(agent).await;
     }
+}
+
+/// Starts `home`'s agent with toasts and waits until it is connected.
+async fn connected_agent(home: &Home) -> Child {
+    let agent = home.agent_with_toasts();
+    wait_until("the agent is connected", || async {
+        home.run(&["status", "--json"]).await.status.success()
+            && home.json(&["status"]).await["state"] == "connected"
+    })
+    .await;
+    agent
+}
+
+#[tokio::test]
+async fn do_not_disturb_and_an_app_with_toasts_off_show_nothing_but_store_everything() {
+    let display = Display::start().await;
+    let session = Session::start(&display).await;
+    let mut home = Home::new();
+    session.attach(&mut home);
+    let agent = connected_agent(&home).await;
+
+    let on = home.json(&["dnd", "on"]).await;
+    assert_eq!(on["on"], true);
+    let quiet = home.json(&["send", "--title", "Quiet please"]).await;
+    wait_until("stored while DND is on", || async {
+        newest(&home).await["id"] == quiet["id"]
+    })
+    .await;
+    assert_eq!(home.json(&["status"]).await["doNotDisturb"]["on"], true);
+    home.json(&["dnd", "off"]).await;
+    home.json(&["send", "--title", "Loud again"]).await;
+    session.wait_displayed(1).await;
+    assert!(
+        session.toasts_titled("Quiet please").is_empty(),
+        "nothing popped up under DND"
+    );
+    let until = home.json(&["dnd", "until", "2h"]).await;
+    assert!(until["until"].is_string(), "{until}");
+    assert_eq!(home.run(&["dnd", "until"]).await.status.code(), Some(2));
+    assert_eq!(
+        home.run(&["dnd", "until", "soon"]).await.status.code(),
+        Some(2)
+    );
+    home.json(&["dnd", "off"]).await;
+    terminate(agent).await;
+
+    // Notes are the app "localhost": turn its toasts off in the config file.
+    std::fs::create_dir_all(home.path("config/tidings")).unwrap();
+    let config = "[apps.\"localhost\"]\ntoasts = false\n";
+    std::fs::write(home.path("config/tidings/config.toml"), config).unwrap();
+    let agent = connected_agent(&home).await;
+    home.json(&["send", "--title", "Muted app"]).await;
+    home.json(&["send", "--title", "Still muted"]).await;
+    wait_until("both stored", || async {
+        newest(&home).await["payload"]["visualContent"]["title"] == "Still muted"
+    })
+    .await;
+    assert!(session.toasts_titled("Muted app").is_empty());
+    assert!(session.toasts_titled("Still muted").is_empty());
+    terminate(agent).await;
+}
+
+#[tokio::test]
+async fn a_backlog_after_being_offline_is_one_summary_toast() {
+    let service = TestService::start().await;
+    service.add_user("alice").await;
+    let display = Display::start().await;
+    let session = Session::start(&display).await;
+    let (mut phone, laptop) = (Home::new(), Home::new());
+    session.attach(&mut phone);
+    phone.login(&service.url, "alice", "alice-pw").await;
+    laptop.login(&service.url, "alice", "alice-pw").await;
+    terminate(connected_agent(&phone).await).await;
+    let sender = laptop.serving_agent().await;
+    for i in 1..=5 {
+        laptop
+            .json(&["send", "--title", &format!("While away {i}")])
+            .await;
+    }
+    read_the_oldest_of_five(&laptop).await;
+
+    // Five arrived while the phone was off, one of them read since: four to announce.
+    let agent = connected_agent(&phone).await;
+    wait_until("the summary toast", || async {
+        !session.toasts_titled("4 new notifications").is_empty()
+    })
+    .await;
+    assert_eq!(session.displayed().await, 1, "one summary, not a burst");
+    assert!(session.toasts_titled("While away 2").is_empty());
+    let history = phone.json(&["history"]).await;
+    assert_eq!(
+        history["items"].as_array().unwrap().len(),
+        5,
+        "all kept in history"
+    );
+    terminate(agent).await;
+    terminate(sender).await;
+}
+
+/// Waits for five notes in `home`'s history and marks the oldest read.
+async fn read_the_oldest_of_five(home: &Home) {
+    wait_until("five stored", || async {
+        home.json(&["history"]).await["items"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 5
+    })
+    .await;
+    let items = home.json(&["history"]).await["items"].clone();
+    let oldest = items[4]["id"].as_str().unwrap().to_owned();
+    home.json(&["read", &oldest]).await;
+}
+
+#[tokio::test]
+async fn without_a_notification_server_the_agent_works_and_shows_toasts_once_one_appears() {
+    let display = Display::start().await;
+    let mut session = Session::without_server(&display).await;
+    let mut home = Home::new();
+    session.attach(&mut home);
+    let agent = connected_agent(&home).await;
+    let first = home.json(&["send", "--title", "Nobody to show this"]).await;
+    wait_until("stored without a server", || async {
+        newest(&home).await["id"] == first["id"]
+    })
+    .await;
+    wait_until("status says there is no server", || async {
+        home.json(&["status"]).await["toasts"]
+            .as_str()
+            .unwrap()
+            .contains("no notification server")
+    })
+    .await;
+
+    session.start_dunst().await;
+    home.json(&["send", "--title", "Now with a server"]).await;
+    session.wait_displayed(1).await;
+    assert!(!session.toasts_titled("Now with a server").is_empty());
+    let status = home.json(&["status"]).await;
+    assert!(
+        !status["toasts"]
+            .as_str()
+            .unwrap()
+            .contains("no notification server"),
+        "{status}"
+    );
+    terminate(agent).await;
 }

@@ -12,6 +12,7 @@
 //! caller ack the cursor. A change whose `seq` is not newer than what is stored for its
 //! id changes nothing, so replays after a reconnect or a crash are harmless.
 
+mod dnd;
 mod outbox;
 mod query;
 mod retention;

@@ -16,6 +16,24 @@ use tokio::sync::mpsc;
 
 use crate::protocol::{Notification, NotificationId};
 
+/// One app's toast settings on this device (config `[apps."HOST"]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppPrefs {
+    /// Show its toasts (default: yes).
+    pub toasts: bool,
+    /// Closing its toast dismisses it on every device (default: yes).
+    pub dismiss_sync: bool,
+}
+
+impl Default for AppPrefs {
+    fn default() -> Self {
+        Self {
+            toasts: true,
+            dismiss_sync: true,
+        }
+    }
+}
+
 /// What the user did with a toast.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Feedback {

@@ -1,0 +1,164 @@
+//! The agent's presentation loop: each stored change becomes a `watch` event and, by
+//! the toast rules, a presenter call; a replayed backlog is held back until `synced`
+//! and then shown one by one (3 at most) or as one summary; what the user does with a
+//! toast comes back as a local change (through the outbox to every device).
+//!
+//! Per-app settings (`toasts`, `dismiss_sync`) and do-not-disturb are applied here.
+
+use std::collections::HashSet;
+
+use crate::protocol::local::{Event, EventKind};
+use crate::protocol::{
+    NotificationId, Platform, ReadState, StatePatch, Status, Timestamp, UserActionState,
+};
+
+use super::AgentHandle;
+use super::channel::Delivery;
+use super::store::{Applied, LocalChange};
+use super::toast::{self, AppPrefs, Feedback, ToastOp};
+
+/// The toastable notifications of a backlog being replayed, shown when it ends.
+#[derive(Debug, Default)]
+pub struct Backlog {
+    ids: Vec<NotificationId>,
+    seen: HashSet<NotificationId>,
+}
+
+impl AgentHandle {
+    /// Handles what a channel session delivers.
+    pub(super) fn deliver(&self, delivery: Delivery<'_>) {
+        match delivery {
+            Delivery::Live(applied) => self.present(applied, false),
+            Delivery::Backlog(applied) => self.present(applied, true),
+            Delivery::Synced => self.end_backlog(),
+        }
+    }
+
+    /// Publishes each change to watchers and carries out its toast; during a backlog,
+    /// new toasts wait for [`Self::end_backlog`].
+    pub(super) fn present(&self, applied: &[Applied], backlog: bool) {
+        let now = Timestamp::now();
+        let dnd = self.dnd_on(now);
+        for change in applied {
+            let _ = self.events.send(event_of(change));
+            let record = match change {
+                Applied::Created(record) | Applied::Updated(record) => record,
+            };
+            let ctx = toast::Context {
+                now,
+                platform: Platform::current(),
+                shown: self.presenter.is_shown(&record.id),
+                app_toasts: self.prefs(&record.content.target_host_name).toasts,
+                do_not_disturb: dnd,
+            };
+            match toast::plan(change, &ctx) {
+                ToastOp::Show(_) if backlog => {
+                    let mut held = self.backlog();
+                    if held.seen.insert(record.id.clone()) {
+                        held.ids.push(record.id.clone());
+                    }
+                }
+                op => self.perform(op),
+            }
+        }
+    }
+
+    /// The backlog is over: show what is still worth a toast (it may have been read
+    /// meanwhile), one by one or as one summary.
+    fn end_backlog(&self) {
+        let ids = std::mem::take(&mut *self.backlog()).ids;
+        if ids.is_empty() {
+            return;
+        }
+        let now = Timestamp::now();
+        if self.dnd_on(now) {
+            return;
+        }
+        let ops = ids
+            .iter()
+            .filter_map(|id| self.store.get(id).ok().flatten())
+            .filter(|r| toast::toastable(r, now, Platform::current()))
+            .filter(|r| !self.presenter.is_shown(&r.id))
+            .map(|r| ToastOp::Show(Box::new(r.to_notification())))
+            .collect();
+        for op in toast::plan_backlog(ops) {
+            self.perform(op);
+        }
+    }
+
+    fn backlog(&self) -> std::sync::MutexGuard<'_, Backlog> {
+        self.backlog
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Carries out one toast operation.
+    fn perform(&self, op: ToastOp) {
+        match op {
+            ToastOp::Show(notification) => self.presenter.show(&notification),
+            ToastOp::Update(notification) => self.presenter.update(&notification),
+            ToastOp::Close(id) => self.presenter.close(&id),
+            ToastOp::Summary(count) => self.presenter.summary(count),
+            ToastOp::Nothing => {}
+        }
+    }
+
+    /// The settings of the app `host`.
+    fn prefs(&self, host: &str) -> AppPrefs {
+        self.apps.get(host).copied().unwrap_or_default()
+    }
+
+    fn dnd_on(&self, now: Timestamp) -> bool {
+        self.store.dnd(now).is_ok_and(|dnd| dnd.on)
+    }
+
+    /// Turns what the user did with a toast into a change on every device.
+    pub(super) async fn feedback(&self, feedback: Feedback) {
+        let (id, read, action) = match feedback {
+            Feedback::Dismissed(id) => (id, None, Some(UserActionState::Dismissed)),
+            Feedback::Activated(id) => {
+                (id, Some(ReadState::Read), Some(UserActionState::Activated))
+            }
+            Feedback::MarkRead(id) => (id, Some(ReadState::Read), None),
+        };
+        if action == Some(UserActionState::Dismissed) {
+            let host = self
+                .store
+                .get(&id)
+                .ok()
+                .flatten()
+                .map(|r| r.content.target_host_name);
+            if host.is_some_and(|host| !self.prefs(&host).dismiss_sync) {
+                tracing::debug!(%id, "toast closed; dismiss_sync is off for its app");
+                return;
+            }
+        }
+        let change = LocalChange::Update(StatePatch {
+            read_state: read,
+            user_action_state: action,
+        });
+        if let Err(e) = self.change(std::slice::from_ref(&id), change).await {
+            tracing::warn!(%id, error = %e, "could not record what was done with a toast");
+        }
+    }
+}
+
+/// The `watch` event for a stored change.
+fn event_of(applied: &Applied) -> Event {
+    let (record, created) = match applied {
+        Applied::Created(record) => (record, true),
+        Applied::Updated(record) => (record, false),
+    };
+    let kind = if record.state.status == Status::Deleted {
+        EventKind::Deleted
+    } else if created {
+        EventKind::Created
+    } else {
+        EventKind::Updated
+    };
+    Event {
+        kind,
+        notification: Some(record.to_notification()),
+        missed: None,
+    }
+}
