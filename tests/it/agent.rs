@@ -17,10 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{Device, TestService, note, wait_until};
 
-/// Records what the agent asked to show and close (stands in for the desktop).
+/// Records what the agent asked to show, summarise and close (stands in for the
+/// desktop; `tests/it/desktop.rs` has the real one).
 #[derive(Default)]
 struct Recorder {
     shown: Mutex<Vec<NotificationId>>,
+    summarised: Mutex<usize>,
     closed: Mutex<Vec<NotificationId>>,
 }
 
@@ -33,6 +35,10 @@ impl Presenter for Recorder {
         self.closed.lock().unwrap().push(id.clone());
     }
 
+    fn summary(&self, count: usize) {
+        *self.summarised.lock().unwrap() += count;
+    }
+
     fn is_shown(&self, id: &NotificationId) -> bool {
         self.shown.lock().unwrap().contains(id) && !self.closed.lock().unwrap().contains(id)
     }
@@ -41,6 +47,11 @@ impl Presenter for Recorder {
 impl Recorder {
     fn shown(&self) -> usize {
         self.shown.lock().unwrap().len()
+    }
+
+    /// Toasts shown one by one plus notifications announced in summaries.
+    fn presented(&self) -> usize {
+        self.shown() + *self.summarised.lock().unwrap()
     }
 }
 
@@ -151,7 +162,7 @@ async fn a_restarted_agent_resumes_from_its_cursor_without_duplicates() {
     let second = start_agent(&service.url, &device, dir.path());
     wait_acked(&service, &device.id, 40).await;
     assert_eq!(
-        second.recorder.shown(),
+        second.recorder.presented(),
         20,
         "only what is new since the cursor"
     );
@@ -177,7 +188,7 @@ async fn the_agent_reconnects_by_itself_when_the_service_restarts() {
             .await;
     }
     wait_acked(&service, &device.id, 11).await;
-    assert_eq!(agent.recorder.shown(), 11);
+    assert_eq!(agent.recorder.presented(), 11);
     agent.stop().await;
     assert_eq!(stored(dir.path()), (11, Seq(11)));
     service.stop().await;
