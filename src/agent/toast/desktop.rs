@@ -207,6 +207,11 @@ fn build(notification: &Notification, replaces: Option<u32>) -> notify_rust::Not
             visual.and_then(|v| v.body.as_deref()).unwrap_or(""),
         ))
         .hint(Hint::DesktopEntry("tidings".to_owned()))
+        // GNOME 46+ ties a toast to its sender by this hint (see docs/toasts.md).
+        .hint(Hint::CustomInt(
+            "sender-pid".to_owned(),
+            i32::try_from(std::process::id()).unwrap_or(0),
+        ))
         .urgency(match content.priority {
             Priority::High => Urgency::Critical,
             Priority::Low => Urgency::Low,
