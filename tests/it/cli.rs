@@ -4,7 +4,7 @@
 use std::process::Stdio;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::helpers::{DEADLINE, wait_until};
 use crate::home::{Home, terminate};
@@ -198,34 +198,33 @@ async fn subscribe_prints_a_unsid_that_an_app_backend_sends_to() {
     assert_eq!(subs["state"], "connected");
 
     let url = std::fs::read_to_string(home.path("run/tidings/service.url")).unwrap();
-    let mut backend = home
-        .command(&[
-            "send",
-            "--service",
-            url.trim(),
-            "--unsid",
-            &unsid,
-            "--client-id",
-            app["clientId"].as_str().unwrap(),
-            "--client-secret-stdin",
-            "--host",
-            "contoso.com",
-            "--title",
-            "Your order shipped",
-            "--priority",
-            "high",
-            "--json",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = backend.stdin.take().unwrap();
-    let secret = format!("{}\n", app["clientSecret"].as_str().unwrap());
-    stdin.write_all(secret.as_bytes()).await.unwrap();
-    drop(stdin);
-    let sent = backend.wait_with_output().await.unwrap();
+    let secret = app["clientSecret"].as_str().unwrap();
+    let client_id = app["clientId"].as_str().unwrap();
+    let backend = |secret: String, title: &'static str| {
+        let (url, unsid) = (url.trim().to_owned(), unsid.clone());
+        let home = &home;
+        async move {
+            let args = [
+                "send",
+                "--service",
+                &url,
+                "--unsid",
+                &unsid,
+                "--client-id",
+                client_id,
+                "--client-secret-stdin",
+                "--host",
+                "contoso.com",
+                "--title",
+                title,
+                "--priority",
+                "high",
+                "--json",
+            ];
+            home.run_with_input(&args, &format!("{secret}\n")).await
+        }
+    };
+    let sent = backend(secret.to_owned(), "Your order shipped").await;
     assert!(
         sent.status.success(),
         "{}",
@@ -242,33 +241,7 @@ async fn subscribe_prints_a_unsid_that_an_app_backend_sends_to() {
     );
 
     // A wrong secret is refused with a hint, exit code 1.
-    let mut wrong = home
-        .command(&[
-            "send",
-            "--service",
-            url.trim(),
-            "--unsid",
-            &unsid,
-            "--client-id",
-            app["clientId"].as_str().unwrap(),
-            "--client-secret-stdin",
-            "--host",
-            "contoso.com",
-            "--title",
-            "x",
-        ])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wrong
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"not-the-secret\n")
-        .await
-        .unwrap();
-    let refused = wrong.wait_with_output().await.unwrap();
+    let refused = backend("not-the-secret".to_owned(), "x").await;
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("tidings admin app add"));
     terminate(agent).await;

@@ -151,23 +151,32 @@ impl Home {
 impl Home {
     /// `tidings login URL --user USER` with `password` on stdin.
     pub async fn login(&self, url: &str, user: &str, password: &str) {
-        let mut login = self
-            .command(&["login", url, "--user", user, "--password-stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = login.stdin.take().unwrap();
-        tokio::io::AsyncWriteExt::write_all(&mut stdin, format!("{password}\n").as_bytes())
-            .await
-            .unwrap();
-        drop(stdin);
-        let output = login.wait_with_output().await.unwrap();
+        let args = ["login", url, "--user", user, "--password-stdin"];
+        let output = self.run_with_input(&args, &format!("{password}\n")).await;
         assert!(
             output.status.success(),
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+
+    /// Runs `tidings ARGS` with `input` on its standard input.
+    pub async fn run_with_input(&self, args: &[&str], input: &str) -> std::process::Output {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut stdin, input.as_bytes())
+            .await
+            .unwrap();
+        drop(stdin);
+        tokio::time::timeout(DEADLINE, child.wait_with_output())
+            .await
+            .expect("the command ends in time")
+            .unwrap()
     }
 }
