@@ -1,8 +1,6 @@
 //! `tidings admin`: users, apps and devices of a running service, over its admin socket.
 
-use std::io::BufRead;
-
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use serde_json::{Value, json};
 
 use crate::config;
@@ -51,7 +49,8 @@ fn request(command: &AdminCommand) -> anyhow::Result<(&'static str, Value)> {
         }) => {
             let mut params = json!({"name": name});
             if *password_stdin {
-                params["password"] = Value::String(read_password()?);
+                params["password"] =
+                    Value::String(super::input::secret_line("password", "--password-stdin")?);
             }
             ("user.add", params)
         }
@@ -63,19 +62,6 @@ fn request(command: &AdminCommand) -> anyhow::Result<(&'static str, Value)> {
         AdminCommand::Device(DeviceCommand::List) => ("device.list", json!({})),
         AdminCommand::Device(DeviceCommand::Revoke { id }) => ("device.revoke", json!({"id": id})),
     })
-}
-
-fn read_password() -> anyhow::Result<String> {
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("reading the password from stdin")?;
-    let password = line.trim_end_matches(['\r', '\n']).to_owned();
-    if password.is_empty() {
-        anyhow::bail!("--password-stdin: standard input had no password");
-    }
-    Ok(password)
 }
 
 fn text(value: &Value, key: &str) -> String {

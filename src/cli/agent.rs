@@ -3,7 +3,7 @@
 //! and this device provisioned in it. Local mode is wiring, here: the agent and the
 //! service only meet through HTTP and the channel, as with a remote service.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -269,12 +269,7 @@ pub async fn logout() -> Result<(), Failure> {
 
 fn read_password(user: &str, from_stdin: bool) -> anyhow::Result<String> {
     let password = if from_stdin || !std::io::stdin().is_terminal() {
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("reading the password")?;
-        line.trim_end_matches(['\r', '\n']).to_owned()
+        super::input::secret_line("password", "--password-stdin")?
     } else {
         rpassword::prompt_password(format!("password for {user}: "))
             .context("reading the password")?

@@ -7,6 +7,7 @@
 
 mod admin;
 mod agent;
+mod input;
 mod local;
 mod output;
 mod send;

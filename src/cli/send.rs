@@ -3,8 +3,6 @@
 //! backend does: the client-credentials grant, then `POST /beta/me/notifications` with
 //! the `X-UNS-ID` header. (Through the agent, `send` is an IPC call in `local`.)
 
-use std::io::BufRead;
-
 use anyhow::{Context, anyhow, bail};
 use serde_json::{Map, Value, json};
 
@@ -70,7 +68,7 @@ pub async fn as_backend(args: SendArgs) -> Result<(), Failure> {
         );
     };
     let endpoint = Endpoint::parse(service).map_err(|e| anyhow!(e))?;
-    let secret = read_secret()?;
+    let secret = super::input::secret_line("client secret", "--client-secret-stdin")?;
     let http =
         api::http_client(&tls::client_config(args.ca_file.as_deref()).map_err(|e| anyhow!(e))?)
             .map_err(|e| anyhow!(e))?;
@@ -141,17 +139,4 @@ fn message(answer: &Value) -> String {
         .or_else(|| answer["error"].as_str())
         .unwrap_or("no reason given")
         .to_owned()
-}
-
-fn read_secret() -> anyhow::Result<String> {
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("reading the client secret from standard input")?;
-    let secret = line.trim_end_matches(['\r', '\n']).to_owned();
-    if secret.is_empty() {
-        bail!("no client secret on standard input (--client-secret-stdin)");
-    }
-    Ok(secret)
 }
