@@ -469,3 +469,41 @@ async fn without_a_notification_server_the_agent_works_and_shows_toasts_once_one
     );
     terminate(agent).await;
 }
+
+#[tokio::test]
+async fn at_most_twenty_toasts_stay_on_screen() {
+    let display = Display::start().await;
+    let session = Session::start(&display).await;
+    let mut home = Home::new();
+    session.attach(&mut home);
+    let agent = connected_agent(&home).await;
+    let mut client = tidings::ipc::Client::connect(&home.socket()).await.unwrap();
+    for i in 1..=22 {
+        let body =
+            serde_json::json!({"payload": {"visualContent": {"title": format!("Toast {i}")}}});
+        client.call("send", body).await.unwrap();
+    }
+    // The agent closes the two oldest itself (dunst moves closed toasts to its history).
+    wait_until("the two oldest toasts are closed", || async {
+        session.dunstctl(&["count", "history"]).await == "2"
+    })
+    .await;
+    let on_screen: usize = session
+        .dunstctl(&["count", "displayed"])
+        .await
+        .parse()
+        .unwrap();
+    let waiting: usize = session
+        .dunstctl(&["count", "waiting"])
+        .await
+        .parse()
+        .unwrap();
+    assert_eq!(on_screen + waiting, 20);
+    let history = home.json(&["history", "--limit", "100"]).await;
+    assert_eq!(
+        history["items"].as_array().unwrap().len(),
+        22,
+        "all kept in history"
+    );
+    terminate(agent).await;
+}
