@@ -12,9 +12,9 @@
 //! |---|---|
 //! | [`protocol`] | wire and domain types of both sides: the notification resource and its validation, channel frames, the Graph error body, id newtypes |
 //! | [`config`] | default paths |
-//! | [`ipc`] | JSON-RPC 2.0 over local sockets: codec, `Server` (calls a `Handler`), `Client` |
+//! | [`ipc`] | JSON-RPC 2.0 over local sockets (Unix sockets, Windows named pipes): codec, `Server` (calls a `Handler`), `Client` |
 //! | [`service`] | the notification service: HTTP routes, auth, store (sled, group commit), feed, hub (fan-out), channel, admin, purge |
-//! | [`agent`] | the device agent: cache, push channel client, outbox, subscriptions, TLS, presenter seam |
+//! | [`agent`] | the device agent: cache, push channel client, outbox, subscriptions, TLS, toasts, the local IPC handler |
 //! | [`cli`] | command bodies and output formatting; local mode's wiring |
 //!
 //! ## The layer rule

@@ -1,14 +1,16 @@
 //! The device agent: keeps the push channel to the service open, stores what arrives
 //! durably before acking it, and asks the presenter to show or close toasts.
 //!
-//! Parts: [`store`] (the sled cache, outbox, retention), [`channel`] (one push
-//! session), [`endpoint`], [`api`] (REST: tokens, sign-in, subscriptions), [`backoff`],
-//! [`tls`], [`credentials`], [`toast`] (the presenter seam). The store, channel and toast adapters do not import
-//! each other's internals beyond the store's `apply`; this loop moves data between
-//! them. The agent imports `protocol`, never the service.
+//! Parts: [`store`] (the sled cache, outbox, retention, counts, do-not-disturb),
+//! [`channel`] (one push session), `present` (changes to `watch` events and toasts,
+//! backlog summary, toast feedback), [`toast`] (the rules, the presenter seam, the
+//! desktop presenter), [`rpc`] (the local IPC handler), [`link`], [`endpoint`], [`api`]
+//! (REST: tokens, sign-in, subscriptions, notes), [`backoff`], [`tls`], [`credentials`].
+//! The store, channel and toast adapters do not import each other; this loop moves data
+//! between them. The agent imports `protocol` and `ipc`, never the service.
 //!
-//! Still to come (see `docs/agent.md`): desktop toasts, local IPC, and meeting the
-//! idle-memory target.
+//! Not done (see `docs/agent.md`, `docs/toasts.md`): toasts on Windows and macOS, and
+//! the 10 MiB idle-memory target.
 
 pub mod api;
 pub mod backoff;

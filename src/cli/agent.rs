@@ -131,8 +131,8 @@ async fn local(
     Ok(())
 }
 
-/// The desktop's toasts, or the log with `--no-toasts` (and where desktop toasts are
-/// not built yet).
+/// The desktop's toasts, or the log with `--no-toasts` (and on platforms without
+/// desktop toasts yet).
 fn presenter(no_toasts: bool) -> Arc<dyn Presenter> {
     #[cfg(target_os = "linux")]
     if !no_toasts {

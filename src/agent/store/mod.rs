@@ -2,7 +2,7 @@
 //!
 //! One tree, `cache`, with keys told apart by their first byte:
 //! `N` + id → the notification record (versioned postcard, carries its `seq`);
-//! `Q` + seq → id, the history order; `O` + n → the outbox ([`outbox`]);
+//! `Q` + seq → id, the history order; `O` + n → the outbox (`outbox.rs`);
 //! `S` + host → this device's subscription to that app; `E` + expiry + seq → id, the
 //! expiry order (so retention never reads every record);
 //! `M` + name → meta (the cursor, the outbox counter).
