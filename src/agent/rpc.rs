@@ -39,9 +39,11 @@ pub async fn bind(path: &Path) -> Result<Server, AgentError> {
         max_clients: MAX_CLIENTS,
         ..ServerOptions::default()
     };
-    Server::bind(path, options)
+    let server = Server::bind(path, options)
         .await
-        .map_err(|e| AgentError::Config(format!("serving IPC on {}: {e}", path.display())))
+        .map_err(|e| AgentError::Config(format!("serving IPC on {}: {e}", path.display())))?;
+    tracing::info!(socket = %path.display(), "local IPC for apps and `tidings` commands");
+    Ok(server)
 }
 
 /// The handler.
