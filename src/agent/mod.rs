@@ -2,7 +2,8 @@
 //! durably before acking it, and asks the presenter to show or close toasts.
 //!
 //! Parts: [`store`] (the sled cache, outbox, retention, counts, do-not-disturb),
-//! [`channel`] (one push session), `present` (changes to `watch` events and toasts,
+//! [`channel`] (one push session), `handle` (what local callers do; the periodic
+//! chores), `present` (changes to `watch` events and toasts,
 //! backlog summary, toast feedback), [`toast`] (the rules, the presenter seam, the
 //! desktop presenter), [`rpc`] (the local IPC handler), [`link`], [`endpoint`], [`api`]
 //! (REST: tokens, sign-in, subscriptions, notes), [`backoff`], [`tls`], [`credentials`].
@@ -17,6 +18,7 @@ pub mod backoff;
 pub mod channel;
 pub mod credentials;
 pub mod endpoint;
+mod handle;
 pub mod link;
 mod present;
 pub mod rpc;
@@ -33,13 +35,13 @@ use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use crate::protocol::local::{Event, LinkState};
-use crate::protocol::{NotificationId, Timestamp};
-use api::{Api, Subscription};
+
+use api::Api;
 use backoff::Backoff;
 use channel::SessionEnd;
 use endpoint::Endpoint;
 use link::Link;
-use store::{AgentStore, AgentStoreError, LocalChange};
+use store::{AgentStore, AgentStoreError};
 use toast::{AppPrefs, Presenter};
 
 /// How an agent runs.
@@ -267,7 +269,7 @@ impl Agent {
             None => None,
         };
         let stop_chores = shutdown.child_token();
-        let chores = tokio::spawn(chores(handle.clone(), stop_chores.clone()));
+        let chores = tokio::spawn(handle::chores(handle.clone(), stop_chores.clone()));
         let (feedback, mut responses) = tokio::sync::mpsc::unbounded_channel();
         handle.presenter.attach(feedback);
         let responder = {
@@ -340,107 +342,5 @@ impl Agent {
         }
         handle.store.flush().await?;
         result
-    }
-}
-
-/// How often retention and subscription renewal run.
-const CHORES_EVERY: Duration = Duration::from_secs(60);
-/// Subscriptions expiring sooner than this are renewed.
-const RENEW_WITHIN: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// At start and every [`CHORES_EVERY`]: purge expired and excess notifications (closing
-/// their toasts) and renew subscriptions before they lapse.
-async fn chores(handle: AgentHandle, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(CHORES_EVERY);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        match handle.store.purge(Timestamp::now(), handle.history_cap) {
-            Ok(removed) => removed.iter().for_each(|id| handle.presenter.close(id)),
-            Err(e) => tracing::warn!(error = %e, "purging the cache failed"),
-        }
-        let due = Timestamp::now().plus(RENEW_WITHIN);
-        if let Err(e) = handle.renew_due(due).await {
-            tracing::warn!(error = %e, "renewing subscriptions failed; will try again");
-        }
-    }
-}
-
-impl AgentHandle {
-    /// The local cache.
-    pub fn store(&self) -> &AgentStore {
-        &self.store
-    }
-
-    /// Subscribes this device to an app host and keeps the subscription (renewed
-    /// before it expires). Returns the UNSID for the app's backend.
-    pub async fn subscribe(&self, host: &str) -> Result<Subscription, AgentError> {
-        let host = crate::protocol::validate::validate_host_name("targetHostName", host)
-            .map_err(|e| AgentError::Refused(e.to_string()))?;
-        let sub = self.api.subscribe(&host).await?;
-        self.store.save_subscription(&sub).await?;
-        Ok(sub)
-    }
-
-    /// Renews every subscription that expires before `due`; returns how many.
-    pub async fn renew_due(&self, due: Timestamp) -> Result<usize, AgentError> {
-        let mut renewed = 0;
-        for sub in self.store.subscriptions()? {
-            if sub.expiration_date_time < due {
-                let fresh = self.api.subscribe(&sub.target_host_name).await?;
-                self.store.save_subscription(&fresh).await?;
-                renewed += 1;
-            }
-        }
-        Ok(renewed)
-    }
-
-    /// Changes notifications here at once and queues the change for every other device
-    /// (through the service). Returns how many were changed.
-    pub async fn change(
-        &self,
-        ids: &[NotificationId],
-        change: LocalChange,
-    ) -> Result<usize, AgentError> {
-        let applied = self.store.change_locally(ids, change).await?;
-        self.present(&applied, false);
-        self.outbox.notify_one();
-        Ok(applied.len())
-    }
-
-    /// The link to the service and when it last synced.
-    pub fn link(&self) -> &Link {
-        &self.link
-    }
-
-    /// The signed-in user and this device's id.
-    pub fn identity(&self) -> (&str, &str) {
-        (&self.identity.0, &self.identity.1)
-    }
-
-    /// The service's base URL.
-    pub fn service_url(&self) -> String {
-        self.api.endpoint().base()
-    }
-
-    /// The toast backend, for `status`.
-    pub fn toasts(&self) -> String {
-        self.presenter.describe()
-    }
-
-    /// Every change stored from now on (for `watch`).
-    pub fn events(&self) -> broadcast::Receiver<Event> {
-        self.events.subscribe()
-    }
-
-    /// Sends a note to all of this user's devices through the service; returns it as
-    /// created.
-    pub async fn send(
-        &self,
-        body: serde_json::Value,
-    ) -> Result<crate::protocol::Notification, AgentError> {
-        self.api.send_note(body).await
     }
 }

@@ -1,0 +1,118 @@
+//! What local callers (IPC, tests) do through an [`AgentHandle`]: read the cache,
+//! subscribe, change state (here at once, everywhere through the outbox), plus the
+//! agent's periodic chores (retention, subscription renewal).
+
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::protocol::local::Event;
+use crate::protocol::{NotificationId, Timestamp};
+
+use super::api::Subscription;
+use super::link::Link;
+use super::store::{AgentStore, LocalChange};
+use super::{AgentError, AgentHandle};
+
+/// How often retention and subscription renewal run.
+const CHORES_EVERY: Duration = Duration::from_secs(60);
+/// Subscriptions expiring sooner than this are renewed.
+const RENEW_WITHIN: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// At start and every [`CHORES_EVERY`]: purge expired and excess notifications (closing
+/// their toasts) and renew subscriptions before they lapse.
+pub(super) async fn chores(handle: AgentHandle, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(CHORES_EVERY);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match handle.store.purge(Timestamp::now(), handle.history_cap) {
+            Ok(removed) => removed.iter().for_each(|id| handle.presenter.close(id)),
+            Err(e) => tracing::warn!(error = %e, "purging the cache failed"),
+        }
+        let due = Timestamp::now().plus(RENEW_WITHIN);
+        if let Err(e) = handle.renew_due(due).await {
+            tracing::warn!(error = %e, "renewing subscriptions failed; will try again");
+        }
+    }
+}
+
+impl AgentHandle {
+    /// The local cache.
+    pub fn store(&self) -> &AgentStore {
+        &self.store
+    }
+
+    /// Subscribes this device to an app host and keeps the subscription (renewed
+    /// before it expires). Returns the UNSID for the app's backend.
+    pub async fn subscribe(&self, host: &str) -> Result<Subscription, AgentError> {
+        let host = crate::protocol::validate::validate_host_name("targetHostName", host)
+            .map_err(|e| AgentError::Refused(e.to_string()))?;
+        let sub = self.api.subscribe(&host).await?;
+        self.store.save_subscription(&sub).await?;
+        Ok(sub)
+    }
+
+    /// Renews every subscription that expires before `due`; returns how many.
+    pub async fn renew_due(&self, due: Timestamp) -> Result<usize, AgentError> {
+        let mut renewed = 0;
+        for sub in self.store.subscriptions()? {
+            if sub.expiration_date_time < due {
+                let fresh = self.api.subscribe(&sub.target_host_name).await?;
+                self.store.save_subscription(&fresh).await?;
+                renewed += 1;
+            }
+        }
+        Ok(renewed)
+    }
+
+    /// Changes notifications here at once and queues the change for every other device
+    /// (through the service). Returns how many were changed.
+    pub async fn change(
+        &self,
+        ids: &[NotificationId],
+        change: LocalChange,
+    ) -> Result<usize, AgentError> {
+        let applied = self.store.change_locally(ids, change).await?;
+        self.present(&applied, false);
+        self.outbox.notify_one();
+        Ok(applied.len())
+    }
+
+    /// The link to the service and when it last synced.
+    pub fn link(&self) -> &Link {
+        &self.link
+    }
+
+    /// The signed-in user and this device's id.
+    pub fn identity(&self) -> (&str, &str) {
+        (&self.identity.0, &self.identity.1)
+    }
+
+    /// The service's base URL.
+    pub fn service_url(&self) -> String {
+        self.api.endpoint().base()
+    }
+
+    /// The toast backend, for `status`.
+    pub fn toasts(&self) -> String {
+        self.presenter.describe()
+    }
+
+    /// Every change stored from now on (for `watch`).
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Sends a note to all of this user's devices through the service; returns it as
+    /// created.
+    pub async fn send(
+        &self,
+        body: serde_json::Value,
+    ) -> Result<crate::protocol::Notification, AgentError> {
+        self.api.send_note(body).await
+    }
+}
