@@ -170,9 +170,11 @@ impl Home {
             .spawn()
             .unwrap();
         let mut stdin = child.stdin.take().unwrap();
-        tokio::io::AsyncWriteExt::write_all(&mut stdin, input.as_bytes())
-            .await
-            .unwrap();
+        // A child that exits without reading its input closes the pipe: its status
+        // and stderr say why, so a failed write is not the error to report.
+        if let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut stdin, input.as_bytes()).await {
+            eprintln!("writing to tidings {args:?}: {e}");
+        }
         drop(stdin);
         tokio::time::timeout(DEADLINE, child.wait_with_output())
             .await

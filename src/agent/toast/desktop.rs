@@ -47,6 +47,17 @@ struct Live {
     order: VecDeque<NotificationId>,
 }
 
+/// Whether a toast just shown is still wanted.
+enum Settled {
+    /// Yes: wait for its response.
+    Current,
+    /// No; `close` unless a newer showing reuses the same server toast.
+    Outdated {
+        /// Close it on the server.
+        close: bool,
+    },
+}
+
 /// One toast on screen (or being shown).
 struct Toast {
     generation: u64,
@@ -76,7 +87,11 @@ impl Desktop {
             let mut live = self.live();
             let replaces = live.toasts.get(&notification.id).and_then(|t| t.server_id);
             if let Some(old) = live.toasts.get_mut(&notification.id) {
-                if let Some(waiter) = old.waiter.take() {
+                // A showing still in flight is left to finish: it sees it is outdated
+                // and closes its own toast (see `show_and_wait`).
+                if old.handle.is_some()
+                    && let Some(waiter) = old.waiter.take()
+                {
                     waiter.abort();
                 }
                 old.generation = generation;
@@ -132,11 +147,15 @@ impl Desktop {
         if self.inner.no_server.swap(false, Ordering::Relaxed) {
             tracing::info!("a notification server answers again; toasts are shown");
         }
-        if let Some(entry) = self.live().toasts.get_mut(&id)
-            && entry.generation == generation
-        {
-            entry.server_id = Some(handle.id());
-            entry.handle = Some(handle.clone());
+        match self.settle(&id, generation, &handle) {
+            Settled::Current => {}
+            // Closed, evicted or replaced while it was being shown.
+            Settled::Outdated { close: true } => {
+                handle.close_async().await;
+                return;
+            }
+            // A newer showing replaced this very toast in place and owns it now.
+            Settled::Outdated { close: false } => return,
         }
         let mut response = None;
         handle
@@ -159,6 +178,28 @@ impl Desktop {
         self.forget(&id, generation);
         if let (Some(feedback), Some(sink)) = (feedback, self.inner.feedback.get()) {
             let _ = sink.send(feedback);
+        }
+    }
+
+    /// Records the server's id of a toast just shown, unless it was closed, evicted or
+    /// replaced while being shown.
+    fn settle(
+        &self,
+        id: &NotificationId,
+        generation: u64,
+        handle: &Arc<NotificationHandle>,
+    ) -> Settled {
+        let mut live = self.live();
+        match live.toasts.get_mut(id) {
+            Some(entry) if entry.generation == generation => {
+                entry.server_id = Some(handle.id());
+                entry.handle = Some(handle.clone());
+                Settled::Current
+            }
+            Some(entry) => Settled::Outdated {
+                close: entry.server_id != Some(handle.id()),
+            },
+            None => Settled::Outdated { close: true },
         }
     }
 
@@ -187,12 +228,13 @@ impl Desktop {
 
 /// Closes a toast that is no longer wanted and stops waiting for it.
 async fn close_toast(toast: Toast) {
+    // Not shown yet: its task closes it once the server answers (it is gone from the
+    // live set by then).
+    let Some(handle) = toast.handle else { return };
     if let Some(waiter) = toast.waiter {
         waiter.abort();
     }
-    if let Some(handle) = toast.handle {
-        handle.close_async().await;
-    }
+    handle.close_async().await;
 }
 
 /// The notify-rust toast for `notification`, replacing the server's toast `replaces`.
