@@ -272,6 +272,7 @@ impl Agent {
         let chores = tokio::spawn(handle::chores(handle.clone(), stop_chores.clone()));
         let (feedback, mut responses) = tokio::sync::mpsc::unbounded_channel();
         handle.presenter.attach(feedback);
+        handle.adopt_toasts();
         let responder = {
             let (handle, stop) = (handle.clone(), stop_chores.clone());
             tokio::spawn(async move {

@@ -63,6 +63,25 @@ impl AgentHandle {
         }
     }
 
+    /// Takes over the toasts a previous agent left on screen: closes the ones handled
+    /// meanwhile, re-shows the others in place (so their responses come here).
+    pub(super) fn adopt_toasts(&self) {
+        let now = Timestamp::now();
+        let dnd = self.dnd_on(now);
+        for id in self.presenter.adopted() {
+            match self.store.get(&id).ok().flatten() {
+                Some(record)
+                    if toast::toastable(&record, now, Platform::current())
+                        && self.prefs(&record.content.target_host_name).toasts
+                        && !dnd =>
+                {
+                    self.presenter.update(&record.to_notification());
+                }
+                _ => self.presenter.close(&id),
+            }
+        }
+    }
+
     /// The backlog is over: show what is still worth a toast (it may have been read
     /// meanwhile), one by one or as one summary.
     fn end_backlog(&self) {

@@ -136,7 +136,11 @@ async fn local(
 fn presenter(no_toasts: bool) -> Arc<dyn Presenter> {
     #[cfg(target_os = "linux")]
     if !no_toasts {
-        return Arc::new(crate::agent::toast::desktop::Desktop::new());
+        let ledger = config::runtime_dir().map_or_else(
+            |_| crate::agent::toast::ledger::Ledger::default(),
+            |dir| crate::agent::toast::ledger::Ledger::at(dir.join("toasts.json")),
+        );
+        return Arc::new(crate::agent::toast::desktop::Desktop::new(ledger));
     }
     if !no_toasts {
         tracing::info!("desktop toasts are not built for this platform yet; they are logged");

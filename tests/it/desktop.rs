@@ -507,3 +507,54 @@ async fn at_most_twenty_toasts_stay_on_screen() {
     );
     terminate(agent).await;
 }
+
+#[tokio::test]
+async fn a_restarted_agent_takes_over_the_toasts_on_screen() {
+    let display = Display::start().await;
+    let session = Session::start(&display).await;
+    let mut home = Home::new();
+    session.attach(&mut home);
+    let agent = connected_agent(&home).await;
+    let first = home.json(&["send", "--title", "Sticky one"]).await;
+    home.json(&["send", "--title", "Sticky two"]).await;
+    session.wait_displayed(2).await;
+    terminate(agent).await;
+    assert_eq!(session.displayed().await, 2, "toasts outlive the agent");
+
+    // The new agent re-shows them in place (same dunst ids), so it hears about them.
+    let agent = connected_agent(&home).await;
+    wait_until("both toasts are shown again in place", || async {
+        session.toasts_titled("Sticky one").len() == 2
+            && session.toasts_titled("Sticky two").len() == 2
+    })
+    .await;
+    let ids = |title| {
+        session
+            .toasts_titled(title)
+            .iter()
+            .map(|block| field(block, "id").to_owned())
+            .collect::<Vec<_>>()
+    };
+    let (one, two) = (ids("Sticky one"), ids("Sticky two"));
+    assert_eq!(
+        (one[0] == one[1], two[0] == two[1]),
+        (true, true),
+        "{one:?} {two:?}"
+    );
+    assert_eq!(session.displayed().await, 2);
+
+    // Read elsewhere closes an adopted toast; closing the other by hand dismisses it.
+    home.json(&["read", first["id"].as_str().unwrap()]).await;
+    session.wait_displayed(1).await;
+    session.dunstctl(&["close"]).await;
+    wait_until("the adopted toast's close becomes dismissed", || async {
+        let items = home.json(&["history"]).await["items"].clone();
+        items.as_array().unwrap().iter().any(|n| {
+            n["payload"]["visualContent"]["title"] == "Sticky two"
+                && n["userActionState"] == "dismissed"
+        })
+    })
+    .await;
+    session.wait_displayed(0).await;
+    terminate(agent).await;
+}

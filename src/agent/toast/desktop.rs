@@ -17,6 +17,7 @@ use notify_rust::{CloseReason, Hint, NotificationHandle, NotificationResponse, T
 
 use crate::protocol::{Notification, NotificationId, Priority};
 
+use super::ledger::Ledger;
 use super::{Feedback, FeedbackSink, Presenter};
 
 /// Toasts on screen at most.
@@ -25,7 +26,7 @@ pub const MAX_LIVE: usize = 20;
 const MARK_READ: &str = "read";
 
 /// Shows toasts on the session's notification server.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Desktop {
     inner: Arc<Inner>,
 }
@@ -33,6 +34,8 @@ pub struct Desktop {
 #[derive(Default)]
 struct Inner {
     live: Mutex<Live>,
+    /// Where the toasts on screen are written down (for the next agent).
+    ledger: Ledger,
     feedback: OnceLock<FeedbackSink>,
     /// Whether the last attempt found no notification server.
     no_server: AtomicBool,
@@ -68,9 +71,40 @@ struct Toast {
 }
 
 impl Desktop {
-    /// A presenter for the session bus of `$DBUS_SESSION_BUS_ADDRESS`.
-    pub fn new() -> Self {
-        Self::default()
+    /// A presenter for the session bus of `$DBUS_SESSION_BUS_ADDRESS`, adopting the
+    /// toasts that `ledger` says a previous agent left on screen.
+    pub fn new(ledger: Ledger) -> Self {
+        let mut live = Live::default();
+        for (id, server_id) in ledger.load() {
+            live.order.push_back(id.clone());
+            live.toasts.insert(
+                id,
+                Toast {
+                    generation: 0,
+                    server_id: Some(server_id),
+                    handle: None,
+                    waiter: None,
+                },
+            );
+        }
+        Self {
+            inner: Arc::new(Inner {
+                live: Mutex::new(live),
+                ledger,
+                generation: AtomicU64::new(1),
+                ..Inner::default()
+            }),
+        }
+    }
+
+    /// Writes the toasts on screen to the ledger.
+    fn record(&self, live: &Live) {
+        let shown = live
+            .toasts
+            .iter()
+            .filter_map(|(id, toast)| toast.server_id.map(|server| (id.clone(), server)))
+            .collect();
+        self.inner.ledger.save(&shown);
     }
 
     fn live(&self) -> std::sync::MutexGuard<'_, Live> {
@@ -194,6 +228,7 @@ impl Desktop {
             Some(entry) if entry.generation == generation => {
                 entry.server_id = Some(handle.id());
                 entry.handle = Some(handle.clone());
+                self.record(&live);
                 Settled::Current
             }
             Some(entry) => Settled::Outdated {
@@ -213,6 +248,7 @@ impl Desktop {
         {
             live.toasts.remove(id);
             live.order.retain(|other| other != id);
+            self.record(&live);
         }
     }
 
@@ -228,13 +264,37 @@ impl Desktop {
 
 /// Closes a toast that is no longer wanted and stops waiting for it.
 async fn close_toast(toast: Toast) {
-    // Not shown yet: its task closes it once the server answers (it is gone from the
-    // live set by then).
-    let Some(handle) = toast.handle else { return };
-    if let Some(waiter) = toast.waiter {
-        waiter.abort();
+    match (toast.handle, toast.waiter, toast.server_id) {
+        (Some(handle), waiter, _) => {
+            if let Some(waiter) = waiter {
+                waiter.abort();
+            }
+            handle.close_async().await;
+        }
+        // Adopted from a previous agent: closed by its id.
+        (None, None, Some(server_id)) => {
+            if let Err(e) = close_by_id(server_id).await {
+                tracing::debug!(server_id, error = %e, "could not close a toast of a previous agent");
+            }
+        }
+        // Being shown: its task closes it once the server answers (it is gone from
+        // the live set by then).
+        (None, _, _) => {}
     }
-    handle.close_async().await;
+}
+
+/// `CloseNotification(id)` on the session bus.
+async fn close_by_id(server_id: u32) -> zbus::Result<()> {
+    let bus = zbus::Connection::session().await?;
+    bus.call_method(
+        Some("org.freedesktop.Notifications"),
+        "/org/freedesktop/Notifications",
+        Some("org.freedesktop.Notifications"),
+        "CloseNotification",
+        &(server_id,),
+    )
+    .await?;
+    Ok(())
 }
 
 /// The notify-rust toast for `notification`, replacing the server's toast `replaces`.
@@ -298,7 +358,9 @@ impl Presenter for Desktop {
         let toast = {
             let mut live = self.live();
             live.order.retain(|other| other != id);
-            live.toasts.remove(id)
+            let toast = live.toasts.remove(id);
+            self.record(&live);
+            toast
         };
         if let Some(toast) = toast {
             tokio::spawn(close_toast(toast));
@@ -326,6 +388,15 @@ impl Presenter for Desktop {
 
     fn attach(&self, feedback: FeedbackSink) {
         let _ = self.inner.feedback.set(feedback);
+    }
+
+    fn adopted(&self) -> Vec<NotificationId> {
+        let live = self.live();
+        live.toasts
+            .iter()
+            .filter(|(_, toast)| toast.handle.is_none() && toast.waiter.is_none())
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     fn describe(&self) -> String {

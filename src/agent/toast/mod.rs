@@ -8,6 +8,8 @@
 
 #[cfg(target_os = "linux")]
 pub mod desktop;
+#[cfg(target_os = "linux")]
+pub mod ledger;
 mod plan;
 
 pub use plan::{BACKLOG_SHOWN, Context, ToastOp, plan, plan_backlog, toastable};
@@ -70,6 +72,11 @@ pub trait Presenter: Send + Sync + 'static {
     /// Gives the presenter the sink for what users do with toasts (called once, when
     /// the agent starts).
     fn attach(&self, _feedback: FeedbackSink) {}
+    /// Toasts a previous agent left on screen, now this presenter's (`is_shown` is true
+    /// for them): the agent closes or re-shows each once it starts.
+    fn adopted(&self) -> Vec<NotificationId> {
+        Vec::new()
+    }
     /// The backend and its state, for `status`.
     fn describe(&self) -> String {
         "custom".to_owned()
