@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 
 use crate::protocol::local::{Event, EventKind};
+use crate::protocol::stored::NotificationRecord;
 use crate::protocol::{
     NotificationId, Platform, ReadState, StatePatch, Status, Timestamp, UserActionState,
 };
@@ -44,14 +45,8 @@ impl AgentHandle {
             let record = match change {
                 Applied::Created(record) | Applied::Updated(record) => record,
             };
-            let ctx = toast::Context {
-                now,
-                platform: Platform::current(),
-                shown: self.presenter.is_shown(&record.id),
-                app_toasts: self.prefs(&record.content.target_host_name).toasts,
-                do_not_disturb: dnd,
-            };
-            match toast::plan(change, &ctx) {
+            let shown = self.presenter.is_shown(&record.id);
+            match toast::plan(change, &self.context(record, now, dnd, shown)) {
                 ToastOp::Show(_) if backlog => {
                     let mut held = self.backlog();
                     if held.seen.insert(record.id.clone()) {
@@ -69,16 +64,33 @@ impl AgentHandle {
         let now = Timestamp::now();
         let dnd = self.dnd_on(now);
         for id in self.presenter.adopted() {
-            match self.store.get(&id).ok().flatten() {
-                Some(record)
-                    if toast::toastable(&record, now, Platform::current())
-                        && self.prefs(&record.content.target_host_name).toasts
-                        && !dnd =>
-                {
-                    self.presenter.update(&record.to_notification());
-                }
+            let Some(record) = self.store.get(&id).ok().flatten() else {
+                self.presenter.close(&id);
+                continue;
+            };
+            // Would it be shown if it were new? Then keep it, re-shown in place.
+            let ctx = self.context(&record, now, dnd, false);
+            match toast::plan(&Applied::Updated(record), &ctx) {
+                ToastOp::Show(notification) => self.presenter.update(&notification),
                 _ => self.presenter.close(&id),
             }
+        }
+    }
+
+    /// What the toast rules need to know about `record` here and now.
+    fn context(
+        &self,
+        record: &NotificationRecord,
+        now: Timestamp,
+        dnd: bool,
+        shown: bool,
+    ) -> toast::Context {
+        toast::Context {
+            now,
+            platform: Platform::current(),
+            shown,
+            app_toasts: self.prefs(&record.content.target_host_name).toasts,
+            do_not_disturb: dnd,
         }
     }
 
@@ -93,12 +105,15 @@ impl AgentHandle {
         if self.dnd_on(now) {
             return;
         }
+        // Planned again as of now: one read or shown meanwhile is left out.
         let ops = ids
             .iter()
             .filter_map(|id| self.store.get(id).ok().flatten())
-            .filter(|r| toast::toastable(r, now, Platform::current()))
-            .filter(|r| !self.presenter.is_shown(&r.id))
-            .map(|r| ToastOp::Show(Box::new(r.to_notification())))
+            .map(|record| {
+                let ctx = self.context(&record, now, false, self.presenter.is_shown(&record.id));
+                toast::plan(&Applied::Updated(record), &ctx)
+            })
+            .filter(|op| matches!(op, ToastOp::Show(_)))
             .collect();
         for op in toast::plan_backlog(ops) {
             self.perform(op);

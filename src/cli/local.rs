@@ -303,7 +303,7 @@ fn usage(message: &str) -> Failure {
 
 /// `TIME` of `dnd until TIME`: RFC 3339, or a duration from now (`90s`, `30m`, `2h`, `1d`).
 fn parse_until(text: &str) -> Result<Timestamp, Failure> {
-    if let Ok(at) = serde_json::from_value::<Timestamp>(json!(text)) {
+    if let Ok(at) = Timestamp::parse_rfc3339(text) {
         return Ok(at);
     }
     let unit = match text.chars().last() {

@@ -97,13 +97,15 @@ impl Desktop {
         }
     }
 
-    /// Writes the toasts on screen to the ledger.
-    fn record(&self, live: &Live) {
+    /// Writes the toasts on screen to the ledger, from a snapshot taken under the
+    /// lock (the file is written after it is released).
+    fn record(&self, live: std::sync::MutexGuard<'_, Live>) {
         let shown = live
             .toasts
             .iter()
             .filter_map(|(id, toast)| toast.server_id.map(|server| (id.clone(), server)))
             .collect();
+        drop(live);
         self.inner.ledger.save(&shown);
     }
 
@@ -228,7 +230,7 @@ impl Desktop {
             Some(entry) if entry.generation == generation => {
                 entry.server_id = Some(handle.id());
                 entry.handle = Some(handle.clone());
-                self.record(&live);
+                self.record(live);
                 Settled::Current
             }
             Some(entry) => Settled::Outdated {
@@ -248,7 +250,7 @@ impl Desktop {
         {
             live.toasts.remove(id);
             live.order.retain(|other| other != id);
-            self.record(&live);
+            self.record(live);
         }
     }
 
@@ -355,16 +357,14 @@ impl Presenter for Desktop {
     }
 
     fn close(&self, id: &NotificationId) {
-        let toast = {
-            let mut live = self.live();
-            live.order.retain(|other| other != id);
-            let toast = live.toasts.remove(id);
-            self.record(&live);
-            toast
+        let mut live = self.live();
+        // Not shown here (most closes, e.g. of purged notifications): nothing to do.
+        let Some(toast) = live.toasts.remove(id) else {
+            return;
         };
-        if let Some(toast) = toast {
-            tokio::spawn(close_toast(toast));
-        }
+        live.order.retain(|other| other != id);
+        self.record(live);
+        tokio::spawn(close_toast(toast));
     }
 
     fn summary(&self, count: usize) {

@@ -12,7 +12,7 @@ pub mod desktop;
 pub mod ledger;
 mod plan;
 
-pub use plan::{BACKLOG_SHOWN, Context, ToastOp, plan, plan_backlog, toastable};
+pub use plan::{BACKLOG_SHOWN, Context, ToastOp, plan, plan_backlog};
 
 use tokio::sync::mpsc;
 
