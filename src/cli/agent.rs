@@ -142,6 +142,16 @@ fn presenter(no_toasts: bool) -> Arc<dyn Presenter> {
         );
         return Arc::new(crate::agent::toast::desktop::Desktop::new(ledger));
     }
+    #[cfg(windows)]
+    if !no_toasts {
+        match crate::agent::toast::winrt::WinRt::new() {
+            Ok(presenter) => return Arc::new(presenter),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not start the toast thread; toasts are logged")
+            }
+        }
+    }
+    #[cfg(not(any(target_os = "linux", windows)))]
     if !no_toasts {
         tracing::info!("desktop toasts are not built for this platform yet; they are logged");
     }

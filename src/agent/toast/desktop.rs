@@ -18,10 +18,9 @@ use notify_rust::{CloseReason, Hint, NotificationHandle, NotificationResponse, T
 use crate::protocol::{Notification, NotificationId, Priority};
 
 use super::ledger::Ledger;
-use super::{Feedback, FeedbackSink, Presenter};
+use super::text::escape_markup;
+use super::{Feedback, FeedbackSink, MAX_LIVE, Presenter};
 
-/// Toasts on screen at most.
-pub const MAX_LIVE: usize = 20;
 /// The action key of "Mark as read".
 const MARK_READ: &str = "read";
 
@@ -333,20 +332,6 @@ fn build(notification: &Notification, replaces: Option<u32>) -> notify_rust::Not
     toast
 }
 
-/// Plain text for a body a server may read as markup (`<b>`, `&amp;`, ...).
-pub fn escape_markup(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 impl Presenter for Desktop {
     fn show(&self, notification: &Notification) {
         self.present(notification);
@@ -405,18 +390,5 @@ impl Presenter for Desktop {
         } else {
             "desktop (freedesktop notifications over D-Bus)".to_owned()
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn markup_in_a_body_is_escaped() {
-        assert_eq!(
-            escape_markup("<b>5 > 3 & 2 < 4</b>"),
-            "&lt;b&gt;5 &gt; 3 &amp; 2 &lt; 4&lt;/b&gt;"
-        );
     }
 }

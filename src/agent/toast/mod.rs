@@ -2,7 +2,8 @@
 //! and what a user does with a toast coming back ([`Feedback`]).
 //!
 //! Presenters: [`Headless`] logs (`--no-toasts`, and machines without a desktop); the
-//! desktop presenter (`desktop`, Linux so far) shows native toasts through notify-rust. The agent's
+//! desktop presenters show native toasts: `desktop` on Linux (freedesktop notifications
+//! through notify-rust), `winrt` on Windows (WinRT toasts under tidings' app id). The agent's
 //! loop plans each stored change, calls the presenter, and turns feedback into local
 //! changes that go through the outbox to every device.
 
@@ -11,12 +12,22 @@ pub mod desktop;
 #[cfg(target_os = "linux")]
 pub mod ledger;
 mod plan;
+#[cfg(any(target_os = "linux", windows, test))]
+mod text;
+#[cfg(windows)]
+pub mod winrt;
+#[cfg(any(windows, test))]
+mod winxml;
 
 pub use plan::{BACKLOG_SHOWN, Context, ToastOp, plan, plan_backlog};
 
 use tokio::sync::mpsc;
 
 use crate::protocol::{Notification, NotificationId};
+
+/// Toasts a desktop presenter keeps on screen (and, on Windows, in the notification
+/// centre) at most; the oldest is closed for a new one and stays in history.
+pub const MAX_LIVE: usize = 20;
 
 /// One app's toast settings on this device (config `[apps."HOST"]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,513 @@
+//! The desktop presenter on Windows: WinRT toasts (`Windows.UI.Notifications`) under
+//! tidings' own app id, [`APP_ID`].
+//!
+//! notify-rust's Windows backend can show a toast and hear its response, but it sets no
+//! tag or group and cannot hide or replace a toast, and "handled elsewhere, gone here"
+//! is the point of tidings. So this presenter talks to WinRT through the `windows`
+//! crate (the one notify-rust's backend is built on) directly:
+//! - every toast is tagged with its notification id in the group [`GROUP`]; showing the
+//!   same tag again replaces it in place, and a close removes it from the screen and
+//!   from the notification centre (`RemoveGroupedTagWithId`);
+//! - a click is `activated` + `read`, the "Mark as read" button `read`, a close by the
+//!   user (`UserCanceled`) `dismissed`; a toast that times out stays in the
+//!   notification centre and is still closed when the notification is handled
+//!   elsewhere;
+//! - a restarted agent finds the toasts a previous one left in the notification centre
+//!   (`GetHistoryWithId`) and adopts them, as the Linux presenter does with its ledger.
+//!
+//! WinRT calls run on one worker thread, in order, so no call blocks a runtime thread
+//! and a close never overtakes the show it closes. The app id is registered for the
+//! user (`HKCU\Software\Classes\AppUserModelId\Tidings.Agent`, display name and icon)
+//! so that Windows names the toasts "tidings" without an installer. Where WinRT has no
+//! toasts (Wine, Server Core) the agent goes on without them and says so in its log and
+//! in `status`, as on a Linux box without a notification server.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak, mpsc};
+
+use windows::Data::Xml::Dom::XmlDocument;
+use windows::Foundation::{DateTime, IReference, PropertyValue, TypedEventHandler};
+use windows::UI::Notifications::{
+    NotificationSetting, ToastActivatedEventArgs, ToastDismissalReason, ToastDismissedEventArgs,
+    ToastFailedEventArgs, ToastNotification, ToastNotificationManager, ToastNotifier,
+};
+use windows::core::{HSTRING, IInspectable, Interface, Ref};
+
+use crate::protocol::{Notification, NotificationId, Timestamp};
+
+use super::winxml::{self, MARK_READ};
+use super::{Feedback, FeedbackSink, MAX_LIVE, Presenter};
+
+/// tidings' AppUserModelID: Windows files its toasts under it.
+pub const APP_ID: &str = "Tidings.Agent";
+/// The group of every notification's toast (the tag is the notification id).
+const GROUP: &str = "tidings";
+/// The group and tag of the backlog summary toast.
+const SUMMARY: &str = "summary";
+/// Milliseconds from 1601-01-01 (WinRT's epoch) to 1970-01-01.
+const WINRT_EPOCH_OFFSET_MS: i64 = 11_644_473_600_000;
+
+/// Shows toasts through WinRT.
+#[derive(Clone)]
+pub struct WinRt {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// To the worker thread that makes every WinRT call.
+    commands: mpsc::Sender<Command>,
+    shown: Mutex<Shown>,
+    feedback: OnceLock<FeedbackSink>,
+    /// Why toasts are not shown, when they are not (for `status`).
+    unavailable: Mutex<Option<String>>,
+    /// Tells a toast's newer showing from an older one.
+    generation: AtomicU64,
+}
+
+/// The toasts on screen or in the notification centre: their showing, oldest first.
+#[derive(Default)]
+struct Shown {
+    generations: HashMap<NotificationId, u64>,
+    order: VecDeque<NotificationId>,
+}
+
+/// What the worker thread does, in order.
+enum Command {
+    Show {
+        id: NotificationId,
+        generation: u64,
+        xml: String,
+        expires: Timestamp,
+    },
+    Close(NotificationId),
+    Summary(String),
+    /// The user handled the toast (or Windows dropped it): let go of it.
+    Forget {
+        id: NotificationId,
+        generation: u64,
+    },
+}
+
+impl WinRt {
+    /// Registers the app id for this user, adopts the toasts a previous agent left in
+    /// the notification centre and starts the worker thread.
+    pub fn new() -> std::io::Result<Self> {
+        if let Err(e) = register_app_id() {
+            tracing::warn!(error = %e, "could not register the toast app id {APP_ID}; Windows may show the toasts without tidings' name");
+        }
+        let mut shown = Shown::default();
+        for id in history().unwrap_or_default() {
+            shown.generations.insert(id.clone(), 0);
+            shown.order.push_back(id);
+        }
+        let (commands, queue) = mpsc::channel();
+        let inner = Arc::new(Inner {
+            commands,
+            shown: Mutex::new(shown),
+            feedback: OnceLock::new(),
+            unavailable: Mutex::new(None),
+            generation: AtomicU64::new(1),
+        });
+        let worker = Worker {
+            inner: Arc::downgrade(&inner),
+            notifier: None,
+            toasts: HashMap::new(),
+        };
+        std::thread::Builder::new()
+            .name("tidings-toasts".to_owned())
+            .spawn(move || worker.run(&queue))?;
+        Ok(Self { inner })
+    }
+
+    fn shown(&self) -> std::sync::MutexGuard<'_, Shown> {
+        self.inner.shown()
+    }
+
+    fn send(&self, command: Command) {
+        // The worker ends only with the presenter.
+        let _ = self.inner.commands.send(command);
+    }
+
+    /// Shows `notification`, replacing its toast in place when one is shown.
+    fn present(&self, notification: &Notification) {
+        let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed);
+        let evicted = {
+            let mut shown = self.shown();
+            let id = &notification.id;
+            if shown.generations.insert(id.clone(), generation).is_none() {
+                shown.order.push_back(id.clone());
+            }
+            if shown.order.len() > MAX_LIVE {
+                shown.order.pop_front().inspect(|old| {
+                    shown.generations.remove(old);
+                })
+            } else {
+                None
+            }
+        };
+        if let Some(old) = evicted {
+            self.send(Command::Close(old));
+        }
+        self.send(Command::Show {
+            id: notification.id.clone(),
+            generation,
+            xml: winxml::notification_toast(notification),
+            expires: winxml::expires_at(notification, Timestamp::now()),
+        });
+    }
+}
+
+impl Inner {
+    fn shown(&self) -> std::sync::MutexGuard<'_, Shown> {
+        self.shown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The toast of `generation` is gone (handled by the user, or failed): forgets it,
+    /// then reports `feedback`. A stale toast (replaced since) reports nothing.
+    fn done(&self, id: &NotificationId, generation: u64, feedback: Option<Feedback>) {
+        {
+            let mut shown = self.shown();
+            if shown.generations.get(id) != Some(&generation) {
+                return;
+            }
+            shown.generations.remove(id);
+            shown.order.retain(|other| other != id);
+        }
+        let _ = self.commands.send(Command::Forget {
+            id: id.clone(),
+            generation,
+        });
+        if let (Some(feedback), Some(sink)) = (feedback, self.feedback.get()) {
+            let _ = sink.send(feedback);
+        }
+    }
+
+    /// Records whether toasts can be shown; logs each change once.
+    fn set_unavailable(&self, reason: Option<String>) {
+        let mut current = self
+            .unavailable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *current == reason {
+            return;
+        }
+        match &reason {
+            Some(why) => tracing::warn!(
+                "toasts are not shown ({why}); notifications are stored and synced (trying again with the next one)"
+            ),
+            None => tracing::info!("toasts are shown again"),
+        }
+        *current = reason;
+    }
+}
+
+/// Owns the WinRT objects; runs every call in order.
+struct Worker {
+    inner: Weak<Inner>,
+    notifier: Option<ToastNotifier>,
+    /// The toasts shown by this agent, kept so their events stay connected.
+    toasts: HashMap<NotificationId, (u64, ToastNotification)>,
+}
+
+impl Worker {
+    fn run(mut self, queue: &mpsc::Receiver<Command>) {
+        self.probe();
+        while let Ok(command) = queue.recv() {
+            match command {
+                Command::Show {
+                    id,
+                    generation,
+                    xml,
+                    expires,
+                } => self.show(id, generation, &xml, expires),
+                Command::Close(id) => self.close(&id),
+                Command::Summary(xml) => {
+                    if let Err(e) = self.show_summary(&xml) {
+                        self.failed(&e);
+                    }
+                }
+                Command::Forget { id, generation } => {
+                    if self.toasts.get(&id).is_some_and(|(g, _)| *g == generation) {
+                        self.toasts.remove(&id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Finds out at start whether toasts can be shown, for `status`.
+    fn probe(&mut self) {
+        if let Err(e) = self.notifier() {
+            self.failed(&e);
+        }
+    }
+
+    /// The notifier for [`APP_ID`], created on first use (and again after a failure).
+    fn notifier(&mut self) -> windows::core::Result<ToastNotifier> {
+        let notifier = match &self.notifier {
+            Some(notifier) => notifier.clone(),
+            None => ToastNotificationManager::CreateToastNotifierWithId(&HSTRING::from(APP_ID))?,
+        };
+        let setting = notifier.Setting()?;
+        let Some(inner) = self.inner.upgrade() else {
+            return Ok(notifier);
+        };
+        inner.set_unavailable(setting_problem(setting));
+        self.notifier = Some(notifier.clone());
+        Ok(notifier)
+    }
+
+    fn failed(&mut self, error: &windows::core::Error) {
+        self.notifier = None;
+        if let Some(inner) = self.inner.upgrade() {
+            inner.set_unavailable(Some(format!(
+                "WinRT toasts are not available here: {}",
+                error_text(error)
+            )));
+        }
+    }
+
+    fn show(&mut self, id: NotificationId, generation: u64, xml: &str, expires: Timestamp) {
+        match self.try_show(&id, generation, xml, expires) {
+            Ok(toast) => {
+                self.toasts.insert(id, (generation, toast));
+            }
+            Err(e) => {
+                self.failed(&e);
+                if let Some(inner) = self.inner.upgrade() {
+                    inner.done(&id, generation, None);
+                }
+            }
+        }
+    }
+
+    fn try_show(
+        &mut self,
+        id: &NotificationId,
+        generation: u64,
+        xml: &str,
+        expires: Timestamp,
+    ) -> windows::core::Result<ToastNotification> {
+        let notifier = self.notifier()?;
+        let toast = toast(xml, id.as_str(), GROUP)?;
+        toast.SetExpirationTime(&winrt_date(expires)?)?;
+        self.connect(&toast, id, generation)?;
+        notifier.Show(&toast)?;
+        Ok(toast)
+    }
+
+    fn show_summary(&mut self, xml: &str) -> windows::core::Result<()> {
+        let notifier = self.notifier()?;
+        notifier.Show(&toast(xml, SUMMARY, SUMMARY)?)
+    }
+
+    /// Hides the toast of `id` and removes it from the notification centre.
+    fn close(&mut self, id: &NotificationId) {
+        if let Some((_, toast)) = self.toasts.remove(id)
+            && let Some(notifier) = &self.notifier
+        {
+            let _ = notifier.Hide(&toast);
+        }
+        let removed = ToastNotificationManager::History().and_then(|history| {
+            history.RemoveGroupedTagWithId(
+                &HSTRING::from(id.as_str()),
+                &HSTRING::from(GROUP),
+                &HSTRING::from(APP_ID),
+            )
+        });
+        if let Err(e) = removed {
+            tracing::debug!(%id, error = %e, "could not remove a toast from the notification centre");
+        }
+    }
+
+    /// Turns the toast's events into feedback for the agent.
+    fn connect(
+        &self,
+        toast: &ToastNotification,
+        id: &NotificationId,
+        generation: u64,
+    ) -> windows::core::Result<()> {
+        let (inner, key) = (self.inner.clone(), id.clone());
+        toast.Activated(&TypedEventHandler::new(
+            move |_: Ref<ToastNotification>, args: Ref<IInspectable>| {
+                let feedback = if activation_argument(&args).as_deref() == Some(MARK_READ) {
+                    Feedback::MarkRead(key.clone())
+                } else {
+                    Feedback::Activated(key.clone())
+                };
+                if let Some(inner) = inner.upgrade() {
+                    inner.done(&key, generation, Some(feedback));
+                }
+                Ok(())
+            },
+        ))?;
+        let (inner, key) = (self.inner.clone(), id.clone());
+        toast.Dismissed(&TypedEventHandler::new(
+            move |_: Ref<ToastNotification>, args: Ref<ToastDismissedEventArgs>| {
+                let reason = args.as_ref().and_then(|a| a.Reason().ok());
+                // Timed out: it stays in the notification centre, still ours to close.
+                // Hidden by the app: we closed it ourselves.
+                if reason == Some(ToastDismissalReason::UserCanceled)
+                    && let Some(inner) = inner.upgrade()
+                {
+                    inner.done(&key, generation, Some(Feedback::Dismissed(key.clone())));
+                }
+                Ok(())
+            },
+        ))?;
+        let (inner, key) = (self.inner.clone(), id.clone());
+        toast.Failed(&TypedEventHandler::new(
+            move |_: Ref<ToastNotification>, args: Ref<ToastFailedEventArgs>| {
+                let code = args.as_ref().and_then(|a| a.ErrorCode().ok());
+                tracing::warn!(id = %key, ?code, "Windows could not show a toast");
+                if let Some(inner) = inner.upgrade() {
+                    inner.done(&key, generation, None);
+                }
+                Ok(())
+            },
+        ))?;
+        Ok(())
+    }
+}
+
+/// A WinRT error as people read it: Windows' message and the HRESULT (the message
+/// alone can be empty).
+fn error_text(error: &windows::core::Error) -> String {
+    let code = format!("HRESULT {:#010X}", error.code().0);
+    match error.message().trim() {
+        "" => code,
+        message => format!("{message} ({code})"),
+    }
+}
+
+/// A toast from its XML, tagged `tag` in `group`.
+fn toast(xml: &str, tag: &str, group: &str) -> windows::core::Result<ToastNotification> {
+    let document = XmlDocument::new()?;
+    document.LoadXml(&HSTRING::from(xml))?;
+    let toast = ToastNotification::CreateToastNotification(&document)?;
+    toast.SetTag(&HSTRING::from(tag))?;
+    toast.SetGroup(&HSTRING::from(group))?;
+    Ok(toast)
+}
+
+/// The argument of a toast's activation: the button's, or the toast's `launch`.
+fn activation_argument(args: &Ref<IInspectable>) -> Option<String> {
+    let args = args.as_ref()?.cast::<ToastActivatedEventArgs>().ok()?;
+    args.Arguments().ok().map(|a| a.to_string())
+}
+
+/// Why toasts are off for tidings, if they are.
+fn setting_problem(setting: NotificationSetting) -> Option<String> {
+    let why = match setting {
+        NotificationSetting::Enabled => return None,
+        NotificationSetting::DisabledForUser => {
+            "notifications are turned off in Settings > System > Notifications"
+        }
+        NotificationSetting::DisabledForApplication => {
+            "notifications from tidings are turned off in Settings > System > Notifications"
+        }
+        NotificationSetting::DisabledByGroupPolicy => {
+            "notifications are turned off by group policy"
+        }
+        _ => "Windows does not allow notifications for tidings",
+    };
+    Some(why.to_owned())
+}
+
+/// `at` as a WinRT `DateTime` (100 ns ticks since 1601).
+fn winrt_date(at: Timestamp) -> windows::core::Result<IReference<DateTime>> {
+    let ticks = at
+        .as_millis()
+        .saturating_add(WINRT_EPOCH_OFFSET_MS)
+        .saturating_mul(10_000);
+    PropertyValue::CreateDateTime(DateTime {
+        UniversalTime: ticks,
+    })?
+    .cast()
+}
+
+/// The notifications whose toasts a previous agent left in the notification centre.
+fn history() -> windows::core::Result<Vec<NotificationId>> {
+    let toasts = ToastNotificationManager::History()?.GetHistoryWithId(&HSTRING::from(APP_ID))?;
+    let mut ids = Vec::new();
+    for toast in toasts {
+        if toast.Group()? == GROUP {
+            ids.push(NotificationId::new(toast.Tag()?.to_string()));
+        }
+    }
+    Ok(ids)
+}
+
+/// Names [`APP_ID`] "tidings" for this user, with the icon installed beside the
+/// executable when there is one (`tidings.png`).
+fn register_app_id() -> windows::core::Result<()> {
+    let key = windows_registry::CURRENT_USER
+        .create(format!(r"Software\Classes\AppUserModelId\{APP_ID}"))?;
+    key.set_string("DisplayName", "tidings")?;
+    let icon = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("tidings.png")))
+        .filter(|icon| icon.is_file());
+    if let Some(icon) = icon {
+        key.set_string("IconUri", icon.to_string_lossy().as_ref())?;
+    }
+    Ok(())
+}
+
+impl Presenter for WinRt {
+    fn show(&self, notification: &Notification) {
+        self.present(notification);
+    }
+
+    fn update(&self, notification: &Notification) {
+        self.present(notification);
+    }
+
+    fn close(&self, id: &NotificationId) {
+        {
+            let mut shown = self.shown();
+            if shown.generations.remove(id).is_none() {
+                return;
+            }
+            shown.order.retain(|other| other != id);
+        }
+        self.send(Command::Close(id.clone()));
+    }
+
+    fn summary(&self, count: usize) {
+        self.send(Command::Summary(winxml::summary_toast(count)));
+    }
+
+    fn is_shown(&self, id: &NotificationId) -> bool {
+        self.shown().generations.contains_key(id)
+    }
+
+    fn attach(&self, feedback: FeedbackSink) {
+        let _ = self.inner.feedback.set(feedback);
+    }
+
+    fn adopted(&self) -> Vec<NotificationId> {
+        let shown = self.shown();
+        shown
+            .generations
+            .iter()
+            .filter(|(_, generation)| **generation == 0)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    fn describe(&self) -> String {
+        let unavailable = self
+            .inner
+            .unavailable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match unavailable.as_ref() {
+            Some(why) => format!("windows (not shown: {why})"),
+            None => format!("windows (WinRT toasts as {APP_ID})"),
+        }
+    }
+}
