@@ -12,6 +12,8 @@ pub mod desktop;
 #[cfg(target_os = "linux")]
 pub mod ledger;
 mod plan;
+#[cfg(any(windows, test))]
+mod roster;
 #[cfg(any(target_os = "linux", windows, test))]
 mod text;
 #[cfg(windows)]

@@ -22,7 +22,7 @@
 //! toasts (Wine, Server Core) the agent goes on without them and says so in its log and
 //! in `status`, as on a Linux box without a notification server.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak, mpsc};
 
@@ -36,8 +36,9 @@ use windows::core::{HSTRING, IInspectable, Interface, Ref};
 
 use crate::protocol::{Notification, NotificationId, Timestamp};
 
+use super::roster::Roster;
 use super::winxml::{self, MARK_READ};
-use super::{Feedback, FeedbackSink, MAX_LIVE, Presenter};
+use super::{Feedback, FeedbackSink, Presenter};
 
 /// tidings' AppUserModelID: Windows files its toasts under it.
 pub const APP_ID: &str = "Tidings.Agent";
@@ -57,19 +58,12 @@ pub struct WinRt {
 struct Inner {
     /// To the worker thread that makes every WinRT call.
     commands: mpsc::Sender<Command>,
-    shown: Mutex<Shown>,
+    shown: Mutex<Roster>,
     feedback: OnceLock<FeedbackSink>,
     /// Why toasts are not shown, when they are not (for `status`).
     unavailable: Mutex<Option<String>>,
     /// Tells a toast's newer showing from an older one.
     generation: AtomicU64,
-}
-
-/// The toasts on screen or in the notification centre: their showing, oldest first.
-#[derive(Default)]
-struct Shown {
-    generations: HashMap<NotificationId, u64>,
-    order: VecDeque<NotificationId>,
 }
 
 /// What the worker thread does, in order.
@@ -96,11 +90,7 @@ impl WinRt {
         if let Err(e) = register_app_id() {
             tracing::warn!(error = %e, "could not register the toast app id {APP_ID}; Windows may show the toasts without tidings' name");
         }
-        let mut shown = Shown::default();
-        for id in history().unwrap_or_default() {
-            shown.generations.insert(id.clone(), 0);
-            shown.order.push_back(id);
-        }
+        let shown = Roster::adopting(history().unwrap_or_default());
         let (commands, queue) = mpsc::channel();
         let inner = Arc::new(Inner {
             commands,
@@ -120,7 +110,7 @@ impl WinRt {
         Ok(Self { inner })
     }
 
-    fn shown(&self) -> std::sync::MutexGuard<'_, Shown> {
+    fn shown(&self) -> std::sync::MutexGuard<'_, Roster> {
         self.inner.shown()
     }
 
@@ -132,20 +122,7 @@ impl WinRt {
     /// Shows `notification`, replacing its toast in place when one is shown.
     fn present(&self, notification: &Notification) {
         let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed);
-        let evicted = {
-            let mut shown = self.shown();
-            let id = &notification.id;
-            if shown.generations.insert(id.clone(), generation).is_none() {
-                shown.order.push_back(id.clone());
-            }
-            if shown.order.len() > MAX_LIVE {
-                shown.order.pop_front().inspect(|old| {
-                    shown.generations.remove(old);
-                })
-            } else {
-                None
-            }
-        };
+        let evicted = self.shown().show(&notification.id, generation);
         if let Some(old) = evicted {
             self.send(Command::Close(old));
         }
@@ -159,7 +136,7 @@ impl WinRt {
 }
 
 impl Inner {
-    fn shown(&self) -> std::sync::MutexGuard<'_, Shown> {
+    fn shown(&self) -> std::sync::MutexGuard<'_, Roster> {
         self.shown
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -168,13 +145,8 @@ impl Inner {
     /// The toast of `generation` is gone (handled by the user, or failed): forgets it,
     /// then reports `feedback`. A stale toast (replaced since) reports nothing.
     fn done(&self, id: &NotificationId, generation: u64, feedback: Option<Feedback>) {
-        {
-            let mut shown = self.shown();
-            if shown.generations.get(id) != Some(&generation) {
-                return;
-            }
-            shown.generations.remove(id);
-            shown.order.retain(|other| other != id);
+        if !self.shown().finish(id, generation) {
+            return;
         }
         let _ = self.commands.send(Command::Forget {
             id: id.clone(),
@@ -467,14 +439,9 @@ impl Presenter for WinRt {
     }
 
     fn close(&self, id: &NotificationId) {
-        {
-            let mut shown = self.shown();
-            if shown.generations.remove(id).is_none() {
-                return;
-            }
-            shown.order.retain(|other| other != id);
+        if self.shown().close(id) {
+            self.send(Command::Close(id.clone()));
         }
-        self.send(Command::Close(id.clone()));
     }
 
     fn summary(&self, count: usize) {
@@ -482,7 +449,7 @@ impl Presenter for WinRt {
     }
 
     fn is_shown(&self, id: &NotificationId) -> bool {
-        self.shown().generations.contains_key(id)
+        self.shown().contains(id)
     }
 
     fn attach(&self, feedback: FeedbackSink) {
@@ -490,13 +457,7 @@ impl Presenter for WinRt {
     }
 
     fn adopted(&self) -> Vec<NotificationId> {
-        let shown = self.shown();
-        shown
-            .generations
-            .iter()
-            .filter(|(_, generation)| **generation == 0)
-            .map(|(id, _)| id.clone())
-            .collect()
+        self.shown().adopted()
     }
 
     fn describe(&self) -> String {
