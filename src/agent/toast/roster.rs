@@ -68,11 +68,16 @@ impl Roster {
         self.generations.contains_key(id)
     }
 
+    /// Whether `id`'s toast was left by a previous agent and not shown again since.
+    pub fn is_adopted(&self, id: &NotificationId) -> bool {
+        self.generations.get(id) == Some(&ADOPTED)
+    }
+
     /// The adopted toasts not shown again or closed yet.
     pub fn adopted(&self) -> Vec<NotificationId> {
         self.order
             .iter()
-            .filter(|id| self.generations.get(*id) == Some(&ADOPTED))
+            .filter(|id| self.is_adopted(id))
             .cloned()
             .collect()
     }
@@ -126,7 +131,9 @@ mod tests {
     fn adopted_toasts_until_shown_again_or_closed() {
         let mut roster = Roster::adopting([id(1), id(2), id(3), id(1)]);
         assert_eq!(roster.adopted(), [id(1), id(2), id(3)]);
+        assert!(roster.is_adopted(&id(2)));
         roster.show(&id(2), 5);
+        assert!(!roster.is_adopted(&id(2)));
         roster.close(&id(3));
         assert_eq!(roster.adopted(), [id(1)]);
         assert!(roster.contains(&id(2)));

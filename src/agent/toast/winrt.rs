@@ -66,14 +66,20 @@ struct Inner {
     generation: AtomicU64,
 }
 
+/// One showing of a notification's toast.
+struct Showing {
+    id: NotificationId,
+    generation: u64,
+    xml: String,
+    expires: Timestamp,
+    /// Re-shown to take over a toast a previous agent left in the notification centre:
+    /// no popup again.
+    quiet: bool,
+}
+
 /// What the worker thread does, in order.
 enum Command {
-    Show {
-        id: NotificationId,
-        generation: u64,
-        xml: String,
-        expires: Timestamp,
-    },
+    Show(Showing),
     Close(NotificationId),
     Summary(String),
     /// The user handled the toast (or Windows dropped it): let go of it.
@@ -122,16 +128,21 @@ impl WinRt {
     /// Shows `notification`, replacing its toast in place when one is shown.
     fn present(&self, notification: &Notification) {
         let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed);
-        let evicted = self.shown().show(&notification.id, generation);
+        let (quiet, evicted) = {
+            let mut shown = self.shown();
+            let quiet = shown.is_adopted(&notification.id);
+            (quiet, shown.show(&notification.id, generation))
+        };
         if let Some(old) = evicted {
             self.send(Command::Close(old));
         }
-        self.send(Command::Show {
+        self.send(Command::Show(Showing {
             id: notification.id.clone(),
             generation,
             xml: winxml::notification_toast(notification),
             expires: winxml::expires_at(notification, Timestamp::now()),
-        });
+            quiet,
+        }));
     }
 }
 
@@ -189,12 +200,7 @@ impl Worker {
         self.probe();
         while let Ok(command) = queue.recv() {
             match command {
-                Command::Show {
-                    id,
-                    generation,
-                    xml,
-                    expires,
-                } => self.show(id, generation, &xml, expires),
+                Command::Show(showing) => self.show(showing),
                 Command::Close(id) => self.close(&id),
                 Command::Summary(xml) => {
                     if let Err(e) = self.show_summary(&xml) {
@@ -242,31 +248,26 @@ impl Worker {
         }
     }
 
-    fn show(&mut self, id: NotificationId, generation: u64, xml: &str, expires: Timestamp) {
-        match self.try_show(&id, generation, xml, expires) {
+    fn show(&mut self, showing: Showing) {
+        match self.try_show(&showing) {
             Ok(toast) => {
-                self.toasts.insert(id, (generation, toast));
+                self.toasts.insert(showing.id, (showing.generation, toast));
             }
             Err(e) => {
                 self.failed(&e);
                 if let Some(inner) = self.inner.upgrade() {
-                    inner.done(&id, generation, None);
+                    inner.done(&showing.id, showing.generation, None);
                 }
             }
         }
     }
 
-    fn try_show(
-        &mut self,
-        id: &NotificationId,
-        generation: u64,
-        xml: &str,
-        expires: Timestamp,
-    ) -> windows::core::Result<ToastNotification> {
+    fn try_show(&mut self, showing: &Showing) -> windows::core::Result<ToastNotification> {
         let notifier = self.notifier()?;
-        let toast = toast(xml, id.as_str(), GROUP)?;
-        toast.SetExpirationTime(&winrt_date(expires)?)?;
-        self.connect(&toast, id, generation)?;
+        let toast = toast(&showing.xml, showing.id.as_str(), GROUP)?;
+        toast.SetExpirationTime(&winrt_date(showing.expires)?)?;
+        toast.SetSuppressPopup(showing.quiet)?;
+        self.connect(&toast, &showing.id, showing.generation)?;
         notifier.Show(&toast)?;
         Ok(toast)
     }
