@@ -15,22 +15,22 @@ use super::link::Link;
 use super::store::{AgentStore, LocalChange};
 use super::{AgentError, AgentHandle};
 
-/// How often retention and subscription renewal run.
-const CHORES_EVERY: Duration = Duration::from_secs(60);
+/// How often retention and subscription renewal run by default.
+pub(super) const CHORES_EVERY: Duration = Duration::from_secs(60);
 /// Subscriptions expiring sooner than this are renewed.
 const RENEW_WITHIN: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// At start and every [`CHORES_EVERY`]: purge expired and excess notifications (closing
-/// their toasts) and renew subscriptions before they lapse.
-pub(super) async fn chores(handle: AgentHandle, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(CHORES_EVERY);
+/// At start and `every` after: purge expired and excess notifications (closing their
+/// toasts, telling watchers) and renew subscriptions before they lapse.
+pub(super) async fn chores(handle: AgentHandle, every: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
         match handle.store.purge(Timestamp::now(), handle.history_cap) {
-            Ok(removed) => removed.iter().for_each(|id| handle.presenter.close(id)),
+            Ok(removed) => handle.removed(&removed),
             Err(e) => tracing::warn!(error = %e, "purging the cache failed"),
         }
         let due = Timestamp::now().plus(RENEW_WITHIN);

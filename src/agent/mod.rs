@@ -61,6 +61,8 @@ pub struct Settings {
     pub history_cap: usize,
     /// Silence after which the channel counts as dead and is re-made.
     pub dead_link: Duration,
+    /// How often retention (expiry, history cap) and subscription renewal run.
+    pub chores_every: Duration,
     /// The signed-in user (shown by `status`).
     pub user: String,
     /// This device's id (shown by `status`).
@@ -86,6 +88,7 @@ impl Settings {
             ca_file: None,
             history_cap: 10_000,
             dead_link: channel::DEAD_LINK,
+            chores_every: handle::CHORES_EVERY,
             user: String::new(),
             device_id: String::new(),
             ipc_socket: None,
@@ -194,6 +197,7 @@ pub fn open_store(settings: &Settings) -> Result<AgentStore, AgentError> {
 pub struct Agent {
     handle: AgentHandle,
     dead_link: Duration,
+    chores_every: Duration,
     ipc_socket: Option<PathBuf>,
 }
 
@@ -251,6 +255,7 @@ impl Agent {
         Ok(Self {
             handle,
             dead_link: settings.dead_link,
+            chores_every: settings.chores_every,
             ipc_socket: settings.ipc_socket,
         })
     }
@@ -269,7 +274,11 @@ impl Agent {
             None => None,
         };
         let stop_chores = shutdown.child_token();
-        let chores = tokio::spawn(handle::chores(handle.clone(), stop_chores.clone()));
+        let chores = tokio::spawn(handle::chores(
+            handle.clone(),
+            self.chores_every,
+            stop_chores.clone(),
+        ));
         let (feedback, mut responses) = tokio::sync::mpsc::unbounded_channel();
         handle.presenter.attach(feedback);
         handle.adopt_toasts();

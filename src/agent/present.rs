@@ -58,6 +58,18 @@ impl AgentHandle {
         }
     }
 
+    /// Closes the toasts of notifications retention removed and tells watchers.
+    pub(super) fn removed(&self, records: &[NotificationRecord]) {
+        for record in records {
+            self.presenter.close(&record.id);
+            let _ = self.events.send(Event {
+                kind: EventKind::Removed,
+                notification: Some(record.to_notification()),
+                missed: None,
+            });
+        }
+    }
+
     /// Takes over the toasts a previous agent left on screen: closes the ones handled
     /// meanwhile, re-shows the others in place (so their responses come here).
     pub(super) fn adopt_toasts(&self) {

@@ -338,6 +338,7 @@ fn describe(event: &Event) -> String {
         EventKind::Created => "new",
         EventKind::Updated => "changed",
         EventKind::Deleted => "deleted",
+        EventKind::Removed => "removed",
         EventKind::Lagged => {
             return format!(
                 "(missed {} events; run `tidings history`)",

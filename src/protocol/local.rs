@@ -138,6 +138,9 @@ pub enum EventKind {
     Updated,
     /// Deleted (the notification is its tombstone).
     Deleted,
+    /// Gone from this device's history (expired, or over the history cap); the
+    /// notification as it was. Not a change anywhere else.
+    Removed,
     /// The watcher fell behind and missed `missed` events; list to catch up.
     Lagged,
 }

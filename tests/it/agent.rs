@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use tidings::agent::store::{AgentStore, LocalChange};
 use tidings::agent::toast::Presenter;
 use tidings::agent::{Agent, AgentError, AgentHandle, Settings};
+use tidings::protocol::local::EventKind;
 use tidings::protocol::validate::StatePatch;
 use tidings::protocol::{Notification, NotificationId, Seq};
 use tidings::protocol::{ReadState, UserActionState};
@@ -64,9 +65,19 @@ struct RunningAgent {
 }
 
 fn start_agent(service_url: &str, device: &Device, dir: &std::path::Path) -> RunningAgent {
+    start_agent_with(service_url, device, dir, |_| {})
+}
+
+fn start_agent_with(
+    service_url: &str,
+    device: &Device,
+    dir: &std::path::Path,
+    tune: impl FnOnce(&mut Settings),
+) -> RunningAgent {
     let recorder = Arc::new(Recorder::default());
     let shutdown = CancellationToken::new();
-    let settings = Settings::new(service_url, device.refresh.clone(), dir.to_owned());
+    let mut settings = Settings::new(service_url, device.refresh.clone(), dir.to_owned());
+    tune(&mut settings);
     let agent = Agent::open(settings, recorder.clone()).unwrap();
     let handle = agent.handle();
     let task = tokio::spawn(agent.run(shutdown.clone()));
@@ -344,6 +355,42 @@ async fn changes_made_offline_survive_a_restart_and_sync_on_reconnect() {
     assert_eq!(local.state.user_action_state, UserActionState::Dismissed);
     again.stop().await;
     service.stop().await;
+}
+
+#[tokio::test]
+async fn retention_closes_the_toast_and_tells_watchers() {
+    let service = TestService::start().await;
+    let (app, laptop, unsid) = service.alice_and_contoso().await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start_agent_with(&service.url, &laptop, dir.path(), |s| {
+        s.history_cap = 2;
+        s.chores_every = std::time::Duration::from_millis(20);
+    });
+    let mut events = agent.handle.events();
+    for i in 0..3 {
+        service
+            .post_ok(&app, &unsid, &note("contoso.com", &format!("n{i}")))
+            .await;
+    }
+    // The oldest of three (none read) goes over a cap of 2.
+    let mut created = Vec::new();
+    let removed = loop {
+        let event = tokio::time::timeout(crate::helpers::DEADLINE, events.recv())
+            .await
+            .expect("a removed event in time")
+            .unwrap();
+        let id = event.notification.unwrap().id;
+        match event.kind {
+            EventKind::Created => created.push(id),
+            EventKind::Removed => break id,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(removed, created[0], "the oldest goes");
+    assert!(agent.recorder.closed.lock().unwrap().contains(&removed));
+    assert!(agent.handle.store().get(&removed).unwrap().is_none());
+    assert_eq!(agent.handle.store().len(), 2);
+    agent.stop().await;
 }
 
 #[tokio::test]

@@ -16,13 +16,13 @@ use super::{AgentStore, AgentStoreError, BY_SEQ, COUNT, EXPIRY, expiry_key, note
 
 impl AgentStore {
     /// Removes what expired by `now` and, beyond `cap` notifications, the oldest read
-    /// ones, then the oldest. Returns the ids removed. (Not flushed: a purge lost in a
-    /// crash is simply done again.)
+    /// ones, then the oldest. Returns the records removed. (Not flushed: a purge lost in
+    /// a crash is simply done again.)
     pub fn purge(
         &self,
         now: Timestamp,
         cap: usize,
-    ) -> Result<Vec<NotificationId>, AgentStoreError> {
+    ) -> Result<Vec<NotificationRecord>, AgentStoreError> {
         let _write = self.lock();
         let mut tally = Delta::default();
         let mut batch = Batch::default();
@@ -37,10 +37,11 @@ impl AgentStore {
             batch.remove(key);
             batch.remove(&seq_key(seq));
             let id = NotificationId::new(String::from_utf8_lossy(&id).into_owned());
-            tally.replace(self.get(&id)?.as_ref(), None);
+            let record = self.get(&id)?;
+            tally.replace(record.as_ref(), None);
             batch.remove(note_key(&id));
             gone.insert(seq);
-            removed.push(id);
+            removed.extend(record);
         }
         let count = usize::try_from(self.count()?).unwrap_or(usize::MAX);
         let excess = count.saturating_sub(gone.len()).saturating_sub(cap);
@@ -50,7 +51,7 @@ impl AgentStore {
                 batch.remove(&seq_key(record.seq));
                 batch.remove(&expiry_key(record.content.expiration_date_time, record.seq));
                 tally.replace(Some(&record), None);
-                removed.push(record.id);
+                removed.push(record);
             }
         }
         let left = count.saturating_sub(removed.len());

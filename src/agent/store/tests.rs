@@ -175,7 +175,7 @@ async fn retention_purges_expired_then_caps_oldest_read_first() {
     changes[0].1.content.expiration_date_time = Timestamp::from_millis(1); // n1, expired
     store.apply(changes).await.unwrap();
     let removed = store.purge(Timestamp::now(), 2).unwrap();
-    let removed: Vec<&str> = removed.iter().map(NotificationId::as_str).collect();
+    let removed: Vec<&str> = removed.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(
         removed,
         vec!["n1", "n4", "n2"],
