@@ -37,7 +37,8 @@ wait_for_file() { for _ in $(seq 100); do [ -s "$1" ] && return; sleep 0.1; done
 Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp 3>"$work/display" 2>/dev/null &
 pids+=($!)
 wait_for_file "$work/display"
-export DISPLAY=:$(cat "$work/display")
+DISPLAY=:$(cat "$work/display")
+export DISPLAY
 
 cat >"$work/bus.conf" <<'CONF'
 <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
@@ -49,7 +50,8 @@ CONF
 dbus-daemon --config-file="$work/bus.conf" --print-address=1 --nofork >"$work/bus" 2>/dev/null &
 pids+=($!)
 wait_for_file "$work/bus"
-export DBUS_SESSION_BUS_ADDRESS=$(head -1 "$work/bus")
+DBUS_SESSION_BUS_ADDRESS=$(head -1 "$work/bus")
+export DBUS_SESSION_BUS_ADDRESS
 
 dbus-monitor --session "interface='org.freedesktop.Notifications'" >"$work/monitor.log" 2>&1 &
 pids+=($!)
@@ -57,7 +59,7 @@ pids+=($!)
 pids+=($!)
 "$tidings" agent >"$work/agent.log" 2>&1 &
 agent=$!
-pids+=($agent)
+pids+=("$agent")
 for _ in $(seq 100); do "$tidings" status >/dev/null 2>&1 && break; sleep 0.1; done
 "$tidings" status | grep toasts
 
