@@ -13,13 +13,13 @@ use crate::helpers::{DEADLINE, TestService, wait_until};
 use crate::home::{Home, terminate};
 
 /// A virtual X display.
-struct Display {
+pub(crate) struct Display {
     _xvfb: Child,
     name: String,
 }
 
 impl Display {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         // -displayfd 1: Xvfb picks a free display and prints its number on stdout.
         let mut xvfb = Command::new("Xvfb")
             .args([
@@ -60,10 +60,10 @@ const BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bu
 "#;
 
 /// A D-Bus session bus with dunst on it (or, until [`Session::start_dunst`], none).
-struct Session {
+pub(crate) struct Session {
     _bus: Child,
     dunst: Option<Child>,
-    address: String,
+    pub(crate) address: String,
     display: String,
     /// What `dunst -print` printed: one block per toast shown.
     printed: Arc<Mutex<String>>,
@@ -80,7 +80,7 @@ impl Session {
     /// A session bus with no notification server on it. The bus has no service
     /// directories, so nothing is started on demand (the system's dunst.service would
     /// otherwise be activated by the first toast).
-    async fn without_server(display: &Display) -> Self {
+    pub(crate) async fn without_server(display: &Display) -> Self {
         let home = tempfile::tempdir().unwrap();
         let config = home.path().join("bus.conf");
         std::fs::write(&config, BUS_CONFIG).unwrap();
@@ -132,7 +132,7 @@ impl Session {
     }
 
     /// Points `home`'s commands (the agent) at this session.
-    fn attach(&self, home: &mut Home) {
+    pub(crate) fn attach(&self, home: &mut Home) {
         home.set_env("DBUS_SESSION_BUS_ADDRESS", &self.address);
         home.set_env("DISPLAY", &self.display);
     }

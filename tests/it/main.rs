@@ -23,4 +23,5 @@ mod lifecycle;
 mod local_mode;
 mod process;
 mod requests;
+mod stand_in;
 mod tls;

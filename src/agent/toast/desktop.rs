@@ -38,6 +38,9 @@ struct Inner {
     feedback: OnceLock<FeedbackSink>,
     /// Whether the last attempt found no notification server.
     no_server: AtomicBool,
+    /// Whether the server reads markup in bodies (its `body-markup` capability), once
+    /// asked; asked again after the server went away.
+    body_markup: Mutex<Option<bool>>,
     /// Tells a toast's newer showing from an older one.
     generation: AtomicU64,
 }
@@ -109,10 +112,7 @@ impl Desktop {
     }
 
     fn live(&self) -> std::sync::MutexGuard<'_, Live> {
-        self.inner
-            .live
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.inner.live)
     }
 
     /// Shows `notification`, replacing its toast in place when one is shown.
@@ -154,10 +154,10 @@ impl Desktop {
         if let Some(old) = evicted {
             tokio::spawn(close_toast(old));
         }
-        let toast = build(notification, replaces);
         let this = self.clone();
-        let id = notification.id.clone();
-        let task = tokio::spawn(async move { this.show_and_wait(id, toast, generation).await });
+        let shown = notification.clone();
+        let task =
+            tokio::spawn(async move { this.show_and_wait(shown, replaces, generation).await });
         if let Some(entry) = self.live().toasts.get_mut(&notification.id)
             && entry.generation == generation
         {
@@ -167,10 +167,12 @@ impl Desktop {
 
     async fn show_and_wait(
         &self,
-        id: NotificationId,
-        toast: notify_rust::Notification,
+        notification: Notification,
+        replaces: Option<u32>,
         generation: u64,
     ) {
+        let toast = build(&notification, replaces, self.body_markup().await);
+        let id = notification.id;
         let handle = match toast.show_async().await {
             Ok(handle) => Arc::new(handle),
             Err(e) => {
@@ -253,7 +255,27 @@ impl Desktop {
         }
     }
 
+    /// Whether the server reads markup in bodies. Unknown (the question failed): yes,
+    /// as nearly every server does, so the body is escaped.
+    async fn body_markup(&self) -> bool {
+        if let Some(known) = *lock(&self.inner.body_markup) {
+            return known;
+        }
+        match capabilities().await {
+            Ok(capabilities) => {
+                let markup = capabilities.iter().any(|c| c == "body-markup");
+                *lock(&self.inner.body_markup) = Some(markup);
+                markup
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "could not ask the notification server's capabilities");
+                true
+            }
+        }
+    }
+
     fn no_server(&self, error: &notify_rust::error::Error) {
+        *lock(&self.inner.body_markup) = None;
         if !self.inner.no_server.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 error = %error,
@@ -286,29 +308,58 @@ async fn close_toast(toast: Toast) {
 
 /// `CloseNotification(id)` on the session bus.
 async fn close_by_id(server_id: u32) -> zbus::Result<()> {
+    call("CloseNotification", &(server_id,)).await?;
+    Ok(())
+}
+
+/// `GetCapabilities()` of the session's notification server.
+async fn capabilities() -> zbus::Result<Vec<String>> {
+    call("GetCapabilities", &()).await?.body().deserialize()
+}
+
+/// Calls `method` of the notification server on the session bus.
+async fn call<B>(method: &str, body: &B) -> zbus::Result<zbus::message::Message>
+where
+    B: serde::Serialize + zbus::zvariant::DynamicType,
+{
     let bus = zbus::Connection::session().await?;
     bus.call_method(
         Some("org.freedesktop.Notifications"),
         "/org/freedesktop/Notifications",
         Some("org.freedesktop.Notifications"),
-        "CloseNotification",
-        &(server_id,),
+        method,
+        body,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
-/// The notify-rust toast for `notification`, replacing the server's toast `replaces`.
-fn build(notification: &Notification, replaces: Option<u32>) -> notify_rust::Notification {
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The notify-rust toast for `notification`, replacing the server's toast `replaces`;
+/// the body is escaped for a server that reads `markup` (it is plain text to us).
+fn build(
+    notification: &Notification,
+    replaces: Option<u32>,
+    markup: bool,
+) -> notify_rust::Notification {
     let content = &notification.content;
     let visual = content.payload.visual_content.as_ref();
     let mut toast = notify_rust::Notification::new();
     toast
         .appname("tidings")
         .summary(visual.map_or("", |v| v.title.as_str()))
-        .body(&escape_markup(
-            visual.and_then(|v| v.body.as_deref()).unwrap_or(""),
-        ))
+        .body(&{
+            let body = visual.and_then(|v| v.body.as_deref()).unwrap_or("");
+            if markup {
+                escape_markup(body)
+            } else {
+                body.to_owned()
+            }
+        })
         .hint(Hint::DesktopEntry("tidings".to_owned()))
         // GNOME 46+ ties a toast to its sender by this hint (see docs/toasts.md).
         .hint(Hint::CustomInt(

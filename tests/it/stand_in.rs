@@ -1,0 +1,180 @@
+//! Toasts against a stand-in notification server: a small D-Bus server written with
+//! zbus inside this test, on a private session bus, driven by the real agent binary.
+//!
+//! The stand-in is the server, and only the server: it advertises the capabilities a
+//! test gives it and records every `Notify` call, hints and all. It stands in for
+//! servers that behave in ways no packaged one does here (dunst, xfce4-notifyd and
+//! notification-daemon all read body markup), and lets a test read the exact D-Bus
+//! arguments. Everything else (agent, bus, service) is real.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use zbus::OwnedVariant;
+
+use crate::desktop::{Display, Session};
+use crate::helpers::wait_until;
+use crate::home::{Home, terminate};
+
+/// One `Notify` call, as the server received it.
+#[derive(Debug, Clone)]
+struct Notified {
+    app_name: String,
+    app_icon: String,
+    summary: String,
+    body: String,
+    actions: Vec<String>,
+    hints: HashMap<String, OwnedVariant>,
+    expire_timeout: i32,
+}
+
+/// The stand-in `org.freedesktop.Notifications` server.
+#[derive(Clone, Default)]
+struct StandIn {
+    capabilities: Vec<String>,
+    notified: Arc<Mutex<Vec<Notified>>>,
+    closed: Arc<Mutex<Vec<u32>>>,
+}
+
+#[zbus::interface(name = "org.freedesktop.Notifications")]
+impl StandIn {
+    fn get_capabilities(&self) -> Vec<String> {
+        self.capabilities.clone()
+    }
+
+    #[allow(clippy::too_many_arguments)] // the freedesktop method's arguments
+    fn notify(
+        &self,
+        app_name: String,
+        replaces_id: u32,
+        app_icon: String,
+        summary: String,
+        body: String,
+        actions: Vec<String>,
+        hints: HashMap<String, OwnedVariant>,
+        expire_timeout: i32,
+    ) -> u32 {
+        let mut notified = self.notified.lock().unwrap();
+        notified.push(Notified {
+            app_name,
+            app_icon,
+            summary,
+            body,
+            actions,
+            hints,
+            expire_timeout,
+        });
+        if replaces_id == 0 {
+            u32::try_from(notified.len()).unwrap()
+        } else {
+            replaces_id
+        }
+    }
+
+    fn close_notification(&self, id: u32) {
+        self.closed.lock().unwrap().push(id);
+    }
+
+    #[allow(clippy::unused_self)] // a D-Bus method of the server object
+    fn get_server_information(&self) -> (String, String, String, String) {
+        let text = |s: &str| s.to_owned();
+        (
+            text("stand-in"),
+            text("tidings tests"),
+            text("1"),
+            text("1.2"),
+        )
+    }
+}
+
+impl StandIn {
+    /// Serves on the bus at `address`; serving stops when the connection is dropped.
+    async fn serve(&self, address: &str) -> zbus::Connection {
+        zbus::connection::Builder::address(address)
+            .name("org.freedesktop.Notifications")
+            .serve_at("/org/freedesktop/Notifications", self.clone())
+            .build()
+            .await
+            .unwrap()
+    }
+
+    /// Waits for the first `Notify` and returns it.
+    async fn first(&self) -> Notified {
+        wait_until("the server is notified", || async {
+            !self.notified.lock().unwrap().is_empty()
+        })
+        .await;
+        self.notified.lock().unwrap()[0].clone()
+    }
+}
+
+/// Shows one toast with markup in its body on a server with `capabilities`, then
+/// reads the notification (which must close the toast); returns what the server
+/// received, and the agent's pid.
+async fn notify_with(capabilities: &[&str]) -> (Notified, u32) {
+    let display = Display::start().await;
+    let session = Session::without_server(&display).await;
+    let server = StandIn {
+        capabilities: capabilities.iter().map(|c| (*c).to_owned()).collect(),
+        ..StandIn::default()
+    };
+    let _serving = server.serve(&session.address).await;
+    let mut home = Home::new();
+    session.attach(&mut home);
+    let agent = home.agent_with_toasts();
+    let pid = agent.id().unwrap();
+    wait_until("the agent serves IPC", || async {
+        tidings::ipc::Client::connect(&home.socket()).await.is_ok()
+    })
+    .await;
+    let sent = home
+        .json(&[
+            "send",
+            "--title",
+            "Plain <i>title</i>",
+            "--body",
+            "<b>3</b> tests & 1 lint",
+            "--priority",
+            "low",
+            "--ttl",
+            "7",
+        ])
+        .await;
+    let notified = server.first().await;
+    home.json(&["read", sent["id"].as_str().unwrap()]).await;
+    wait_until("the toast is closed", || async {
+        *server.closed.lock().unwrap() == [1]
+    })
+    .await;
+    terminate(agent).await;
+    (notified, pid)
+}
+
+#[tokio::test]
+async fn a_server_without_body_markup_gets_the_body_as_it_is() {
+    let (toast, _) = notify_with(&["actions", "body"]).await;
+    assert_eq!(toast.body, "<b>3</b> tests & 1 lint");
+    assert_eq!(
+        toast.summary, "Plain <i>title</i>",
+        "a summary is never markup"
+    );
+}
+
+#[tokio::test]
+async fn a_toast_carries_its_hints_timeout_and_actions() {
+    let (toast, pid) = notify_with(&["actions", "body", "body-markup"]).await;
+    assert_eq!(toast.body, "&lt;b&gt;3&lt;/b&gt; tests &amp; 1 lint");
+    assert_eq!(toast.app_name, "tidings");
+    assert_eq!(toast.app_icon, "", "the desktop entry names the icon");
+    assert_eq!(toast.expire_timeout, 7_000, "--ttl 7: seven seconds");
+    assert_eq!(toast.actions, ["default", "Open", "read", "Mark as read"]);
+    assert_eq!(u8::try_from(&toast.hints["urgency"]).unwrap(), 0, "low");
+    assert_eq!(
+        <&str>::try_from(&toast.hints["desktop-entry"]).unwrap(),
+        "tidings"
+    );
+    assert_eq!(
+        i32::try_from(&toast.hints["sender-pid"]).unwrap(),
+        i32::try_from(pid).unwrap()
+    );
+}
