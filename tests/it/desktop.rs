@@ -209,11 +209,7 @@ async fn toasts_show_and_what_the_user_does_comes_back() {
     let session = Session::start(&display).await;
     let mut home = Home::new();
     session.attach(&mut home);
-    let agent = home.agent_with_toasts();
-    wait_until("the agent serves IPC", || async {
-        tidings::ipc::Client::connect(&home.socket()).await.is_ok()
-    })
-    .await;
+    let agent = home.serving_agent_with_toasts().await;
 
     // Shown, with summary, escaped body and urgency.
     let sent = home

@@ -117,7 +117,15 @@ impl Home {
 
     /// Starts `tidings agent` and waits until its IPC socket answers.
     pub async fn serving_agent(&self) -> Child {
-        let agent = self.agent();
+        self.serving(self.agent()).await
+    }
+
+    /// Starts `tidings agent` with desktop toasts and waits until its IPC socket answers.
+    pub async fn serving_agent_with_toasts(&self) -> Child {
+        self.serving(self.agent_with_toasts()).await
+    }
+
+    async fn serving(&self, agent: Child) -> Child {
         let socket = self.socket();
         wait_until("the agent serves IPC", || async {
             tidings::ipc::Client::connect(&socket).await.is_ok()

@@ -121,12 +121,8 @@ async fn notify_with(capabilities: &[&str]) -> (Notified, u32) {
     let _serving = server.serve(&session.address).await;
     let mut home = Home::new();
     session.attach(&mut home);
-    let agent = home.agent_with_toasts();
+    let agent = home.serving_agent_with_toasts().await;
     let pid = agent.id().unwrap();
-    wait_until("the agent serves IPC", || async {
-        tidings::ipc::Client::connect(&home.socket()).await.is_ok()
-    })
-    .await;
     let sent = home
         .json(&[
             "send",
