@@ -1,6 +1,7 @@
 //! Plain text made safe for the formats toasts are written in: freedesktop body markup
 //! (Linux) and toast XML (Windows). Both read `&`, `<` and `>` as markup; XML also needs
-//! quotes escaped in attributes and forbids most control characters outright.
+//! quotes escaped in attributes and forbids most control characters (and U+FFFE, U+FFFF)
+//! outright: a toast holding one would not load.
 
 /// Plain text for a freedesktop body a server may read as markup (`<b>`, `&amp;`, ...).
 #[cfg(any(target_os = "linux", test))]
@@ -24,11 +25,17 @@ fn escape(text: &str, xml: bool) -> String {
             '>' => out.push_str("&gt;"),
             '"' if xml => out.push_str("&quot;"),
             '\'' if xml => out.push_str("&apos;"),
-            c if xml && c < ' ' && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{FFFD}'),
+            c if xml && !is_xml_char(c) => out.push('\u{FFFD}'),
             other => out.push(other),
         }
     }
     out
+}
+
+/// Whether XML 1.0 allows `c` at all (its `Char` production: no control characters
+/// but tab, newline and return, and not U+FFFE or U+FFFF).
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | ' '..='\u{FFFD}' | '\u{10000}'..)
 }
 
 #[cfg(test)]
@@ -43,11 +50,32 @@ mod tests {
         );
     }
 
+    /// Every Unicode scalar value, escaped, parses as XML and reads back as itself, or
+    /// as U+FFFD where XML forbids it.
+    #[test]
+    fn every_character_survives_xml() {
+        let all: String = (0..=u32::from(char::MAX))
+            .filter_map(char::from_u32)
+            .collect();
+        let xml = format!("<t a=\"{}\">{}</t>", escape_xml(&all), escape_xml(&all));
+        let document = roxmltree::Document::parse(&xml).unwrap();
+        let expected: String = all
+            .chars()
+            .map(|c| if is_xml_char(c) { c } else { '\u{FFFD}' })
+            .collect();
+        let root = document.root_element();
+        // XML normalises line ends: a lone \r in text reads back as \n.
+        assert_eq!(root.text().unwrap(), expected.replace('\r', "\n"));
+        // In an attribute, tab, newline and return are also normalised to spaces.
+        let attribute = expected.replace(['\t', '\n', '\r'], " ");
+        assert_eq!(root.attribute("a").unwrap(), attribute);
+    }
+
     #[test]
     fn xml_escapes_quotes_and_drops_forbidden_controls() {
         assert_eq!(
-            escape_xml("a\"b'c<&>\u{1}\t\n"),
-            "a&quot;b&apos;c&lt;&amp;&gt;\u{FFFD}\t\n"
+            escape_xml("a\"b'c<&>\u{1}\t\n\u{FFFF}"),
+            "a&quot;b&apos;c&lt;&amp;&gt;\u{FFFD}\t\n\u{FFFD}"
         );
     }
 }
