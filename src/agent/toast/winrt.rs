@@ -18,9 +18,9 @@
 //! WinRT calls run on one worker thread, in order, so no call blocks a runtime thread
 //! and a close never overtakes the show it closes. The app id is registered for the
 //! user (`HKCU\Software\Classes\AppUserModelId\Tidings.Agent`, display name and icon)
-//! so that Windows names the toasts "tidings" without an installer. Where WinRT has no
-//! toasts (Wine, Server Core) the agent goes on without them and says so in its log and
-//! in `status`, as on a Linux box without a notification server.
+//! so that Windows names the toasts "tidings", with its icon, without an installer.
+//! Where WinRT has no toasts (Wine, Server Core) the agent goes on without them and
+//! says so in its log and in `status`, as on a Linux box without a notification server.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -414,20 +414,31 @@ fn history() -> windows::core::Result<Vec<NotificationId>> {
     Ok(ids)
 }
 
-/// Names [`APP_ID`] "tidings" for this user, with the icon installed beside the
-/// executable when there is one (`tidings.png`).
+/// tidings' icon (256 px, rendered from `packaging/linux/tidings.svg`), for the toasts.
+const ICON: &[u8] = include_bytes!("../../../packaging/windows/tidings.png");
+
+/// Names [`APP_ID`] "tidings" for this user, with tidings' icon (written to the
+/// agent's directory, so toasts have it without an installer).
 fn register_app_id() -> windows::core::Result<()> {
     let key = windows_registry::CURRENT_USER
         .create(format!(r"Software\Classes\AppUserModelId\{APP_ID}"))?;
     key.set_string("DisplayName", "tidings")?;
-    let icon = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("tidings.png")))
-        .filter(|icon| icon.is_file());
-    if let Some(icon) = icon {
-        key.set_string("IconUri", icon.to_string_lossy().as_ref())?;
+    match write_icon() {
+        Ok(icon) => key.set_string("IconUri", icon.to_string_lossy().as_ref())?,
+        Err(e) => tracing::debug!(error = %e, "could not write the toast icon"),
     }
     Ok(())
+}
+
+/// Writes [`ICON`] to `<agent dir>\tidings.png` unless it is there already.
+fn write_icon() -> std::io::Result<std::path::PathBuf> {
+    let dir = crate::config::agent_data_dir().map_err(std::io::Error::other)?;
+    let path = dir.join("tidings.png");
+    if std::fs::read(&path).ok().as_deref() != Some(ICON) {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(&path, ICON)?;
+    }
+    Ok(path)
 }
 
 impl Presenter for WinRt {
