@@ -2,10 +2,11 @@
 //! zbus inside this test, on a private session bus, driven by the real agent binary.
 //!
 //! The stand-in is the server, and only the server: it advertises the capabilities a
-//! test gives it and records every `Notify` call, hints and all. It stands in for
-//! servers that behave in ways no packaged one does here (dunst, xfce4-notifyd and
-//! notification-daemon all read body markup), and lets a test read the exact D-Bus
-//! arguments. Everything else (agent, bus, service) is real.
+//! test gives it, records every `Notify` call, hints and all, and can stop answering.
+//! It stands in for servers that behave in ways no packaged one does here (dunst,
+//! xfce4-notifyd and notification-daemon all read body markup; none can be made to
+//! hang on cue), and lets a test read the exact D-Bus arguments. Everything else
+//! (agent, bus, service) is real.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,6 +35,8 @@ struct StandIn {
     capabilities: Vec<String>,
     notified: Arc<Mutex<Vec<Notified>>>,
     closed: Arc<Mutex<Vec<u32>>>,
+    /// While true, `Notify` does not answer (a hung server).
+    held: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 #[zbus::interface(name = "org.freedesktop.Notifications")]
@@ -43,7 +46,7 @@ impl StandIn {
     }
 
     #[allow(clippy::too_many_arguments)] // the freedesktop method's arguments
-    fn notify(
+    async fn notify(
         &self,
         app_name: String,
         replaces_id: u32,
@@ -54,6 +57,7 @@ impl StandIn {
         hints: HashMap<String, OwnedVariant>,
         expire_timeout: i32,
     ) -> u32 {
+        let _ = self.held.subscribe().wait_for(|held| !held).await;
         let mut notified = self.notified.lock().unwrap();
         notified.push(Notified {
             app_name,
@@ -96,6 +100,16 @@ impl StandIn {
             .build()
             .await
             .unwrap()
+    }
+
+    /// Makes `Notify` hang (`true`) or answer again.
+    fn hold(&self, held: bool) {
+        self.held.send_replace(held);
+    }
+
+    fn summaries(&self) -> Vec<String> {
+        let notified = self.notified.lock().unwrap();
+        notified.iter().map(|n| n.summary.clone()).collect()
     }
 
     /// Waits for the first `Notify` and returns it.
@@ -173,4 +187,48 @@ async fn a_toast_carries_its_hints_timeout_and_actions() {
         i32::try_from(&toast.hints["sender-pid"]).unwrap(),
         i32::try_from(pid).unwrap()
     );
+}
+
+#[tokio::test]
+async fn a_server_that_stops_answering_costs_a_timeout_not_the_agent() {
+    let display = Display::start().await;
+    let session = Session::without_server(&display).await;
+    let server = StandIn {
+        capabilities: vec!["body".to_owned()],
+        ..StandIn::default()
+    };
+    let _serving = server.serve(&session.address).await;
+    let mut home = Home::new();
+    session.attach(&mut home);
+    let agent = home.serving_agent_with_toasts().await;
+    server.hold(true);
+    home.json(&["send", "--title", "held"]).await;
+    // The agent goes on meanwhile...
+    let history = home.json(&["history"]).await;
+    assert_eq!(history["items"].as_array().unwrap().len(), 1);
+    // ...and once the call times out (25 s, libdbus's default) it says toasts are not
+    // shown, instead of holding the call and its connection for ever.
+    let said = tokio::time::timeout(std::time::Duration::from_secs(45), async {
+        loop {
+            let toasts = home.json(&["status"]).await["toasts"].clone();
+            if toasts.as_str().unwrap().contains("not shown") {
+                return toasts;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("the hung call times out");
+    assert!(
+        said.as_str().unwrap().contains("no notification server"),
+        "{said}"
+    );
+    // A server that answers again shows the next toast.
+    server.hold(false);
+    home.json(&["send", "--title", "after"]).await;
+    wait_until("the next toast is shown", || async {
+        server.summaries().contains(&"after".to_owned())
+    })
+    .await;
+    terminate(agent).await;
 }

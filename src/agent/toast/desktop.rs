@@ -23,6 +23,35 @@ use super::{Feedback, FeedbackSink, MAX_LIVE, Presenter};
 
 /// The action key of "Mark as read".
 const MARK_READ: &str = "read";
+/// How long a call to the notification server may take (libdbus's default): a server
+/// that hangs costs a connection for this long, not for ever.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(25);
+
+/// A call to the notification server that got no answer in [`CALL_TIMEOUT`].
+#[derive(Debug, thiserror::Error)]
+#[error("the notification server did not answer within {} s", CALL_TIMEOUT.as_secs())]
+struct NoAnswer;
+
+/// Why a toast was not shown.
+#[derive(Debug, thiserror::Error)]
+enum ShowError {
+    #[error(transparent)]
+    Server(#[from] notify_rust::error::Error),
+    #[error(transparent)]
+    NoAnswer(#[from] NoAnswer),
+}
+
+/// Shows `toast`, giving up after [`CALL_TIMEOUT`].
+async fn show(toast: &notify_rust::Notification) -> Result<NotificationHandle, ShowError> {
+    Ok(bounded(toast.show_async()).await??)
+}
+
+/// Runs a call to the notification server, giving up after [`CALL_TIMEOUT`].
+async fn bounded<F: std::future::Future>(call: F) -> Result<F::Output, NoAnswer> {
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .map_err(|_| NoAnswer)
+}
 
 /// Shows toasts on the session's notification server.
 #[derive(Clone)]
@@ -173,7 +202,7 @@ impl Desktop {
     ) {
         let toast = build(&notification, replaces, self.body_markup().await);
         let id = notification.id;
-        let handle = match toast.show_async().await {
+        let handle = match show(&toast).await {
             Ok(handle) => Arc::new(handle),
             Err(e) => {
                 self.no_server(&e);
@@ -188,7 +217,7 @@ impl Desktop {
             Settled::Current => {}
             // Closed, evicted or replaced while it was being shown.
             Settled::Outdated { close: true } => {
-                handle.close_async().await;
+                let _ = bounded(handle.close_async()).await;
                 return;
             }
             // A newer showing replaced this very toast in place and owns it now.
@@ -201,7 +230,7 @@ impl Desktop {
         let feedback = match response {
             Some(NotificationResponse::Default) => {
                 // dunst (and others) leave a clicked toast open: close it ourselves.
-                handle.close_async().await;
+                let _ = bounded(handle.close_async()).await;
                 Some(Feedback::Activated(id.clone()))
             }
             Some(NotificationResponse::Action(key)) if key == MARK_READ => {
@@ -274,7 +303,7 @@ impl Desktop {
         }
     }
 
-    fn no_server(&self, error: &notify_rust::error::Error) {
+    fn no_server(&self, error: &ShowError) {
         *lock(&self.inner.body_markup) = None;
         if !self.inner.no_server.swap(true, Ordering::Relaxed) {
             tracing::warn!(
@@ -292,7 +321,7 @@ async fn close_toast(toast: Toast) {
             if let Some(waiter) = waiter {
                 waiter.abort();
             }
-            handle.close_async().await;
+            let _ = bounded(handle.close_async()).await;
         }
         // Adopted from a previous agent: closed by its id.
         (None, None, Some(server_id)) => {
@@ -322,15 +351,19 @@ async fn call<B>(method: &str, body: &B) -> zbus::Result<zbus::message::Message>
 where
     B: serde::Serialize + zbus::zvariant::DynamicType,
 {
-    let bus = zbus::Connection::session().await?;
-    bus.call_method(
-        Some("org.freedesktop.Notifications"),
-        "/org/freedesktop/Notifications",
-        Some("org.freedesktop.Notifications"),
-        method,
-        body,
-    )
+    bounded(async {
+        let bus = zbus::Connection::session().await?;
+        bus.call_method(
+            Some("org.freedesktop.Notifications"),
+            "/org/freedesktop/Notifications",
+            Some("org.freedesktop.Notifications"),
+            method,
+            body,
+        )
+        .await
+    })
     .await
+    .map_err(|e| zbus::Error::Failure(e.to_string()))?
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -412,7 +445,7 @@ impl Presenter for Desktop {
             .hint(Hint::DesktopEntry("tidings".to_owned()));
         let this = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = toast.show_async().await {
+            if let Err(e) = show(&toast).await {
                 this.no_server(&e);
             }
         });
