@@ -62,11 +62,7 @@ impl AgentHandle {
     pub(super) fn removed(&self, records: &[NotificationRecord]) {
         for record in records {
             self.presenter.close(&record.id);
-            let _ = self.events.send(Event {
-                kind: EventKind::Removed,
-                notification: Some(record.to_notification()),
-                missed: None,
-            });
+            let _ = self.events.send(event(EventKind::Removed, record));
         }
     }
 
@@ -202,6 +198,11 @@ fn event_of(applied: &Applied) -> Event {
     } else {
         EventKind::Updated
     };
+    event(kind, record)
+}
+
+/// The `watch` event of `kind` for `record`.
+fn event(kind: EventKind, record: &NotificationRecord) -> Event {
     Event {
         kind,
         notification: Some(record.to_notification()),

@@ -19,7 +19,7 @@ use crate::protocol::{Notification, NotificationId, Priority};
 
 use super::ledger::Ledger;
 use super::text::escape_markup;
-use super::{Feedback, FeedbackSink, MAX_LIVE, Presenter};
+use super::{Feedback, FeedbackSink, MAX_LIVE, Presenter, lock};
 
 /// The action key of "Mark as read".
 const MARK_READ: &str = "read";
@@ -364,12 +364,6 @@ where
     })
     .await
     .map_err(|e| zbus::Error::Failure(e.to_string()))?
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The notify-rust toast for `notification`, replacing the server's toast `replaces`;

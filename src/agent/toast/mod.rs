@@ -31,6 +31,15 @@ use crate::protocol::{Notification, NotificationId};
 /// centre) at most; the oldest is closed for a new one and stays in history.
 pub const MAX_LIVE: usize = 20;
 
+/// Locks `mutex`, also after a panic elsewhere poisoned it (the presenters' state stays
+/// consistent at every await-free step, so it is safe to go on).
+#[cfg(any(target_os = "linux", windows))]
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// One app's toast settings on this device (config `[apps."HOST"]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppPrefs {

@@ -38,7 +38,7 @@ use crate::protocol::{Notification, NotificationId, Timestamp};
 
 use super::roster::Roster;
 use super::winxml::{self, MARK_READ};
-use super::{Feedback, FeedbackSink, Presenter};
+use super::{Feedback, FeedbackSink, Presenter, lock};
 
 /// tidings' AppUserModelID: Windows files its toasts under it.
 pub const APP_ID: &str = "Tidings.Agent";
@@ -148,9 +148,7 @@ impl WinRt {
 
 impl Inner {
     fn shown(&self) -> std::sync::MutexGuard<'_, Roster> {
-        self.shown
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.shown)
     }
 
     /// The toast of `generation` is gone (handled by the user, or failed): forgets it,
@@ -170,10 +168,7 @@ impl Inner {
 
     /// Records whether toasts can be shown; logs each change once.
     fn set_unavailable(&self, reason: Option<String>) {
-        let mut current = self
-            .unavailable
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut current = lock(&self.unavailable);
         if *current == reason {
             return;
         }
@@ -473,11 +468,7 @@ impl Presenter for WinRt {
     }
 
     fn describe(&self) -> String {
-        let unavailable = self
-            .inner
-            .unavailable
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let unavailable = lock(&self.inner.unavailable);
         match unavailable.as_ref() {
             Some(why) => format!("windows (not shown: {why})"),
             None => format!("windows (WinRT toasts as {APP_ID})"),
