@@ -11,10 +11,14 @@ use std::time::Duration;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
 
-use crate::protocol::{ClientFrame, ErrorCode, ErrorDetail, Notification, Seq, ServerFrame};
+use crate::protocol::validate::{MAX_ID_CHARS, check_content};
+use crate::protocol::{
+    ClientFrame, ErrorCode, ErrorDetail, Notification, Seq, ServerFrame, ValidationError,
+};
 
 use super::AgentError;
 use super::endpoint::{Endpoint, describe};
@@ -23,6 +27,10 @@ use super::store::{AgentStore, Applied, LocalChange};
 
 /// Changes stored (and acked) together at most.
 const MAX_GROUP: usize = 256;
+/// The largest frame or message taken from the service. A change carries at most what
+/// an app may post (a 64 KiB body, which JSON escaping can grow about sixfold); a
+/// hostile service must not make the agent buffer the WebSocket library's 16 MiB.
+pub const MAX_SERVER_FRAME_BYTES: usize = 512 * 1024;
 /// No frame (not even a ping) for this long means the link is dead (the service
 /// pings every 30 s).
 pub const DEAD_LINK: Duration = Duration::from_secs(75);
@@ -87,8 +95,15 @@ pub async fn session(
         .map_err(|_| AgentError::Network("the access token is not a valid header".to_owned()))?;
     request.headers_mut().insert("Authorization", bearer);
     let connector = tokio_tungstenite::Connector::Rustls(tls.clone());
-    let handshake =
-        tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector));
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_SERVER_FRAME_BYTES))
+        .max_frame_size(Some(MAX_SERVER_FRAME_BYTES));
+    let handshake = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(config),
+        true,
+        Some(connector),
+    );
     // A black-holed link must not hang the handshake: it gets as long as a silent link.
     let (mut socket, _) = tokio::time::timeout(signals.dead_link, handshake)
         .await
@@ -220,11 +235,12 @@ async fn next_group(socket: &mut Socket, dead_link: Duration) -> Option<Group> {
         );
         return None;
     };
-    take(&mut group, first?.ok()?)?;
+    take(&mut group, received(first)?)?;
     while group.changes.len() < MAX_GROUP {
         match socket.next().now_or_never() {
             Some(Some(Ok(message))) => take(&mut group, message)?,
-            Some(_) => {
+            Some(ended) => {
+                let _ = received(ended);
                 return if group.changes.is_empty() {
                     None
                 } else {
@@ -237,12 +253,34 @@ async fn next_group(socket: &mut Socket, dead_link: Duration) -> Option<Group> {
     Some(group)
 }
 
-/// Adds one message to the group; `None` when it closes the channel.
+/// The message, or `None` with the reason the link dropped logged.
+fn received(next: Option<Result<Message, tungstenite::Error>>) -> Option<Message> {
+    match next {
+        Some(Ok(message)) => Some(message),
+        Some(Err(e)) => {
+            tracing::info!(reason = %describe(&e), "the channel dropped");
+            None
+        }
+        None => {
+            tracing::info!("the service ended the connection without a close frame");
+            None
+        }
+    }
+}
+
+/// Adds one message to the group; `None` when it closes the channel. A change that
+/// breaks the limits an app is held to is dropped with a warning (a hostile or broken
+/// service must not fill the device's disk or screen).
 fn take(group: &mut Group, message: Message) -> Option<()> {
     match message {
         Message::Text(text) => match serde_json::from_str::<ServerFrame>(text.as_str()) {
             Ok(ServerFrame::Change { seq, notification }) => {
-                group.changes.push((seq, notification));
+                match check_notification(&notification) {
+                    Ok(()) => group.changes.push((seq, notification)),
+                    Err(e) => {
+                        tracing::warn!(%seq, error = %e, "dropped a change that breaks the service's own limits");
+                    }
+                }
             }
             Ok(ServerFrame::Synced { .. }) => group.synced = true,
             Ok(ServerFrame::Result {
@@ -253,12 +291,24 @@ fn take(group: &mut Group, message: Message) -> Option<()> {
             Err(e) => tracing::warn!(error = %e, "ignoring a frame the agent does not understand"),
         },
         Message::Close(frame) => {
-            tracing::info!(?frame, "the service closed the channel");
+            let (code, reason) = frame.map_or((None, String::new()), |f| {
+                (Some(u16::from(f.code)), f.reason.to_string())
+            });
+            tracing::info!(?code, %reason, "the service closed the channel");
             return None;
         }
         _ => {}
     }
     Some(())
+}
+
+/// The limits an app's post is held to, applied to a received notification.
+fn check_notification(notification: &Notification) -> Result<(), ValidationError> {
+    let id = notification.id.as_str();
+    if id.is_empty() || id.len() > MAX_ID_CHARS || id.chars().any(char::is_control) {
+        return Err(ValidationError::new("id", "is not a notification id"));
+    }
+    check_content(&notification.content)
 }
 
 async fn ack(socket: &mut Socket, seq: Seq) -> Result<(), AgentError> {

@@ -8,7 +8,7 @@ use crate::ipc::{Client, ClientError};
 use crate::protocol::Timestamp;
 use crate::service::admin::DeviceInfo;
 
-use super::output::{relative, table};
+use super::output::{line, relative, table};
 use super::{
     AdminArgs, AdminCommand, AppCommand, DeviceCommand, EXIT_NOT_RUNNING, Failure, UserCommand,
 };
@@ -34,7 +34,7 @@ pub async fn run(args: AdminArgs) -> Result<(), Failure> {
     let (method, params) = request(&args.command)?;
     let result = client.call(method, params).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+        super::output::json(&result)?;
         return Ok(());
     }
     print_human(&args.command, &result)?;
@@ -83,24 +83,24 @@ fn print_human(command: &AdminCommand, result: &Value) -> anyhow::Result<()> {
     };
     match command {
         AdminCommand::User(UserCommand::Add { .. }) => {
-            println!(
+            line(&format!(
                 "added user {} ({})",
                 text(result, "name"),
                 text(result, "id")
-            );
+            ))?;
             if result.get("password").is_some() {
-                println!("password: {}", text(result, "password"));
-                println!(
+                line(&format!("password: {}", text(result, "password")))?;
+                line(&format!(
                     "(shown once; a device signs in with it through the password grant of POST /oauth2/v2.0/token, as user {})",
                     text(result, "name")
-                );
+                ))?;
             }
         }
         AdminCommand::App(AppCommand::Add { .. }) => {
-            println!("added app for {}", text(result, "hostname"));
-            println!("client id:     {}", text(result, "clientId"));
-            println!("client secret: {}", text(result, "clientSecret"));
-            println!("(the secret is shown once; keep it in the app backend's configuration)");
+            line(&format!("added app for {}", text(result, "hostname")))?;
+            line(&format!("client id:     {}", text(result, "clientId")))?;
+            line(&format!("client secret: {}", text(result, "clientSecret")))?;
+            line("(the secret is shown once; keep it in the app backend's configuration)")?;
         }
         AdminCommand::User(UserCommand::List) => table(
             &["NAME", "ID", "DEVICES"],
@@ -110,7 +110,9 @@ fn print_human(command: &AdminCommand, result: &Value) -> anyhow::Result<()> {
             table(&["HOSTNAME", "CLIENT ID"], &rows(&["hostname", "clientId"]))?;
         }
         AdminCommand::Device(DeviceCommand::List) => print_devices(result)?,
-        AdminCommand::Device(DeviceCommand::Revoke { id }) => println!("revoked device {id}"),
+        AdminCommand::Device(DeviceCommand::Revoke { id }) => {
+            line(&format!("revoked device {id}"))?;
+        }
     }
     Ok(())
 }

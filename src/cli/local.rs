@@ -118,7 +118,7 @@ async fn history(client: &mut Client, args: &HistoryArgs) -> Result<(), Failure>
             (_, true) => bold(line, paint),
             _ => line.clone(),
         };
-        output::line(&text)?;
+        output::styled_line(&text)?;
     }
     Ok(())
 }
@@ -254,7 +254,7 @@ async fn watch(client: &mut Client, app: Option<String>, json: bool) -> Result<(
         }
         let params = pushed.params.unwrap_or(Value::Null);
         if json {
-            output::line(&serde_json::to_string(&params)?)?;
+            output::json_line(&params)?;
             continue;
         }
         let event: Event = serde_json::from_value(params)?;

@@ -8,6 +8,7 @@
 mod admin;
 mod agent;
 mod input;
+mod limits;
 mod local;
 mod output;
 mod send;
@@ -255,6 +256,9 @@ pub struct ServiceArgs {
     /// Linux, or $STATE_DIRECTORY under systemd].
     #[arg(long, env = "TIDINGS_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The service's limits.
+    #[command(flatten)]
+    pub limits: limits::LimitArgs,
 }
 
 /// `tidings admin`.

@@ -1,6 +1,10 @@
 //! Output: aligned tables, relative times, colour (only on a terminal, never with
 //! `NO_COLOR`), JSON for scripts, and the generated completions and manual page.
 //!
+//! Human output never carries what an app sent raw: [`line`] and every table cell pass
+//! through [`printable`], so a title cannot retitle the window or clear the screen.
+//! JSON output is written exactly ([`json`], [`json_line`]).
+//!
 //! Everything is written with `?` on I/O errors; `main` treats a broken pipe
 //! (`tidings history | head`) as a normal end, not an error.
 
@@ -9,6 +13,7 @@ use std::io::{IsTerminal, Write};
 use clap::CommandFactory;
 
 use crate::protocol::Timestamp;
+use crate::protocol::display::printable;
 
 use super::{Cli, Failure};
 
@@ -42,9 +47,26 @@ pub fn json(value: &impl serde::Serialize) -> std::io::Result<()> {
     writeln!(out)
 }
 
-/// Prints one line.
+/// Prints `value` as compact JSON on one line (a stream of events).
+pub fn json_line(value: &impl serde::Serialize) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, value)?;
+    writeln!(out)
+}
+
+/// Prints one line of text for a person, control characters neutralised.
 pub fn line(text: &str) -> std::io::Result<()> {
+    styled_line(&printable(text))
+}
+
+/// Prints a line made only of [`layout`]'s cleaned cells and our own styling.
+pub fn styled_line(text: &str) -> std::io::Result<()> {
     writeln!(std::io::stdout().lock(), "{text}")
+}
+
+/// A table cell: printable, on one line.
+fn cell(text: &str) -> String {
+    printable(text).replace(['\t', '\n'], " ")
 }
 
 /// `tidings completions SHELL`.
@@ -66,17 +88,21 @@ pub fn manpage() -> Result<(), Failure> {
 
 /// Prints rows under a header, each column as wide as its widest cell.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
     for line in layout(header, rows) {
-        writeln!(out, "{line}")?;
+        styled_line(&line)?;
     }
     Ok(())
 }
 
-/// The lines of a table: the header, then one line per row.
+/// The lines of a table: the header, then one line per row; every cell made printable
+/// and kept to one line.
 pub fn layout(header: &[&str], rows: &[Vec<String>]) -> Vec<String> {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|c| cell(c)).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
+    for row in &rows {
         for (i, cell) in row.iter().enumerate() {
             if let Some(w) = widths.get_mut(i) {
                 *w = (*w).max(cell.chars().count());
@@ -85,7 +111,7 @@ pub fn layout(header: &[&str], rows: &[Vec<String>]) -> Vec<String> {
     }
     let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
     std::iter::once(&header)
-        .chain(rows)
+        .chain(&rows)
         .map(|row| {
             let mut line = String::new();
             for (i, cell) in row.iter().enumerate() {
@@ -118,6 +144,16 @@ pub fn relative(at: Option<Timestamp>, now: Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_cells_cannot_carry_terminal_sequences_or_break_lines() {
+        let rows = vec![vec![
+            "\u{1b}]0;PWNED\u{7}\u{1b}[2J".to_owned(),
+            "a\nb\tc".to_owned(),
+        ]];
+        let lines = layout(&["T", "U"], &rows);
+        assert_eq!(lines, ["T               U", "␛]0;PWNED␇␛[2J  a b c"]);
+    }
 
     #[test]
     fn relative_times_read_naturally() {

@@ -15,7 +15,9 @@ pub async fn run(args: ServiceArgs) -> Result<(), Failure> {
         Some(dir) => dir,
         None => config::service_data_dir()?,
     };
-    let state = ServiceState::open(Settings::new(data_dir.clone()))
+    let mut settings = Settings::new(data_dir.clone());
+    args.limits.apply(&mut settings);
+    let state = ServiceState::open(settings)
         .with_context(|| format!("opening the service store in {}", data_dir.display()))?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| {
         format!(

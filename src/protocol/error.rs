@@ -19,6 +19,10 @@ pub enum ErrorCode {
     Forbidden,
     /// 404: no such resource.
     NotFound,
+    /// 405: the path exists but not with this method (the `Allow` header lists those that do).
+    MethodNotAllowed,
+    /// 408: the request body did not arrive in time.
+    RequestTimeout,
     /// 409: conflicts with what exists.
     Conflict,
     /// 413: the body is too large.
@@ -29,6 +33,8 @@ pub enum ErrorCode {
     TooManyRequests,
     /// 500: a fault of the service.
     InternalError,
+    /// 507: the service's disk is full; nothing was stored.
+    InsufficientStorage,
     /// 503: shutting down or not ready.
     ServiceUnavailable,
 }
@@ -41,11 +47,14 @@ impl ErrorCode {
             ErrorCode::Unauthenticated => 401,
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::RequestTimeout => 408,
             ErrorCode::Conflict => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::TooManyRequests => 429,
             ErrorCode::InternalError => 500,
+            ErrorCode::InsufficientStorage => 507,
             ErrorCode::ServiceUnavailable => 503,
         }
     }

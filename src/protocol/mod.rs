@@ -1,9 +1,10 @@
 //! Wire and domain types shared by the service and the agent: the notification
-//! resource and its validation, feed frames, the Graph error body and id newtypes.
+//! resource and its validation, feed frames, text made safe to show, the Graph error body and id newtypes.
 //!
 //! This is the bottom layer: it imports nothing else from the crate, and everything
 //! else may import it.
 
+pub mod display;
 pub mod enums;
 pub mod error;
 pub mod frames;

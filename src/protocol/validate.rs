@@ -143,18 +143,10 @@ impl NotificationInput {
                 .as_deref()
                 .ok_or_else(|| ValidationError::new("targetHostName", "is required"))?,
         )?;
-        let app_notification_id = self
-            .app_notification_id
-            .map(|v| check_chars("appNotificationId", v, 1, MAX_ID_CHARS))
-            .transpose()?;
-        let group_name = self
-            .group_name
-            .map(|v| check_chars("groupName", v, 0, MAX_ID_CHARS))
-            .transpose()?;
-        Ok(NotificationContent {
+        let content = NotificationContent {
             target_host_name,
-            app_notification_id,
-            group_name,
+            app_notification_id: self.app_notification_id,
+            group_name: self.group_name,
             display_time_to_live: validate_ttl(self.display_time_to_live)?,
             expiration_date_time: validate_expiry(self.expiration_date_time.as_deref(), now)?,
             priority: self
@@ -166,16 +158,79 @@ impl NotificationInput {
             payload: validate_payload(self.payload.unwrap_or_default())?,
             target_policy: validate_target_policy(self.target_policy)?,
             fallback_policy: self.fallback_policy.as_ref().map(JsonObject::from_value),
-        })
+        };
+        check_content(&content)?;
+        Ok(content)
     }
+}
+
+/// Checks the limits of content that is already typed: what the service accepts from an
+/// app, applied again by the agent to what a service sends it (a hostile service must
+/// not make an agent store or show more than an app may post). The expiry is not
+/// checked here: a stored notification may be expired by the time it is read.
+pub fn check_content(content: &NotificationContent) -> Result<(), ValidationError> {
+    validate_host_name("targetHostName", &content.target_host_name)?;
+    if let Some(id) = &content.app_notification_id {
+        check_chars("appNotificationId", id, 1, MAX_ID_CHARS, Controls::Refused)?;
+    }
+    if let Some(group) = &content.group_name {
+        check_chars("groupName", group, 0, MAX_ID_CHARS, Controls::Refused)?;
+    }
+    if let Some(ttl) = content.display_time_to_live {
+        validate_ttl(Some(u64::from(ttl)))?;
+    }
+    let payload = &content.payload;
+    if let Some(visual) = &payload.visual_content {
+        let title = "payload.visualContent.title";
+        check_chars(title, &visual.title, 1, MAX_TITLE_CHARS, Controls::Allowed)?;
+        if let Some(body) = &visual.body {
+            let field = "payload.visualContent.body";
+            check_chars(field, body, 0, MAX_BODY_CHARS, Controls::Allowed)?;
+        }
+    }
+    if let Some(raw) = &payload.raw_content
+        && raw.len() > MAX_RAW_BYTES
+    {
+        return Err(ValidationError::new(
+            "payload.rawContent",
+            format!("must be at most {MAX_RAW_BYTES} bytes, got {}", raw.len()),
+        ));
+    }
+    if payload.visual_content.is_none() && payload.raw_content.is_none() {
+        return Err(ValidationError::new(
+            "payload",
+            "needs visualContent, rawContent or both",
+        ));
+    }
+    if content
+        .target_policy
+        .platform_types
+        .as_ref()
+        .is_some_and(Vec::is_empty)
+    {
+        return Err(ValidationError::new(
+            "targetPolicy.platformTypes",
+            "is empty, so no device would receive it; leave targetPolicy out to reach every platform",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a text field may hold control characters (titles and bodies may: they are
+/// neutralised where shown; ids and group names may not).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Controls {
+    Allowed,
+    Refused,
 }
 
 fn check_chars(
     field: &str,
-    value: String,
+    value: &str,
     min: usize,
     max: usize,
-) -> Result<String, ValidationError> {
+    controls: Controls,
+) -> Result<(), ValidationError> {
     let count = value.chars().count();
     if count < min || count > max {
         return Err(ValidationError::new(
@@ -183,7 +238,18 @@ fn check_chars(
             format!("must be {min} to {max} characters, got {count}"),
         ));
     }
-    Ok(value)
+    if controls == Controls::Refused
+        && let Some(c) = value.chars().find(|c| c.is_control())
+    {
+        return Err(ValidationError::new(
+            field,
+            format!(
+                "must not contain control characters, found U+{:04X}",
+                u32::from(c)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks that `value` is a DNS host name and returns it in lower case.
@@ -243,37 +309,21 @@ fn validate_expiry(text: Option<&str>, now: Timestamp) -> Result<Timestamp, Vali
 }
 
 fn validate_payload(input: PayloadInput) -> Result<Payload, ValidationError> {
-    let visual_content = input.visual_content.map(validate_visual).transpose()?;
-    if let Some(raw) = &input.raw_content
-        && raw.len() > MAX_RAW_BYTES
-    {
-        return Err(ValidationError::new(
-            "payload.rawContent",
-            format!("must be at most {MAX_RAW_BYTES} bytes, got {}", raw.len()),
-        ));
-    }
-    if visual_content.is_none() && input.raw_content.is_none() {
-        return Err(ValidationError::new(
-            "payload",
-            "needs visualContent, rawContent or both",
-        ));
-    }
+    let visual_content = input
+        .visual_content
+        .map(|visual| {
+            let title = visual.title.ok_or_else(|| {
+                ValidationError::new("payload.visualContent.title", "is required")
+            })?;
+            Ok(VisualContent {
+                title,
+                body: visual.body,
+            })
+        })
+        .transpose()?;
     Ok(Payload {
         visual_content,
         raw_content: input.raw_content,
-    })
-}
-
-fn validate_visual(input: VisualInput) -> Result<VisualContent, ValidationError> {
-    let title = input
-        .title
-        .ok_or_else(|| ValidationError::new("payload.visualContent.title", "is required"))?;
-    Ok(VisualContent {
-        title: check_chars("payload.visualContent.title", title, 1, MAX_TITLE_CHARS)?,
-        body: input
-            .body
-            .map(|b| check_chars("payload.visualContent.body", b, 0, MAX_BODY_CHARS))
-            .transpose()?,
     })
 }
 

@@ -11,6 +11,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite;
 
 use crate::protocol::{
     ClientFrame, ErrorBody, ErrorCode, NotificationId, Seq, ServerFrame, StatePatch,
@@ -41,6 +42,8 @@ enum End {
     Silent,
     /// The store failed.
     Store(StoreError),
+    /// The device sent a frame over the size limit.
+    TooBig,
 }
 
 impl From<StoreError> for End {
@@ -116,7 +119,7 @@ impl Session {
                     }
                 }
                 message = stream.next() => {
-                    let message = message.ok_or(End::Peer)?.map_err(|_| End::Peer)?;
+                    let message = message.ok_or(End::Peer)?.map_err(|e| read_failed(&e))?;
                     heard = Instant::now();
                     self.incoming(message).await?;
                 }
@@ -272,6 +275,11 @@ impl Session {
                 (1013, "too slow; reconnect and resync from your cursor")
             }
             End::Killed(CloseReason::Revoked) => (1008, "this device was revoked"),
+            End::Killed(CloseReason::Replaced) => (
+                4001,
+                "replaced by a newer channel of this device (is the same device signed in twice?)",
+            ),
+            End::TooBig => (1009, "frame larger than 65536 bytes"),
             End::Silent => (1001, "no frame or pong for too long"),
             End::Store(e) => {
                 tracing::error!(error = %e, "channel failed on the store");
@@ -295,6 +303,18 @@ impl Session {
         })
         .await;
     }
+}
+
+/// Why reading from the device failed: a frame over the limit, or the connection.
+fn read_failed(error: &axum::Error) -> End {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(tungstenite::Error::Capacity(_)) = e.downcast_ref::<tungstenite::Error>() {
+            return End::TooBig;
+        }
+        cause = e.source();
+    }
+    End::Peer
 }
 
 /// The `requestId` of a frame that did not parse, if it has one.

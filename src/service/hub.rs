@@ -27,6 +27,8 @@ pub enum CloseReason {
     TooSlow,
     /// Its device was revoked.
     Revoked,
+    /// Its device opened more channels than it may hold; this was the oldest.
+    Replaced,
 }
 
 /// Lets the hub close one channel and say why.
@@ -67,6 +69,7 @@ struct Inner {
 pub struct Hub {
     inner: Mutex<Inner>,
     queue_capacity: usize,
+    per_device: usize,
 }
 
 /// A channel's place in the hub; unregisters when dropped.
@@ -95,12 +98,19 @@ impl Drop for Registration {
 }
 
 impl Hub {
-    /// A hub that gives each channel a queue of `queue_capacity` changes.
-    pub fn new(queue_capacity: usize) -> Self {
+    /// A hub that gives each channel a queue of `queue_capacity` changes and lets a
+    /// device hold `per_device` channels at once.
+    pub fn new(queue_capacity: usize, per_device: usize) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
             queue_capacity: queue_capacity.max(1),
+            per_device: per_device.max(1),
         }
+    }
+
+    /// Channels open now, of every device.
+    pub fn channel_count(&self) -> usize {
+        self.lock().channels.values().map(Vec::len).sum()
     }
 
     /// Sets each user's durable `seq` from the store at start-up (everything a store
@@ -113,7 +123,8 @@ impl Hub {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a channel of `device` for `user`'s changes.
+    /// Registers a channel of `device` for `user`'s changes. If the device already holds
+    /// as many channels as it may, its oldest are closed ([`CloseReason::Replaced`]).
     pub fn register(self: &Arc<Self>, user: &UserId, device: &DeviceId) -> Registration {
         let (tx, rx) = mpsc::channel(self.queue_capacity);
         let kill = Kill::default();
@@ -121,7 +132,19 @@ impl Hub {
         inner.next_id += 1;
         let id = inner.next_id;
         let durable = inner.durable.get(user).copied().unwrap_or(Seq::ZERO);
-        inner.channels.entry(user.clone()).or_default().push(Slot {
+        let slots = inner.channels.entry(user.clone()).or_default();
+        let held = slots.iter().filter(|s| &s.device == device).count();
+        let mut excess = (held + 1).saturating_sub(self.per_device);
+        slots.retain(|slot| {
+            if excess > 0 && &slot.device == device {
+                tracing::info!(%device, "a newer channel of the device replaces its oldest");
+                slot.kill.kill(CloseReason::Replaced);
+                excess -= 1;
+                return false;
+            }
+            true
+        });
+        slots.push(Slot {
             id,
             device: device.clone(),
             tx,

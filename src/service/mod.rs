@@ -15,6 +15,8 @@ pub mod http;
 pub mod hub;
 pub mod provision;
 pub mod purge;
+pub mod serve;
+pub mod signin;
 pub mod store;
 
 use std::path::PathBuf;
@@ -49,6 +51,19 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// Whether to serve the admin socket at `<data_dir>/admin.sock`.
     pub admin_socket: bool,
+    /// Open HTTP connections (channels included) at most; more are refused at once.
+    pub max_connections: usize,
+    /// Time allowed for a request's headers, from the connection opening or the end of
+    /// the previous response (so also the idle keep-alive limit).
+    pub header_timeout: Duration,
+    /// Time allowed for a request's body.
+    pub body_timeout: Duration,
+    /// Password checks and failed sign-ins.
+    pub sign_in: signin::SignInLimits,
+    /// Channels one device may hold open; a newer one replaces the oldest.
+    pub channels_per_device: usize,
+    /// Channels open at most, of all devices; more are answered `503`.
+    pub max_channels: usize,
 }
 
 impl Settings {
@@ -63,6 +78,12 @@ impl Settings {
             subscription_ttl: Duration::from_secs(30 * 24 * 3600),
             shutdown_grace: Duration::from_secs(5),
             admin_socket: true,
+            max_connections: 20_000,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            sign_in: signin::SignInLimits::default(),
+            channels_per_device: 2,
+            max_channels: 16_000,
         }
     }
 
@@ -105,6 +126,10 @@ pub struct ServiceState {
     pub shutdown: CancellationToken,
     /// Channel tasks, waited for at shutdown.
     pub tasks: TaskTracker,
+    /// Where password checks run.
+    pub passwords: signin::PasswordPool,
+    /// Failed sign-ins, by address and by user name.
+    pub strikes: signin::Strikes,
 }
 
 /// Shared state handle.
@@ -115,7 +140,7 @@ impl ServiceState {
     /// the hub to it.
     pub fn open(settings: Settings) -> Result<State, ServiceError> {
         create_private_dir(&settings.data_dir)?;
-        let hub = Arc::new(Hub::new(settings.send_queue));
+        let hub = Arc::new(Hub::new(settings.send_queue, settings.channels_per_device));
         let publisher = hub.clone();
         let store = Store::open(
             &settings.data_dir,
@@ -124,7 +149,18 @@ impl ServiceState {
         )?;
         hub.seed(store.last_seqs());
         let signer = TokenSigner::new(store.token_key(auth::random_bytes()?)?);
+        let limits = &settings.sign_in;
+        let passwords =
+            signin::PasswordPool::start(limits.workers, limits.queue).map_err(|source| {
+                ServiceError::Io {
+                    what: "starting the password-check threads".to_owned(),
+                    source,
+                }
+            })?;
+        let strikes = signin::Strikes::new(limits.clone());
         Ok(Arc::new(Self {
+            passwords,
+            strikes,
             store: Arc::new(store),
             hub,
             signer,
@@ -138,6 +174,24 @@ impl ServiceState {
     pub fn now(&self) -> Timestamp {
         Timestamp::now()
     }
+}
+
+/// File descriptors kept for the store, the admin socket and logs, beyond connections.
+const RESERVED_FDS: u64 = 64;
+
+/// The connection cap in force: `wanted`, lowered to fit the open-file limit (raised to
+/// its hard limit first) so that `accept` never fails for lack of descriptors.
+fn connection_cap(wanted: usize) -> usize {
+    let Some(limit) = serve::raise_fd_limit() else {
+        return wanted;
+    };
+    let usable = usize::try_from(limit.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
+    if wanted > usable {
+        tracing::warn!(
+            "max_connections {wanted} is more than the open-file limit allows ({limit}); serving at most {usable} connections (raise LimitNOFILE / ulimit -n)"
+        );
+    }
+    wanted.min(usable).max(1)
 }
 
 fn create_private_dir(dir: &std::path::Path) -> Result<(), ServiceError> {
@@ -173,22 +227,24 @@ pub async fn run(
         tracing::info!("tidings service listening on http://{local}");
     }
     let app = http::router(state.clone());
-    // Channel frames are small and latency-bound: send each at once (no Nagle delay).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(state.shutdown.clone().cancelled_owned())
-        .into_future();
+    let connections = TaskTracker::new();
+    let max_connections = connection_cap(state.settings.max_connections);
+    let accepting = serve::accept_loop(
+        listener,
+        app,
+        max_connections,
+        &state.settings,
+        state.shutdown.clone(),
+        connections.clone(),
+    );
+    accepting.await;
+    connections.close();
     let grace = state.settings.shutdown_grace;
-    tokio::pin!(served);
-    tokio::select! {
-        result = &mut served => result.map_err(|source| ServiceError::Io { what: "serving HTTP".to_owned(), source })?,
-        () = async { state.shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!("open requests did not finish within {grace:?}; stopping anyway");
-        }
+    if tokio::time::timeout(grace, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("open requests did not finish within {grace:?}; stopping anyway");
     }
     state.tasks.close();
     if tokio::time::timeout(grace, state.tasks.wait())

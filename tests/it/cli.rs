@@ -320,3 +320,51 @@ async fn a_reader_that_goes_away_is_not_an_error() {
     );
     terminate(agent).await;
 }
+
+/// Bytes that drive a terminal: ESC, BEL, CSI (C1) and the bidi override.
+fn drives_a_terminal(text: &str) -> bool {
+    text.chars()
+        .any(|c| matches!(c, '\u{1b}' | '\u{7}' | '\u{9b}' | '\u{202E}'))
+}
+
+#[tokio::test]
+async fn titles_that_would_drive_the_terminal_are_shown_not_obeyed() {
+    let home = Home::new();
+    let agent = home.serving_agent().await;
+    let mut watch = home
+        .command(&["watch"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut notes = BufReader::new(watch.stderr.take().unwrap()).lines();
+    tokio::time::timeout(DEADLINE, notes.next_line())
+        .await
+        .unwrap()
+        .unwrap();
+    let attack = "\u{1b}]0;PWNED\u{7}\u{1b}[2J\u{9b}31m\u{202E}gpj.exe";
+    let sent = home
+        .json(&["send", "--title", attack, "--body", attack])
+        .await;
+    let id = sent["id"].as_str().unwrap().to_owned();
+    wait_stored(&home, &id).await;
+    let mut events = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let event = tokio::time::timeout(DEADLINE, events.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    watch.kill().await.unwrap();
+    let history = String::from_utf8(home.run(&["history"]).await.stdout).unwrap();
+    let show = String::from_utf8(home.run(&["show", &id]).await.stdout).unwrap();
+    for (what, text) in [("watch", &event), ("history", &history), ("show", &show)] {
+        assert!(!drives_a_terminal(text), "{what} printed it raw: {text:?}");
+        assert!(text.contains("␛]0;PWNED␇␛[2J"), "{what}: {text:?}");
+    }
+    let json = home.json(&["show", &id]).await;
+    assert_eq!(
+        json["payload"]["visualContent"]["title"], attack,
+        "--json stays exact"
+    );
+    terminate(agent).await;
+}

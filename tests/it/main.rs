@@ -18,6 +18,7 @@ mod expiry;
 mod graph_api;
 mod helpers;
 mod home;
+mod hostile;
 mod ipc;
 mod lifecycle;
 mod local_mode;

@@ -13,20 +13,26 @@ use crate::helpers::{App, DEADLINE, Device, Event, app_token, post_as_app, sign_
 const BIN: &str = env!("CARGO_BIN_EXE_tidings");
 
 /// A service started as a subprocess.
-struct Process {
-    child: Child,
-    url: String,
+pub struct Process {
+    pub child: Child,
+    pub url: String,
 }
 
 impl Process {
-    async fn start(data_dir: &Path) -> Self {
+    pub async fn start(data_dir: &Path) -> Self {
         Self::start_on(data_dir, "127.0.0.1:0").await
     }
 
     async fn start_on(data_dir: &Path, listen: &str) -> Self {
+        Self::start_with(data_dir, listen, &[]).await
+    }
+
+    /// Starts the service with `extra` arguments (limits, for the hostile tests).
+    pub async fn start_with(data_dir: &Path, listen: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(BIN)
             .args(["service", "--listen", listen, "--data-dir"])
             .arg(data_dir)
+            .args(extra)
             .env("TIDINGS_LOG", "info")
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -72,7 +78,7 @@ async fn admin(data_dir: &Path, args: &[&str], stdin: &str) -> (i32, String, Str
     )
 }
 
-async fn provision(data_dir: &Path, url: &str) -> (App, Device, String) {
+pub async fn provision(data_dir: &Path, url: &str) -> (App, Device, String) {
     let (code, _, err) = admin(
         data_dir,
         &["user", "add", "alice", "--password-stdin"],

@@ -78,6 +78,18 @@ async fn each_validation_rule_is_answered_400_with_the_field_named() {
         "payload.rawContent",
     );
     set("targetHostName", json!("bad host!"), "targetHostName");
+    set("appNotificationId", json!("a\u{0}b"), "appNotificationId");
+    set(
+        "appNotificationId",
+        json!("a\u{1b}[2Jb"),
+        "appNotificationId",
+    );
+    set("groupName", json!("g\u{9b}1m"), "groupName");
+    set(
+        "targetPolicy",
+        json!({"platformTypes": []}),
+        "targetPolicy.platformTypes",
+    );
     cases.push((json!({"payload": {"rawContent": "r"}}), "targetHostName"));
     for (body, field) in cases {
         let (status, code, message) = error_of(service.post(&app, &unsid, &body).await).await;
@@ -116,6 +128,25 @@ async fn each_validation_rule_is_answered_400_with_the_field_named() {
         device.feed(0).await.is_empty(),
         "nothing invalid was stored"
     );
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_method_gets_405_with_allow_and_the_graph_error_body() {
+    let service = TestService::start().await;
+    let response = service
+        .http
+        .put(format!("{}/beta/me/notifications", service.url))
+        .send()
+        .await
+        .unwrap();
+    let allow = response.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(
+        allow.contains("POST") && allow.contains("DELETE"),
+        "{allow}"
+    );
+    let (status, code, _) = error_of(response).await;
+    assert_eq!((status, code.as_str()), (405, "methodNotAllowed"));
     service.stop().await;
 }
 

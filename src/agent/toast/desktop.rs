@@ -20,6 +20,7 @@ use crate::protocol::{Notification, NotificationId, Priority};
 use super::ledger::Ledger;
 use super::text::escape_markup;
 use super::{Feedback, FeedbackSink, MAX_LIVE, Presenter, lock};
+use crate::protocol::display::printable;
 
 /// The action key of "Mark as read".
 const MARK_READ: &str = "read";
@@ -378,13 +379,13 @@ fn build(
     let mut toast = notify_rust::Notification::new();
     toast
         .appname("tidings")
-        .summary(visual.map_or("", |v| v.title.as_str()))
+        .summary(&printable(visual.map_or("", |v| v.title.as_str())))
         .body(&{
             let body = visual.and_then(|v| v.body.as_deref()).unwrap_or("");
             if markup {
                 escape_markup(body)
             } else {
-                body.to_owned()
+                printable(body).into_owned()
             }
         })
         .hint(Hint::DesktopEntry("tidings".to_owned()))

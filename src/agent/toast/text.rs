@@ -1,7 +1,10 @@
 //! Plain text made safe for the formats toasts are written in: freedesktop body markup
 //! (Linux) and toast XML (Windows). Both read `&`, `<` and `>` as markup; XML also needs
 //! quotes escaped in attributes and forbids most control characters (and U+FFFE, U+FFFF)
-//! outright: a toast holding one would not load.
+//! outright: a toast holding one would not load. Both first neutralise control
+//! characters and bidi overrides ([`printable`]), so no app can drive what shows them.
+
+use crate::protocol::display::printable;
 
 /// Plain text for a freedesktop body a server may read as markup (`<b>`, `&amp;`, ...).
 #[cfg(any(target_os = "linux", test))]
@@ -18,7 +21,7 @@ pub fn escape_xml(text: &str) -> String {
 
 fn escape(text: &str, xml: bool) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    for c in printable(text).chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
@@ -45,8 +48,8 @@ mod tests {
     #[test]
     fn markup_in_a_body_is_escaped() {
         assert_eq!(
-            escape_markup("<b>5 > 3 & 2 < 4</b> \"q\"\u{1}"),
-            "&lt;b&gt;5 &gt; 3 &amp; 2 &lt; 4&lt;/b&gt; \"q\"\u{1}"
+            escape_markup("<b>5 > 3 & 2 < 4</b> \"q\"\u{1}\u{202E}"),
+            "&lt;b&gt;5 &gt; 3 &amp; 2 &lt; 4&lt;/b&gt; \"q\"␁\u{FFFD}"
         );
     }
 
@@ -61,7 +64,10 @@ mod tests {
         let document = roxmltree::Document::parse(&xml).unwrap();
         let expected: String = all
             .chars()
-            .map(|c| if is_xml_char(c) { c } else { '\u{FFFD}' })
+            .map(|c| match printable(&c.to_string()).chars().next() {
+                Some(shown) if is_xml_char(shown) => shown,
+                _ => '\u{FFFD}',
+            })
             .collect();
         let root = document.root_element();
         // XML normalises line ends: a lone \r in text reads back as \n.
@@ -75,7 +81,7 @@ mod tests {
     fn xml_escapes_quotes_and_drops_forbidden_controls() {
         assert_eq!(
             escape_xml("a\"b'c<&>\u{1}\t\n\u{FFFF}"),
-            "a&quot;b&apos;c&lt;&amp;&gt;\u{FFFD}\t\n\u{FFFD}"
+            "a&quot;b&apos;c&lt;&amp;&gt;␁\t\n\u{FFFD}"
         );
     }
 }

@@ -14,6 +14,7 @@ use crate::protocol::ErrorCode;
 use crate::protocol::validate::MAX_BODY_BYTES;
 
 use super::error::ApiError;
+use crate::service::serve::BodyTimedOut;
 
 /// The media type a route takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,14 +109,28 @@ async fn collect(body: Body) -> Result<Vec<u8>, ApiError> {
     let mut stream = body.into_data_stream();
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::bad_request(format!("reading the body failed: {e}")))?;
+        let chunk = chunk.map_err(|e| match timed_out(&e) {
+            Some(late) => ApiError::new(ErrorCode::RequestTimeout, late.to_string()),
+            None => ApiError::bad_request(format!("reading the body failed: {e}")),
+        })?;
         if out.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(too_large());
         }
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+/// The body deadline's error, if that is what ended the read.
+fn timed_out(error: &axum::Error) -> Option<&BodyTimedOut> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(late) = e.downcast_ref::<BodyTimedOut>() {
+            return Some(late);
+        }
+        cause = e.source();
+    }
+    None
 }
 
 fn decode(raw: &[u8], encoding: Encoding) -> Result<Vec<u8>, ApiError> {

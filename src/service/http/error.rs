@@ -14,6 +14,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// What went wrong and, where it helps, how to fix it.
     pub message: String,
+    /// When to try again (`Retry-After`), for 429 and 503.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -22,7 +24,15 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the client when to try again.
+    #[must_use]
+    pub fn retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
     }
 
     /// 400.
@@ -90,6 +100,13 @@ impl IntoResponse for ApiError {
             tracing::debug!(request_id = %body.error.inner_error.request_id, message = %body.error.message, "answered {status}");
         }
         let mut response = (status, axum::Json(body)).into_response();
+        if let Some(wait) = self.retry_after {
+            // Whole seconds, rounded up, at least one.
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
         if self.code == ErrorCode::Unauthenticated {
             response
                 .headers_mut()

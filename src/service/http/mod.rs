@@ -26,6 +26,9 @@ use super::channel;
 use access::{bearer, device};
 use error::ApiError;
 
+/// Bytes read from a channel's socket at a time.
+const CHANNEL_READ_BUFFER: usize = 4096;
+
 /// The router of every route.
 pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
@@ -61,8 +64,8 @@ pub fn router(state: AppState) -> Router {
     app.fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
-                crate::protocol::ErrorCode::InvalidRequest,
-                "method not allowed on this endpoint",
+                crate::protocol::ErrorCode::MethodNotAllowed,
+                "method not allowed on this endpoint; the Allow header lists the methods it takes",
             )
         })
         .with_state(state)
@@ -105,11 +108,21 @@ async fn channel_upgrade(
             "shutting down",
         ));
     }
+    if state.hub.channel_count() >= state.settings.max_channels {
+        return Err(ApiError::new(
+            crate::protocol::ErrorCode::ServiceUnavailable,
+            "the service holds as many channels as it may; try again later",
+        )
+        .retry_after(std::time::Duration::from_secs(30)));
+    }
     let cursor = Seq(query.cursor.unwrap_or(0));
     let tasks = state.tasks.clone();
+    // Small buffers: an idle channel should cost a few KiB, not tungstenite's 128 KiB
+    // read buffer (frames from devices are small: acks and updates).
     Ok(upgrade
         .max_message_size(MAX_CLIENT_FRAME_BYTES)
         .max_frame_size(MAX_CLIENT_FRAME_BYTES)
+        .read_buffer_size(CHANNEL_READ_BUFFER)
         .write_buffer_size(0)
         .on_upgrade(move |socket| {
             tasks.track_future(channel::serve(socket, state, device, cursor))

@@ -1,13 +1,16 @@
 //! `POST /oauth2/v2.0/token`: client credentials for apps, password sign-in for devices
 //! (registers the device), and refresh tokens.
 
-use axum::Json;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Instant;
+
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{ClientId, DeviceId, Platform, UserId};
+use crate::protocol::{ClientId, DeviceId, ErrorCode, Platform, UserId};
 use crate::service::auth::{self, ACCESS_TOKEN_TTL, Claims};
 use crate::service::provision;
 use crate::service::{ServiceState, State as AppState};
@@ -61,14 +64,16 @@ fn required<'a>(value: Option<&'a String>, name: &str) -> Result<&'a str, ApiErr
 /// The route.
 pub async fn token(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let bytes = body::read(&headers, body, Media::Form).await?;
     let form: TokenForm = body::form(&bytes)?;
+    let peer = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.0.ip());
     match required(form.grant_type.as_ref(), "grant_type")? {
         "client_credentials" => client_credentials(&state, &form).map(Json),
-        "password" => password(&state, &form).await.map(Json),
+        "password" => password(&state, &form, peer).await.map(Json),
         "refresh_token" => refresh(&state, &form).map(Json),
         other => Err(ApiError::bad_request(format!(
             "grant_type: {other:?} is not supported; use client_credentials, password or refresh_token"
@@ -105,7 +110,11 @@ fn client_credentials(state: &ServiceState, form: &TokenForm) -> Result<TokenRes
     }
 }
 
-async fn password(state: &AppState, form: &TokenForm) -> Result<TokenResponse, ApiError> {
+async fn password(
+    state: &AppState,
+    form: &TokenForm,
+    peer: IpAddr,
+) -> Result<TokenResponse, ApiError> {
     let username = required(form.username.as_ref(), "username")?;
     let password = required(form.password.as_ref(), "password")?.to_owned();
     let platform: Platform = match form.platform.as_deref() {
@@ -123,18 +132,37 @@ async fn password(state: &AppState, form: &TokenForm) -> Result<TokenResponse, A
             "device_name: must be at most {MAX_DEVICE_NAME_CHARS} characters"
         )));
     }
+    if let Some(wait) = state.strikes.wait(username, peer, Instant::now()) {
+        return Err(ApiError::new(
+            ErrorCode::TooManyRequests,
+            format!(
+                "too many failed sign-ins; try again in {} s",
+                wait.as_secs().max(1)
+            ),
+        )
+        .retry_after(wait));
+    }
     let user = state.store.user_by_name(username)?;
     // An unknown user is checked against a dummy hash so timing does not tell names apart.
     let hash = user
         .as_ref()
         .map_or_else(|| auth::DUMMY_HASH.to_owned(), |u| u.password_hash.clone());
-    let valid = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+    let valid = state
+        .passwords
+        .verify(password, hash)
         .await
-        .map_err(|e| ApiError::internal(&e))?;
+        .map_err(|busy| {
+            ApiError::new(ErrorCode::ServiceUnavailable, busy.to_string())
+                .retry_after(std::time::Duration::from_secs(1))
+        })?;
     let user = match user {
         Some(user) if valid => user,
-        _ => return Err(ApiError::unauthenticated("invalid user name or password")),
+        _ => {
+            state.strikes.failed(username, peer, Instant::now());
+            return Err(ApiError::unauthenticated("invalid user name or password"));
+        }
     };
+    state.strikes.succeeded(username, peer);
     let registered = provision::register_device(state, &user.id, name, platform)
         .await
         .map_err(|e| ApiError::internal(&e))?;
