@@ -10,7 +10,7 @@ use crate::service::Settings;
 #[derive(Debug, Default, clap::Args)]
 #[command(next_help_heading = "Limits (docs/limits.md)")]
 pub struct LimitArgs {
-    /// Open connections at most, channels included [default: 20000].
+    /// Open connections at most, channels included [default: 10000].
     #[arg(long, env = "TIDINGS_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
     /// Time for a request's headers, and for an idle keep-alive connection [default: 10s].
@@ -34,9 +34,15 @@ pub struct LimitArgs {
     /// Channels one device may hold; a newer one replaces the oldest [default: 2].
     #[arg(long, env = "TIDINGS_CHANNELS_PER_DEVICE", value_name = "N")]
     pub channels_per_device: Option<usize>,
-    /// Channels open at most, of all devices [default: 16000].
+    /// Channels open at most, of all devices [default: 9000].
     #[arg(long, env = "TIDINGS_MAX_CHANNELS", value_name = "N")]
     pub max_channels: Option<usize>,
+    /// How often a failed store (full disk) checks whether it can write again [default: 5s].
+    #[arg(long, env = "TIDINGS_RECOVERY_INTERVAL", value_name = "TIME", value_parser = parse_duration)]
+    pub recovery_interval: Option<Duration>,
+    /// Disk space kept in reserve to survive a full disk, in MiB [default: 16].
+    #[arg(long, env = "TIDINGS_STORE_RESERVE_MIB", value_name = "MIB")]
+    pub store_reserve_mib: Option<u64>,
 }
 
 impl LimitArgs {
@@ -55,6 +61,10 @@ impl LimitArgs {
         );
         set(&mut settings.channels_per_device, self.channels_per_device);
         set(&mut settings.max_channels, self.max_channels);
+        set(&mut settings.recovery_interval, self.recovery_interval);
+        if let Some(mib) = self.store_reserve_mib {
+            settings.store_reserve = mib << 20;
+        }
     }
 }
 

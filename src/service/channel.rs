@@ -20,7 +20,7 @@ use crate::protocol::{
 use super::State;
 use super::feed;
 use super::hub::{CloseReason, Kill, Registration};
-use super::store::{DeviceRecord, StoreError};
+use super::store::{DeviceRecord, StoreError, Upserted};
 
 /// Longest wait for one frame to be written before the device counts as too slow.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -91,7 +91,7 @@ impl Session {
         let durable = registration.durable;
         self.state
             .store
-            .touch_device(&self.device.id, self.state.now())?;
+            .touch_device(&self.device.id, self.state.now());
         self.backlog(cursor, durable).await?;
         self.send(&ServerFrame::Synced {
             seq: durable.max(cursor),
@@ -108,7 +108,9 @@ impl Session {
                 () = shutdown.cancelled() => return Err(End::Shutdown),
                 reason = kill.killed() => return Err(End::Killed(reason)),
                 change = registration.rx.recv() => {
-                    let change = change.ok_or(End::Killed(CloseReason::TooSlow))?;
+                    let change = change.ok_or_else(|| {
+                        End::Killed(kill.reason().unwrap_or(CloseReason::TooSlow))
+                    })?;
                     let now = self.state.now();
                     if change.seq > durable
                         && feed::visible(&self.state.store, &self.device, &change.notification, now)?
@@ -192,7 +194,7 @@ impl Session {
         let user = self.device.user.clone();
         match frame {
             ClientFrame::Ack { seq } => {
-                store.record_ack(&self.device.id, seq.min(self.sent), now)?;
+                store.record_ack(&self.device.id, seq.min(self.sent), now);
                 Ok(())
             }
             ClientFrame::Update {
@@ -208,24 +210,38 @@ impl Session {
                 if let Err(e) = patch.check() {
                     return self.refuse(request_id, &e.to_string()).await;
                 }
-                let applied = store.update_state(&user, &id, patch, now).await?;
-                self.answer(request_id, &id, applied.is_some()).await
+                let applied = store.update_state(&user, &id, patch, now).await;
+                self.answer(request_id, &id, applied).await
             }
             ClientFrame::Delete { request_id, id } => {
-                let applied = store.delete(&user, &id, now).await?;
-                self.answer(request_id, &id, applied.is_some()).await
+                let applied = store.delete(&user, &id, now).await;
+                self.answer(request_id, &id, applied).await
             }
         }
     }
 
+    /// Answers an update or delete: applied, not found, or (the store takes no writes
+    /// now) unavailable, which the device keeps in its outbox and sends again later.
     async fn answer(
         &mut self,
         request_id: String,
         id: &NotificationId,
-        ok: bool,
+        applied: Result<Option<Upserted>, StoreError>,
     ) -> Result<(), End> {
-        let error = (!ok)
-            .then(|| ErrorBody::new(ErrorCode::NotFound, format!("no notification {id}")).error);
+        let error = match applied {
+            Ok(Some(_)) => None,
+            Ok(None) => Some(ErrorBody::new(
+                ErrorCode::NotFound,
+                format!("no notification {id}"),
+            )),
+            Err(StoreError::Unavailable(failure)) => Some(ErrorBody::new(
+                ErrorCode::ServiceUnavailable,
+                failure.message,
+            )),
+            Err(other) => return Err(End::Store(other)),
+        };
+        let ok = error.is_none();
+        let error = error.map(|body| body.error);
         self.send(&ServerFrame::Result {
             request_id,
             ok,
@@ -278,6 +294,10 @@ impl Session {
             End::Killed(CloseReason::Replaced) => (
                 4001,
                 "replaced by a newer channel of this device (is the same device signed in twice?)",
+            ),
+            End::Killed(CloseReason::Resync) => (
+                1012,
+                "the service reopened its store; reconnect and resync from your cursor",
             ),
             End::TooBig => (1009, "frame larger than 65536 bytes"),
             End::Silent => (1001, "no frame or pong for too long"),

@@ -29,6 +29,8 @@ pub enum CloseReason {
     Revoked,
     /// Its device opened more channels than it may hold; this was the oldest.
     Replaced,
+    /// The store was reopened after a failure: the device must resync from its cursor.
+    Resync,
 }
 
 /// Lets the hub close one channel and say why.
@@ -42,6 +44,11 @@ impl Kill {
     fn kill(&self, reason: CloseReason) {
         let _ = self.reason.set(reason);
         self.token.cancel();
+    }
+
+    /// Why the hub closed the channel, if it did (its queue is closed then too).
+    pub fn reason(&self) -> Option<CloseReason> {
+        self.reason.get().copied()
     }
 
     /// Resolves once the channel must close.
@@ -179,6 +186,18 @@ impl Hub {
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             });
         }
+    }
+
+    /// After the store was reopened: takes each user's durable `seq` from what is on
+    /// disk and closes every channel, so each device resyncs from its cursor (a change
+    /// answered with an error may have reached the disk unpublished).
+    pub fn resync(&self, durable: HashMap<UserId, Seq>) {
+        let mut inner = self.lock();
+        inner.durable = durable;
+        for slot in inner.channels.values().flatten() {
+            slot.kill.kill(CloseReason::Resync);
+        }
+        inner.channels.clear();
     }
 
     /// Closes every channel of a revoked device.

@@ -15,6 +15,7 @@ pub mod http;
 pub mod hub;
 pub mod provision;
 pub mod purge;
+pub mod recovery;
 pub mod serve;
 pub mod signin;
 pub mod store;
@@ -45,6 +46,11 @@ pub struct Settings {
     pub send_queue: usize,
     /// How often expired notifications are purged.
     pub purge_interval: Duration,
+    /// How often a failed store checks whether the disk takes writes again.
+    pub recovery_interval: Duration,
+    /// Disk space kept in reserve (a file in the data directory) so the store can be
+    /// reopened for reads when the disk fills.
+    pub store_reserve: u64,
     /// How long a subscription lasts before it must be renewed.
     pub subscription_ttl: Duration,
     /// How long shutdown waits for channels and requests to finish.
@@ -75,15 +81,17 @@ impl Settings {
             ping_interval: Duration::from_secs(30),
             send_queue: 1024,
             purge_interval: Duration::from_secs(60),
+            recovery_interval: Duration::from_secs(5),
+            store_reserve: 16 << 20,
             subscription_ttl: Duration::from_secs(30 * 24 * 3600),
             shutdown_grace: Duration::from_secs(5),
             admin_socket: true,
-            max_connections: 20_000,
+            max_connections: 10_000,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             sign_in: signin::SignInLimits::default(),
             channels_per_device: 2,
-            max_channels: 16_000,
+            max_channels: 9_000,
         }
     }
 
@@ -147,6 +155,7 @@ impl ServiceState {
             settings.cache_bytes,
             Arc::new(move |changes| publisher.publish(changes)),
         )?;
+        store.keep_reserve(settings.store_reserve)?;
         hub.seed(store.last_seqs());
         let signer = TokenSigner::new(store.token_key(auth::random_bytes()?)?);
         let limits = &settings.sign_in;
@@ -217,6 +226,7 @@ pub async fn run(
     });
     let background = TaskTracker::new();
     background.spawn(purge::run(state.clone()));
+    background.spawn(recovery::run(state.clone()));
     if state.settings.admin_socket {
         let server = admin::bind(&state.settings).await?;
         background.spawn(admin::serve(server, state.clone()));
@@ -254,6 +264,10 @@ pub async fn run(
         tracing::warn!("some channels did not close within {grace:?}");
     }
     let _ = tokio::time::timeout(grace, background.wait()).await;
+    if let Some(failure) = state.store.failure() {
+        tracing::warn!(%failure, "service stopped with its store failed; everything answered 201 is on disk");
+        return Ok(());
+    }
     state.store.flush().await?;
     tracing::info!("service stopped; store flushed");
     Ok(())

@@ -15,6 +15,7 @@ mod chaos;
 mod cli;
 mod desktop;
 mod expiry;
+mod full_disk;
 mod graph_api;
 mod helpers;
 mod home;

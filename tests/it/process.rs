@@ -50,7 +50,12 @@ impl Process {
         })
         .await
         .expect("the service did not start listening");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        // Shown with a failing test's output.
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("service: {line}");
+            }
+        });
         Self { child, url }
     }
 }

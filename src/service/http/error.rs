@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::protocol::{ErrorBody, ErrorCode, ValidationError};
 use crate::service::auth::AuthError;
-use crate::service::store::StoreError;
+use crate::service::store::{Failure, StoreError};
 
 /// A route's error: a code (which fixes the status) and a message for a person.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +65,25 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// 507 for a full disk, 503 otherwise: the store takes no writes until it recovers.
+    pub fn store_failed(failure: &Failure) -> Self {
+        let code = if failure.disk_full {
+            ErrorCode::InsufficientStorage
+        } else {
+            ErrorCode::ServiceUnavailable
+        };
+        Self::new(
+            code,
+            format!("{}; nothing was stored, try again later", failure.message),
+        )
+        .retry_after(STORE_RETRY)
+    }
+}
+
+/// When a client is told to try a write again while the store is failed.
+const STORE_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl From<ValidationError> for ApiError {
     fn from(err: ValidationError) -> Self {
         Self::bad_request(err.to_string())
@@ -75,6 +94,16 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Conflict(message) => Self::new(ErrorCode::Conflict, message),
+            StoreError::Unavailable(failure) => Self::store_failed(&failure),
+            // The database handle failed (it is being replaced): not the request's fault.
+            StoreError::Sled(sled::Error::Io(e)) => {
+                tracing::warn!(error = %e, "store read failed");
+                Self::new(
+                    ErrorCode::ServiceUnavailable,
+                    "the store cannot be read just now; try again in a second",
+                )
+                .retry_after(std::time::Duration::from_secs(1))
+            }
             other => Self::internal(&other),
         }
     }

@@ -78,7 +78,9 @@ pub async fn get(
     headers: HeaderMap,
 ) -> Result<Json<Notification>, ApiError> {
     let call = app_call(&state, &headers)?;
-    find(&state, &call, &NotificationId::new(id)).map(Json)
+    find(&state, &call, &NotificationId::new(id))
+        .await
+        .map(Json)
 }
 
 /// `GET .../users/{user}/notifications/{id}`.
@@ -89,7 +91,9 @@ pub async fn get_for_user(
 ) -> Result<Json<Notification>, ApiError> {
     let call = app_call(&state, &headers)?;
     check_user(&call, &user)?;
-    find(&state, &call, &NotificationId::new(id)).map(Json)
+    find(&state, &call, &NotificationId::new(id))
+        .await
+        .map(Json)
 }
 
 /// `DELETE .../me/notifications/{id}`.
@@ -172,10 +176,15 @@ fn not_found(id: &NotificationId) -> ApiError {
     ApiError::not_found(format!("no notification {id} for this app and user"))
 }
 
-fn find(state: &AppState, call: &AppCall, id: &NotificationId) -> Result<Notification, ApiError> {
+async fn find(
+    state: &AppState,
+    call: &AppCall,
+    id: &NotificationId,
+) -> Result<Notification, ApiError> {
     let record = state
         .store
-        .get(&call.subscription.user, id, state.now())?
+        .get(&call.subscription.user, id, state.now())
+        .await?
         .filter(|r| r.content.target_host_name == call.app.host)
         .ok_or_else(|| not_found(id))?;
     Ok(record.to_notification())
@@ -186,7 +195,7 @@ async fn remove(
     call: &AppCall,
     id: &NotificationId,
 ) -> Result<StatusCode, ApiError> {
-    find(state, call, id)?;
+    find(state, call, id).await?;
     state
         .store
         .delete(&call.subscription.user, id, state.now())

@@ -88,7 +88,7 @@ pub async fn feed(
     }
     let after = Seq(query.since.unwrap_or(0));
     let (value, _) = feed::page(&state.store, &device, after, None, top, state.now())?;
-    state.store.touch_device(&device.id, state.now())?;
+    state.store.touch_device(&device.id, state.now());
     Ok(Json(FeedPage { value }))
 }
 

@@ -71,12 +71,19 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// `GET /healthz`: 200 while the service takes writes; 503 (507 for a full disk) with
+/// the reason while the store is failed or the service is shutting down.
 async fn healthz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     if state.shutdown.is_cancelled() {
         return Err(ApiError::new(
             crate::protocol::ErrorCode::ServiceUnavailable,
             "shutting down",
         ));
+    }
+    if let Some(failure) = state.store.failure() {
+        let mut error = ApiError::store_failed(&failure);
+        error.code = crate::protocol::ErrorCode::ServiceUnavailable;
+        return Err(error);
     }
     Ok("ok\n")
 }

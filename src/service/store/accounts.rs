@@ -15,8 +15,10 @@ use super::{Store, StoreError, keys};
 impl Store {
     /// Adds a user; a taken name is a [`StoreError::Conflict`].
     pub async fn add_user(&self, user: UserRecord) -> Result<UserRecord, StoreError> {
+        self.writable()?;
         let value = encode(&user)?;
-        let t = &self.trees;
+        let backend = self.backend()?;
+        let t = &backend.trees;
         (&t.users, &t.users_by_id).transaction(|(users, by_id)| {
             if users.get(user.name.as_bytes())?.is_some() {
                 return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
@@ -33,25 +35,32 @@ impl Store {
 
     /// Every user, by name.
     pub fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
-        all(&self.trees.users)
+        all(&self.backend()?.trees.users)
     }
 
     /// The user with this sign-in name.
     pub fn user_by_name(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
-        one(&self.trees.users, name.as_bytes())
+        one(&self.backend()?.trees.users, name.as_bytes())
     }
 
     /// The user with this id.
     pub fn user_by_id(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
-        match self.trees.users_by_id.get(id.as_str().as_bytes())? {
-            Some(name) => one(&self.trees.users, &name),
+        match self
+            .backend()?
+            .trees
+            .users_by_id
+            .get(id.as_str().as_bytes())?
+        {
+            Some(name) => one(&self.backend()?.trees.users, &name),
             None => Ok(None),
         }
     }
 
     /// Adds an app.
     pub async fn add_app(&self, app: AppRecord) -> Result<AppRecord, StoreError> {
-        self.trees
+        self.writable()?;
+        self.backend()?
+            .trees
             .apps
             .insert(app.client_id.as_str().as_bytes(), encode(&app)?)?;
         self.commit_nothing().await?;
@@ -60,17 +69,19 @@ impl Store {
 
     /// Every app.
     pub fn apps(&self) -> Result<Vec<AppRecord>, StoreError> {
-        all(&self.trees.apps)
+        all(&self.backend()?.trees.apps)
     }
 
     /// The app with this client id.
     pub fn app(&self, client_id: &ClientId) -> Result<Option<AppRecord>, StoreError> {
-        one(&self.trees.apps, client_id.as_str().as_bytes())
+        one(&self.backend()?.trees.apps, client_id.as_str().as_bytes())
     }
 
     /// Adds a signed-in device.
     pub async fn add_device(&self, device: DeviceRecord) -> Result<DeviceRecord, StoreError> {
-        self.trees
+        self.writable()?;
+        self.backend()?
+            .trees
             .devices
             .insert(device.id.as_str().as_bytes(), encode(&device)?)?;
         self.commit_nothing().await?;
@@ -79,26 +90,28 @@ impl Store {
 
     /// Every device, revoked ones included.
     pub fn devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
-        all(&self.trees.devices)
+        all(&self.backend()?.trees.devices)
     }
 
     /// The device with this id.
     pub fn device(&self, id: &DeviceId) -> Result<Option<DeviceRecord>, StoreError> {
-        one(&self.trees.devices, id.as_str().as_bytes())
+        one(&self.backend()?.trees.devices, id.as_str().as_bytes())
     }
 
     /// Marks a device revoked and drops its subscriptions; `None` when unknown.
     pub async fn revoke_device(&self, id: &DeviceId) -> Result<Option<DeviceRecord>, StoreError> {
+        self.writable()?;
         let updated = self.update_device(id, |d| d.revoked = true)?;
         if updated.is_some() {
             for entry in self
+                .backend()?
                 .trees
                 .subs_by_device
                 .scan_prefix(keys::device_prefix(id))
             {
                 let (key, unsid) = entry?;
-                self.trees.subs.remove(unsid)?;
-                self.trees.subs_by_device.remove(key)?;
+                self.backend()?.trees.subs.remove(unsid)?;
+                self.backend()?.trees.subs_by_device.remove(key)?;
             }
             self.commit_nothing().await?;
         }
@@ -106,18 +119,22 @@ impl Store {
     }
 
     /// Records a device's cumulative ack (never moving it back) and that it was seen.
-    pub fn record_ack(&self, id: &DeviceId, seq: Seq, now: Timestamp) -> Result<(), StoreError> {
-        self.update_device(id, |d| {
+    /// Bookkeeping for `device list`: best effort, so that no read or channel fails on it.
+    pub fn record_ack(&self, id: &DeviceId, seq: Seq, now: Timestamp) {
+        let result = self.update_device(id, |d| {
             d.acked_seq = d.acked_seq.max(seq);
             d.last_seen = Some(now);
-        })?;
-        Ok(())
+        });
+        if let Err(e) = result {
+            tracing::debug!(device = %id, error = %e, "ack not recorded");
+        }
     }
 
-    /// Records that a device talked to the service.
-    pub fn touch_device(&self, id: &DeviceId, now: Timestamp) -> Result<(), StoreError> {
-        self.update_device(id, |d| d.last_seen = Some(now))?;
-        Ok(())
+    /// Records that a device talked to the service; best effort, like [`Self::record_ack`].
+    pub fn touch_device(&self, id: &DeviceId, now: Timestamp) {
+        if let Err(e) = self.update_device(id, |d| d.last_seen = Some(now)) {
+            tracing::debug!(device = %id, error = %e, "last-seen not recorded");
+        }
     }
 
     fn update_device(
@@ -125,22 +142,24 @@ impl Store {
         id: &DeviceId,
         edit: impl Fn(&mut DeviceRecord),
     ) -> Result<Option<DeviceRecord>, StoreError> {
+        self.writable()?;
         let mut failure = None;
-        let updated = self
-            .trees
-            .devices
-            .update_and_fetch(id.as_str().as_bytes(), |old| {
-                let old = old?;
-                let mut device: DeviceRecord = match decode(old) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        failure = Some(e);
-                        return Some(old.to_vec());
-                    }
-                };
-                edit(&mut device);
-                encode(&device).ok()
-            })?;
+        let updated =
+            self.backend()?
+                .trees
+                .devices
+                .update_and_fetch(id.as_str().as_bytes(), |old| {
+                    let old = old?;
+                    let mut device: DeviceRecord = match decode(old) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            failure = Some(e);
+                            return Some(old.to_vec());
+                        }
+                    };
+                    edit(&mut device);
+                    encode(&device).ok()
+                })?;
         if let Some(e) = failure {
             return Err(e);
         }
@@ -157,8 +176,9 @@ impl Store {
         expires: Timestamp,
         fresh: Unsid,
     ) -> Result<SubscriptionRecord, StoreError> {
+        self.writable()?;
         let index = keys::device_host(device, host);
-        let unsid = match self.trees.subs_by_device.get(&index)? {
+        let unsid = match self.backend()?.trees.subs_by_device.get(&index)? {
             Some(existing) => Unsid::new(String::from_utf8_lossy(&existing).into_owned()),
             None => fresh,
         };
@@ -170,7 +190,8 @@ impl Store {
             expires,
         };
         let value = encode(&record)?;
-        let t = &self.trees;
+        let backend = self.backend()?;
+        let t = &backend.trees;
         (&t.subs, &t.subs_by_device).transaction(|(subs, by_device)| {
             subs.insert(unsid.as_str().as_bytes(), value.clone())?;
             by_device.insert(index.clone(), unsid.as_str().as_bytes())?;
@@ -182,7 +203,7 @@ impl Store {
 
     /// The subscription a UNSID names, if it exists.
     pub fn subscription(&self, unsid: &Unsid) -> Result<Option<SubscriptionRecord>, StoreError> {
-        one(&self.trees.subs, unsid.as_str().as_bytes())
+        one(&self.backend()?.trees.subs, unsid.as_str().as_bytes())
     }
 
     /// Whether `device` holds an unexpired subscription to `host`.
@@ -193,13 +214,17 @@ impl Store {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let Some(unsid) = self
+            .backend()?
             .trees
             .subs_by_device
             .get(keys::device_host(device, host))?
         else {
             return Ok(false);
         };
-        Ok(one::<SubscriptionRecord>(&self.trees.subs, &unsid)?.is_some_and(|s| s.expires > now))
+        Ok(
+            one::<SubscriptionRecord>(&self.backend()?.trees.subs, &unsid)?
+                .is_some_and(|s| s.expires > now),
+        )
     }
 }
 

@@ -7,16 +7,23 @@
 //! devices, and never answered with 201, before it is on disk; and under load one fsync
 //! covers many posts.
 //!
+//! A failed flush marks the store failed ([`Health`]) and fails its writers; from then
+//! on the thread flushes nothing and fails every writer at once, so nothing answered
+//! with an error is made durable later without being published.
+//!
 //! A plain thread, not a task: the flush blocks, and calling it directly saves the hop
 //! through sled's own thread pool that `flush_async` makes (measured: about 8 % more
 //! posts per second, see `benches/service.rs`). The thread ends when the store is
 //! dropped.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::protocol::{Notification, Seq, UserId};
+
+use super::health::{Failure, Health};
 
 /// A change to a user's feed that became durable.
 #[derive(Clone, Debug)]
@@ -32,10 +39,22 @@ pub struct Committed {
 /// Called with each group of durable changes, in `seq` order, before writers are answered.
 pub type Publish = Arc<dyn Fn(Vec<Committed>) + Send + Sync>;
 
+/// A writer's answer: durable, or why not.
+pub(crate) type Outcome = Result<(), Failure>;
+
 /// One writer's request to be made durable.
 pub(crate) struct Pending {
     pub changes: Vec<Committed>,
-    pub done: oneshot::Sender<Result<(), String>>,
+    pub done: oneshot::Sender<Outcome>,
+}
+
+/// What the committer thread works with.
+pub(crate) struct Context {
+    pub db: sled::Db,
+    pub publish: Publish,
+    pub health: Arc<Health>,
+    /// Makes every flush fail while set (tests of the failure path).
+    pub fail_flushes: Arc<AtomicBool>,
 }
 
 /// The queue writers put their pending commits on. Dropping it stops the thread and
@@ -54,13 +73,22 @@ impl Drop for Committer {
     }
 }
 
+/// The answer when the queue is gone.
+fn closed() -> Failure {
+    Failure {
+        disk_full: false,
+        message: "the store is closed".to_owned(),
+        since: crate::protocol::Timestamp::now(),
+    }
+}
+
 impl Committer {
     /// Starts the committer thread.
-    pub fn start(db: sled::Db, publish: Publish) -> std::io::Result<Self> {
+    pub fn start(context: Context) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
         let thread = std::thread::Builder::new()
             .name("tidings-commit".to_owned())
-            .spawn(move || run(&db, rx, &publish))?;
+            .spawn(move || run(&context, rx))?;
         Ok(Self {
             tx: Some(tx),
             thread: Some(thread),
@@ -68,20 +96,13 @@ impl Committer {
     }
 
     /// Queues `changes` (already applied in memory) and returns once they are on disk.
-    pub async fn commit(&self, changes: Vec<Committed>) -> Result<(), String> {
-        let (done, wait) = oneshot::channel();
-        self.tx
-            .as_ref()
-            .ok_or_else(|| "the store is closed".to_owned())?
-            .send(Pending { changes, done })
-            .map_err(|_| "the store is closed".to_owned())?;
-        wait.await
-            .map_err(|_| "the store closed before the flush".to_owned())?
+    pub async fn commit(&self, changes: Vec<Committed>) -> Outcome {
+        self.enqueue(changes).await.map_err(|_| closed())?
     }
 
     /// Queues `changes` without waiting; used while holding the write lock so that
     /// queue order is `seq` order. Returns the receiver to wait on.
-    pub fn enqueue(&self, changes: Vec<Committed>) -> oneshot::Receiver<Result<(), String>> {
+    pub fn enqueue(&self, changes: Vec<Committed>) -> oneshot::Receiver<Outcome> {
         let (done, wait) = oneshot::channel();
         // A send error drops `done`, which the waiter sees as "store closed".
         if let Some(tx) = &self.tx {
@@ -91,29 +112,43 @@ impl Committer {
     }
 }
 
-fn run(db: &sled::Db, mut rx: mpsc::UnboundedReceiver<Pending>, publish: &Publish) {
+fn run(context: &Context, mut rx: mpsc::UnboundedReceiver<Pending>) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while let Ok(next) = rx.try_recv() {
             batch.push(next);
         }
-        let result = db
-            .flush()
-            .map(|_| ())
-            .map_err(|e| format!("flushing the store failed: {e}"));
+        let result = flush(context);
         if result.is_ok() {
             let changes: Vec<Committed> = batch
                 .iter_mut()
                 .flat_map(|p| std::mem::take(&mut p.changes))
                 .collect();
             if !changes.is_empty() {
-                publish(changes);
+                (context.publish)(changes);
             }
-        } else {
-            tracing::error!(error = ?result, "store flush failed; writers get 500");
         }
         for pending in batch {
             let _ = pending.done.send(result.clone());
         }
     }
+}
+
+/// One flush, unless the store already failed; a failure marks it failed.
+fn flush(context: &Context) -> Outcome {
+    if let Some(failure) = context.health.failure() {
+        return Err(failure);
+    }
+    let result = if context.fail_flushes.load(Ordering::SeqCst) {
+        Err(sled::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::StorageFull,
+        )))
+    } else {
+        context.db.flush().map(|_| ())
+    };
+    result.map_err(|e| {
+        let failure = Failure::from_sled(&e);
+        context.health.fail(failure.clone());
+        failure
+    })
 }

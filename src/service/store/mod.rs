@@ -12,26 +12,38 @@
 //!
 //! Durability: every write that a caller is answered for goes through the group
 //! committer (`commit`): applied in memory, then one shared flush, then published.
+//! Reads never go past what is on disk: the feed stops at each user's durable `seq`,
+//! and a notification whose latest version is not yet flushed is read after the flush.
+//! A failed flush fails the store for writes until [`Store::recover`] reopens it
+//! (`health`).
 
 mod accounts;
 mod commit;
+pub mod health;
 mod index;
 mod keys;
 mod notes;
 pub mod records;
+mod reserve;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use sled::Tree;
 
 pub use commit::{Committed, Publish};
+pub use health::Failure;
 pub use notes::{FeedScan, Upserted};
 pub use records::{AppRecord, DeviceRecord, NotificationRecord, SubscriptionRecord, UserRecord};
 
 use crate::protocol::{Seq, UserId};
-use commit::Committer;
+use commit::{Committer, Context};
+use health::Health;
 
 /// Errors of the store. Conflicts are reported as [`StoreError::Conflict`]; everything
 /// else is a fault of the disk or the data, not of the request.
@@ -49,9 +61,12 @@ pub enum StoreError {
     /// The write conflicts with what is stored (e.g. the user name is taken).
     #[error("{0}")]
     Conflict(String),
-    /// The flush that makes a write durable failed, or the store is closed.
+    /// The store could not be set up.
     #[error("{0}")]
     Commit(String),
+    /// The store takes no writes (a flush failed; see [`health`]), or is being reopened.
+    #[error("{0}")]
+    Unavailable(Failure),
     /// Another process holds the database.
     #[error(
         "the data directory {0} is in use by another tidings service; stop it or pass another --data-dir"
@@ -96,54 +111,218 @@ impl Trees {
     }
 }
 
-/// The service store. Cheap to share behind an `Arc`.
-pub struct Store {
+/// An open database with its trees and its committer thread.
+struct Open {
     db: sled::Db,
     trees: Trees,
+    committer: Committer,
+}
+
+/// Each user's last durable `seq`, shared with the publish path.
+type Marks = Arc<Mutex<HashMap<UserId, Seq>>>;
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The service store. Cheap to share behind an `Arc`.
+pub struct Store {
+    dir: PathBuf,
+    cache_bytes: u64,
+    /// The caller's publish callback, behind the durable marks.
+    publish: Publish,
+    /// The database; `None` only while it is being reopened.
+    open: RwLock<Option<Arc<Open>>>,
     /// The in-memory indexes; the lock also serialises notification writes so that
     /// `seq` order is commit-queue order.
     index: Mutex<index::Index>,
-    committer: Committer,
+    health: Arc<Health>,
+    /// Each user's last `seq` known to be on disk: reads never go past it.
+    durable: Marks,
+    fail_flushes: Arc<AtomicBool>,
+    reserve: Mutex<reserve::Reserve>,
 }
 
 impl Store {
     /// Opens (or creates) the store in `dir` with a page cache of `cache_bytes`, and
     /// starts its group committer, which calls `publish` with every durable change.
     pub fn open(dir: &Path, cache_bytes: u64, publish: Publish) -> Result<Self, StoreError> {
+        let health = Arc::new(Health::default());
+        let fail_flushes = Arc::new(AtomicBool::new(false));
+        let durable: Marks = Arc::default();
+        let marks = durable.clone();
+        let publish: Publish = Arc::new(move |changes: Vec<Committed>| {
+            {
+                let mut marks = lock(&marks);
+                for change in &changes {
+                    marks.insert(change.user.clone(), change.seq);
+                }
+            }
+            publish(changes);
+        });
+        let store = Self {
+            dir: dir.to_owned(),
+            cache_bytes,
+            publish,
+            open: RwLock::new(None),
+            index: Mutex::new(index::Index::default()),
+            health,
+            durable,
+            fail_flushes,
+            reserve: Mutex::new(reserve::Reserve::new(dir, 0)),
+        };
+        let (backend, index) = store.load()?;
+        *store.lock() = index;
+        *store.open.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(backend));
+        Ok(store)
+    }
+
+    /// Opens the database, sets the durable marks from what is on disk, starts the
+    /// committer, and returns the database and the rebuilt indexes for the caller to put
+    /// in place (it holds their locks). Called with no database open.
+    fn load(&self) -> Result<(Open, index::Index), StoreError> {
         let db = sled::Config::new()
-            .path(dir.join("db"))
-            .cache_capacity(cache_bytes)
+            .path(self.dir.join("db"))
+            .cache_capacity(self.cache_bytes)
             .open()
             .map_err(|e| match e {
                 sled::Error::Io(io) if is_lock_error(&io) => {
-                    StoreError::Locked(dir.display().to_string())
+                    StoreError::Locked(self.dir.display().to_string())
                 }
                 other => StoreError::Sled(other),
             })?;
         let trees = Trees::open(&db)?;
-        let index = rebuild_index(&trees.notifications)?;
-        let committer = Committer::start(db.clone(), publish)
-            .map_err(|e| StoreError::Commit(format!("cannot start the commit thread: {e}")))?;
-        Ok(Self {
-            db,
-            trees,
-            index: Mutex::new(index),
-            committer,
+        let rebuilt = rebuild_index(&trees.notifications)?;
+        *lock(&self.durable) = rebuilt.last_seqs();
+        let committer = Committer::start(Context {
+            db: db.clone(),
+            publish: self.publish.clone(),
+            health: self.health.clone(),
+            fail_flushes: self.fail_flushes.clone(),
         })
+        .map_err(|e| StoreError::Commit(format!("cannot start the commit thread: {e}")))?;
+        Ok((
+            Open {
+                db,
+                trees,
+                committer,
+            },
+            rebuilt,
+        ))
+    }
+
+    /// The open database, or why there is none.
+    fn backend(&self) -> Result<Arc<Open>, StoreError> {
+        self.open
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable(self.failure().unwrap_or_else(reopening)))
+    }
+
+    /// Keeps `bytes` of the disk in reserve for a recovery from a full disk
+    /// (`reserve.rs`), writing the reserve now if it is missing.
+    pub fn keep_reserve(&self, bytes: u64) -> Result<(), StoreError> {
+        let reserve = reserve::Reserve::new(&self.dir, bytes);
+        reserve.fill().map_err(|e| {
+            StoreError::Commit(format!(
+                "cannot write the {bytes}-byte reserve in {}: {e}; free some disk space",
+                self.dir.display()
+            ))
+        })?;
+        *lock(&self.reserve) = reserve;
+        Ok(())
+    }
+
+    /// Why the store takes no writes, if it does not.
+    pub fn failure(&self) -> Option<Failure> {
+        self.health.failure()
+    }
+
+    /// Refuses a write while the store is failed.
+    fn writable(&self) -> Result<(), StoreError> {
+        match self.health.failure() {
+            Some(failure) => Err(StoreError::Unavailable(failure)),
+            None => Ok(()),
+        }
+    }
+
+    /// `user`'s last `seq` known to be on disk.
+    pub fn durable_seq(&self, user: &UserId) -> Seq {
+        lock(&self.durable).get(user).copied().unwrap_or(Seq::ZERO)
+    }
+
+    /// Makes every flush fail while `on` (to exercise the failure path in tests).
+    #[doc(hidden)]
+    pub fn fail_flushes(&self, on: bool) {
+        self.fail_flushes.store(on, Ordering::SeqCst);
+    }
+
+    /// Recovers a failed store in two steps. First, at once, the failed database handle
+    /// (which sled then fails reads on too) is replaced by one opened afresh from disk:
+    /// the indexes and durable marks are rebuilt and `reseed` is called with every
+    /// user's last `seq` while no write can run (the hub takes them and closes every
+    /// channel, so each device resyncs from its cursor: a change answered with an error
+    /// may have reached the disk after all, unpublished). Then, once the disk takes a
+    /// write again, writes are accepted. Returns whether writes are accepted again.
+    /// Blocking: call it off the async runtime.
+    pub fn recover(&self, reseed: impl FnOnce(HashMap<UserId, Seq>)) -> Result<bool, StoreError> {
+        if self.health.failure().is_none() {
+            return Ok(false);
+        }
+        let reserve = lock(&self.reserve).clone();
+        if self.health.handle_broken() {
+            // Room for the reopen (sled writes as it opens).
+            reserve.release();
+            self.reopen(reseed)?;
+            self.health.handle_replaced();
+            tracing::warn!(
+                "store reopened for reads; writes stay refused until the disk takes them"
+            );
+        }
+        if let Err(e) = probe_disk(&self.dir).and_then(|()| reserve.fill()) {
+            tracing::debug!(error = %e, "the disk still takes no writes");
+            return Ok(false);
+        }
+        self.health.clear();
+        tracing::info!("the disk takes writes again; the store accepts them");
+        Ok(true)
+    }
+
+    /// Closes the database and opens it again from disk (see [`Self::recover`]).
+    /// Readers wait for it (they hold the database for one call only).
+    fn reopen(&self, reseed: impl FnOnce(HashMap<UserId, Seq>)) -> Result<(), StoreError> {
+        let mut writers = self.lock();
+        let mut open = self.open.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = open.take() {
+            close(old);
+        }
+        let (backend, index) = self.load()?;
+        *open = Some(Arc::new(backend));
+        *writers = index;
+        reseed(writers.last_seqs());
+        Ok(())
+    }
+
+    /// Resolves when the store fails.
+    pub async fn wait_failed(&self) {
+        self.health.wait_failed().await;
     }
 
     /// Makes everything written so far durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        self.writable()?;
+        self.backend()?.db.flush_async().await?;
         Ok(())
     }
 
     /// Waits until everything written so far is durable, through the group committer.
     async fn commit_nothing(&self) -> Result<(), StoreError> {
-        self.committer
+        self.backend()?
+            .committer
             .commit(Vec::new())
             .await
-            .map_err(StoreError::Commit)
+            .map_err(StoreError::Unavailable)
     }
 
     /// The last `seq` of every user's feed: the hub's starting point.
@@ -154,21 +333,59 @@ impl Store {
     /// The key that signs access tokens, made on first use and kept.
     pub fn token_key(&self, fresh: [u8; 32]) -> Result<Vec<u8>, StoreError> {
         let key = b"token_key";
-        let _ = self
-            .trees
-            .meta
-            .compare_and_swap(key, None as Option<&[u8]>, Some(&fresh[..]))?;
-        self.trees
-            .meta
-            .get(key)?
+        let meta = self.backend()?.trees.meta.clone();
+        let _ = meta.compare_and_swap(key, None as Option<&[u8]>, Some(&fresh[..]))?;
+        meta.get(key)?
             .map(|v| v.to_vec())
             .ok_or_else(|| StoreError::Corrupt("token key missing".to_owned()))
     }
 
     /// Bytes the database takes on disk.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()?)
+        Ok(self.backend()?.db.size_on_disk()?)
     }
+}
+
+/// The failure reported while the database is being reopened.
+fn reopening() -> Failure {
+    Failure {
+        disk_full: false,
+        message: "the store is being reopened".to_owned(),
+        since: crate::protocol::Timestamp::now(),
+    }
+}
+
+/// Closes a database once no reader holds it any more (they hold it for one call).
+fn close(mut open: Arc<Open>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Arc::try_unwrap(open) {
+            Ok(open) => {
+                drop(open);
+                return;
+            }
+            Err(shared) if Instant::now() < deadline => {
+                open = shared;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(_) => {
+                tracing::warn!("the old store is still in use; reopening regardless");
+                return;
+            }
+        }
+    }
+}
+
+/// Whether the data directory takes a write again: 1 MiB written, synced and removed.
+fn probe_disk(dir: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = dir.join(".write-probe");
+    let result = std::fs::File::create(&path).and_then(|mut file| {
+        file.write_all(&vec![0; 1 << 20])?;
+        file.sync_all()
+    });
+    let _ = std::fs::remove_file(&path);
+    result
 }
 
 /// Rebuilds the indexes from the stored records and the `seq` floors left by purges.

@@ -39,7 +39,7 @@ pub struct FeedScan {
     pub last_scanned: Option<Seq>,
 }
 
-type Durable = tokio::sync::oneshot::Receiver<Result<(), String>>;
+type Durable = tokio::sync::oneshot::Receiver<super::commit::Outcome>;
 
 impl Store {
     /// Stores a new notification, or replaces the one with the same
@@ -52,6 +52,7 @@ impl Store {
     ) -> Result<Upserted, StoreError> {
         let (wait, record, replaced) = {
             let mut index = self.lock();
+            self.writable()?;
             let old = match &content.app_notification_id {
                 Some(app_id) => match index.by_app_id(user, &content.target_host_name, app_id) {
                     Some(id) => self.record(user, &id)?,
@@ -114,7 +115,7 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let mut ids = Vec::new();
         let prefix = keys::user_prefix(keys::NOTE, user);
-        for entry in self.trees.notifications.scan_prefix(prefix) {
+        for entry in self.backend()?.trees.notifications.scan_prefix(prefix) {
             let (_, value) = entry?;
             let record: NotificationRecord = decode(&value)?;
             if record.content.target_host_name == host
@@ -133,19 +134,30 @@ impl Store {
         Ok(deleted)
     }
 
-    /// A live (not deleted, not expired) notification of `user`.
-    pub fn get(
+    /// A live (not deleted, not expired) notification of `user`, as it is on disk: if
+    /// its latest version is not flushed yet, this waits for the flush (and fails when
+    /// the flush does).
+    pub async fn get(
         &self,
         user: &UserId,
         id: &NotificationId,
         now: Timestamp,
     ) -> Result<Option<NotificationRecord>, StoreError> {
-        Ok(self.record(user, id)?.filter(|r| is_live(r, now)))
+        let mut record = self.record(user, id)?;
+        if record
+            .as_ref()
+            .is_some_and(|r| r.seq > self.durable_seq(user))
+        {
+            self.commit_nothing().await?;
+            record = self.record(user, id)?;
+        }
+        Ok(record.filter(|r| is_live(r, now)))
     }
 
-    /// Scans `user`'s feed after `after` (and up to `upto`, when given), visiting at most
-    /// `max` entries. Entries whose notification has changed again since are skipped:
-    /// the newer change has its own, later entry.
+    /// Scans `user`'s feed after `after` (and up to `upto`, when given, and never past
+    /// the user's durable `seq`), visiting at most `max` entries. Entries whose
+    /// notification has changed again since are skipped: the newer change has its own,
+    /// later entry.
     pub fn feed_scan(
         &self,
         user: &UserId,
@@ -153,9 +165,9 @@ impl Store {
         upto: Option<Seq>,
         max: usize,
     ) -> Result<FeedScan, StoreError> {
-        let entries = self
-            .lock()
-            .feed_range(user, after, upto.unwrap_or(Seq(u64::MAX)), max);
+        let durable = self.durable_seq(user);
+        let upto = upto.map_or(durable, |upto| upto.min(durable));
+        let entries = self.lock().feed_range(user, after, upto, max);
         let mut scan = FeedScan::default();
         for (seq, id) in entries {
             scan.last_scanned = Some(seq);
@@ -173,6 +185,7 @@ impl Store {
     /// many were removed. Not flushed: a purge lost in a crash is simply redone.
     pub fn purge_expired(&self, now: Timestamp, max: usize) -> Result<usize, StoreError> {
         let mut index = self.lock();
+        self.writable()?;
         let expired = index.expired(now, max);
         let mut batch = Batch::default();
         let mut users = Vec::new();
@@ -196,7 +209,7 @@ impl Store {
             let floor = Seq(index.next_seq(user).0 - 1);
             batch.insert(keys::seq(user), &floor.0.to_be_bytes());
         }
-        self.trees.notifications.apply_batch(batch)?;
+        self.backend()?.trees.notifications.apply_batch(batch)?;
         Ok(expired.len())
     }
 
@@ -210,6 +223,7 @@ impl Store {
     ) -> Result<Option<Upserted>, StoreError> {
         let (wait, record) = {
             let mut index = self.lock();
+            self.writable()?;
             let Some(old) = self.record(user, id)?.filter(|r| is_live(r, now)) else {
                 return Ok(None);
             };
@@ -237,7 +251,8 @@ impl Store {
         user: &UserId,
         id: &NotificationId,
     ) -> Result<Option<NotificationRecord>, StoreError> {
-        self.trees
+        self.backend()?
+            .trees
             .notifications
             .get(keys::note(user, id))?
             .map(|v| decode(&v))
@@ -260,11 +275,12 @@ impl Store {
         old: Option<&NotificationRecord>,
         record: &NotificationRecord,
     ) -> Result<Durable, StoreError> {
-        self.trees
+        self.backend()?
+            .trees
             .notifications
             .insert(keys::note(user, &record.id), encode(record)?)?;
         index.put(user, old, record);
-        Ok(self.committer.enqueue(vec![Committed {
+        Ok(self.backend()?.committer.enqueue(vec![Committed {
             user: user.clone(),
             seq: record.seq,
             notification: record.to_notification(),
@@ -275,7 +291,7 @@ impl Store {
 async fn wait_durable(wait: Durable) -> Result<(), StoreError> {
     wait.await
         .map_err(|_| StoreError::Commit("the store closed before the flush".to_owned()))?
-        .map_err(StoreError::Commit)
+        .map_err(StoreError::Unavailable)
 }
 
 fn is_live(record: &NotificationRecord, now: Timestamp) -> bool {
