@@ -188,19 +188,22 @@ impl ServiceState {
 /// File descriptors kept for the store, the admin socket and logs, beyond connections.
 const RESERVED_FDS: u64 = 64;
 
-/// The connection cap in force: `wanted`, lowered to fit the open-file limit (raised to
-/// its hard limit first) so that `accept` never fails for lack of descriptors.
-fn connection_cap(wanted: usize) -> usize {
+/// The connection cap in force: `wanted`, lowered so that connections and channels
+/// (an upgraded connection leaves the connection count and joins the channel count)
+/// fit the open-file limit, raised to its hard limit first, so that `accept` never
+/// fails for lack of descriptors.
+fn connection_cap(wanted: usize, channels: usize) -> usize {
     let Some(limit) = serve::raise_fd_limit() else {
         return wanted;
     };
     let usable = usize::try_from(limit.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
-    if wanted > usable {
+    let room = usable.saturating_sub(channels).max(usable / 8).max(1);
+    if wanted > room {
         tracing::warn!(
-            "max_connections {wanted} is more than the open-file limit allows ({limit}); serving at most {usable} connections (raise LimitNOFILE / ulimit -n)"
+            "max_connections {wanted} and max_channels {channels} need more files than the open-file limit ({limit}) allows; serving at most {room} connections (raise LimitNOFILE / ulimit -n, or lower max_channels)"
         );
     }
-    wanted.min(usable).max(1)
+    wanted.min(room)
 }
 
 fn create_private_dir(dir: &std::path::Path) -> Result<(), ServiceError> {
@@ -238,7 +241,8 @@ pub async fn run(
     }
     let app = http::router(state.clone());
     let connections = TaskTracker::new();
-    let max_connections = connection_cap(state.settings.max_connections);
+    let max_connections =
+        connection_cap(state.settings.max_connections, state.settings.max_channels);
     let accepting = serve::accept_loop(
         listener,
         app,

@@ -5,8 +5,9 @@
 //! Why: every password check is argon2 with 19 MiB of memory. Run on tokio's blocking
 //! pool (up to 512 threads, each keeping its own glibc heap arena), 200 concurrent wrong
 //! passwords took the service from 70 MiB to 9.1 GiB and kept it there. Here at most
-//! `workers` checks run at once, on the same few threads, and at most `queue` wait;
-//! beyond that the caller is answered `503` at once ([`Busy`]).
+//! `workers` checks run at once, on the same few threads, each reusing one buffer for
+//! argon2's memory, and at most `queue` wait; beyond that the caller is answered `503`
+//! at once ([`Busy`]).
 //!
 //! Failed attempts ([`Strikes`]): each key has a number of free failures within a
 //! window; past them every further failure blocks the key for a delay that doubles, up
@@ -103,6 +104,8 @@ impl PasswordPool {
 }
 
 fn work(receiver: &Mutex<mpsc::Receiver<Job>>) {
+    // argon2's working memory, allocated once and reused for every check.
+    let mut memory = Vec::new();
     loop {
         let job = {
             let guard = receiver
@@ -111,7 +114,7 @@ fn work(receiver: &Mutex<mpsc::Receiver<Job>>) {
             guard.recv()
         };
         let Ok(job) = job else { return };
-        let valid = super::auth::verify_password(&job.password, &job.hash);
+        let valid = super::auth::verify_password_in(&job.password, &job.hash, &mut memory);
         let _ = job.done.send(valid);
     }
 }

@@ -27,7 +27,7 @@ use access::{bearer, device};
 use error::ApiError;
 
 /// Bytes read from a channel's socket at a time.
-const CHANNEL_READ_BUFFER: usize = 4096;
+const CHANNEL_READ_BUFFER: usize = 1024;
 
 /// The router of every route.
 pub fn router(state: AppState) -> Router {
