@@ -33,7 +33,10 @@ pub struct Subscription {
 pub struct Api {
     http: reqwest::Client,
     endpoint: Endpoint,
-    refresh_token: String,
+    /// The current refresh token; each use replaces it.
+    refresh_token: Mutex<String>,
+    /// Where the credential is saved again when its refresh token is replaced.
+    credentials_dir: Option<std::path::PathBuf>,
     token: Mutex<Option<(String, Instant)>>,
     tls: Arc<rustls::ClientConfig>,
 }
@@ -58,10 +61,19 @@ impl Api {
         Ok(Self {
             http: http_client(&tls)?,
             endpoint,
-            refresh_token,
+            refresh_token: Mutex::new(refresh_token),
+            credentials_dir: None,
             token: Mutex::new(None),
             tls,
         })
+    }
+
+    /// Saves every replaced refresh token into the credential in `agent_dir` (when one
+    /// is there), so that the next start presents the current one.
+    #[must_use]
+    pub fn saving_credentials_in(mut self, agent_dir: std::path::PathBuf) -> Self {
+        self.credentials_dir = Some(agent_dir);
+        self
     }
 
     /// The TLS configuration (for the channel).
@@ -82,9 +94,33 @@ impl Api {
         {
             return Ok(token.clone());
         }
-        let token = access_token(&self.http, &self.endpoint, &self.refresh_token).await?;
+        let mut refresh_token = self.refresh_token.lock().await;
+        let (token, replaced) = access_token(&self.http, &self.endpoint, &refresh_token).await?;
+        if let Some(replaced) = replaced {
+            self.save_refresh_token(&replaced);
+            *refresh_token = replaced;
+        }
         *cached = Some((token.clone(), Instant::now()));
         Ok(token)
+    }
+
+    /// Writes a replaced refresh token into the saved credential. The old one no longer
+    /// works, and presenting it again would sign this device out, so a failure here is
+    /// loud.
+    fn save_refresh_token(&self, replaced: &str) {
+        let Some(dir) = &self.credentials_dir else {
+            return;
+        };
+        let saved = super::credentials::Credentials::load(dir).and_then(|creds| match creds {
+            Some(mut creds) => {
+                replaced.clone_into(&mut creds.refresh_token);
+                creds.save(dir)
+            }
+            None => Ok(()),
+        });
+        if let Err(e) = saved {
+            tracing::error!(error = %e, "could not save the renewed device credential; after a restart this device must sign in again");
+        }
     }
 
     /// Drops the cached token (the service refused it).
@@ -149,12 +185,13 @@ impl Api {
     }
 }
 
-/// Renews the access token with the device's refresh token.
+/// Renews the access token with the device's refresh token; returns it and the refresh
+/// token that replaces the one given, if the service rotated it.
 pub async fn access_token(
     http: &reqwest::Client,
     endpoint: &Endpoint,
     refresh_token: &str,
-) -> Result<String, AgentError> {
+) -> Result<(String, Option<String>), AgentError> {
     let request = http.post(endpoint.token_url()?).form(&[
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh_token),
@@ -168,9 +205,10 @@ pub async fn access_token(
             "token endpoint answered {status}: {body}"
         )));
     }
+    let replaced = body["refresh_token"].as_str().map(str::to_owned);
     body["access_token"]
         .as_str()
-        .map(str::to_owned)
+        .map(|token| (token.to_owned(), replaced))
         .ok_or_else(|| AgentError::Network("the token answer has no access_token".to_owned()))
 }
 
@@ -207,9 +245,35 @@ async fn call(
         .await
         .map_err(|e| AgentError::Network(format!("reaching the service: {}", describe(&e))))?;
     let status = response.status();
-    let bytes = response.bytes().await.map_err(|e| {
-        AgentError::Network(format!("reading the service's answer: {}", describe(&e)))
-    })?;
+    let bytes = read_bounded(response).await?;
     let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
     Ok((status, body))
+}
+
+/// The largest answer read from the service's REST API (its answers are a few KiB).
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// Reads an answer's body, refusing one over [`MAX_ANSWER_BYTES`].
+async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, AgentError> {
+    let too_large = || {
+        AgentError::Network(format!(
+            "the service's answer is larger than {MAX_ANSWER_BYTES} bytes; refused"
+        ))
+    };
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| {
+        AgentError::Network(format!("reading the service's answer: {}", describe(&e)))
+    })? {
+        if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
 }

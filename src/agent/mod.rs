@@ -239,11 +239,14 @@ impl Agent {
         let handle = AgentHandle {
             store: Arc::new(store),
             history_cap: settings.history_cap,
-            api: Arc::new(Api::new(
-                endpoint,
-                settings.refresh_token,
-                tls::client_config(settings.ca_file.as_deref())?,
-            )?),
+            api: Arc::new(
+                Api::new(
+                    endpoint,
+                    settings.refresh_token,
+                    tls::client_config(settings.ca_file.as_deref())?,
+                )?
+                .saving_credentials_in(settings.data_dir.clone()),
+            ),
             outbox: Arc::new(Notify::new()),
             presenter,
             link: Arc::new(Link::default()),

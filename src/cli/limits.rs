@@ -40,6 +40,12 @@ pub struct LimitArgs {
     /// How often a failed store (full disk) checks whether it can write again [default: 5s].
     #[arg(long, env = "TIDINGS_RECOVERY_INTERVAL", value_name = "TIME", value_parser = parse_duration)]
     pub recovery_interval: Option<Duration>,
+    /// How long a refresh token stays valid unused [default: 90d].
+    #[arg(long, env = "TIDINGS_REFRESH_TOKEN_TTL", value_name = "TIME", value_parser = parse_duration)]
+    pub refresh_token_ttl: Option<Duration>,
+    /// Devices one user may have signed in at once [default: 100].
+    #[arg(long, env = "TIDINGS_MAX_DEVICES_PER_USER", value_name = "N")]
+    pub max_devices_per_user: Option<usize>,
     /// Disk space kept in reserve to survive a full disk, in MiB [default: 16].
     #[arg(long, env = "TIDINGS_STORE_RESERVE_MIB", value_name = "MIB")]
     pub store_reserve_mib: Option<u64>,
@@ -62,6 +68,11 @@ impl LimitArgs {
         set(&mut settings.channels_per_device, self.channels_per_device);
         set(&mut settings.max_channels, self.max_channels);
         set(&mut settings.recovery_interval, self.recovery_interval);
+        set(&mut settings.refresh_token_ttl, self.refresh_token_ttl);
+        set(
+            &mut settings.max_devices_per_user,
+            self.max_devices_per_user,
+        );
         if let Some(mib) = self.store_reserve_mib {
             settings.store_reserve = mib << 20;
         }

@@ -70,6 +70,10 @@ pub struct Settings {
     pub channels_per_device: usize,
     /// Channels open at most, of all devices; more are answered `503`.
     pub max_channels: usize,
+    /// How long a refresh token stays valid unused (each use replaces it).
+    pub refresh_token_ttl: Duration,
+    /// Devices one user may have signed in at once.
+    pub max_devices_per_user: usize,
 }
 
 impl Settings {
@@ -92,6 +96,8 @@ impl Settings {
             sign_in: signin::SignInLimits::default(),
             channels_per_device: 2,
             max_channels: 9_000,
+            refresh_token_ttl: Duration::from_secs(90 * 24 * 3600),
+            max_devices_per_user: 100,
         }
     }
 

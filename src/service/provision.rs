@@ -17,6 +17,9 @@ pub enum ProvisionError {
     /// Credentials could not be made.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// The user has as many devices signed in as allowed.
+    #[error("{0}")]
+    TooManyDevices(String),
 }
 
 /// A freshly registered device and its refresh token (shown to the device once).
@@ -34,6 +37,12 @@ pub async fn register_device(
     name: String,
     platform: Platform,
 ) -> Result<Registered, ProvisionError> {
+    let cap = state.settings.max_devices_per_user;
+    if state.store.live_devices(user)? >= cap {
+        return Err(ProvisionError::TooManyDevices(format!(
+            "this user already has {cap} devices signed in; sign one out (`tidings logout` on it) or revoke old ones (`tidings admin device list`, then `tidings admin device revoke ID`)"
+        )));
+    }
     let (secret, refresh_hash) = auth::new_secret()?;
     let now = state.now();
     let device = state

@@ -6,6 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use tidings::agent::credentials::Credentials;
 use tidings::agent::store::{AgentStore, LocalChange};
 use tidings::agent::toast::Presenter;
 use tidings::agent::{Agent, AgentError, AgentHandle, Settings};
@@ -76,7 +77,20 @@ fn start_agent_with(
 ) -> RunningAgent {
     let recorder = Arc::new(Recorder::default());
     let shutdown = CancellationToken::new();
-    let mut settings = Settings::new(service_url, device.refresh.clone(), dir.to_owned());
+    // As `tidings login` would: the credential in the agent's directory, where the agent
+    // saves each refresh token that replaces it (a restart must present the newest).
+    let creds = Credentials::load(dir).unwrap().unwrap_or_else(|| {
+        let creds = Credentials {
+            service: Some(service_url.to_owned()),
+            user: "alice".to_owned(),
+            device_id: device.id.clone(),
+            refresh_token: device.refresh.clone(),
+            ca_file: None,
+        };
+        creds.save(dir).unwrap();
+        creds
+    });
+    let mut settings = Settings::new(service_url, creds.refresh_token, dir.to_owned());
     tune(&mut settings);
     let agent = Agent::open(settings, recorder.clone()).unwrap();
     let handle = agent.handle();

@@ -450,8 +450,13 @@ pub async fn post_as_app(
     response.json().await.unwrap()
 }
 
-/// A fresh access token for a device's refresh token.
-pub async fn refresh_access_token(http: &reqwest::Client, url: &str, refresh: &str) -> String {
+/// A fresh access token for a device's refresh token, and the refresh token that
+/// replaces it (the old one must not be used again: that revokes the device).
+pub async fn refresh_access_token(
+    http: &reqwest::Client,
+    url: &str,
+    refresh: &str,
+) -> (String, String) {
     let body: Value = http
         .post(format!("{url}/oauth2/v2.0/token"))
         .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
@@ -461,7 +466,10 @@ pub async fn refresh_access_token(http: &reqwest::Client, url: &str, refresh: &s
         .json()
         .await
         .unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
+    (
+        body["access_token"].as_str().unwrap().to_owned(),
+        body["refresh_token"].as_str().unwrap().to_owned(),
+    )
 }
 
 /// A free loopback port below the kernel's ephemeral range (32768 and up), so that an

@@ -13,7 +13,7 @@ use crate::home::{Home, terminate, wait_for_file};
 #[tokio::test]
 async fn the_agent_binary_runs_local_mode_with_nothing_configured() {
     let home = Home::new();
-    let agent = home.agent();
+    let agent = home.serving_agent().await;
     let url = wait_for_file(&home.path("run/tidings/service.url"))
         .await
         .trim()
@@ -26,17 +26,16 @@ async fn the_agent_binary_runs_local_mode_with_nothing_configured() {
         (None, "tester")
     );
 
-    // A note to my own devices, posted the way any device client would.
-    let http = crate::helpers::http_client();
-    let token = crate::helpers::refresh_access_token(&http, &url, &creds.refresh_token).await;
-    let posted = http
-        .post(format!("{url}/v1/me/notifications"))
-        .bearer_auth(&token)
-        .json(&json!({"payload": {"visualContent": {"title": "hello from local mode"}}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(posted.status(), 201);
+    // A note to my own devices, posted by the agent as this device over the REST API
+    // (the agent's credential is its own: each refresh replaces it, and a replaced one
+    // used again would revoke the device).
+    let posted = home
+        .json(&["send", "--title", "hello from local mode"])
+        .await;
+    assert_eq!(
+        posted["payload"]["visualContent"]["title"],
+        "hello from local mode"
+    );
     wait_until("the agent acks the note", || async {
         let devices = home.admin_json(&["device", "list"]).await;
         devices[0]["ackedSeq"] == 1
@@ -185,18 +184,19 @@ async fn an_agent_killed_mid_stream_ends_with_each_notification_once() {
         .await
         .unwrap();
     assert!(login.wait().await.unwrap().success());
-    let creds = Credentials::load(&home.agent_dir()).unwrap().unwrap();
-    // The new device subscribes to the app through the REST API, as the agent will.
+    let mut creds = Credentials::load(&home.agent_dir()).unwrap().unwrap();
+    // The new device subscribes to the app through the REST API, as the agent will; the
+    // replaced refresh token goes back into the credential, as the agent would save it.
+    let (token, refresh) =
+        crate::helpers::refresh_access_token(&service.http, &service.url, &creds.refresh_token)
+            .await;
+    creds.refresh_token.clone_from(&refresh);
+    creds.save(&home.agent_dir()).unwrap();
     let device = crate::helpers::Device {
         url: service.url.clone(),
         id: creds.device_id.clone(),
-        token: crate::helpers::refresh_access_token(
-            &service.http,
-            &service.url,
-            &creds.refresh_token,
-        )
-        .await,
-        refresh: creds.refresh_token.clone(),
+        token,
+        refresh,
         http: service.http.clone(),
     };
     let device_unsid = device.subscribe("contoso.com").await;

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tidings::protocol::{DeviceId, Timestamp, UserId};
 use tidings::service::auth::Claims;
 
-use crate::helpers::{TestService, note};
+use crate::helpers::{Event, TestService, note};
 
 async fn error_of(response: reqwest::Response) -> (u16, String, String) {
     let status = response.status().as_u16();
@@ -266,6 +266,83 @@ async fn revoked_or_unknown_devices_get_401() {
     assert_eq!(unknown.status(), 401);
     let gone = service.post(&app, &unsid, &body).await;
     assert_eq!(gone.status(), 404, "a revoked device's UNSIDs are gone");
+    service.stop().await;
+}
+
+/// `grant_type=refresh_token` with `refresh`: the status and the answer.
+async fn refresh_grant(service: &TestService, refresh: &str) -> (u16, Value) {
+    let response = service
+        .http
+        .post(format!("{}/oauth2/v2.0/token", service.url))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_a_replaced_one_used_again_revokes_the_device() {
+    let service = TestService::start().await;
+    service.add_user("alice").await;
+    let device = service.sign_in("alice", "linux").await;
+    let (status, first) = refresh_grant(&service, &device.refresh).await;
+    assert_eq!(status, 200);
+    let second_token = first["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(second_token, device.refresh, "each use replaces the token");
+    let (status, second) = refresh_grant(&service, &second_token).await;
+    assert_eq!(status, 200);
+    // The answer was lost: the token just replaced is taken once more, for a while.
+    let (status, again) = refresh_grant(&service, &second_token).await;
+    assert_eq!(status, 200, "{again}");
+    let third_token = again["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(third_token, second["refresh_token"].as_str().unwrap());
+    let mut channel = device.channel(0).await;
+    channel.until_synced().await;
+    // The first token again: someone holds a copy. The device is signed out.
+    let (status, answer) = refresh_grant(&service, &device.refresh).await;
+    assert_eq!(status, 401);
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("already replaced"), "{message}");
+    assert_eq!(service.device_info(&device.id).await["revoked"], true);
+    assert!(matches!(
+        channel.next_event().await,
+        Event::Closed(Some(1008))
+    ));
+    let (status, _) = refresh_grant(&service, &third_token).await;
+    assert_eq!(status, 401, "even the newest token is dead with its device");
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn an_unused_refresh_token_expires_and_devices_per_user_are_capped() {
+    let service = TestService::start_with(|settings| {
+        settings.refresh_token_ttl = Duration::from_millis(1);
+        settings.max_devices_per_user = 2;
+    })
+    .await;
+    service.add_user("alice").await;
+    let device = service.sign_in("alice", "linux").await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let (status, answer) = refresh_grant(&service, &device.refresh).await;
+    assert_eq!(status, 401);
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("expired"), "{message}");
+    service.sign_in("alice", "linux").await;
+    let third = service
+        .http
+        .post(format!("{}/oauth2/v2.0/token", service.url))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "alice-pw"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let (status, _, message) = error_of(third).await;
+    assert_eq!(status, 403);
+    assert!(message.contains("device revoke"), "{message}");
     service.stop().await;
 }
 

@@ -43,7 +43,7 @@ pub struct TokenResponse {
     pub token_type: String,
     /// Seconds until `access_token` expires.
     pub expires_in: u64,
-    /// The device credential (password grant only).
+    /// The device credential (password and refresh grants; a refresh replaces it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
     /// The device this token is for (device grants).
@@ -74,7 +74,7 @@ pub async fn token(
     match required(form.grant_type.as_ref(), "grant_type")? {
         "client_credentials" => client_credentials(&state, &form).map(Json),
         "password" => password(&state, &form, peer).await.map(Json),
-        "refresh_token" => refresh(&state, &form).map(Json),
+        "refresh_token" => refresh(&state, &form).await.map(Json),
         other => Err(ApiError::bad_request(format!(
             "grant_type: {other:?} is not supported; use client_credentials, password or refresh_token"
         ))),
@@ -165,7 +165,11 @@ async fn password(
     state.strikes.succeeded(username, peer);
     let registered = provision::register_device(state, &user.id, name, platform)
         .await
-        .map_err(|e| ApiError::internal(&e))?;
+        .map_err(|e| match e {
+            provision::ProvisionError::Store(e) => ApiError::from(e),
+            provision::ProvisionError::TooManyDevices(message) => ApiError::forbidden(message),
+            other @ provision::ProvisionError::Auth(_) => ApiError::internal(&other),
+        })?;
     let device = registered.device;
     tracing::info!(user = %user.name, device = %device.id, "device signed in");
     let mut response = bearer(
@@ -179,20 +183,74 @@ async fn password(
     Ok(response)
 }
 
-fn refresh(state: &ServiceState, form: &TokenForm) -> Result<TokenResponse, ApiError> {
+/// How long the refresh token just replaced is still taken, in case the answer that
+/// replaced it was lost.
+const REPLACED_TOKEN_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `grant_type=refresh_token`: rotates the refresh token (the answer carries the new
+/// one; the old one stops working). A replaced token presented again means two holders
+/// of one credential, one of them not the device: the device is revoked (OAuth 2.0
+/// refresh token rotation with reuse detection), unless it is the one replaced last,
+/// within [`REPLACED_TOKEN_GRACE`] (a lost answer). A token unused for longer than
+/// `refresh_token_ttl` has expired.
+async fn refresh(state: &ServiceState, form: &TokenForm) -> Result<TokenResponse, ApiError> {
     let token = required(form.refresh_token.as_ref(), "refresh_token")?;
     let invalid = || ApiError::unauthenticated("invalid refresh_token; sign in again");
     let (device_id, secret) = auth::parse_refresh_token(token).ok_or_else(invalid)?;
     let device = live_device(state.store.device(&device_id)?)?;
-    if !auth::secret_matches(secret, &device.refresh_hash) {
+    let history = state.store.refresh_record(&device.id)?;
+    let now = state.now();
+    let current = auth::secret_matches(secret, &device.refresh_hash);
+    // The answer to a refresh can be lost on the way (a dropped connection): the token
+    // it replaced is taken once more for a short while, and replaced again.
+    let answer_lost = !current
+        && history
+            .retired
+            .last()
+            .is_some_and(|last| auth::secret_matches(secret, last))
+        && now < history.issued(&device).plus(REPLACED_TOKEN_GRACE);
+    if !current && !answer_lost {
+        if history
+            .retired
+            .iter()
+            .any(|old| auth::secret_matches(secret, old))
+        {
+            state.store.revoke_device(&device.id).await?;
+            state.hub.revoke(&device.id);
+            tracing::warn!(device = %device.id, "a replaced refresh token was used again; the device is revoked");
+            return Err(ApiError::unauthenticated(
+                "this refresh token was already replaced, so a copy of it is in other hands; the device is signed out for safety: sign in again",
+            ));
+        }
         return Err(invalid());
     }
-    state.store.touch_device(&device.id, state.now());
-    Ok(bearer(
+    if history
+        .issued(&device)
+        .plus(state.settings.refresh_token_ttl)
+        <= now
+    {
+        return Err(ApiError::unauthenticated(
+            "this refresh token expired unused; sign in again",
+        ));
+    }
+    let (fresh_secret, fresh_hash) = auth::new_secret()?;
+    if !state
+        .store
+        .rotate_refresh(&device.id, &device.refresh_hash, fresh_hash, now)
+        .await?
+    {
+        return Err(ApiError::unauthenticated(
+            "this refresh token was just replaced by another request; use the newest one",
+        ));
+    }
+    state.store.touch_device(&device.id, now);
+    let mut response = bearer(
         state,
         Claims::Device {
-            device: device.id,
+            device: device.id.clone(),
             user: device.user,
         },
-    ))
+    );
+    response.refresh_token = Some(auth::refresh_token(&device.id, &fresh_secret));
+    Ok(response)
 }

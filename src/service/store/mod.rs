@@ -5,7 +5,8 @@
 //! sled. A second backend would turn `Store` into a trait with the same methods.
 //!
 //! Trees: `users` (name → user), `users_by_id`, `apps` (client id → app), `devices`,
-//! `subs` (UNSID → subscription), `subs_by_device`, `meta`, and `notifications`: each
+//! `refresh` (device → refresh-token history), `subs` (UNSID → subscription),
+//! `subs_by_device`, `meta`, and `notifications`: each
 //! notification record (which carries its `seq`) plus each user's `seq` floor. The
 //! feed, `appNotificationId` and expiry indexes are derived from the records and kept
 //! in memory (`index`), so one change is one sled insert.
@@ -24,6 +25,7 @@ mod index;
 mod keys;
 mod notes;
 pub mod records;
+mod refresh;
 mod reserve;
 #[cfg(test)]
 mod tests;
@@ -40,6 +42,7 @@ pub use commit::{Committed, Publish};
 pub use health::Failure;
 pub use notes::{FeedScan, Upserted};
 pub use records::{AppRecord, DeviceRecord, NotificationRecord, SubscriptionRecord, UserRecord};
+pub use refresh::RefreshRecord;
 
 use crate::protocol::{Seq, UserId};
 use commit::{Committer, Context};
@@ -94,6 +97,7 @@ struct Trees {
     subs_by_device: Tree,
     notifications: Tree,
     meta: Tree,
+    refresh: Tree,
 }
 
 impl Trees {
@@ -107,6 +111,7 @@ impl Trees {
             subs_by_device: db.open_tree("subs_by_device")?,
             notifications: db.open_tree("notifications")?,
             meta: db.open_tree("meta")?,
+            refresh: db.open_tree("refresh")?,
         })
     }
 }
