@@ -20,6 +20,7 @@ mod graph_api;
 mod helpers;
 mod home;
 mod hostile;
+mod hostile_service;
 mod ipc;
 mod lifecycle;
 mod local_mode;

@@ -252,6 +252,16 @@ impl Store {
         }
     }
 
+    /// A write the database refused: an I/O error fails the store like a failed flush.
+    fn failed_write(&self, error: sled::Error) -> StoreError {
+        if matches!(error, sled::Error::Io(_)) {
+            let failure = Failure::from_sled(&error);
+            self.health.fail(failure.clone());
+            return StoreError::Unavailable(failure);
+        }
+        StoreError::Sled(error)
+    }
+
     /// `user`'s last `seq` known to be on disk.
     pub fn durable_seq(&self, user: &UserId) -> Seq {
         lock(&self.durable).get(user).copied().unwrap_or(Seq::ZERO)

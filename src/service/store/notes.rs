@@ -275,12 +275,14 @@ impl Store {
         old: Option<&NotificationRecord>,
         record: &NotificationRecord,
     ) -> Result<Durable, StoreError> {
-        self.backend()?
+        let backend = self.backend()?;
+        backend
             .trees
             .notifications
-            .insert(keys::note(user, &record.id), encode(record)?)?;
+            .insert(keys::note(user, &record.id), encode(record)?)
+            .map_err(|e| self.failed_write(e))?;
         index.put(user, old, record);
-        Ok(self.backend()?.committer.enqueue(vec![Committed {
+        Ok(backend.committer.enqueue(vec![Committed {
             user: user.clone(),
             seq: record.seq,
             notification: record.to_notification(),
