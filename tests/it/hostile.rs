@@ -233,3 +233,41 @@ async fn an_oversized_frame_closes_the_channel_with_1009() {
     assert_eq!(channel_close_code(&mut channel).await, Some(1009));
     let _ = tokio::time::timeout(Duration::from_secs(1), channel.socket.next()).await;
 }
+
+#[tokio::test]
+async fn a_stolen_refresh_token_used_after_rotation_signs_the_device_out() {
+    let (process, dir) = service(&[]).await;
+    let (_, device, _) = provision(&dir.path().join("service"), &process.url).await;
+    let http = http_client();
+    let grant = |token: String| {
+        let http = http.clone();
+        let url = process.url.clone();
+        async move {
+            let response = http
+                .post(format!("{url}/oauth2/v2.0/token"))
+                .form(&[("grant_type", "refresh_token"), ("refresh_token", &token)])
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (status, body)
+        }
+    };
+    let (status, first) = grant(device.refresh.clone()).await;
+    assert_eq!(status, 200);
+    let newer = first["refresh_token"].as_str().unwrap().to_owned();
+    let (status, _) = grant(newer.clone()).await;
+    assert_eq!(status, 200, "the device goes on with the newest token");
+    // Someone replays the first token, long replaced: the device is signed out.
+    assert_eq!(grant(device.refresh.clone()).await.0, 401);
+    assert_eq!(grant(newer).await.0, 401);
+    // And a wrong method on a real route is 405 with Allow.
+    let wrong = http
+        .patch(format!("{}/oauth2/v2.0/token", process.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 405);
+    assert_eq!(wrong.headers()["allow"], "POST");
+}
