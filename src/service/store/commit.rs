@@ -152,3 +152,68 @@ fn flush(context: &Context) -> Outcome {
         failure
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::protocol::{NotificationId, Timestamp};
+
+    fn change(seq: u64) -> Committed {
+        let record = crate::protocol::stored::NotificationRecord {
+            seq: Seq(seq),
+            id: NotificationId::new(format!("n{seq}")),
+            content: crate::protocol::NotificationContent {
+                target_host_name: "contoso.com".to_owned(),
+                app_notification_id: None,
+                group_name: None,
+                display_time_to_live: None,
+                expiration_date_time: Timestamp::from_millis(i64::MAX / 2),
+                priority: crate::protocol::Priority::None,
+                payload: crate::protocol::Payload {
+                    visual_content: None,
+                    raw_content: Some("r".to_owned()),
+                },
+                target_policy: crate::protocol::TargetPolicy::default(),
+                fallback_policy: None,
+            },
+            created: Timestamp::from_millis(0),
+            modified: Timestamp::from_millis(0),
+            state: crate::protocol::UserState::FRESH,
+        };
+        Committed {
+            user: UserId::new("u"),
+            seq: Seq(seq),
+            notification: record.to_notification(),
+        }
+    }
+
+    /// A change written to memory before a flush failed, and queued after it, must not be
+    /// flushed and published by a later flush: devices would get it and skip the failed
+    /// one before it.
+    #[tokio::test]
+    async fn after_a_failed_flush_nothing_is_flushed_or_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let published = Arc::new(Mutex::new(Vec::new()));
+        let seen = published.clone();
+        let fail_flushes = Arc::new(AtomicBool::new(true));
+        let health = Arc::new(Health::default());
+        let committer = Committer::start(Context {
+            db,
+            publish: Arc::new(move |changes: Vec<Committed>| {
+                seen.lock().unwrap().extend(changes.iter().map(|c| c.seq.0));
+            }),
+            health: health.clone(),
+            fail_flushes: fail_flushes.clone(),
+        })
+        .unwrap();
+        let failed = committer.commit(vec![change(1)]).await.unwrap_err();
+        assert!(failed.disk_full);
+        fail_flushes.store(false, Ordering::SeqCst);
+        assert!(committer.commit(vec![change(2)]).await.is_err());
+        assert!(published.lock().unwrap().is_empty());
+        assert!(health.failure().is_some());
+    }
+}
