@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command (README "Tests"): installs what the tests need on a fresh Debian
+# The test command (README "Set-up commands"): installs what the tests need on a fresh Debian
 # machine, then runs the format check, clippy and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."

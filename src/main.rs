@@ -10,6 +10,7 @@ use tidings::cli::{self, Cli};
 
 fn main() {
     let cli = Cli::parse();
+    let verbose = cli.verbose;
     init_tracing();
     tidings::agent::tls::install_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -27,7 +28,10 @@ fn main() {
             // `tidings history | head`: the reader has what it wanted.
             return;
         }
-        eprintln!("tidings: {:#}", failure.error);
+        eprintln!(
+            "tidings: {}",
+            cli::describe_failure(&failure.error, verbose)
+        );
         std::process::exit(failure.code);
     }
 }

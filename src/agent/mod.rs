@@ -340,6 +340,11 @@ impl Agent {
                 Err(e) => break Err(e),
             }
             handle.link.set(LinkState::Offline);
+            if shutdown.is_cancelled() {
+                // The link went because everything is stopping (local mode's service
+                // closes first): not a reason to say "reconnecting".
+                break Ok(());
+            }
             let delay = backoff.next_delay();
             tracing::info!(?delay, "reconnecting");
             tokio::select! {

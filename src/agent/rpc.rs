@@ -20,7 +20,9 @@ use crate::protocol::local::{
     DEFAULT_LIST, DndParams, Event, EventKind, GetParams, IdsParams, Item, ListParams, ListResult,
     MAX_IDS, MAX_LIST, StatusInfo, SubscribeParams, Updated, WatchParams, method,
 };
-use crate::protocol::{ReadState, Status, Timestamp, UserActionState, validate::StatePatch};
+use crate::protocol::{
+    NotificationId, ReadState, Status, Timestamp, UserActionState, validate::StatePatch,
+};
 
 use super::store::{AgentStoreError, Filter, LocalChange};
 use super::{AgentError, AgentHandle};
@@ -110,6 +112,33 @@ impl AgentRpc {
         })
     }
 
+    /// Refuses a change (before making any) if an id is not stored here, or names a
+    /// deleted notification: nothing can be read, dismissed or deleted once deleted.
+    fn changeable(&self, ids: &[NotificationId]) -> Result<(), RpcError> {
+        for id in ids {
+            match self.handle.store().get(id).map_err(store_error)? {
+                None => {
+                    return Err(RpcError::new(
+                        NOT_FOUND,
+                        format!(
+                            "{id} is not stored here (see `tidings history`); nothing was changed"
+                        ),
+                    ));
+                }
+                Some(record) if record.state.status == Status::Deleted => {
+                    return Err(RpcError::new(
+                        NOT_FOUND,
+                        format!(
+                            "{id} was deleted, so it can no longer be changed; nothing was changed"
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
     fn get(&self, params: &GetParams) -> Result<Value, RpcError> {
         match self.handle.store().get(&params.id).map_err(store_error)? {
             Some(record) => to_value(&Item {
@@ -130,6 +159,7 @@ impl AgentRpc {
                 params.ids.len()
             )));
         }
+        self.changeable(&params.ids)?;
         let updated = self
             .handle
             .change(&params.ids, change)

@@ -55,8 +55,8 @@ fn request(command: &AdminCommand) -> anyhow::Result<(&'static str, Value)> {
             ("user.add", params)
         }
         AdminCommand::User(UserCommand::List) => ("user.list", json!({})),
-        AdminCommand::App(AppCommand::Add { hostname }) => {
-            ("app.add", json!({"hostname": hostname}))
+        AdminCommand::App(AppCommand::Add { hostname, another }) => {
+            ("app.add", json!({"hostname": hostname, "another": another}))
         }
         AdminCommand::App(AppCommand::List) => ("app.list", json!({})),
         AdminCommand::Device(DeviceCommand::List) => ("device.list", json!({})),

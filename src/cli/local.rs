@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::config;
 use crate::ipc::{Client, ClientError};
 use crate::protocol::local::{Event, EventKind, Item, ListResult, StatusInfo, method};
-use crate::protocol::{Notification, ReadState, Timestamp, UserActionState};
+use crate::protocol::{Notification, Priority, Status, Timestamp, UserActionState};
 
 use super::output::{self, bold, colour, dim, relative};
 use super::{Command, EXIT_NOT_RUNNING, Failure, HistoryArgs, IdsArgs, send};
@@ -50,13 +50,8 @@ async fn connect() -> Result<Client, Failure> {
         ClientError::NotRunning { .. } => Failure {
             code: EXIT_NOT_RUNNING,
             error: anyhow!(
-                "the tidings agent is not running (nothing listens on {}); start it with `tidings agent`{}",
+                "the tidings agent is not running (nothing listens on {}); start it with `tidings agent`",
                 socket.display(),
-                if cfg!(target_os = "linux") {
-                    " (or `systemctl --user start tidings-agent`)"
-                } else {
-                    ""
-                }
             ),
         },
         other => other.into(),
@@ -112,7 +107,7 @@ async fn history(client: &mut Client, args: &HistoryArgs) -> Result<(), Failure>
     let lines = output::layout(&["ID", "WHEN", "APP", "STATE", "TITLE"], &rows);
     let paint = colour();
     for (i, line) in lines.iter().enumerate() {
-        let unread = i > 0 && page.items[i - 1].notification.state.read_state == ReadState::Unread;
+        let unread = i > 0 && page.items[i - 1].notification.state.is_unread();
         let text = match (i, unread) {
             (0, _) => dim(line, paint),
             (_, true) => bold(line, paint),
@@ -143,11 +138,25 @@ fn title(n: &Notification) -> &str {
         .map_or("(raw content)", |v| v.title.as_str())
 }
 
+/// A priority as `--priority` spells it (the wire's `None` is "normal").
+fn priority_word(priority: Priority) -> &'static str {
+    match priority {
+        Priority::High => "high",
+        Priority::Low => "low",
+        Priority::None => "normal",
+    }
+}
+
+/// The STATE column: deleted, dismissed (done with, so not unread), unread or read.
 fn state_word(n: &Notification) -> &'static str {
-    match (n.state.user_action_state, n.state.read_state) {
-        (UserActionState::Dismissed, _) => "dismissed",
-        (_, ReadState::Unread) => "unread",
-        _ => "read",
+    if n.state.status == Status::Deleted {
+        "deleted"
+    } else if n.state.user_action_state == UserActionState::Dismissed {
+        "dismissed"
+    } else if n.state.is_unread() {
+        "unread"
+    } else {
+        "read"
     }
 }
 
@@ -185,7 +194,7 @@ async fn show(client: &mut Client, id: &str, json: bool) -> Result<(), Failure> 
             n.content.payload.raw_content.clone().unwrap_or_default(),
         ),
         ("state", state_word(n).to_owned()),
-        ("priority", n.content.priority.as_str().to_owned()),
+        ("priority", priority_word(n.content.priority).to_owned()),
         (
             "created",
             format!(
@@ -348,9 +357,9 @@ fn describe(event: &Event) -> String {
     };
     match &event.notification {
         Some(n) => format!(
-            "{kind:<8} {}  {}  {}  {}",
+            "{kind:<8} {}  {:<24}  {:<9}  {}",
             n.id,
-            n.content.target_host_name,
+            shorten(&n.content.target_host_name, 24),
             state_word(n),
             shorten(title(n), 60)
         ),

@@ -11,6 +11,8 @@ mod input;
 mod limits;
 mod local;
 mod output;
+
+pub use output::describe_failure;
 mod send;
 mod service;
 
@@ -28,6 +30,9 @@ pub const EXIT_NOT_RUNNING: i32 = 3;
 #[derive(Debug, Parser)]
 #[command(name = "tidings", version, about, propagate_version = true)]
 pub struct Cli {
+    /// Say more when something fails (e.g. the agent's JSON-RPC error code).
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -173,7 +178,7 @@ pub struct SendArgs {
     #[arg(long)]
     pub ttl: Option<u32>,
     /// When it expires everywhere (RFC 3339, e.g. 2026-12-24T18:00:00Z) [default: the
-    /// service's, 1 day].
+    /// service's, 7 days].
     #[arg(long)]
     pub expires: Option<String>,
     /// As an app backend: the service's URL.
@@ -311,6 +316,9 @@ pub enum AppCommand {
     Add {
         /// The app's host name (the targetHostName of its notifications).
         hostname: String,
+        /// Add another credential for a host that already has one (e.g. to rotate keys).
+        #[arg(long)]
+        another: bool,
     },
     /// List apps.
     List,

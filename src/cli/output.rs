@@ -69,6 +69,34 @@ fn cell(text: &str) -> String {
     printable(text).replace(['\t', '\n'], " ")
 }
 
+/// A failure as one line for a person: each cause once (a cause whose text is already
+/// said is left out), and with `verbose` the agent's JSON-RPC error code.
+pub fn describe_failure(error: &anyhow::Error, verbose: bool) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let said = cause.to_string();
+        if text.contains(&said) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&said);
+    }
+    let rpc = error.chain().find_map(|e| {
+        e.downcast_ref::<crate::ipc::RpcError>().or_else(|| {
+            match e.downcast_ref::<crate::ipc::ClientError>() {
+                Some(crate::ipc::ClientError::Rpc(rpc)) => Some(rpc),
+                _ => None,
+            }
+        })
+    });
+    match rpc {
+        Some(rpc) if verbose => format!("{text} (JSON-RPC error {})", rpc.code),
+        _ => text,
+    }
+}
+
 /// `tidings completions SHELL`.
 pub fn completions(shell: clap_complete::Shell) -> Result<(), Failure> {
     let mut command = Cli::command();
@@ -153,6 +181,22 @@ mod tests {
         ]];
         let lines = layout(&["T", "U"], &rows);
         assert_eq!(lines, ["T               U", "␛]0;PWNED␇␛[2J  a b c"]);
+    }
+
+    #[test]
+    fn a_failure_says_each_cause_once_and_its_code_only_when_asked() {
+        let rpc = crate::ipc::RpcError::new(-32004, "no notification nope here");
+        let error = anyhow::Error::from(crate::ipc::ClientError::from(rpc));
+        assert_eq!(describe_failure(&error, false), "no notification nope here");
+        assert_eq!(
+            describe_failure(&error, true),
+            "no notification nope here (JSON-RPC error -32004)"
+        );
+        let wrapped = anyhow::anyhow!("disk").context("saving the credential");
+        assert_eq!(
+            describe_failure(&wrapped, false),
+            "saving the credential: disk"
+        );
     }
 
     #[test]

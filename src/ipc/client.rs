@@ -27,8 +27,8 @@ pub enum ClientError {
     /// The server answered something that is not a JSON-RPC response.
     #[error("the server sent an invalid response: {0}")]
     Protocol(String),
-    /// The server answered with an error.
-    #[error("{0}")]
+    /// The server answered with an error (its message is the whole story).
+    #[error(transparent)]
     Rpc(#[from] RpcError),
 }
 

@@ -61,7 +61,7 @@ impl Request {
 
 /// An error object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
-#[error("{message} (code {code})")]
+#[error("{message}")]
 pub struct RpcError {
     /// One of the codes above.
     pub code: i32,

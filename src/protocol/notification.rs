@@ -128,6 +128,15 @@ impl UserState {
         user_action_state: UserActionState::NoInteraction,
         status: Status::Active,
     };
+
+    /// Whether the notification still asks for attention: active, not read, and not
+    /// dismissed (closing a toast dismisses it; a dismissed one is done with, as on
+    /// every peer's desktop). This is what "unread" means in counts and filters.
+    pub fn is_unread(&self) -> bool {
+        self.status == Status::Active
+            && self.read_state == ReadState::Unread
+            && self.user_action_state != UserActionState::Dismissed
+    }
 }
 
 /// The notification resource, as JSON on every API and channel.

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `user.add` | `{name, password?}` | `{id, name, password?}` (a generated password is returned once) |
 //! | `user.list` | | `[{id, name, createdDateTime, devices}]` |
-//! | `app.add` | `{hostname}` | `{clientId, clientSecret, hostname}` (the secret is shown once) |
+//! | `app.add` | `{hostname, another?}` | `{clientId, clientSecret, hostname}` (the secret is shown once); a host with a credential is refused unless `another` |
 //! | `app.list` | | `[{clientId, hostname, createdDateTime}]` |
 //! | `device.list` | | `[{id, user, name, platform, ackedSeq, connected, lastSeenDateTime, revoked}]` |
 //! | `device.revoke` | `{id}` | `{id, revoked: true}` |
@@ -127,6 +127,9 @@ struct UserAdd {
 #[derive(Deserialize)]
 struct AppAdd {
     hostname: String,
+    /// Adds another credential for a host that has one (key rotation, a second backend).
+    #[serde(default)]
+    another: bool,
 }
 
 #[derive(Deserialize)]
@@ -196,6 +199,18 @@ impl Admin {
             return Err(RpcError::invalid_params(
                 "localhost is reserved for a user's notes to their own devices",
             ));
+        }
+        if !params.another {
+            let apps = self.state.store.apps().map_err(store_error)?;
+            if let Some(existing) = apps.iter().find(|a| a.host == host) {
+                return Err(RpcError::new(
+                    CONFLICT,
+                    format!(
+                        "{host} already has a credential (client id {}); add another with --another (e.g. to rotate keys), or see `tidings admin app list`",
+                        existing.client_id
+                    ),
+                ));
+            }
         }
         let (secret, secret_hash) =
             auth::new_secret().map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?;

@@ -368,3 +368,62 @@ async fn titles_that_would_drive_the_terminal_are_shown_not_obeyed() {
     );
     terminate(agent).await;
 }
+
+/// Runs `tidings ARGS`, which must fail with exit code 1; returns its stderr.
+async fn fails(home: &Home, args: &[&str]) -> String {
+    let output = home.run(args).await;
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "tidings {args:?}: {stderr}");
+    stderr
+}
+
+#[tokio::test]
+async fn errors_are_one_sentence_and_deleted_or_dismissed_mean_what_they_say() {
+    let home = Home::new();
+    let agent = home.serving_agent().await;
+    // One clear sentence, said once, the JSON-RPC code only with --verbose.
+    let missing = fails(&home, &["show", "nope"]).await;
+    assert_eq!(missing.trim(), "tidings: no notification nope here");
+    let verbose = fails(&home, &["--verbose", "show", "nope"]).await;
+    assert!(verbose.contains("(JSON-RPC error -32004)"), "{verbose}");
+    let limit = fails(&home, &["history", "--limit", "0"]).await;
+    assert_eq!(limit.lines().count(), 1, "{limit}");
+    assert!(!limit.contains("code"), "{limit}");
+
+    // Dismissed: done with, so no longer unread anywhere.
+    let id = send(&home, "Dismiss me").await;
+    wait_stored(&home, &id).await;
+    assert_eq!(home.json(&["status"]).await["unread"], 1);
+    home.json(&["dismiss", &id]).await;
+    assert_eq!(home.json(&["status"]).await["unread"], 0);
+    assert!(history(&home, &["--unread"]).await.is_empty());
+    let table = String::from_utf8(home.run(&["history"]).await.stdout).unwrap();
+    assert!(table.contains("dismissed"), "{table}");
+
+    // Deleted: nothing more can be done to it, and it says so.
+    home.json(&["delete", &id]).await;
+    for action in ["read", "unread", "dismiss", "delete"] {
+        let refused = fails(&home, &[action, &id]).await;
+        assert!(refused.contains("was deleted"), "{action}: {refused}");
+    }
+    let shown = String::from_utf8(home.run(&["show", &id]).await.stdout).unwrap();
+    assert!(shown.contains("state     deleted"), "{shown}");
+
+    // A normal priority reads as the flag spells it.
+    let normal = home
+        .json(&["send", "--title", "n", "--priority", "normal"])
+        .await;
+    let normal_id = normal["id"].as_str().unwrap().to_owned();
+    wait_stored(&home, &normal_id).await;
+    let shown = String::from_utf8(home.run(&["show", &normal_id]).await.stdout).unwrap();
+    assert!(shown.contains("priority  normal"), "{shown}");
+    terminate(agent).await;
+}
+
+#[tokio::test]
+async fn send_help_states_the_services_default_expiry() {
+    let home = Home::new();
+    let help = String::from_utf8(home.run(&["send", "--help"]).await.stdout).unwrap();
+    let days = tidings::protocol::validate::DEFAULT_EXPIRY.as_secs() / 86_400;
+    assert!(help.contains(&format!("{days} days")), "{help}");
+}

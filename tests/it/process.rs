@@ -237,3 +237,20 @@ async fn an_agent_catches_up_by_itself_after_the_service_is_killed() {
     task.await.unwrap().unwrap();
     drop(service);
 }
+
+#[tokio::test]
+async fn a_second_credential_for_a_host_needs_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("service");
+    let _service = Process::start(&data).await;
+    let (code, _, err) = admin(&data, &["app", "add", "contoso.com"], "").await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = admin(&data, &["app", "add", "contoso.com"], "").await;
+    assert_eq!(code, 1);
+    assert!(err.contains("--another"), "{err}");
+    let (code, _, err) = admin(&data, &["app", "add", "contoso.com", "--another"], "").await;
+    assert_eq!(code, 0, "{err}");
+    let (_, list, _) = admin(&data, &["app", "list", "--json"], "").await;
+    let apps: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(apps.as_array().unwrap().len(), 2);
+}

@@ -5,7 +5,7 @@
 //! matches little walks further (bounded by the history cap).
 
 use crate::protocol::stored::NotificationRecord;
-use crate::protocol::{NotificationId, ReadState, Seq, Status};
+use crate::protocol::{NotificationId, Seq, Status};
 
 use super::{AgentStore, AgentStoreError, BY_SEQ, seq_key};
 
@@ -26,7 +26,7 @@ impl Filter {
         self.app
             .as_deref()
             .is_none_or(|app| record.content.target_host_name == app)
-            && (!self.unread_only || record.state.read_state == ReadState::Unread)
+            && (!self.unread_only || record.state.is_unread())
             && self
                 .status
                 .is_none_or(|status| record.state.status == status)

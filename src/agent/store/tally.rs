@@ -6,19 +6,21 @@
 
 use sled::Batch;
 
+use crate::protocol::Status;
 use crate::protocol::stored::{NotificationRecord, decode};
-use crate::protocol::{ReadState, Status};
 
 use super::{AgentStore, AgentStoreError, NOTE, u64_of};
 
-const TALLY: &[u8] = b"Mtally";
+/// The kept tally. (`Mtally`, from before dismissed stopped counting as unread, is
+/// ignored, so such a store recounts once.)
+const TALLY: &[u8] = b"Mtally2";
 
 /// Counts of the stored notifications.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
     /// Active ones.
     pub total: u64,
-    /// Active and unread.
+    /// Active and unread (not read, not dismissed: [`crate::protocol::UserState::is_unread`]).
     pub unread: u64,
 }
 
@@ -46,9 +48,7 @@ impl Delta {
 /// (active, active and unread) as 0 or 1.
 fn weight(record: Option<&NotificationRecord>) -> (i64, i64) {
     match record {
-        Some(r) if r.state.status == Status::Active => {
-            (1, i64::from(r.state.read_state == ReadState::Unread))
-        }
+        Some(r) if r.state.status == Status::Active => (1, i64::from(r.state.is_unread())),
         _ => (0, 0),
     }
 }
