@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages the build and tests need (installed only when missing, only as root):
-# the toast tests run a private D-Bus session with dunst under Xvfb.
-packages=(gcc libc6-dev pkg-config ca-certificates dbus-daemon dbus-bin dunst xvfb)
+# the toast tests run a private D-Bus session with dunst under Xvfb; the README's
+# commands (scripts/readme-check.sh) use curl and jq; the full-disk test mounts a tmpfs.
+packages=(gcc libc6-dev pkg-config ca-certificates dbus-daemon dbus-bin dunst xvfb curl jq mount)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -41,3 +42,5 @@ fi
 echo "== cargo test"
 cargo test --locked --all-targets
 cargo test --locked --doc
+echo "== the README's commands, as written"
+./scripts/readme-check.sh

@@ -45,6 +45,11 @@ pub fn runtime_dir() -> Result<PathBuf, NoHomeDir> {
         .map_or_else(|| dirs.data_dir().join("agent"), PathBuf::from))
 }
 
+/// Where local mode writes its service's URL: `<runtime dir>/service.url`.
+pub fn local_service_url_file() -> Result<PathBuf, NoHomeDir> {
+    Ok(runtime_dir()?.join("service.url"))
+}
+
 /// The agent's IPC socket: `<runtime dir>/agent.sock`; on Windows the named pipe
 /// `\\.\pipe\tidings-agent-<user>`.
 pub fn agent_socket() -> Result<PathBuf, NoHomeDir> {

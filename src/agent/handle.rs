@@ -40,6 +40,9 @@ pub(super) async fn chores(handle: AgentHandle, every: Duration, stop: Cancellat
     }
 }
 
+/// How long `send` waits for its note to come back over the channel.
+const SEND_SETTLES: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl AgentHandle {
     /// The local cache.
     pub fn store(&self) -> &AgentStore {
@@ -108,11 +111,26 @@ impl AgentHandle {
     }
 
     /// Sends a note to all of this user's devices through the service; returns it as
-    /// created.
+    /// created, once it is in this device's history too (so `tidings show` right after
+    /// `tidings send` finds it), or after [`SEND_SETTLES`] if the channel is slow.
     pub async fn send(
         &self,
         body: serde_json::Value,
     ) -> Result<crate::protocol::Notification, AgentError> {
-        self.api.send_note(body).await
+        let mut events = self.events.subscribe();
+        let created = self.api.send_note(body).await?;
+        let arrived = async {
+            loop {
+                if self.store.get(&created.id).ok().flatten().is_some() {
+                    return;
+                }
+                match events.recv().await {
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(SEND_SETTLES, arrived).await;
+        Ok(created)
     }
 }

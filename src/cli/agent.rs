@@ -84,6 +84,9 @@ async fn remote(
     Ok(())
 }
 
+/// The disk reserve of local mode's embedded service (`docs/limits.md`).
+const LOCAL_STORE_RESERVE: u64 = 4 << 20;
+
 async fn local(
     agent_dir: &Path,
     saved: Option<Credentials>,
@@ -97,7 +100,10 @@ async fn local(
     tuning.apply(&mut settings);
     let store = agent::open_store(&settings)?;
     let service_dir = config::service_data_dir()?;
-    let state = ServiceState::open(service::Settings::new(service_dir.clone())).with_context(|| {
+    let mut service_settings = service::Settings::new(service_dir.clone());
+    // A desktop's embedded service keeps a smaller reserve for a full disk.
+    service_settings.store_reserve = LOCAL_STORE_RESERVE;
+    let state = ServiceState::open(service_settings).with_context(|| {
         format!(
             "starting the local service in {}; if `tidings service` runs there, sign this device in to it with `tidings login` instead",
             service_dir.display()
@@ -109,7 +115,15 @@ async fn local(
     let service_task = tokio::spawn(service::run(listener, state.clone(), shutdown.clone()));
     let creds = match saved {
         Some(creds) if device_is_live(&state, &creds.device_id)? => creds,
-        _ => provision_this_device(&state, agent_dir).await?,
+        _ => {
+            let creds = provision_this_device(&state, agent_dir).await?;
+            tracing::info!(
+                "first start: this device's data is in {}, the local service's in {}; send a first notification from another terminal with `tidings send --title Hello`",
+                agent_dir.display(),
+                service_dir.display()
+            );
+            creds
+        }
     };
     tracing::info!(service = %url, user = %creds.user, "agent starting in local mode");
     settings.service = url;
@@ -191,7 +205,7 @@ async fn bind_loopback() -> anyhow::Result<TcpListener> {
 fn write_url_file(url: &str) -> anyhow::Result<PathBuf> {
     let dir = config::runtime_dir()?;
     config::create_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let file = dir.join("service.url");
+    let file = config::local_service_url_file()?;
     std::fs::write(&file, format!("{url}\n"))
         .with_context(|| format!("writing {}", file.display()))?;
     Ok(file)

@@ -181,24 +181,25 @@ pub struct SendArgs {
     /// service's, 7 days].
     #[arg(long)]
     pub expires: Option<String>,
-    /// As an app backend: the service's URL.
-    #[arg(long, requires_all = ["unsid", "client_id", "client_secret_stdin", "host"])]
+    /// As an app backend: the service's URL [default: the local service of a running
+    /// agent in local mode].
+    #[arg(long, requires = "unsid")]
     pub service: Option<String>,
-    /// As an app backend: the UNSID a device's `tidings subscribe` printed.
-    #[arg(long, requires = "service")]
+    /// As an app backend: the UNSID to send to (from `tidings subscribe HOST`).
+    #[arg(long, requires_all = ["client_id", "client_secret_stdin", "host"])]
     pub unsid: Option<String>,
     /// As an app backend: the client id from `tidings admin app add`.
-    #[arg(long, requires = "service")]
+    #[arg(long, requires = "unsid")]
     pub client_id: Option<String>,
     /// As an app backend: read the client secret from the first line of standard input.
-    #[arg(long, requires = "service")]
+    #[arg(long, requires = "unsid")]
     pub client_secret_stdin: bool,
     /// As an app backend: the app's host name (the notification's targetHostName, which
     /// the Graph API requires).
-    #[arg(long, requires = "service")]
+    #[arg(long, requires = "unsid")]
     pub host: Option<String>,
     /// Also trust the CAs in this PEM file (a service with its own CA).
-    #[arg(long, env = "TIDINGS_CA_FILE", requires = "service")]
+    #[arg(long, env = "TIDINGS_CA_FILE", requires = "unsid")]
     pub ca_file: Option<std::path::PathBuf>,
     /// Machine output.
     #[command(flatten)]
@@ -362,7 +363,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Agent(args) => agent::run(args).await,
         Command::Login(args) => agent::login(args).await,
         Command::Logout => agent::logout().await,
-        Command::Send(args) if args.service.is_some() => send::as_backend(*args).await,
+        Command::Send(args) if args.unsid.is_some() => send::as_backend(*args).await,
         Command::Completions { shell } => output::completions(shell),
         Command::Manpage => output::manpage(),
         other => local::run(other).await,

@@ -47,6 +47,19 @@ pub fn body(args: &SendArgs) -> Value {
     Value::Object(body)
 }
 
+/// The URL of the service a local-mode agent runs, from the file it writes.
+fn local_service_url() -> Result<String, Failure> {
+    let file = crate::config::local_service_url_file()?;
+    let text = std::fs::read_to_string(&file).map_err(|e| Failure {
+        code: super::EXIT_NOT_RUNNING,
+        error: anyhow!(
+            "no --service given, and no local service to default to ({}: {e}); start `tidings agent` in local mode, or pass --service URL",
+            file.display()
+        ),
+    })?;
+    Ok(text.trim().to_owned())
+}
+
 /// Prints what `send` created.
 pub fn print_created(created: &Value, json: bool) -> Result<(), Failure> {
     if json {
@@ -58,16 +71,17 @@ pub fn print_created(created: &Value, json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `tidings send --service URL --unsid UNSID --client-id ID --client-secret-stdin`.
+/// `tidings send --unsid UNSID --client-id ID --client-secret-stdin --host HOST
+/// [--service URL]`.
 pub async fn as_backend(args: SendArgs) -> Result<(), Failure> {
-    let (Some(service), Some(unsid), Some(client_id)) =
-        (&args.service, &args.unsid, &args.client_id)
-    else {
-        return Err(
-            anyhow!("--service needs --unsid, --client-id and --client-secret-stdin").into(),
-        );
+    let (Some(unsid), Some(client_id)) = (&args.unsid, &args.client_id) else {
+        return Err(anyhow!("--unsid needs --client-id, --client-secret-stdin and --host").into());
     };
-    let endpoint = Endpoint::parse(service).map_err(|e| anyhow!(e))?;
+    let service = match &args.service {
+        Some(service) => service.clone(),
+        None => local_service_url()?,
+    };
+    let endpoint = Endpoint::parse(&service).map_err(|e| anyhow!(e))?;
     let secret = super::input::secret_line("client secret", "--client-secret-stdin")?;
     let http =
         api::http_client(&tls::client_config(args.ca_file.as_deref()).map_err(|e| anyhow!(e))?)

@@ -200,14 +200,13 @@ async fn subscribe_prints_a_unsid_that_an_app_backend_sends_to() {
     let url = std::fs::read_to_string(home.path("run/tidings/service.url")).unwrap();
     let secret = app["clientSecret"].as_str().unwrap();
     let client_id = app["clientId"].as_str().unwrap();
-    let backend = |secret: String, title: &'static str| {
-        let (url, unsid) = (url.trim().to_owned(), unsid.clone());
+    // Without --service, `send` as a backend posts to the local service.
+    let backend = |secret: String, title: &'static str, service: Option<String>| {
+        let unsid = unsid.clone();
         let home = &home;
         async move {
-            let args = [
+            let mut args = vec![
                 "send",
-                "--service",
-                &url,
                 "--unsid",
                 &unsid,
                 "--client-id",
@@ -221,10 +220,13 @@ async fn subscribe_prints_a_unsid_that_an_app_backend_sends_to() {
                 "high",
                 "--json",
             ];
+            if let Some(service) = &service {
+                args.extend(["--service", service.as_str()]);
+            }
             home.run_with_input(&args, &format!("{secret}\n")).await
         }
     };
-    let sent = backend(secret.to_owned(), "Your order shipped").await;
+    let sent = backend(secret.to_owned(), "Your order shipped", None).await;
     assert!(
         sent.status.success(),
         "{}",
@@ -241,7 +243,12 @@ async fn subscribe_prints_a_unsid_that_an_app_backend_sends_to() {
     );
 
     // A wrong secret is refused with a hint, exit code 1.
-    let refused = backend("not-the-secret".to_owned(), "x").await;
+    let refused = backend(
+        "not-the-secret".to_owned(),
+        "x",
+        Some(url.trim().to_owned()),
+    )
+    .await;
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("tidings admin app add"));
     terminate(agent).await;
