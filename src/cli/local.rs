@@ -366,3 +366,40 @@ fn describe(event: &Event) -> String {
         None => kind.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(host: &str, read: &str, title: &str) -> Event {
+        serde_json::from_value(json!({
+            "kind": "created",
+            "notification": {
+                "id": "4f603ca4-61cd-4a5a-95cc-2c90be0b84d4",
+                "targetHostName": host,
+                "expirationDateTime": "2030-01-01T00:00:00Z",
+                "priority": "None",
+                "payload": {"visualContent": {"title": title}},
+                "targetPolicy": {},
+                "createdDateTime": "2026-01-01T00:00:00Z",
+                "lastModifiedDateTime": "2026-01-01T00:00:00Z",
+                "readState": read,
+                "userActionState": "noInteraction",
+                "status": "active"
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn watch_rows_line_up() {
+        let short = describe(&event("a.io", "read", "First"));
+        let long = describe(&event("notifications.contoso.com", "unread", "Second"));
+        let column = |line: &str, word: &str| line.find(word).map(|at| line[..at].chars().count());
+        assert_eq!(
+            column(&short, "First"),
+            column(&long, "Second"),
+            "{short}\n{long}"
+        );
+    }
+}

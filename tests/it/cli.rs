@@ -394,8 +394,19 @@ async fn errors_are_one_sentence_and_deleted_or_dismissed_mean_what_they_say() {
     let verbose = fails(&home, &["--verbose", "show", "nope"]).await;
     assert!(verbose.contains("(JSON-RPC error -32004)"), "{verbose}");
     let limit = fails(&home, &["history", "--limit", "0"]).await;
-    assert_eq!(limit.lines().count(), 1, "{limit}");
-    assert!(!limit.contains("code"), "{limit}");
+    let long = "x".repeat(2000);
+    let title = fails(&home, &["send", "--title", &long]).await;
+    let past = fails(
+        &home,
+        &["send", "--title", "t", "--expires", "2001-01-01T00:00:00Z"],
+    )
+    .await;
+    for said in [&limit, &title, &past] {
+        assert_eq!(said.lines().count(), 1, "{said}");
+        assert!(!said.contains("code"), "{said}");
+    }
+    assert!(title.contains("payload.visualContent.title"), "{title}");
+    assert!(past.contains("in the past"), "{past}");
 
     // Dismissed: done with, so no longer unread anywhere.
     let id = send(&home, "Dismiss me").await;
@@ -433,4 +444,29 @@ async fn send_help_states_the_services_default_expiry() {
     let help = String::from_utf8(home.run(&["send", "--help"]).await.stdout).unwrap();
     let days = tidings::protocol::validate::DEFAULT_EXPIRY.as_secs() / 86_400;
     assert!(help.contains(&format!("{days} days")), "{help}");
+}
+
+#[tokio::test]
+async fn the_first_start_says_where_data_lives_and_how_to_send() {
+    let home = Home::new();
+    let mut agent = home
+        .command(&["agent", "--no-toasts"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(agent.stderr.take().unwrap()).lines();
+    let said = tokio::time::timeout(DEADLINE, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("first start") {
+                return line;
+            }
+        }
+        panic!("the agent never said where its data lives");
+    })
+    .await
+    .unwrap();
+    assert!(said.contains("data/tidings/agent"), "{said}");
+    assert!(said.contains("tidings send --title Hello"), "{said}");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    terminate(agent).await;
 }

@@ -176,12 +176,19 @@ async fn list_pages_filter_and_watch_filters_by_app_with_raw_content() {
     let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
     assert_eq!(seen, newest_first);
 
-    let read = raw
+    let refused = raw
         .call(
-            30,
+            29,
             "markRead",
             json!({"ids": [ids[0], ids[1], "no-such-id"]}),
         )
+        .await;
+    assert_eq!(
+        refused["error"]["code"], -32004,
+        "an unknown id refuses the call"
+    );
+    let read = raw
+        .call(30, "markRead", json!({"ids": [ids[0], ids[1]]}))
         .await;
     assert_eq!(read["result"]["updated"], 2);
     let unread = raw.call(31, "list", json!({"unreadOnly": true})).await;
