@@ -92,6 +92,9 @@ wait_for agent_connected
 run everyday
 run backend
 [ "$(tidings history --app contoso.com --json | jq '.items | length')" -ge 1 ]
+run completions
+grep -q "tidings" "$HOME/.local/share/bash-completion/completions/tidings"
+grep -q "^.TH tidings" "$HOME/.local/share/man/man1/tidings.1"
 
 run_in_background service
 wait_for curl -sf http://127.0.0.1:7320/healthz
