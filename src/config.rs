@@ -1,4 +1,4 @@
-//! Paths and the config file (DESIGN section 8).
+//! Paths and the config file (`docs/agent.md`).
 //!
 //! `directories` gives the platform's conventions (`~/.local/share/tidings` on Linux).
 //! A system unit passes `--data-dir` (or sets `$STATE_DIRECTORY`) instead.

@@ -26,6 +26,8 @@
 //! the real agent against the real service in one process. Local mode is wiring in
 //! `cli`, not a dependency.
 //!
+//! `docs/architecture.md` follows one notification through these modules.
+//!
 //! ## Durability
 //!
 //! A `201` from the service means the notification and its feed entry are on disk: the

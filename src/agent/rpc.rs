@@ -1,4 +1,4 @@
-//! The agent's local IPC handler: the methods of DESIGN section 6 on top of an
+//! The agent's local IPC handler: the methods of `docs/ipc.md` on top of an
 //! [`AgentHandle`], served by `ipc::Server` on `$XDG_RUNTIME_DIR/tidings/agent.sock`.
 //!
 //! Params and results are the `protocol::local` types. State changes go through the

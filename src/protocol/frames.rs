@@ -1,4 +1,4 @@
-//! The push channel's frames (DESIGN section 4): JSON text, one object per frame,
+//! The push channel's frames (`docs/service.md`, The channel): JSON text, one object per frame,
 //! tagged by `type`.
 
 use serde::{Deserialize, Serialize};

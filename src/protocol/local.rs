@@ -1,4 +1,4 @@
-//! The agent's local IPC methods (DESIGN section 6): their params and results, shared
+//! The agent's local IPC methods (`docs/ipc.md`): their params and results, shared
 //! by the agent's handler and the command line, which both speak them as JSON.
 //!
 //! Params are strict (`deny_unknown_fields`), so a misspelt field is an "invalid

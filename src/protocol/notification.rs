@@ -1,4 +1,5 @@
-//! The notification resource (DESIGN section 2) as the service stores it and sends it.
+//! The notification resource (`docs/architecture.md`; its rules in `validate.rs`) as the
+//! service stores it and sends it.
 //!
 //! `NotificationContent` is what an app sets (validated by [`super::validate`]);
 //! `UserState` is what devices change; `Notification` joins them with the id and the

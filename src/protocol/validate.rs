@@ -1,6 +1,6 @@
 //! Turning an app's JSON body into a validated [`NotificationContent`].
 //!
-//! Every rule and limit of DESIGN section 2 lives here, so the service routes, the
+//! Every rule and limit of the notification resource lives here, so the service routes, the
 //! agent's `send` and the CLI all refuse the same things with the same messages.
 //! Each error names the offending field.
 

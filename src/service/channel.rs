@@ -1,4 +1,4 @@
-//! One device's push channel (DESIGN section 4): backlog replay from the device's
+//! One device's push channel (`docs/service.md`, The channel): backlog replay from the device's
 //! cursor, `synced`, then live changes from the hub; acks, updates and deletes from the
 //! device; pings; and a close frame saying why when the channel ends.
 //!

@@ -1,4 +1,4 @@
-//! The toast rules of DESIGN section 5 as pure functions: from a stored change, what
+//! The toast rules (`docs/toasts.md`) as pure functions: from a stored change, what
 //! the desktop shows here, and the backlog rule (more than 3 new toasts replayed after
 //! being offline become one summary toast).
 
@@ -136,7 +136,7 @@ mod tests {
         }
     }
 
-    /// Every rule of DESIGN section 5, one row each: (what, change, context, expected).
+    /// Every toast rule, one row each: (what, change, context, expected).
     #[test]
     #[allow(clippy::too_many_lines)] // a table
     fn the_rules_table() {

@@ -2,7 +2,7 @@
 //! it is tested on every platform; the Windows presenter (`winrt`) loads it into an
 //! `XmlDocument`.
 //!
-//! What maps to what (DESIGN §5, on Windows):
+//! What maps to what (the toast rules of `docs/toasts.md`, on Windows):
 //! - title and body are two `<text>` lines, XML-escaped (Windows renders no markup, so
 //!   escaping is all that makes them plain text);
 //! - a click on the toast sends [`ACTIVATE`], the "Mark as read" button [`MARK_READ`];

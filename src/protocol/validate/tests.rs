@@ -1,4 +1,4 @@
-//! Table tests for every rule of DESIGN section 2.
+//! Table tests for every rule of the notification resource (`validate.rs`).
 
 use super::*;
 use serde_json::json;
