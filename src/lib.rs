@@ -12,6 +12,7 @@
 //! |---|---|
 //! | [`protocol`] | wire and domain types of both sides: the notification resource and its validation, channel frames, the Graph error body, id newtypes |
 //! | [`config`] | default paths |
+//! | [`sync`] | poison-tolerant locks (usable by every layer, like `config`) |
 //! | [`ipc`] | JSON-RPC 2.0 over local sockets (Unix sockets, Windows named pipes): codec, `Server` (calls a `Handler`), `Client` |
 //! | [`service`] | the notification service: HTTP routes, auth, store (sled, group commit), feed, hub (fan-out), channel, admin, purge |
 //! | [`agent`] | the device agent: cache, push channel client, outbox, subscriptions, TLS, toasts, the local IPC handler |
@@ -40,3 +41,4 @@ pub mod config;
 pub mod ipc;
 pub mod protocol;
 pub mod service;
+pub mod sync;

@@ -38,8 +38,6 @@ impl Link {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (LinkState, Option<Timestamp>)> {
         // The data is two plain values: a panic elsewhere cannot leave it half-written.
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::sync::lock(&self.inner)
     }
 }

@@ -3,15 +3,16 @@
 //!
 //! Parts: [`store`] (the sled cache, outbox, retention, counts, do-not-disturb),
 //! [`channel`] (one push session), `handle` (what local callers do; the periodic
-//! chores), `present` (changes to `watch` events and toasts,
-//! backlog summary, toast feedback), [`toast`] (the rules, the presenter seam, the
-//! desktop presenter), [`rpc`] (the local IPC handler), [`link`], [`endpoint`], [`api`]
-//! (REST: tokens, sign-in, subscriptions, notes), [`backoff`], [`tls`], [`credentials`].
-//! The store, channel and toast adapters do not import each other; this loop moves data
-//! between them. The agent imports `protocol` and `ipc`, never the service.
+//! chores), `present` (changes to `watch` events and toasts, backlog summary, toast
+//! feedback), [`toast`] (the rules, the presenter seam, the Linux and Windows
+//! presenters), [`rpc`] (the local IPC handler), [`link`], [`endpoint`], [`api`] (REST:
+//! tokens, sign-in, subscriptions, notes), [`backoff`], [`tls`], [`credentials`]. The
+//! loop here (`Agent::run`) connects them: the channel hands what it stored to
+//! `present`, which drives the presenter; toast feedback comes back as local changes
+//! through the outbox. The agent imports `protocol` and `ipc`, never the service.
 //!
-//! Not done (see `docs/agent.md`, `docs/toasts.md`): toasts on Windows and macOS, and
-//! the 10 MiB idle-memory target.
+//! Not done (see `docs/agent.md`, `docs/toasts.md`): toasts on macOS, a run on real
+//! Windows, and the 10 MiB idle-memory target.
 
 pub mod api;
 pub mod backoff;

@@ -129,9 +129,7 @@ impl AgentHandle {
     }
 
     fn backlog(&self) -> std::sync::MutexGuard<'_, Backlog> {
-        self.backlog
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::sync::lock(&self.backlog)
     }
 
     /// Carries out one toast operation.

@@ -12,10 +12,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::ipc::codec::{
-    INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, NOT_FOUND, NOT_SIGNED_IN,
-};
+use crate::ipc::codec::{INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND};
 use crate::ipc::{Handler, Peer, Request, RpcError, Server, ServerOptions};
+use crate::protocol::local::codes::{NOT_FOUND, NOT_SIGNED_IN};
 use crate::protocol::local::{
     DEFAULT_LIST, DndParams, Event, EventKind, GetParams, IdsParams, Item, ListParams, ListResult,
     MAX_IDS, MAX_LIST, StatusInfo, SubscribeParams, Updated, WatchParams, method,

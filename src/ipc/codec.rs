@@ -25,12 +25,6 @@ pub const INTERNAL_ERROR: i32 = -32603;
 pub const PEER_REFUSED: i32 = -32001;
 /// The server serves as many connections as it may; try again later.
 pub const BUSY: i32 = -32002;
-/// The thing asked for does not exist.
-pub const NOT_FOUND: i32 = -32004;
-/// The request conflicts with existing state.
-pub const CONFLICT: i32 = -32009;
-/// The agent is not signed in.
-pub const NOT_SIGNED_IN: i32 = -32010;
 
 /// A request (or, without `id`, a notification).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

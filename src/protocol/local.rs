@@ -8,6 +8,17 @@ use serde::{Deserialize, Serialize};
 
 use super::{Notification, NotificationId, Seq, Status, Timestamp};
 
+/// Application error codes of the agent's and the admin socket's methods (the JSON-RPC
+/// codes of the transport itself are in `ipc::codec`).
+pub mod codes {
+    /// The thing asked for does not exist (or, for a change, was deleted).
+    pub const NOT_FOUND: i32 = -32004;
+    /// The request conflicts with existing state.
+    pub const CONFLICT: i32 = -32009;
+    /// The agent is not signed in.
+    pub const NOT_SIGNED_IN: i32 = -32010;
+}
+
 /// Method names.
 pub mod method {
     /// Agent and link state, counts.

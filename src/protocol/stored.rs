@@ -47,6 +47,21 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RecordError> {
     }
 }
 
+/// Reads a stored big-endian u64 (counters, cursors, `seq` floors).
+pub fn be_u64(bytes: &[u8]) -> Result<u64, RecordError> {
+    let array: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| RecordError::Version(format!("a number is {} bytes, not 8", bytes.len())))?;
+    Ok(u64::from_be_bytes(array))
+}
+
+/// Whether opening a sled database failed because another process holds it: sled
+/// reports its file lock as an I/O error (`WouldBlock`, or "could not acquire lock").
+pub fn is_sled_lock_error(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::WouldBlock
+        || error.to_string().contains("could not acquire lock")
+}
+
 /// A notification with its feed position, as the stores keep it. (The wire resource
 /// uses `#[serde(flatten)]`, which postcard cannot encode, so this is its flat twin.)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,8 +15,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::ipc::codec::{CONFLICT, INTERNAL_ERROR, METHOD_NOT_FOUND, NOT_FOUND};
+use crate::ipc::codec::{INTERNAL_ERROR, METHOD_NOT_FOUND};
 use crate::ipc::{Handler, Peer, Request, RpcError};
+use crate::protocol::local::codes::{CONFLICT, NOT_FOUND};
 use crate::protocol::validate::{LOCAL_HOST_NAME, validate_host_name};
 use crate::protocol::{ClientId, DeviceId, Platform, Seq, Timestamp, UserId};
 

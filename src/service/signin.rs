@@ -108,9 +108,7 @@ fn work(receiver: &Mutex<mpsc::Receiver<Job>>) {
     let mut memory = Vec::new();
     loop {
         let job = {
-            let guard = receiver
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let guard = crate::sync::lock(receiver);
             guard.recv()
         };
         let Ok(job) = job else { return };
@@ -215,9 +213,7 @@ impl Strikes {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Ledgers> {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::sync::lock(&self.inner)
     }
 
     /// How long a sign-in of `user` from `addr` must wait, if it must.

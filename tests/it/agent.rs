@@ -1,8 +1,8 @@
 //! The agent's sync core against the real service, in-process: durable cache, acks,
 //! resume from the cursor, reconnects, and a revoked device.
 //!
-//! The presenter here is a recorder: the desktop is the one edge these tests cannot
-//! reach (the toasts issue brings dunst-based tests).
+//! The presenter here is a recorder, so these tests see exactly what the agent asks
+//! the desktop to do; the real desktop (dunst under Xvfb) is in `desktop.rs`.
 
 use std::sync::{Arc, Mutex};
 

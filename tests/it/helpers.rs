@@ -1,7 +1,8 @@
 //! Shared test helpers: a real service on 127.0.0.1:0 with its store in a temp dir,
 //! users / apps / devices made through the real admin socket and HTTP API, and a
-//! WebSocket channel client. Nothing here sleeps to wait: waits are on events, with a
-//! deadline.
+//! WebSocket channel client. No test sleeps for a fixed time and hopes: waits are on
+//! events or on a condition polled every few milliseconds, always with a deadline (the
+//! short sleeps below are those polls, and the retry of a port still in use).
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -99,10 +99,7 @@ pub(super) fn expiry_key(at: Timestamp, seq: Seq) -> [u8; 17] {
 }
 
 fn u64_of(bytes: &[u8]) -> Result<u64, AgentStoreError> {
-    let array: [u8; 8] = bytes
-        .try_into()
-        .map_err(|_| AgentStoreError::Corrupt("a number is not 8 bytes".to_owned()))?;
-    Ok(u64::from_be_bytes(array))
+    Ok(crate::protocol::stored::be_u64(bytes)?)
 }
 
 impl AgentStore {
@@ -113,7 +110,7 @@ impl AgentStore {
             .cache_capacity(cache_bytes)
             .open()
             .map_err(|e| match e {
-                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                sled::Error::Io(io) if crate::protocol::stored::is_sled_lock_error(&io) => {
                     AgentStoreError::AlreadyRunning(dir.display().to_string())
                 }
                 other => AgentStoreError::Sled(other),
@@ -217,9 +214,7 @@ impl AgentStore {
 
     /// The write lock (see the field).
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.write
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::sync::lock(&self.write)
     }
 
     fn pending_by_id(&self) -> Result<HashMap<NotificationId, Vec<LocalChange>>, AgentStoreError> {

@@ -35,9 +35,7 @@ pub const MAX_LIVE: usize = 20;
 /// consistent at every await-free step, so it is safe to go on).
 #[cfg(any(target_os = "linux", windows))]
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    crate::sync::lock(mutex)
 }
 
 /// One app's toast settings on this device (config `[apps."HOST"]`).

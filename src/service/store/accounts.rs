@@ -29,7 +29,7 @@ impl Store {
             by_id.insert(user.id.as_str().as_bytes(), user.name.as_bytes())?;
             Ok(())
         })?;
-        self.commit_nothing().await?;
+        self.barrier().await?;
         Ok(user)
     }
 
@@ -63,7 +63,7 @@ impl Store {
             .trees
             .apps
             .insert(app.client_id.as_str().as_bytes(), encode(&app)?)?;
-        self.commit_nothing().await?;
+        self.barrier().await?;
         Ok(app)
     }
 
@@ -84,7 +84,7 @@ impl Store {
             .trees
             .devices
             .insert(device.id.as_str().as_bytes(), encode(&device)?)?;
-        self.commit_nothing().await?;
+        self.barrier().await?;
         Ok(device)
     }
 
@@ -113,7 +113,7 @@ impl Store {
                 self.backend()?.trees.subs.remove(unsid)?;
                 self.backend()?.trees.subs_by_device.remove(key)?;
             }
-            self.commit_nothing().await?;
+            self.barrier().await?;
         }
         Ok(updated)
     }
@@ -158,7 +158,15 @@ impl Store {
                         }
                     };
                     edit(&mut device);
-                    encode(&device).ok()
+                    // `None` here would delete the device: on an encode failure keep
+                    // the old value and report the error.
+                    match encode(&device) {
+                        Ok(bytes) => Some(bytes),
+                        Err(e) => {
+                            failure = Some(e);
+                            Some(old.to_vec())
+                        }
+                    }
                 })?;
         if let Some(e) = failure {
             return Err(e);
@@ -197,7 +205,7 @@ impl Store {
             by_device.insert(index.clone(), unsid.as_str().as_bytes())?;
             Ok::<_, ConflictableTransactionError<StoreError>>(())
         })?;
-        self.commit_nothing().await?;
+        self.barrier().await?;
         Ok(record)
     }
 

@@ -65,9 +65,7 @@ pub struct Health {
 
 impl Health {
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Failure, bool)>> {
-        self.failure
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::sync::lock(&self.failure)
     }
 
     /// The failure in force, if any.

@@ -33,7 +33,9 @@ mod tests;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::sync::{self, lock};
 use std::time::{Duration, Instant};
 
 use sled::Tree;
@@ -126,10 +128,6 @@ struct Open {
 /// Each user's last durable `seq`, shared with the publish path.
 type Marks = Arc<Mutex<HashMap<UserId, Seq>>>;
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// The service store. Cheap to share behind an `Arc`.
 pub struct Store {
     dir: PathBuf,
@@ -178,7 +176,7 @@ impl Store {
         };
         let (backend, index) = store.load()?;
         *store.lock() = index;
-        *store.open.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(backend));
+        *sync::write(&store.open) = Some(Arc::new(backend));
         Ok(store)
     }
 
@@ -191,7 +189,7 @@ impl Store {
             .cache_capacity(self.cache_bytes)
             .open()
             .map_err(|e| match e {
-                sled::Error::Io(io) if is_lock_error(&io) => {
+                sled::Error::Io(io) if crate::protocol::stored::is_sled_lock_error(&io) => {
                     StoreError::Locked(self.dir.display().to_string())
                 }
                 other => StoreError::Sled(other),
@@ -218,9 +216,7 @@ impl Store {
 
     /// The open database, or why there is none.
     fn backend(&self) -> Result<Arc<Open>, StoreError> {
-        self.open
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        sync::read(&self.open)
             .clone()
             .ok_or_else(|| StoreError::Unavailable(self.failure().unwrap_or_else(reopening)))
     }
@@ -308,7 +304,7 @@ impl Store {
     /// Readers wait for it (they hold the database for one call only).
     fn reopen(&self, reseed: impl FnOnce(HashMap<UserId, Seq>)) -> Result<(), StoreError> {
         let mut writers = self.lock();
-        let mut open = self.open.write().unwrap_or_else(PoisonError::into_inner);
+        let mut open = sync::write(&self.open);
         if let Some(old) = open.take() {
             close(old);
         }
@@ -332,7 +328,7 @@ impl Store {
     }
 
     /// Waits until everything written so far is durable, through the group committer.
-    async fn commit_nothing(&self) -> Result<(), StoreError> {
+    async fn barrier(&self) -> Result<(), StoreError> {
         self.backend()?
             .committer
             .commit(Vec::new())
@@ -422,16 +418,7 @@ fn rebuild_index(tree: &Tree) -> Result<index::Index, StoreError> {
     Ok(index)
 }
 
-/// sled reports a held lock as a custom I/O error wrapping `WouldBlock`.
-fn is_lock_error(err: &std::io::Error) -> bool {
-    err.kind() == std::io::ErrorKind::WouldBlock
-        || err.to_string().contains("could not acquire lock")
-}
-
 /// Reads a big-endian u64 value.
 fn be_u64(bytes: &[u8]) -> Result<u64, StoreError> {
-    let array: [u8; 8] = bytes
-        .try_into()
-        .map_err(|_| StoreError::Corrupt("a counter is not 8 bytes".to_owned()))?;
-    Ok(u64::from_be_bytes(array))
+    Ok(crate::protocol::stored::be_u64(bytes)?)
 }

@@ -148,7 +148,7 @@ impl Store {
             .as_ref()
             .is_some_and(|r| r.seq > self.durable_seq(user))
         {
-            self.commit_nothing().await?;
+            self.barrier().await?;
             record = self.record(user, id)?;
         }
         Ok(record.filter(|r| is_live(r, now)))
@@ -260,9 +260,7 @@ impl Store {
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, Index> {
-        self.index
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::sync::lock(&self.index)
     }
 
     /// Writes a new version of a notification (one insert), updates the index and

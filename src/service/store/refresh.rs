@@ -84,7 +84,7 @@ impl Store {
             Ok(true)
         })?;
         if rotated {
-            self.commit_nothing().await?;
+            self.barrier().await?;
         }
         Ok(rotated)
     }
