@@ -131,17 +131,44 @@ async fn local(
     settings.user = creds.user;
     settings.device_id = creds.device_id;
     settings.ipc_socket = Some(config::agent_socket()?);
-    let result = match agent::Agent::with_store(settings, store, presenter) {
-        Ok(agent) => agent.run(shutdown.clone()).await,
-        Err(e) => Err(e),
-    };
-    shutdown.cancel();
-    let served = service_task
-        .await
-        .map_err(|e| anyhow!("the local service task failed: {e}"))?;
+    let agent = agent::Agent::with_store(settings, store, presenter)?;
+    let result = run_beside_service(agent, service_task, &shutdown).await;
     let _ = std::fs::remove_file(&url_file);
-    served?;
-    result?;
+    result
+}
+
+/// Runs the agent while its embedded service runs. If the service ends first (it failed
+/// to start, or stopped), the agent stops too and the command fails, saying why: an
+/// agent retrying a dead port until Ctrl-C helps no one.
+async fn run_beside_service(
+    agent: agent::Agent,
+    mut service_task: tokio::task::JoinHandle<Result<(), service::ServiceError>>,
+    shutdown: &CancellationToken,
+) -> Result<(), Failure> {
+    let running = agent.run(shutdown.clone());
+    tokio::pin!(running);
+    let (agent_result, served) = tokio::select! {
+        result = &mut running => {
+            shutdown.cancel();
+            (result, (&mut service_task).await)
+        }
+        served = &mut service_task => {
+            let stopping = shutdown.is_cancelled();
+            shutdown.cancel();
+            let result = running.await;
+            if !stopping {
+                let why = match &served {
+                    Ok(Ok(())) => "it stopped".to_owned(),
+                    Ok(Err(e)) => e.to_string(),
+                    Err(e) => e.to_string(),
+                };
+                return Err(anyhow!("the local service ended ({why}); the agent cannot work without it").into());
+            }
+            (result, served)
+        }
+    };
+    served.map_err(|e| anyhow!("the local service task failed: {e}"))??;
+    agent_result?;
     Ok(())
 }
 

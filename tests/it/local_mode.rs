@@ -263,3 +263,23 @@ async fn a_config_file_with_a_typo_is_reported_with_its_path() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn local_mode_exits_when_its_embedded_service_cannot_run() {
+    let mut home = Home::new();
+    // A data directory so deep that the service's admin socket path is longer than a
+    // Unix socket path may be (108 bytes): the embedded service cannot start.
+    let deep = home.path(&format!("data/{}", "d".repeat(120)));
+    std::fs::create_dir_all(&deep).unwrap();
+    home.set_env("XDG_DATA_HOME", deep.to_str().unwrap());
+    let output = tokio::time::timeout(
+        crate::helpers::DEADLINE,
+        home.command(&["agent", "--no-toasts"]).output(),
+    )
+    .await
+    .expect("the agent exits instead of retrying a dead service")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the local service ended"), "{stderr}");
+}
