@@ -4,30 +4,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::protocol::{Notification, Timestamp, Unsid};
+use crate::protocol::Notification;
+pub use crate::protocol::rest::Subscription;
+use crate::protocol::rest::TokenResponse;
 
 use super::AgentError;
 use super::endpoint::{Endpoint, describe};
 
 /// Tokens live an hour; renew well before that.
 const TOKEN_REUSE: Duration = Duration::from_secs(45 * 60);
-
-/// A subscription of this device to an app, as the agent keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Subscription {
-    /// The UNSID to hand to the app's backend.
-    #[serde(rename = "id")]
-    pub unsid: Unsid,
-    /// The app's host name.
-    pub target_host_name: String,
-    /// When it lapses unless renewed.
-    pub expiration_date_time: Timestamp,
-}
 
 /// Talks to the service's REST API as this device.
 pub struct Api {
@@ -205,11 +193,9 @@ pub async fn access_token(
             "token endpoint answered {status}: {body}"
         )));
     }
-    let replaced = body["refresh_token"].as_str().map(str::to_owned);
-    body["access_token"]
-        .as_str()
-        .map(|token| (token.to_owned(), replaced))
-        .ok_or_else(|| AgentError::Network("the token answer has no access_token".to_owned()))
+    let answer: TokenResponse = serde_json::from_value(body)
+        .map_err(|e| AgentError::Network(format!("an unexpected token answer: {e}")))?;
+    Ok((answer.access_token, answer.refresh_token))
 }
 
 /// Signs a device in with the password grant; returns the token answer.
@@ -217,7 +203,7 @@ pub async fn sign_in(
     http: &reqwest::Client,
     endpoint: &Endpoint,
     form: &[(&str, &str)],
-) -> Result<serde_json::Value, AgentError> {
+) -> Result<TokenResponse, AgentError> {
     let (status, body) = call(http.post(endpoint.token_url()?).form(form)).await?;
     if status == reqwest::StatusCode::UNAUTHORIZED {
         return Err(AgentError::Config(
@@ -232,7 +218,8 @@ pub async fn sign_in(
             "sign-in failed ({status}): {message}"
         )));
     }
-    Ok(body)
+    serde_json::from_value(body)
+        .map_err(|e| AgentError::Network(format!("an unexpected sign-in answer: {e}")))
 }
 
 /// Sends a request and reads its answer: the status, and the body as JSON (`null` when

@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 use crate::protocol::local::Event;
 use crate::protocol::{NotificationId, Timestamp};
 
-use super::api::Subscription;
 use super::link::Link;
 use super::store::{AgentStore, LocalChange};
 use super::{AgentError, AgentHandle};
+use crate::protocol::rest::Subscription;
 
 /// How often retention and subscription renewal run by default.
 pub(super) const CHORES_EVERY: Duration = Duration::from_secs(60);

@@ -147,18 +147,18 @@ pub async fn login(
         ("device_name", device_name),
         ("platform", platform.as_str()),
     ];
-    let body = api::sign_in(&http, &endpoint, &form).await?;
-    let field = |name: &str| {
-        body[name]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| AgentError::Network(format!("the sign-in answer has no {name}")))
-    };
+    let answer = api::sign_in(&http, &endpoint, &form).await?;
+    let missing = |name: &str| AgentError::Network(format!("the sign-in answer has no {name}"));
     Ok(credentials::Credentials {
         service: Some(service.to_owned()),
         user: user.to_owned(),
-        device_id: field("device_id")?,
-        refresh_token: field("refresh_token")?,
+        device_id: answer
+            .device_id
+            .ok_or_else(|| missing("device_id"))?
+            .to_string(),
+        refresh_token: answer
+            .refresh_token
+            .ok_or_else(|| missing("refresh_token"))?,
         ca_file: ca_file.map(std::path::Path::to_path_buf),
     })
 }

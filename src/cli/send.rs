@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::agent::endpoint::Endpoint;
 use crate::agent::{api, tls};
 use crate::protocol::Notification;
+use crate::protocol::rest::TokenResponse;
 
 use super::output;
 use super::{Failure, PriorityArg, SendArgs};
@@ -139,10 +140,9 @@ async fn app_token(
             message(&answer)
         );
     }
-    answer["access_token"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow!("the token answer has no access_token"))
+    let answer: TokenResponse =
+        serde_json::from_value(answer).context("the token endpoint's answer")?;
+    Ok(answer.access_token)
 }
 
 /// The message of a Graph or OAuth error body.

@@ -11,6 +11,7 @@ pub mod frames;
 pub mod ids;
 pub mod local;
 pub mod notification;
+pub mod rest;
 pub mod stored;
 pub mod time;
 pub mod validate;

@@ -12,6 +12,7 @@ use super::State;
 
 /// Runs until the service shuts down.
 pub async fn run(state: State) {
+    state.store.recovery_runs();
     let mut tick = tokio::time::interval(state.settings.recovery_interval);
     loop {
         tokio::select! {

@@ -26,7 +26,7 @@ use sled::{Batch, Tree};
 use crate::protocol::stored::{NotificationRecord, RecordError, decode, encode};
 use crate::protocol::{Notification, NotificationId, Seq, Timestamp};
 
-use super::api::Subscription;
+use crate::protocol::rest::Subscription;
 
 const NOTE: u8 = b'N';
 pub(super) const BY_SEQ: u8 = b'Q';

@@ -5,11 +5,12 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
+use crate::protocol::rest::Subscription;
 use crate::protocol::validate::{LOCAL_HOST_NAME, parse_json, validate_host_name};
 use crate::protocol::{
-    FeedPage, Notification, NotificationId, NotificationInput, Seq, StatePatch, Timestamp, Unsid,
+    FeedPage, Notification, NotificationId, NotificationInput, Seq, StatePatch, Unsid,
 };
 use crate::service::State as AppState;
 use crate::service::auth;
@@ -28,24 +29,12 @@ struct SubscribeBody {
     target_host_name: String,
 }
 
-/// The answer to a subscription.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SubscriptionResponse {
-    /// The UNSID to hand to the app's backend.
-    pub id: Unsid,
-    /// The app host.
-    pub target_host_name: String,
-    /// When it must be renewed by.
-    pub expiration_date_time: Timestamp,
-}
-
 /// `POST /v1/me/subscriptions`.
 pub async fn subscribe(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<SubscriptionResponse>), ApiError> {
+) -> Result<(StatusCode, Json<Subscription>), ApiError> {
     let device = device(&state, bearer(&headers))?;
     let bytes = body::read(&headers, body, Media::Json).await?;
     let request: SubscribeBody = parse_json(&bytes)?;
@@ -58,8 +47,8 @@ pub async fn subscribe(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(SubscriptionResponse {
-            id: sub.unsid,
+        Json(Subscription {
+            unsid: sub.unsid,
             target_host_name: sub.host,
             expiration_date_time: sub.expires,
         }),

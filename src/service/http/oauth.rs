@@ -8,9 +8,10 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::protocol::{ClientId, DeviceId, ErrorCode, Platform, UserId};
+use crate::protocol::rest::TokenResponse;
+use crate::protocol::{ClientId, ErrorCode, Platform};
 use crate::service::auth::{self, ACCESS_TOKEN_TTL, Claims};
 use crate::service::provision;
 use crate::service::{ServiceState, State as AppState};
@@ -32,26 +33,6 @@ struct TokenForm {
     device_name: Option<String>,
     platform: Option<String>,
     refresh_token: Option<String>,
-}
-
-/// The token endpoint's answer.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct TokenResponse {
-    /// The bearer token.
-    pub access_token: String,
-    /// Always `Bearer`.
-    pub token_type: String,
-    /// Seconds until `access_token` expires.
-    pub expires_in: u64,
-    /// The device credential (password and refresh grants; a refresh replaces it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
-    /// The device this token is for (device grants).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device_id: Option<DeviceId>,
-    /// The signed-in user (device grants).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<UserId>,
 }
 
 fn required<'a>(value: Option<&'a String>, name: &str) -> Result<&'a str, ApiError> {

@@ -144,6 +144,8 @@ pub struct Store {
     durable: Marks,
     fail_flushes: Arc<AtomicBool>,
     reserve: Mutex<reserve::Reserve>,
+    /// Whether a recovery task replaces failed handles (reads wait for it).
+    recovering: AtomicBool,
 }
 
 impl Store {
@@ -173,6 +175,7 @@ impl Store {
             durable,
             fail_flushes,
             reserve: Mutex::new(reserve::Reserve::new(dir, 0)),
+            recovering: AtomicBool::new(false),
         };
         let (backend, index) = store.load()?;
         *store.lock() = index;
@@ -215,10 +218,26 @@ impl Store {
     }
 
     /// The open database, or why there is none.
+    ///
+    /// sled fails reads on a handle whose flush failed. While a recovery task runs
+    /// ([`Self::recovery_runs`]) it replaces that handle at once, so a read waits for that
+    /// (bounded by [`REOPEN_WAIT`]) rather than fail.
     fn backend(&self) -> Result<Arc<Open>, StoreError> {
+        if self.recovering.load(Ordering::SeqCst) {
+            let deadline = Instant::now() + REOPEN_WAIT;
+            while self.health.handle_broken() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
         sync::read(&self.open)
             .clone()
             .ok_or_else(|| StoreError::Unavailable(self.failure().unwrap_or_else(reopening)))
+    }
+
+    /// Says that a recovery task runs (`service::recovery`): reads then wait for a failed
+    /// handle to be replaced instead of failing.
+    pub fn recovery_runs(&self) {
+        self.recovering.store(true, Ordering::SeqCst);
     }
 
     /// Keeps `bytes` of the disk in reserve for a recovery from a full disk
@@ -356,6 +375,9 @@ impl Store {
         Ok(self.backend()?.db.size_on_disk()?)
     }
 }
+
+/// How long a read waits for a failed handle to be replaced.
+const REOPEN_WAIT: Duration = Duration::from_secs(2);
 
 /// The failure reported while the database is being reopened.
 fn reopening() -> Failure {
