@@ -167,6 +167,70 @@ async fn delete_and_group_delete_reach_devices_as_tombstones() {
 }
 
 #[tokio::test]
+async fn a_group_delete_takes_that_group_of_that_app_and_nothing_else() {
+    let service = TestService::start().await;
+    let (app, device, unsid) = service.alice_and_contoso().await;
+    let other_app = service.add_app("fabrikam.com").await;
+    let other_unsid = device.subscribe("fabrikam.com").await;
+    let with_group = |host: &str, title: &str, group: Option<&str>| {
+        let mut body = note(host, title);
+        if let Some(group) = group {
+            body["groupName"] = json!(group);
+        }
+        body
+    };
+    let doomed = service
+        .post_ok(
+            &app,
+            &unsid,
+            &with_group("contoso.com", "doomed", Some("build-7")),
+        )
+        .await;
+    let survivors = [
+        service
+            .post_ok(&app, &unsid, &with_group("contoso.com", "no group", None))
+            .await,
+        service
+            .post_ok(
+                &app,
+                &unsid,
+                &with_group("contoso.com", "other group", Some("build-8")),
+            )
+            .await,
+        service
+            .post_ok(
+                &other_app,
+                &other_unsid,
+                &with_group("fabrikam.com", "other app, same group", Some("build-7")),
+            )
+            .await,
+    ];
+    let group_url = format!("{}/beta/me/notifications?groupName=build-7", service.url);
+    let response = service
+        .as_app(Method::DELETE, &group_url, &app, &unsid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let feed = device.feed(0).await;
+    let status_of = |id: &str| {
+        feed.iter()
+            .find(|n| n["id"] == id)
+            .map(|n| n["status"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(status_of(doomed.id.as_str()).as_deref(), Some("deleted"));
+    for survivor in &survivors {
+        assert_eq!(
+            status_of(survivor.id.as_str()).as_deref(),
+            Some("active"),
+            "{:?} must survive",
+            survivor.content.payload.visual_content
+        );
+    }
+    service.stop().await;
+}
+
+#[tokio::test]
 async fn users_path_accepts_me_and_the_unsid_user_only() {
     let service = TestService::start().await;
     let alice = service.add_user("alice").await;

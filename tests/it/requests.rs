@@ -492,6 +492,37 @@ async fn size_type_and_encoding_limits() {
         413
     );
 
+    // Real bombs: 100 MiB of zeros in about 100 KiB, in each encoding. Bounded
+    // inflation stops at the limit (413); unbounded inflation would take 100 MiB.
+    let zeros = vec![0u8; 100 << 20];
+    for (name, bomb) in [
+        ("gzip", gzip(&zeros)),
+        ("deflate", zlib(&zeros)),
+        ("deflate", raw_deflate(&zeros)),
+    ] {
+        assert!(bomb.len() < 64 * 1024 * 4, "{name}: {}", bomb.len());
+        let status = send(
+            bomb[..bomb.len().min(60 * 1024)].to_vec(),
+            "application/json",
+            Some(name),
+        )
+        .await
+        .unwrap()
+        .status();
+        assert_eq!(status, 413, "{name}");
+    }
+    // A chunked body (no Content-Length) over the limit.
+    let chunks =
+        futures_util::stream::iter((0..20).map(|_| Ok::<_, std::io::Error>(vec![b' '; 8 * 1024])));
+    let chunked = service
+        .as_app(Method::POST, &url, &app, &unsid)
+        .header("Content-Type", "application/json")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chunked.status(), 413);
+
     let small = serde_json::to_vec(&note("contoso.com", "gzipped")).unwrap();
     assert_eq!(
         send(small.clone(), "text/plain", None)
@@ -533,6 +564,12 @@ async fn size_type_and_encoding_limits() {
 
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn raw_deflate(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
     encoder.write_all(data).unwrap();
     encoder.finish().unwrap()
 }

@@ -137,9 +137,15 @@ fn decode(raw: &[u8], encoding: Encoding) -> Result<Vec<u8>, ApiError> {
     match encoding {
         Encoding::Identity => Ok(raw.to_vec()),
         Encoding::Gzip => inflate(GzDecoder::new(raw), "gzip"),
-        // "deflate" is zlib-wrapped by the RFC, but some clients send raw deflate.
-        Encoding::Deflate => inflate(ZlibDecoder::new(raw), "deflate")
-            .or_else(|_| inflate(DeflateDecoder::new(raw), "deflate")),
+        // "deflate" is zlib-wrapped by the RFC, but some clients send raw deflate. Only a
+        // body that is not zlib is tried as raw deflate: a zlib body over the limit stays
+        // 413 (trying it again as raw deflate would turn that into a 400).
+        Encoding::Deflate => match inflate(ZlibDecoder::new(raw), "deflate") {
+            Err(e) if e.code != ErrorCode::PayloadTooLarge => {
+                inflate(DeflateDecoder::new(raw), "deflate")
+            }
+            decoded => decoded,
+        },
     }
 }
 
