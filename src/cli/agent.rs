@@ -177,6 +177,12 @@ async fn run_beside_service(
 fn presenter(no_toasts: bool) -> Arc<dyn Presenter> {
     #[cfg(target_os = "linux")]
     if !no_toasts {
+        if let Some(timeout) = std::env::var("TIDINGS_TOAST_CALL_TIMEOUT")
+            .ok()
+            .and_then(|text| super::limits::parse_duration(&text).ok())
+        {
+            crate::agent::toast::desktop::set_call_timeout(timeout);
+        }
         let ledger = config::runtime_dir().map_or_else(
             |_| crate::agent::toast::ledger::Ledger::default(),
             |dir| crate::agent::toast::ledger::Ledger::at(dir.join("toasts.json")),

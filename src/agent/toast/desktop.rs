@@ -24,13 +24,26 @@ use crate::protocol::display::printable;
 
 /// The action key of "Mark as read".
 const MARK_READ: &str = "read";
-/// How long a call to the notification server may take (libdbus's default): a server
-/// that hangs costs a connection for this long, not for ever.
+/// How long a call to the notification server may take by default (libdbus's
+/// default): a server that hangs costs a connection for this long, not for ever.
 const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(25);
 
-/// A call to the notification server that got no answer in [`CALL_TIMEOUT`].
+/// The call timeout in force: [`CALL_TIMEOUT`] unless [`set_call_timeout`] said otherwise.
+static CALL_TIMEOUT_SET: OnceLock<std::time::Duration> = OnceLock::new();
+
+/// Sets how long a call to the notification server may take, once, before the first
+/// toast (`TIDINGS_TOAST_CALL_TIMEOUT`, for a slow desktop or a test of a hung server).
+pub fn set_call_timeout(timeout: std::time::Duration) {
+    let _ = CALL_TIMEOUT_SET.set(timeout);
+}
+
+fn call_timeout() -> std::time::Duration {
+    CALL_TIMEOUT_SET.get().copied().unwrap_or(CALL_TIMEOUT)
+}
+
+/// A call to the notification server that got no answer in time.
 #[derive(Debug, thiserror::Error)]
-#[error("the notification server did not answer within {} s", CALL_TIMEOUT.as_secs())]
+#[error("the notification server did not answer within {:?}", call_timeout())]
 struct NoAnswer;
 
 /// Why a toast was not shown.
@@ -42,14 +55,14 @@ enum ShowError {
     NoAnswer(#[from] NoAnswer),
 }
 
-/// Shows `toast`, giving up after [`CALL_TIMEOUT`].
+/// Shows `toast`, giving up after the call timeout.
 async fn show(toast: &notify_rust::Notification) -> Result<NotificationHandle, ShowError> {
     Ok(bounded(toast.show_async()).await??)
 }
 
-/// Runs a call to the notification server, giving up after [`CALL_TIMEOUT`].
+/// Runs a call to the notification server, giving up after the call timeout.
 async fn bounded<F: std::future::Future>(call: F) -> Result<F::Output, NoAnswer> {
-    tokio::time::timeout(CALL_TIMEOUT, call)
+    tokio::time::timeout(call_timeout(), call)
         .await
         .map_err(|_| NoAnswer)
 }
