@@ -15,12 +15,17 @@ use crate::protocol::NotificationId;
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
     path: Option<PathBuf>,
+    /// Saves one at a time: two at once would share the temporary file.
+    writing: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 impl Ledger {
     /// A ledger in the file `path`.
     pub fn at(path: PathBuf) -> Self {
-        Self { path: Some(path) }
+        Self {
+            path: Some(path),
+            writing: std::sync::Arc::default(),
+        }
     }
 
     /// The toasts a previous agent left on screen.
@@ -40,6 +45,7 @@ impl Ledger {
     /// Replaces the ledger with `shown`.
     pub fn save(&self, shown: &HashMap<NotificationId, u32>) {
         let Some(path) = &self.path else { return };
+        let _one_at_a_time = crate::sync::lock(&self.writing);
         if let Err(e) = write_private(path, shown) {
             tracing::debug!(path = %path.display(), error = %e, "could not write the toast ledger");
         }
