@@ -305,3 +305,66 @@ async fn shutdown_closes_channels_with_a_close_frame() {
     }
     service.task.await.unwrap().unwrap();
 }
+
+/// Many posters of several apps at once, on a multi-thread runtime as in production:
+/// the open channel gets every change live, and a later channel its backlog, each with
+/// `seq`s exactly 1, 2, 3, ... (commit order is `seq` order) and each id once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_posters_of_several_apps_arrive_in_exact_seq_order() {
+    const APPS: [&str; 3] = ["contoso.com", "fabrikam.com", "northwind.com"];
+    const POSTERS: usize = 3;
+    const EACH: usize = 25;
+    let service = std::sync::Arc::new(TestService::start().await);
+    service.add_user("alice").await;
+    let device = service.sign_in("alice", "linux").await;
+    let mut targets = Vec::new();
+    for host in APPS {
+        let app = service.add_app(host).await;
+        let unsid = device.subscribe(host).await;
+        targets.push((host, std::sync::Arc::new(app), unsid));
+    }
+    let mut live = device.channel(0).await;
+    live.until_synced().await;
+    let mut posters = Vec::new();
+    for (host, app, unsid) in &targets {
+        for poster in 0..POSTERS {
+            let (service, app, unsid, host) = (
+                service.clone(),
+                app.clone(),
+                unsid.clone(),
+                (*host).to_owned(),
+            );
+            posters.push(tokio::spawn(async move {
+                for n in 0..EACH {
+                    let title = format!("{host} {poster} {n}");
+                    service.post_ok(&app, &unsid, &note(&host, &title)).await;
+                }
+            }));
+        }
+    }
+    let total = APPS.len() * POSTERS * EACH;
+    let mut seen = Vec::new();
+    while seen.len() < total {
+        let (seq, notification) = live.next_change().await;
+        seen.push((seq.0, notification.id));
+    }
+    for poster in posters {
+        poster.await.unwrap();
+    }
+    let check = |changes: &[(u64, tidings::protocol::NotificationId)]| {
+        let seqs: Vec<u64> = changes.iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(seqs, (1..=total as u64).collect::<Vec<_>>());
+        let ids: std::collections::HashSet<_> = changes.iter().map(|(_, id)| id).collect();
+        assert_eq!(ids.len(), total, "each id once");
+    };
+    check(&seen);
+    let mut later = device.channel(0).await;
+    let (backlog, _) = later.until_synced().await;
+    let backlog: Vec<_> = backlog.into_iter().map(|(seq, n)| (seq.0, n.id)).collect();
+    check(&backlog);
+    assert_eq!(backlog, seen);
+    drop(targets);
+    if let Ok(service) = std::sync::Arc::try_unwrap(service) {
+        service.stop().await;
+    }
+}
