@@ -15,13 +15,19 @@ root=$PWD
 for tool in curl jq; do
   command -v "$tool" >/dev/null || { echo "readme-check: $tool is missing (apt-get install -y $tool)" >&2; exit 1; }
 done
-cargo build --locked --quiet --bin tidings
+# The binary to run: $TIDINGS_BIN (the test command passes the one its tests just built;
+# building it again here, without the test features, would recompile half the tree),
+# else a fresh debug build.
+if [ -z "${TIDINGS_BIN:-}" ]; then
+  cargo build --locked --quiet --bin tidings
+  TIDINGS_BIN=$root/target/debug/tidings
+fi
 
 sandbox=$(mktemp -d)
 bin=$sandbox/bin
 mkdir -p "$bin" "$sandbox/home" "$sandbox/run"
 chmod 700 "$sandbox/run"
-ln -s "$root/target/debug/tidings" "$bin/tidings"
+ln -s "$(realpath "$TIDINGS_BIN")" "$bin/tidings"
 cat > "$bin/cargo" <<'SHIM'
 #!/usr/bin/env bash
 # readme-check's stand-in for cargo (see scripts/readme-check.sh).

@@ -43,4 +43,4 @@ echo "== cargo test"
 cargo test --locked --all-targets
 cargo test --locked --doc
 echo "== the README's commands, as written"
-./scripts/readme-check.sh
+TIDINGS_BIN=target/debug/tidings ./scripts/readme-check.sh
