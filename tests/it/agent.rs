@@ -4,69 +4,17 @@
 //! The presenter here is a recorder, so these tests see exactly what the agent asks
 //! the desktop to do; the real desktop (dunst under Xvfb) is in `desktop.rs`.
 
-use std::sync::{Arc, Mutex};
-
-use tidings::agent::credentials::Credentials;
 use tidings::agent::store::{AgentStore, LocalChange};
-use tidings::agent::toast::Presenter;
-use tidings::agent::{Agent, AgentError, AgentHandle, Settings};
+use tidings::agent::{AgentError, Settings};
 use tidings::protocol::local::EventKind;
 use tidings::protocol::validate::StatePatch;
-use tidings::protocol::{Notification, NotificationId, Seq};
-use tidings::protocol::{ReadState, UserActionState};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use tidings::protocol::{ReadState, Seq, UserActionState};
 
 use crate::helpers::{Device, TestService, note, wait_until};
+use crate::test_agent::TestAgent;
 
-/// Records what the agent asked to show, summarise and close (stands in for the
-/// desktop; `tests/it/desktop.rs` has the real one).
-#[derive(Default)]
-struct Recorder {
-    shown: Mutex<Vec<NotificationId>>,
-    summarised: Mutex<usize>,
-    closed: Mutex<Vec<NotificationId>>,
-}
-
-impl Presenter for Recorder {
-    fn show(&self, notification: &Notification) {
-        self.shown.lock().unwrap().push(notification.id.clone());
-    }
-
-    fn close(&self, id: &NotificationId) {
-        self.closed.lock().unwrap().push(id.clone());
-    }
-
-    fn summary(&self, count: usize) {
-        *self.summarised.lock().unwrap() += count;
-    }
-
-    fn is_shown(&self, id: &NotificationId) -> bool {
-        self.shown.lock().unwrap().contains(id) && !self.closed.lock().unwrap().contains(id)
-    }
-}
-
-impl Recorder {
-    fn shown(&self) -> usize {
-        self.shown.lock().unwrap().len()
-    }
-
-    /// Toasts shown one by one plus notifications announced in summaries.
-    fn presented(&self) -> usize {
-        self.shown() + *self.summarised.lock().unwrap()
-    }
-}
-
-/// An agent running in-process.
-struct RunningAgent {
-    recorder: Arc<Recorder>,
-    handle: AgentHandle,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), AgentError>>,
-}
-
-fn start_agent(service_url: &str, device: &Device, dir: &std::path::Path) -> RunningAgent {
-    start_agent_with(service_url, device, dir, |_| {})
+fn start_agent(service_url: &str, device: &Device, dir: &std::path::Path) -> TestAgent {
+    TestAgent::start(service_url, device, dir)
 }
 
 fn start_agent_with(
@@ -74,40 +22,8 @@ fn start_agent_with(
     device: &Device,
     dir: &std::path::Path,
     tune: impl FnOnce(&mut Settings),
-) -> RunningAgent {
-    let recorder = Arc::new(Recorder::default());
-    let shutdown = CancellationToken::new();
-    // As `tidings login` would: the credential in the agent's directory, where the agent
-    // saves each refresh token that replaces it (a restart must present the newest).
-    let creds = Credentials::load(dir).unwrap().unwrap_or_else(|| {
-        let creds = Credentials {
-            service: Some(service_url.to_owned()),
-            user: "alice".to_owned(),
-            device_id: device.id.clone(),
-            refresh_token: device.refresh.clone(),
-            ca_file: None,
-        };
-        creds.save(dir).unwrap();
-        creds
-    });
-    let mut settings = Settings::new(service_url, creds.refresh_token, dir.to_owned());
-    tune(&mut settings);
-    let agent = Agent::open(settings, recorder.clone()).unwrap();
-    let handle = agent.handle();
-    let task = tokio::spawn(agent.run(shutdown.clone()));
-    RunningAgent {
-        recorder,
-        handle,
-        shutdown,
-        task,
-    }
-}
-
-impl RunningAgent {
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.task.await.unwrap().unwrap();
-    }
+) -> TestAgent {
+    TestAgent::start_with(service_url, device, dir, tune)
 }
 
 async fn wait_acked(service: &TestService, device: &str, seq: u64) {
@@ -233,11 +149,7 @@ async fn a_revoked_device_stops_its_agent_with_a_clear_error() {
         .admin("device.revoke", serde_json::json!({"id": device.id}))
         .await
         .unwrap();
-    let result = tokio::time::timeout(crate::helpers::DEADLINE, agent.task)
-        .await
-        .unwrap()
-        .unwrap();
-    let err = result.unwrap_err();
+    let err = agent.ended().await.unwrap_err();
     assert!(matches!(err, AgentError::SignedOut), "{err}");
     assert!(err.to_string().contains("sign in again"));
     service.stop().await;

@@ -7,35 +7,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tidings::agent::toast::Presenter;
-use tidings::agent::{Agent, Settings};
-use tidings::protocol::{Notification, NotificationId};
+use tidings::agent::Settings;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{TestService, post_as_app, wait_until};
+use crate::test_agent::TestAgent;
 
 const NOTIFICATIONS: usize = 2000;
 const CUTS: usize = 12;
-
-#[derive(Default)]
-struct Counter {
-    shown: Mutex<Vec<NotificationId>>,
-    /// Notifications announced in backlog summaries.
-    summarised: Mutex<usize>,
-}
-
-impl Presenter for Counter {
-    fn show(&self, notification: &Notification) {
-        self.shown.lock().unwrap().push(notification.id.clone());
-    }
-
-    fn close(&self, _: &NotificationId) {}
-
-    fn summary(&self, count: usize) {
-        *self.summarised.lock().unwrap() += count;
-    }
-}
 
 /// Forwards to `backend`; every connection dies when `cut` fires. Returns its address.
 async fn cutting_proxy(
@@ -80,16 +60,12 @@ async fn the_agent_loses_nothing_and_applies_nothing_twice_when_links_are_cut() 
     let proxy = cutting_proxy(backend, cut.clone(), accepted.clone(), stop.clone()).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let counter = Arc::new(Counter::default());
-    let settings = Settings::new(
+    let agent = TestAgent::launch(Settings::new(
         format!("http://{proxy}"),
         device.refresh.clone(),
         dir.path().to_owned(),
-    );
-    let agent = Agent::open(settings, counter.clone()).unwrap();
-    let handle = agent.handle();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(agent.run(shutdown.clone()));
+    ));
+    let handle = agent.handle.clone();
 
     let chaos = {
         let cut = cut.clone();
@@ -132,8 +108,8 @@ async fn the_agent_loses_nothing_and_applies_nothing_twice_when_links_are_cut() 
     );
     assert_eq!(handle.store().len(), NOTIFICATIONS);
     assert_eq!(handle.store().cursor().unwrap().0, last);
-    let mut shown = counter.shown.lock().unwrap().clone();
-    let summarised = *counter.summarised.lock().unwrap();
+    let mut shown = agent.recorder.shown.lock().unwrap().clone();
+    let summarised = *agent.recorder.summarised.lock().unwrap();
     assert_eq!(
         shown.len() + summarised,
         NOTIFICATIONS,
@@ -143,8 +119,7 @@ async fn the_agent_loses_nothing_and_applies_nothing_twice_when_links_are_cut() 
     shown.sort();
     shown.dedup();
     assert_eq!(shown.len(), one_by_one, "no toast shown twice");
-    shutdown.cancel();
-    task.await.unwrap().unwrap();
+    agent.stop().await;
     stop.cancel();
     service.stop().await;
 }
@@ -200,9 +175,7 @@ async fn a_silent_link_is_declared_dead_and_made_again() {
         dir.path().to_owned(),
     );
     settings.dead_link = Duration::from_millis(300);
-    let agent = Agent::open(settings, Arc::new(Counter::default())).unwrap();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(agent.run(shutdown.clone()));
+    let agent = TestAgent::launch(settings);
     wait_until("the agent is connected", || async {
         service.device_info(&device.id).await["connected"] == true
     })
@@ -215,7 +188,6 @@ async fn a_silent_link_is_declared_dead_and_made_again() {
         accepted.load(Ordering::Relaxed) > before + 1
     })
     .await;
-    shutdown.cancel();
-    task.await.unwrap().unwrap();
+    agent.stop().await;
     service.stop().await;
 }

@@ -12,9 +12,7 @@ use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use tidings::agent::toast::Headless;
-use tidings::agent::{Agent, Settings};
-use tokio_util::sync::CancellationToken;
+use tidings::agent::Settings;
 
 use crate::helpers::{TestService, note, wait_until};
 
@@ -86,10 +84,8 @@ async fn an_agent_stores_nothing_a_hostile_service_sends_beyond_the_limits() {
 
     let dir = tempfile::tempdir().unwrap();
     let settings = Settings::new(url, "rt.d.s", dir.path().to_owned());
-    let agent = Agent::open(settings, Arc::new(Headless)).unwrap();
-    let handle = agent.handle();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(agent.run(shutdown.clone()));
+    let agent = crate::test_agent::TestAgent::launch(settings);
+    let handle = agent.handle.clone();
     wait_until("the agent stores the valid changes", || async {
         handle.store().len() == 2
     })
@@ -114,7 +110,6 @@ async fn an_agent_stores_nothing_a_hostile_service_sends_beyond_the_limits() {
         connections.load(Ordering::SeqCst) >= 2,
         "the oversized frame ended the link and the agent came back"
     );
-    shutdown.cancel();
-    task.await.unwrap().unwrap();
+    agent.stop().await;
     server.abort();
 }

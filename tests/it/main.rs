@@ -27,4 +27,5 @@ mod local_mode;
 mod process;
 mod requests;
 mod stand_in;
+mod test_agent;
 mod tls;

@@ -196,14 +196,8 @@ async fn an_agent_catches_up_by_itself_after_the_service_is_killed() {
     let agent_dir = dir.path().join("agent");
     let settings =
         tidings::agent::Settings::new(service.url.clone(), device.refresh.clone(), agent_dir);
-    let agent = tidings::agent::Agent::open(
-        settings,
-        std::sync::Arc::new(tidings::agent::toast::Headless),
-    )
-    .unwrap();
-    let handle = agent.handle();
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(agent.run(shutdown.clone()));
+    let agent = crate::test_agent::TestAgent::launch(settings);
+    let handle = agent.handle.clone();
     let http = crate::helpers::http_client();
     for i in 0..50 {
         post_as_app(
@@ -233,8 +227,7 @@ async fn an_agent_catches_up_by_itself_after_the_service_is_killed() {
     })
     .await;
     assert_eq!(handle.store().len(), 100);
-    shutdown.cancel();
-    task.await.unwrap().unwrap();
+    agent.stop().await;
     drop(service);
 }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use tidings::agent::{self, Agent, Settings};
+use tidings::agent::{self, Settings};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -102,10 +102,8 @@ async fn the_agent_trusts_the_ca_it_is_given_and_refuses_others() {
         dir.path().join("agent"),
     );
     settings.ca_file = Some(ca_file.clone());
-    let agent = Agent::open(settings, Arc::new(tidings::agent::toast::Headless)).unwrap();
-    let handle = agent.handle();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(agent.run(shutdown.clone()));
+    let agent = crate::test_agent::TestAgent::launch(settings);
+    let handle = agent.handle.clone();
     let sub = handle.subscribe("contoso.com").await.unwrap();
     let posted = service
         .post_ok(&app, sub.unsid.as_str(), &note("contoso.com", "over TLS"))
@@ -114,8 +112,7 @@ async fn the_agent_trusts_the_ca_it_is_given_and_refuses_others() {
         handle.store().get(&posted.id).unwrap().is_some()
     })
     .await;
-    shutdown.cancel();
-    task.await.unwrap().unwrap();
+    agent.stop().await;
     stop.cancel();
     service.stop().await;
 }
