@@ -79,6 +79,23 @@ impl StandIn {
         self.closed.lock().unwrap().push(id);
     }
 
+    /// `NotificationClosed(id, reason)`: 1 expired, 2 dismissed by the user, 3 closed by
+    /// a `CloseNotification` call.
+    #[zbus(signal)]
+    async fn notification_closed(
+        emitter: &zbus::object_server::SignalEmitter<'_>,
+        id: u32,
+        reason: u32,
+    ) -> zbus::Result<()>;
+
+    /// `ActionInvoked(id, action_key)`: `default` is a click.
+    #[zbus(signal)]
+    async fn action_invoked(
+        emitter: &zbus::object_server::SignalEmitter<'_>,
+        id: u32,
+        action_key: &str,
+    ) -> zbus::Result<()>;
+
     #[allow(clippy::unused_self)] // a D-Bus method of the server object
     fn get_server_information(&self) -> (String, String, String, String) {
         let text = |s: &str| s.to_owned();
@@ -105,6 +122,16 @@ impl StandIn {
     /// Makes `Notify` hang (`true`) or answer again.
     fn hold(&self, held: bool) {
         self.held.send_replace(held);
+    }
+
+    /// The server id of the toast titled `title`, once it was shown.
+    async fn id_of(&self, title: &str) -> u32 {
+        wait_until(&format!("{title} is shown"), || async {
+            self.summaries().iter().any(|s| s == title)
+        })
+        .await;
+        let position = self.summaries().iter().position(|s| s == title).unwrap();
+        u32::try_from(position + 1).unwrap()
     }
 
     fn summaries(&self) -> Vec<String> {
@@ -232,5 +259,92 @@ async fn a_server_that_stops_answering_costs_a_timeout_not_the_agent() {
         server.summaries().contains(&"after".to_owned())
     })
     .await;
+    terminate(agent).await;
+}
+
+/// Sends what a server sends when a toast closes or one of its actions is taken.
+async fn emit(connection: &zbus::Connection, id: u32, signal: Signal) {
+    let iface = connection
+        .object_server()
+        .interface::<_, StandIn>("/org/freedesktop/Notifications")
+        .await
+        .unwrap();
+    let emitter = iface.signal_emitter();
+    match signal {
+        Signal::Closed(reason) => StandIn::notification_closed(emitter, id, reason).await,
+        Signal::Action(key) => StandIn::action_invoked(emitter, id, key).await,
+    }
+    .unwrap();
+}
+
+#[derive(Clone, Copy)]
+enum Signal {
+    Closed(u32),
+    Action(&'static str),
+}
+
+/// Sends a note titled `title` through the agent; returns its id.
+async fn send(home: &Home, title: &str) -> String {
+    let sent = home.json(&["send", "--title", title]).await;
+    sent["id"].as_str().unwrap().to_owned()
+}
+
+/// (readState, userActionState) of a notification, as the agent has it.
+async fn state(home: &Home, id: &str) -> (String, String) {
+    let shown = home.json(&["show", id]).await;
+    let field = |name: &str| shown[name].as_str().unwrap().to_owned();
+    (field("readState"), field("userActionState"))
+}
+
+fn pair(read: &str, action: &str) -> (String, String) {
+    (read.to_owned(), action.to_owned())
+}
+
+/// What the user does to a toast reaches the notification: a click, "Mark as read",
+/// closing it. (What a toast that expired or was closed by a call means is the table
+/// in `desktop.rs`.)
+#[tokio::test]
+async fn what_the_user_does_to_a_toast_reaches_the_notification() {
+    let display = Display::start().await;
+    let session = Session::without_server(&display).await;
+    let server = StandIn {
+        capabilities: vec!["actions".to_owned(), "body".to_owned()],
+        ..StandIn::default()
+    };
+    let serving = server.serve(&session.address).await;
+    let mut home = Home::new();
+    session.attach(&mut home);
+    let agent = home.serving_agent_with_toasts().await;
+    let cases = [
+        (
+            "marked read",
+            vec![Signal::Action("read"), Signal::Closed(2)],
+            pair("read", "noInteraction"),
+        ),
+        (
+            "clicked",
+            vec![Signal::Action("default")],
+            pair("read", "activated"),
+        ),
+        (
+            "dismissed",
+            vec![Signal::Closed(2)],
+            pair("unread", "dismissed"),
+        ),
+    ];
+    for (title, signals, expected) in &cases {
+        let id = send(&home, title).await;
+        let server_id = server.id_of(title).await;
+        // The agent starts listening for the toast's answer just after the server
+        // answered `Notify`: the signals are sent until they are taken, as a user
+        // would click again.
+        wait_until(&format!("{title} is handled"), || async {
+            for signal in signals {
+                emit(&serving, server_id, *signal).await;
+            }
+            state(&home, &id).await == *expected
+        })
+        .await;
+    }
     terminate(agent).await;
 }

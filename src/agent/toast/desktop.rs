@@ -241,20 +241,11 @@ impl Desktop {
         handle
             .wait_for_action_async(|r: &NotificationResponse| response = Some(r.clone()))
             .await;
-        let feedback = match response {
-            Some(NotificationResponse::Default) => {
-                // dunst (and others) leave a clicked toast open: close it ourselves.
-                let _ = bounded(handle.close_async()).await;
-                Some(Feedback::Activated(id.clone()))
-            }
-            Some(NotificationResponse::Action(key)) if key == MARK_READ => {
-                Some(Feedback::MarkRead(id.clone()))
-            }
-            Some(NotificationResponse::Closed(CloseReason::Dismissed)) => {
-                Some(Feedback::Dismissed(id.clone()))
-            }
-            _ => None,
-        };
+        if matches!(response, Some(NotificationResponse::Default)) {
+            // dunst (and others) leave a clicked toast open: close it ourselves.
+            let _ = bounded(handle.close_async()).await;
+        }
+        let feedback = response.as_ref().and_then(|r| feedback_of(r, &id));
         self.forget(&id, generation);
         if let (Some(feedback), Some(sink)) = (feedback, self.inner.feedback.get()) {
             let _ = sink.send(feedback);
@@ -325,6 +316,22 @@ impl Desktop {
                 "no notification server answers on the session bus; notifications are stored and synced but not shown (trying again with the next one)"
             );
         }
+    }
+}
+
+/// What the server's answer about a toast means for its notification: a click is
+/// activated + read, "Mark as read" is read, the user closing it is a dismiss. A toast
+/// that expired, or was closed by a call (ours, or another program's), changes nothing.
+fn feedback_of(response: &NotificationResponse, id: &NotificationId) -> Option<Feedback> {
+    match response {
+        NotificationResponse::Default => Some(Feedback::Activated(id.clone())),
+        NotificationResponse::Action(key) if key == MARK_READ => {
+            Some(Feedback::MarkRead(id.clone()))
+        }
+        NotificationResponse::Closed(CloseReason::Dismissed) => {
+            Some(Feedback::Dismissed(id.clone()))
+        }
+        _ => None,
     }
 }
 
@@ -481,6 +488,46 @@ impl Presenter for Desktop {
             "desktop (no notification server on the session bus: not shown)".to_owned()
         } else {
             "desktop (freedesktop notifications over D-Bus)".to_owned()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every answer a server can give, and what it means for the notification.
+    #[test]
+    fn only_the_user_closing_a_toast_dismisses_it() {
+        let id = NotificationId::new("n");
+        let closed = |reason: u32| NotificationResponse::Closed(reason.into());
+        let cases = [
+            (
+                "click",
+                NotificationResponse::Default,
+                Some(Feedback::Activated(id.clone())),
+            ),
+            (
+                "Mark as read",
+                NotificationResponse::Action(MARK_READ.to_owned()),
+                Some(Feedback::MarkRead(id.clone())),
+            ),
+            (
+                "another action",
+                NotificationResponse::Action("snooze".to_owned()),
+                None,
+            ),
+            ("expired", closed(1), None),
+            (
+                "dismissed by the user",
+                closed(2),
+                Some(Feedback::Dismissed(id.clone())),
+            ),
+            ("closed by a CloseNotification call", closed(3), None),
+            ("undefined reason", closed(4), None),
+        ];
+        for (what, response, expected) in cases {
+            assert_eq!(feedback_of(&response, &id), expected, "{what}");
         }
     }
 }
