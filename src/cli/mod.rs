@@ -185,8 +185,9 @@ pub struct SendArgs {
     /// agent in local mode].
     #[arg(long, requires = "unsid")]
     pub service: Option<String>,
-    /// As an app backend: the UNSID to send to (from `tidings subscribe HOST`).
-    #[arg(long, requires_all = ["client_id", "client_secret_stdin", "host"])]
+    /// As an app backend: the UNSID to send to (from `tidings subscribe HOST`). It may
+    /// begin with `-` (older UNSIDs could).
+    #[arg(long, allow_hyphen_values = true, requires_all = ["client_id", "client_secret_stdin", "host"])]
     pub unsid: Option<String>,
     /// As an app backend: the client id from `tidings admin app add`.
     #[arg(long, requires = "unsid")]
@@ -367,5 +368,34 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Completions { shell } => output::completions(shell),
         Command::Manpage => output::manpage(),
         other => local::run(other).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn a_unsid_may_begin_with_a_hyphen() {
+        let cli = Cli::try_parse_from([
+            "tidings",
+            "send",
+            "--unsid",
+            "-QabC",
+            "--client-id",
+            "c",
+            "--client-secret-stdin",
+            "--host",
+            "contoso.com",
+            "--title",
+            "t",
+        ])
+        .unwrap();
+        let Command::Send(args) = cli.command else {
+            panic!("not send")
+        };
+        assert_eq!(args.unsid.as_deref(), Some("-QabC"));
     }
 }

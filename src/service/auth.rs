@@ -133,9 +133,16 @@ pub fn new_secret() -> Result<(String, Vec<u8>), AuthError> {
     Ok((secret, hash))
 }
 
-/// A random opaque id (e.g. a UNSID).
+/// A random opaque id (e.g. a UNSID): 192 bits, URL-safe, and never starting with `-`
+/// or `_`, so that it can follow a flag on a command line (`--unsid ID`) without being
+/// taken for one.
 pub fn random_id() -> Result<String, AuthError> {
-    Ok(B64.encode(&random_bytes()?[..24]))
+    loop {
+        let id = B64.encode(&random_bytes()?[..24]);
+        if id.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return Ok(id);
+        }
+    }
 }
 
 /// SHA-256 of a secret.
@@ -245,6 +252,15 @@ mod tests {
         forged.insert(5, 'A');
         assert_eq!(signer().verify(&forged, now), Err(AuthError::Invalid));
         assert_eq!(signer().verify("garbage", now), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn random_ids_never_look_like_flags() {
+        for _ in 0..2000 {
+            let id = random_id().unwrap();
+            assert!(id.starts_with(|c: char| c.is_ascii_alphanumeric()), "{id}");
+            assert_eq!(id.len(), 32);
+        }
     }
 
     #[test]
