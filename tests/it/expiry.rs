@@ -19,7 +19,9 @@ async fn expired_notifications_are_purged_everywhere() {
     short["appNotificationId"] = json!("short");
     short["expirationDateTime"] = json!(
         Timestamp::now()
-            .plus(Duration::from_millis(1500))
+            // Long enough for the posts and the first feed read below on a loaded
+            // machine; the purge is then waited for.
+            .plus(Duration::from_secs(3))
             .to_rfc3339()
     );
     let doomed = service.post_ok(&app, &unsid, &short).await;
