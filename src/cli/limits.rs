@@ -10,7 +10,8 @@ use crate::service::Settings;
 #[derive(Debug, Default, clap::Args)]
 #[command(next_help_heading = "Limits (docs/limits.md)")]
 pub struct LimitArgs {
-    /// Open connections at most, channels included [default: 10000].
+    /// Open HTTP connections at most; upgraded channels count under --max-channels
+    /// [default: 10000].
     #[arg(long, env = "TIDINGS_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
     /// Time for a request's headers, and for an idle keep-alive connection [default: 10s].

@@ -72,17 +72,7 @@ fn cell(text: &str) -> String {
 /// A failure as one line for a person: each cause once (a cause whose text is already
 /// said is left out), and with `verbose` the agent's JSON-RPC error code.
 pub fn describe_failure(error: &anyhow::Error, verbose: bool) -> String {
-    let mut text = String::new();
-    for cause in error.chain() {
-        let said = cause.to_string();
-        if text.contains(&said) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&said);
-    }
+    let text = crate::agent::endpoint::describe(error.as_ref());
     let rpc = error.chain().find_map(|e| {
         e.downcast_ref::<crate::ipc::RpcError>().or_else(|| {
             match e.downcast_ref::<crate::ipc::ClientError>() {

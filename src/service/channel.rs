@@ -327,14 +327,10 @@ impl Session {
 
 /// Why reading from the device failed: a frame over the limit, or the connection.
 fn read_failed(error: &axum::Error) -> End {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = cause {
-        if let Some(tungstenite::Error::Capacity(_)) = e.downcast_ref::<tungstenite::Error>() {
-            return End::TooBig;
-        }
-        cause = e.source();
+    match super::find_cause::<tungstenite::Error>(error) {
+        Some(tungstenite::Error::Capacity(_)) => End::TooBig,
+        _ => End::Peer,
     }
-    End::Peer
 }
 
 /// The `requestId` of a frame that did not parse, if it has one.

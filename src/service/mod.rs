@@ -57,7 +57,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// Whether to serve the admin socket at `<data_dir>/admin.sock`.
     pub admin_socket: bool,
-    /// Open HTTP connections (channels included) at most; more are refused at once.
+    /// Open HTTP connections at most; more are refused at once. A connection upgraded
+    /// to a channel leaves this count and counts under `max_channels`.
     pub max_connections: usize,
     /// Time allowed for a request's headers, from the connection opening or the end of
     /// the previous response (so also the idle keep-alive limit).
@@ -189,6 +190,21 @@ impl ServiceState {
     pub fn now(&self) -> Timestamp {
         Timestamp::now()
     }
+}
+
+/// The first error of type `T` in `error`'s chain of sources (e.g. the body timeout or
+/// the WebSocket library's size error inside an `axum::Error`).
+pub(crate) fn find_cause<'e, T: std::error::Error + 'static>(
+    error: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e T> {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        cause = e.source();
+    }
+    None
 }
 
 /// File descriptors kept for the store, the admin socket and logs, beyond connections.

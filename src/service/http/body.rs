@@ -123,14 +123,7 @@ async fn collect(body: Body) -> Result<Vec<u8>, ApiError> {
 
 /// The body deadline's error, if that is what ended the read.
 fn timed_out(error: &axum::Error) -> Option<&BodyTimedOut> {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = cause {
-        if let Some(late) = e.downcast_ref::<BodyTimedOut>() {
-            return Some(late);
-        }
-        cause = e.source();
-    }
-    None
+    crate::service::find_cause(error)
 }
 
 fn decode(raw: &[u8], encoding: Encoding) -> Result<Vec<u8>, ApiError> {

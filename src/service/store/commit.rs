@@ -73,15 +73,6 @@ impl Drop for Committer {
     }
 }
 
-/// The answer when the queue is gone.
-fn closed() -> Failure {
-    Failure {
-        disk_full: false,
-        message: "the store is closed".to_owned(),
-        since: crate::protocol::Timestamp::now(),
-    }
-}
-
 impl Committer {
     /// Starts the committer thread.
     pub fn start(context: Context) -> std::io::Result<Self> {
@@ -97,7 +88,9 @@ impl Committer {
 
     /// Queues `changes` (already applied in memory) and returns once they are on disk.
     pub async fn commit(&self, changes: Vec<Committed>) -> Outcome {
-        self.enqueue(changes).await.map_err(|_| closed())?
+        self.enqueue(changes)
+            .await
+            .map_err(|_| Failure::other("the store is closed"))?
     }
 
     /// Queues `changes` without waiting; used while holding the write lock so that

@@ -26,6 +26,15 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A failure that is not a full disk, described by `message`.
+    pub fn other(message: &str) -> Self {
+        Self {
+            disk_full: false,
+            message: message.to_owned(),
+            since: Timestamp::now(),
+        }
+    }
+
     /// A failure from an I/O error of the database.
     pub fn from_sled(error: &sled::Error) -> Self {
         let disk_full = match error {

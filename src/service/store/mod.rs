@@ -34,8 +34,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-
-use crate::sync::{self, lock};
 use std::time::{Duration, Instant};
 
 use sled::Tree;
@@ -47,6 +45,7 @@ pub use records::{AppRecord, DeviceRecord, NotificationRecord, SubscriptionRecor
 pub use refresh::RefreshRecord;
 
 use crate::protocol::{Seq, UserId};
+use crate::sync::{self, lock};
 use commit::{Committer, Context};
 use health::Health;
 
@@ -229,9 +228,12 @@ impl Store {
                 std::thread::sleep(Duration::from_millis(2));
             }
         }
-        sync::read(&self.open)
-            .clone()
-            .ok_or_else(|| StoreError::Unavailable(self.failure().unwrap_or_else(reopening)))
+        sync::read(&self.open).clone().ok_or_else(|| {
+            StoreError::Unavailable(
+                self.failure()
+                    .unwrap_or_else(|| Failure::other("the store is being reopened")),
+            )
+        })
     }
 
     /// Says that a recovery task runs (`service::recovery`): reads then wait for a failed
@@ -378,15 +380,6 @@ impl Store {
 
 /// How long a read waits for a failed handle to be replaced.
 const REOPEN_WAIT: Duration = Duration::from_secs(2);
-
-/// The failure reported while the database is being reopened.
-fn reopening() -> Failure {
-    Failure {
-        disk_full: false,
-        message: "the store is being reopened".to_owned(),
-        since: crate::protocol::Timestamp::now(),
-    }
-}
 
 /// Closes a database once no reader holds it any more (they hold it for one call).
 fn close(mut open: Arc<Open>) {
