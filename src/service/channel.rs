@@ -20,7 +20,7 @@ use crate::protocol::{
 use super::State;
 use super::feed;
 use super::hub::{CloseReason, Kill, Registration};
-use super::store::{DeviceRecord, StoreError, Upserted};
+use super::store::{DeviceRecord, StoreError, Stored};
 
 /// Longest wait for one frame to be written before the device counts as too slow.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -226,7 +226,7 @@ impl Session {
         &mut self,
         request_id: String,
         id: &NotificationId,
-        applied: Result<Option<Upserted>, StoreError>,
+        applied: Result<Option<Stored>, StoreError>,
     ) -> Result<(), End> {
         let error = match applied {
             Ok(Some(_)) => None,

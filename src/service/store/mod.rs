@@ -40,7 +40,7 @@ use sled::Tree;
 
 pub use commit::{Committed, Publish};
 pub use health::Failure;
-pub use notes::{FeedScan, Upserted};
+pub use notes::{FeedScan, Stored};
 pub use records::{AppRecord, DeviceRecord, NotificationRecord, SubscriptionRecord, UserRecord};
 pub use refresh::RefreshRecord;
 

@@ -19,15 +19,14 @@ use super::index::Index;
 use super::records::{NotificationRecord, decode, encode};
 use super::{Committed, Store, StoreError, keys};
 
-/// The result of a post: the stored notification and whether it replaced one.
+/// A change as stored (a post, a state change or a delete): the notification as it
+/// now is, and the feed position of the change.
 #[derive(Debug, Clone)]
-pub struct Upserted {
-    /// The notification as stored.
+pub struct Stored {
+    /// The notification as stored (a tombstone after a delete).
     pub notification: Notification,
-    /// Its feed position.
+    /// The change's feed position.
     pub seq: Seq,
-    /// True when an earlier notification with the same `appNotificationId` was replaced.
-    pub replaced: bool,
 }
 
 /// One page of a feed scan.
@@ -49,8 +48,8 @@ impl Store {
         user: &UserId,
         content: NotificationContent,
         now: Timestamp,
-    ) -> Result<Upserted, StoreError> {
-        let (wait, record, replaced) = {
+    ) -> Result<Stored, StoreError> {
+        let (wait, record) = {
             let mut index = self.lock();
             self.writable()?;
             let old = match &content.app_notification_id {
@@ -71,13 +70,12 @@ impl Store {
                 state: UserState::FRESH,
             };
             let wait = self.write(&mut index, user, old.as_ref(), &record)?;
-            (wait, record, old.is_some())
+            (wait, record)
         };
         wait_durable(wait).await?;
-        Ok(Upserted {
+        Ok(Stored {
             notification: record.to_notification(),
             seq: record.seq,
-            replaced,
         })
     }
 
@@ -89,7 +87,7 @@ impl Store {
         id: &NotificationId,
         patch: StatePatch,
         now: Timestamp,
-    ) -> Result<Option<Upserted>, StoreError> {
+    ) -> Result<Option<Stored>, StoreError> {
         self.change(user, id, now, |state| patch.apply_to(state))
             .await
     }
@@ -100,7 +98,7 @@ impl Store {
         user: &UserId,
         id: &NotificationId,
         now: Timestamp,
-    ) -> Result<Option<Upserted>, StoreError> {
+    ) -> Result<Option<Stored>, StoreError> {
         self.change(user, id, now, |state| state.status = Status::Deleted)
             .await
     }
@@ -220,7 +218,7 @@ impl Store {
         id: &NotificationId,
         now: Timestamp,
         edit: impl Fn(&mut UserState),
-    ) -> Result<Option<Upserted>, StoreError> {
+    ) -> Result<Option<Stored>, StoreError> {
         let (wait, record) = {
             let mut index = self.lock();
             self.writable()?;
@@ -238,10 +236,9 @@ impl Store {
             (self.write(&mut index, user, Some(&old), &record)?, record)
         };
         wait_durable(wait).await?;
-        Ok(Some(Upserted {
+        Ok(Some(Stored {
             notification: record.to_notification(),
             seq: record.seq,
-            replaced: false,
         }))
     }
 
