@@ -1,11 +1,7 @@
 //! What local callers (IPC, tests) do through an [`AgentHandle`]: read the cache,
-//! subscribe, change state (here at once, everywhere through the outbox), plus the
-//! agent's periodic chores (retention, subscription renewal).
-
-use std::time::Duration;
+//! subscribe, change state (here at once, everywhere through the outbox), send notes.
 
 use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
 
 use crate::protocol::local::Event;
 use crate::protocol::{NotificationId, Timestamp};
@@ -14,31 +10,6 @@ use super::link::Link;
 use super::store::{AgentStore, LocalChange};
 use super::{AgentError, AgentHandle};
 use crate::protocol::rest::Subscription;
-
-/// How often retention and subscription renewal run by default.
-pub(super) const CHORES_EVERY: Duration = Duration::from_secs(60);
-/// Subscriptions expiring sooner than this are renewed.
-const RENEW_WITHIN: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// At start and `every` after: purge expired and excess notifications (closing their
-/// toasts, telling watchers) and renew subscriptions before they lapse.
-pub(super) async fn chores(handle: AgentHandle, every: Duration, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        match handle.store.purge(Timestamp::now(), handle.history_cap) {
-            Ok(removed) => handle.removed(&removed),
-            Err(e) => tracing::warn!(error = %e, "purging the cache failed"),
-        }
-        let due = Timestamp::now().plus(RENEW_WITHIN);
-        if let Err(e) = handle.renew_due(due).await {
-            tracing::warn!(error = %e, "renewing subscriptions failed; will try again");
-        }
-    }
-}
 
 /// How long `send` waits for its note to come back over the channel.
 const SEND_SETTLES: std::time::Duration = std::time::Duration::from_secs(5);

@@ -1,15 +1,21 @@
 //! The device agent: keeps the push channel to the service open, stores what arrives
 //! durably before acking it, and asks the presenter to show or close toasts.
 //!
-//! Parts: [`store`] (the sled cache, outbox, retention, counts, do-not-disturb),
-//! [`channel`] (one push session), `handle` (what local callers do; the periodic
-//! chores), `present` (changes to `watch` events and toasts, backlog summary, toast
-//! feedback), [`toast`] (the rules, the presenter seam, the Linux and Windows
-//! presenters), [`rpc`] (the local IPC handler), [`link`], [`endpoint`], [`api`] (REST:
-//! tokens, sign-in, subscriptions, notes), [`backoff`], [`tls`], [`credentials`]. The
-//! loop here (`Agent::run`) connects them: the channel hands what it stored to
-//! `present`, which drives the presenter; toast feedback comes back as local changes
-//! through the outbox. The agent imports `protocol` and `ipc`, never the service.
+//! [`Agent::run`] wires four named parts, each a `run(..., stop)` in a file of its own,
+//! and waits for all of them (on one task tracker) when it stops:
+//! - `sync`: the sync loop, one push session ([`channel`]) at a time, reconnecting with
+//!   [`backoff`]; the channel hands what it stored to `present`, which makes `watch`
+//!   events and drives the presenter;
+//! - `responder`: toast feedback from the presenter becomes local changes, which go
+//!   through the outbox to every device;
+//! - `chores`: retention and subscription renewal, every minute;
+//! - [`rpc`]: the local IPC server and its handler.
+//!
+//! Beside them: [`store`] (the sled cache, outbox, retention, counts, do-not-disturb),
+//! `handle` (what local callers do), [`toast`] (the rules, the presenter seam, the Linux
+//! and Windows presenters, whose tasks run on the agent's tracker), [`link`],
+//! [`endpoint`], [`api`] (REST: tokens, sign-in, subscriptions, notes), [`tls`],
+//! [`credentials`]. The agent imports `protocol` and `ipc`, never the service.
 //!
 //! Not done (see `docs/agent.md`, `docs/toasts.md`): toasts on macOS, a run on real
 //! Windows, and the 10 MiB idle-memory target.
@@ -17,13 +23,16 @@
 pub mod api;
 pub mod backoff;
 pub mod channel;
+mod chores;
 pub mod credentials;
 pub mod endpoint;
 mod handle;
 pub mod link;
 mod present;
+mod responder;
 pub mod rpc;
 pub mod store;
+mod sync;
 pub mod tls;
 pub mod toast;
 
@@ -34,16 +43,15 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::protocol::local::{Event, LinkState};
+use crate::protocol::local::Event;
 
 use api::Api;
-use backoff::Backoff;
-use channel::SessionEnd;
 use endpoint::Endpoint;
 use link::Link;
 use store::{AgentStore, AgentStoreError};
-use toast::{AppPrefs, Presenter};
+use toast::{AppPrefs, Attachment, Presenter};
 
 /// How an agent runs.
 #[derive(Clone, Debug)]
@@ -89,7 +97,7 @@ impl Settings {
             ca_file: None,
             history_cap: 10_000,
             dead_link: channel::DEAD_LINK,
-            chores_every: handle::CHORES_EVERY,
+            chores_every: chores::CHORES_EVERY,
             user: String::new(),
             device_id: String::new(),
             ipc_socket: None,
@@ -220,6 +228,9 @@ pub struct AgentHandle {
 
 /// Changes a `watch` may fall behind by before it hears it lagged.
 const EVENT_BACKLOG: usize = 1024;
+/// How long a stopping agent waits for its tasks (each ends at once when told, except
+/// a call to the desktop or a last IPC answer in flight) before it flushes its store.
+pub const STOP_WITHIN: Duration = Duration::from_secs(5);
 
 impl Agent {
     /// Checks the settings and opens the store (refusing a second agent).
@@ -269,95 +280,41 @@ impl Agent {
         self.handle.clone()
     }
 
-    /// Keeps the channel open (reconnecting with backoff) until `shutdown`, then
-    /// flushes the store.
+    /// Runs the agent's parts until `shutdown` (or until the service signs the device
+    /// out): the sync loop here, and beside it the chores, the toast-feedback responder,
+    /// the IPC server and the presenter's tasks, all on one tracker. Then stops them,
+    /// waits for them within [`STOP_WITHIN`], and flushes the store.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AgentError> {
-        let handle = &self.handle;
+        let handle = self.handle;
         let ipc = match &self.ipc_socket {
             Some(path) => Some(rpc::bind(path).await?),
             None => None,
         };
-        let stop_chores = shutdown.child_token();
-        let chores = tokio::spawn(handle::chores(
-            handle.clone(),
-            self.chores_every,
-            stop_chores.clone(),
-        ));
-        let (feedback, mut responses) = tokio::sync::mpsc::unbounded_channel();
-        handle.presenter.attach(feedback);
-        handle.adopt_toasts();
-        let responder = {
-            let (handle, stop) = (handle.clone(), stop_chores.clone());
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        next = responses.recv() => match next {
-                            Some(feedback) => handle.feedback(feedback).await,
-                            None => return,
-                        },
-                    }
-                }
-            })
-        };
-        let ipc = ipc.map(|server| {
-            let handler = Arc::new(rpc::AgentRpc::new(handle.clone()));
-            tokio::spawn(server.serve(handler, stop_chores.clone()))
+        let tasks = TaskTracker::new();
+        let stop = shutdown.child_token();
+        let (feedback, responses) = tokio::sync::mpsc::unbounded_channel();
+        handle.presenter.attach(Attachment {
+            feedback,
+            tasks: tasks.clone(),
+            stop: stop.clone(),
         });
-        let present = |delivery: channel::Delivery<'_>| handle.deliver(delivery);
-        let signals = channel::Signals {
-            dead_link: self.dead_link,
-            shutdown: &shutdown,
-            outbox: &handle.outbox,
-            link: &handle.link,
-        };
-        let mut backoff = Backoff::new();
-        let result = loop {
-            handle.link.set(LinkState::Connecting);
-            let attempt = async {
-                let token = handle.api.token().await?;
-                let (endpoint, tls) = (handle.api.endpoint(), handle.api.tls());
-                channel::session(&handle.store, endpoint, &token, tls, &signals, &present).await
-            };
-            let outcome = tokio::select! {
-                () = shutdown.cancelled() => break Ok(()),
-                outcome = attempt => outcome,
-            };
-            match outcome {
-                Ok(SessionEnd::Shutdown) => break Ok(()),
-                Ok(SessionEnd::Lost { healthy: true }) => backoff.reset(),
-                Ok(SessionEnd::Lost { healthy: false }) => {}
-                Err(AgentError::TokenRejected) => {
-                    handle.api.forget_token().await;
-                    continue;
-                }
-                Err(e) if e.is_retryable() => {
-                    tracing::warn!(error = %e, "channel failed; will retry");
-                }
-                Err(AgentError::SignedOut) => {
-                    handle.link.set(LinkState::SignedOut);
-                    break Err(AgentError::SignedOut);
-                }
-                Err(e) => break Err(e),
-            }
-            handle.link.set(LinkState::Offline);
-            if shutdown.is_cancelled() {
-                // The link went because everything is stopping (local mode's service
-                // closes first): not a reason to say "reconnecting".
-                break Ok(());
-            }
-            let delay = backoff.next_delay();
-            tracing::info!(?delay, "reconnecting");
-            tokio::select! {
-                () = shutdown.cancelled() => break Ok(()),
-                () = tokio::time::sleep(delay) => {}
-            }
-        };
-        stop_chores.cancel();
-        let _ = chores.await;
-        let _ = responder.await;
-        if let Some(ipc) = ipc {
-            let _ = ipc.await;
+        handle.adopt_toasts();
+        tasks.spawn(chores::run(handle.clone(), self.chores_every, stop.clone()));
+        tasks.spawn(responder::run(handle.clone(), responses, stop.clone()));
+        if let Some(server) = ipc {
+            tasks.spawn(rpc::run(server, handle.clone(), stop.clone()));
+        }
+        let result = sync::run(&handle, self.dead_link, &shutdown).await;
+        stop.cancel();
+        tasks.close();
+        if tokio::time::timeout(STOP_WITHIN, tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = tasks.len(),
+                "tasks still running {STOP_WITHIN:?} after the agent was told to stop; leaving them"
+            );
         }
         handle.store.flush().await?;
         result

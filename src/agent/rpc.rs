@@ -3,14 +3,17 @@
 //!
 //! Params and results are the `protocol::local` types. State changes go through the
 //! handle (local store at once, outbox to the service); `watch` forwards the handle's
-//! events to the peer until it disconnects.
+//! events to the peer until it disconnects, on a task the server tracks with the
+//! peer's connection.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
 
 use crate::ipc::codec::{INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND};
 use crate::ipc::{Handler, Peer, Request, RpcError, Server, ServerOptions};
@@ -45,6 +48,12 @@ pub async fn bind(path: &Path) -> Result<Server, AgentError> {
         .map_err(|e| AgentError::Config(format!("serving IPC on {}: {e}", path.display())))?;
     tracing::info!(socket = %path.display(), "local IPC for apps and `tidings` commands");
     Ok(server)
+}
+
+/// Serves the agent's IPC on `server` until `stop`, then waits for open connections
+/// (and their `watch` forwarders) to end and removes the socket.
+pub(super) async fn run(server: Server, handle: AgentHandle, stop: CancellationToken) {
+    server.serve(Arc::new(AgentRpc::new(handle)), stop).await;
 }
 
 /// The handler.
@@ -219,7 +228,7 @@ impl AgentRpc {
     fn watch(&self, params: WatchParams, peer: &Peer) -> Value {
         // Subscribed before answering, so nothing stored after the answer is missed.
         let events = self.handle.events();
-        tokio::spawn(forward(events, params.app, peer.clone()));
+        peer.spawn(forward(events, params.app, peer.clone()));
         serde_json::json!({})
     }
 }

@@ -2,6 +2,8 @@
 //! calls the [`Handler`] and writes one response line per request. A handler may also
 //! push notifications (requests without `id`) to its peer through [`Peer`], as the
 //! agent's `watch` does; responses and pushes share one writer task per connection.
+//! Every task (connections, writers, tasks a handler starts for a peer) is tracked:
+//! [`Server::serve`] returns once all have ended.
 
 use std::future::Future;
 use std::path::Path;
@@ -35,6 +37,8 @@ const OUTGOING: usize = 1024;
 pub struct Peer {
     outgoing: mpsc::Sender<Vec<u8>>,
     closed: CancellationToken,
+    /// The server's tasks.
+    tasks: TaskTracker,
 }
 
 impl Peer {
@@ -58,6 +62,21 @@ impl Peer {
     /// Resolves when the connection has ended.
     pub async fn closed(&self) {
         self.closed.cancelled().await;
+    }
+
+    /// Runs `task` for this peer, tracked with the server's tasks, until it finishes
+    /// or the connection ends (whichever comes first).
+    pub fn spawn<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let closed = self.closed.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = task => {}
+                () = closed.cancelled() => {}
+            }
+        });
     }
 }
 
@@ -125,10 +144,11 @@ impl Server {
             let handler = handler.clone();
             let shutdown = shutdown.clone();
             let max = self.options.max_line_bytes;
+            let peer_tasks = tasks.clone();
             tasks.spawn(async move {
                 let _permit = permit;
                 tokio::select! {
-                    result = connection(stream, handler.as_ref(), max) => {
+                    result = connection(stream, handler.as_ref(), max, peer_tasks) => {
                         if let Err(e) = result {
                             tracing::debug!(error = %e, "IPC connection ended with an error");
                         }
@@ -154,15 +174,19 @@ async fn connection<H: Handler>(
     stream: ServerStream,
     handler: &H,
     max_line: usize,
+    tasks: TaskTracker,
 ) -> std::io::Result<()> {
     let (read, write) = tokio::io::split(stream);
     let (outgoing, queue) = mpsc::channel(OUTGOING);
     let peer = Peer {
         outgoing,
         closed: CancellationToken::new(),
+        tasks,
     };
     let _closed = peer.closed.clone().drop_guard();
-    let writer = tokio::spawn(write_lines(write, queue, peer.closed.clone()));
+    let writer = peer
+        .tasks
+        .spawn(write_lines(write, queue, peer.closed.clone()));
     let outcome = tokio::select! {
         outcome = read_requests(read, handler, &peer, max_line) => outcome,
         () = peer.closed.cancelled() => Ok(()),
@@ -212,6 +236,9 @@ async fn read_requests<H: Handler>(
     }
 }
 
+/// How long answers already queued may take to go out once a connection ends.
+const LAST_WORDS: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Writes queued lines in order until the queue closes or the connection ends; a
 /// peer that stopped reading is cut off when its queue is full (see [`Peer::notify`]).
 async fn write_lines(
@@ -219,20 +246,26 @@ async fn write_lines(
     mut queue: mpsc::Receiver<Vec<u8>>,
     closed: CancellationToken,
 ) -> std::io::Result<()> {
-    loop {
-        let line = tokio::select! {
-            biased;
-            line = queue.recv() => line,
-            () = closed.cancelled() => {
-                // Answers already queued still go out (the reader has stopped).
-                queue.close();
-                queue.recv().await
-            }
-        };
-        let Some(line) = line else { return Ok(()) };
-        if let Err(e) = write.write_all(&line).await {
-            closed.cancel();
-            return Err(e);
+    let writing = async {
+        while let Some(line) = queue.recv().await {
+            write.write_all(&line).await?;
         }
+        Ok(())
+    };
+    tokio::pin!(writing);
+    tokio::select! {
+        written = &mut writing => {
+            if written.is_err() {
+                closed.cancel();
+            }
+            return written;
+        }
+        () = closed.cancelled() => {}
     }
+    // The connection ended. Lines queued before still go out (the queue ends once the
+    // reader and the peer's tasks have dropped their senders), within a bound: a peer
+    // that does not read does not hold the server open.
+    tokio::time::timeout(LAST_WORDS, writing)
+        .await
+        .unwrap_or(Ok(()))
 }

@@ -112,6 +112,52 @@ async fn a_restarted_agent_resumes_from_its_cursor_without_duplicates() {
     service.stop().await;
 }
 
+/// `Agent::run` returns only once its parts have ended: IPC connections (which hold
+/// the store) and `watch` forwarders included. So the same store and socket open again
+/// at once, as `systemctl restart` needs; a part left running would hold the store.
+#[tokio::test]
+async fn a_stopped_agent_has_let_go_of_its_store_and_socket_with_clients_connected() {
+    let service = TestService::start().await;
+    let (_app, device, _unsid) = service.alice_and_contoso().await;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("agent.sock");
+    let serving = |s: &mut Settings| s.ipc_socket = Some(socket.clone());
+    let agent = start_agent_with(&service.url, &device, dir.path(), serving);
+    let mut watcher = wait_for_ipc(&socket).await;
+    watcher.call("watch", serde_json::json!({})).await.unwrap();
+    let _idle = wait_for_ipc(&socket).await;
+    agent.stop().await;
+    assert!(
+        !socket.exists(),
+        "the socket is removed once the server ended"
+    );
+    let after_stop = tokio::time::timeout(crate::helpers::DEADLINE, watcher.next_notification())
+        .await
+        .expect("the watch ends");
+    assert!(
+        matches!(after_stop, Ok(None)),
+        "the watch connection was closed: {after_stop:?}"
+    );
+    let again = start_agent_with(&service.url, &device, dir.path(), serving);
+    let mut client = wait_for_ipc(&socket).await;
+    let status = client.call("status", serde_json::json!({})).await.unwrap();
+    let served = status["service"].as_str().unwrap_or_default();
+    assert!(served.starts_with(&service.url), "{status}");
+    again.stop().await;
+    service.stop().await;
+}
+
+/// A client of the agent's IPC socket, once it serves.
+async fn wait_for_ipc(socket: &std::path::Path) -> tidings::ipc::Client {
+    let path = socket.to_owned();
+    wait_until("the agent serves IPC", || {
+        let path = path.clone();
+        async move { tidings::ipc::Client::connect(&path).await.is_ok() }
+    })
+    .await;
+    tidings::ipc::Client::connect(socket).await.unwrap()
+}
+
 #[tokio::test]
 async fn the_agent_reconnects_by_itself_when_the_service_restarts() {
     let service = TestService::start().await;

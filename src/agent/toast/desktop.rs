@@ -4,22 +4,26 @@
 //! Each live toast has a task that showed it and waits for its response (started at
 //! once: a response that comes before the wait starts is lost), holding the toast's
 //! D-Bus connection (the server sends the close signal to the connection that showed
-//! it). Responses become [`Feedback`]. At most [`MAX_LIVE`] toasts stay on screen; the
-//! oldest is closed for a new one (it stays in history). Without a notification server
-//! the agent goes on (history, IPC, sync), says so once in its log and in `status`, and
-//! shows toasts again as soon as a server answers.
+//! it). Responses become [`Feedback`]. Which toasts are out, the [`MAX_LIVE`](super::MAX_LIVE) cap
+//! (the oldest is closed for a new one; it stays in history), replacing in place and
+//! adoption are the shared [`Roster`]'s; each entry holds the server's id, the handle
+//! and the waiting task. Every task runs on the agent's tracker ([`Attachment`]) and
+//! ends when the agent stops. Without a notification server the agent goes on
+//! (history, IPC, sync), says so once in its log and in `status`, and shows toasts
+//! again as soon as a server answers.
 
-use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use notify_rust::{CloseReason, Hint, NotificationHandle, NotificationResponse, Timeout, Urgency};
 
 use crate::protocol::{Notification, NotificationId, Priority};
 
 use super::ledger::Ledger;
+use super::roster::Roster;
 use super::text::escape_markup;
-use super::{Feedback, FeedbackSink, MAX_LIVE, Presenter, lock};
+use super::{Attachment, Feedback, Presenter, lock};
 use crate::protocol::display::printable;
 
 /// The action key of "Mark as read".
@@ -75,10 +79,11 @@ pub struct Desktop {
 
 #[derive(Default)]
 struct Inner {
-    live: Mutex<Live>,
+    live: Mutex<Roster<Screen>>,
     /// Where the toasts on screen are written down (for the next agent).
     ledger: Ledger,
-    feedback: OnceLock<FeedbackSink>,
+    /// The agent's feedback sink, task tracker and stop signal.
+    attached: OnceLock<Attachment>,
     /// Whether the last attempt found no notification server.
     no_server: AtomicBool,
     /// Whether the server reads markup in bodies (its `body-markup` capability), once
@@ -86,13 +91,6 @@ struct Inner {
     body_markup: Mutex<Option<bool>>,
     /// Tells a toast's newer showing from an older one.
     generation: AtomicU64,
-}
-
-#[derive(Default)]
-struct Live {
-    toasts: HashMap<NotificationId, Toast>,
-    /// Oldest first, for the cap.
-    order: VecDeque<NotificationId>,
 }
 
 /// Whether a toast just shown is still wanted.
@@ -106,9 +104,9 @@ enum Settled {
     },
 }
 
-/// One toast on screen (or being shown).
-struct Toast {
-    generation: u64,
+/// What the presenter holds of one toast on screen (or being shown).
+#[derive(Default)]
+struct Screen {
     /// The server's id, once shown (for an update in place).
     server_id: Option<u32>,
     handle: Option<Arc<NotificationHandle>>,
@@ -119,22 +117,16 @@ impl Desktop {
     /// A presenter for the session bus of `$DBUS_SESSION_BUS_ADDRESS`, adopting the
     /// toasts that `ledger` says a previous agent left on screen.
     pub fn new(ledger: Ledger) -> Self {
-        let mut live = Live::default();
-        for (id, server_id) in ledger.load() {
-            live.order.push_back(id.clone());
-            live.toasts.insert(
-                id,
-                Toast {
-                    generation: 0,
-                    server_id: Some(server_id),
-                    handle: None,
-                    waiter: None,
-                },
-            );
-        }
+        let adopted = ledger.load().into_iter().map(|(id, server_id)| {
+            let screen = Screen {
+                server_id: Some(server_id),
+                ..Screen::default()
+            };
+            (id, screen)
+        });
         Self {
             inner: Arc::new(Inner {
-                live: Mutex::new(live),
+                live: Mutex::new(Roster::adopting(adopted)),
                 ledger,
                 generation: AtomicU64::new(1),
                 ..Inner::default()
@@ -142,69 +134,74 @@ impl Desktop {
         }
     }
 
-    /// Writes the toasts on screen to the ledger, from a snapshot taken under the
-    /// lock (the file is written after it is released).
-    fn record(&self, live: std::sync::MutexGuard<'_, Live>) {
-        let shown = live
-            .toasts
-            .iter()
-            .filter_map(|(id, toast)| toast.server_id.map(|server| (id.clone(), server)))
-            .collect();
-        drop(live);
-        self.inner.ledger.save(&shown);
+    /// Runs `task` on the agent's tracker. Before the agent attached the presenter
+    /// there is none, and nothing can be shown (the agent attaches it first thing).
+    fn spawn<F>(&self, task: F) -> Option<tokio::task::AbortHandle>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let Some(attached) = self.inner.attached.get() else {
+            tracing::error!("the desktop presenter was used before the agent started it");
+            return None;
+        };
+        Some(attached.tasks.spawn(task).abort_handle())
     }
 
-    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+    /// Resolves when the agent stops.
+    async fn stopped(&self) {
+        match self.inner.attached.get() {
+            Some(attached) => attached.stop.cancelled().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Stages the toasts on screen for the ledger while `live` is held (so lists are
+    /// staged in the order of the changes), then writes it off the runtime.
+    fn record(&self, live: MutexGuard<'_, Roster<Screen>>) {
+        let shown = live
+            .iter()
+            .filter_map(|(id, screen)| screen.server_id.map(|server| (id.clone(), server)))
+            .collect();
+        self.inner.ledger.stage(shown);
+        drop(live);
+        if let Some(attached) = self.inner.attached.get() {
+            let ledger = self.inner.ledger.clone();
+            attached.tasks.spawn_blocking(move || ledger.write_staged());
+        }
+    }
+
+    fn live(&self) -> MutexGuard<'_, Roster<Screen>> {
         lock(&self.inner.live)
     }
 
     /// Shows `notification`, replacing its toast in place when one is shown.
     fn present(&self, notification: &Notification) {
+        let id = &notification.id;
         let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed);
         let (replaces, evicted) = {
             let mut live = self.live();
-            let replaces = live.toasts.get(&notification.id).and_then(|t| t.server_id);
-            if let Some(old) = live.toasts.get_mut(&notification.id) {
+            let evicted = live.show(id, generation);
+            let replaces = live.get_mut(id).and_then(|screen| {
                 // A showing still in flight is left to finish: it sees it is outdated
                 // and closes its own toast (see `show_and_wait`).
-                if old.handle.is_some()
-                    && let Some(waiter) = old.waiter.take()
+                if screen.handle.is_some()
+                    && let Some(waiter) = screen.waiter.take()
                 {
                     waiter.abort();
                 }
-                old.generation = generation;
-            } else {
-                live.toasts.insert(
-                    notification.id.clone(),
-                    Toast {
-                        generation,
-                        server_id: None,
-                        handle: None,
-                        waiter: None,
-                    },
-                );
-                live.order.push_back(notification.id.clone());
-            }
-            let evicted = if live.order.len() > MAX_LIVE {
-                live.order
-                    .pop_front()
-                    .and_then(|id| live.toasts.remove(&id))
-            } else {
-                None
-            };
+                screen.server_id
+            });
             (replaces, evicted)
         };
-        if let Some(old) = evicted {
-            tokio::spawn(close_toast(old));
+        if let Some((_, old)) = evicted {
+            self.spawn(close_toast(old));
         }
         let this = self.clone();
         let shown = notification.clone();
-        let task =
-            tokio::spawn(async move { this.show_and_wait(shown, replaces, generation).await });
-        if let Some(entry) = self.live().toasts.get_mut(&notification.id)
-            && entry.generation == generation
-        {
-            entry.waiter = Some(task.abort_handle());
+        let waiter =
+            self.spawn(async move { this.show_and_wait(shown, replaces, generation).await });
+        if let Some(screen) = self.live().current_mut(id, generation) {
+            screen.waiter = waiter;
         }
     }
 
@@ -216,7 +213,12 @@ impl Desktop {
     ) {
         let toast = build(&notification, replaces, self.body_markup().await);
         let id = notification.id;
-        let handle = match show(&toast).await {
+        let shown = tokio::select! {
+            shown = show(&toast) => shown,
+            // The agent stops; a toast the server shows after all is not in the ledger.
+            () = self.stopped() => return,
+        };
+        let handle = match shown {
             Ok(handle) => Arc::new(handle),
             Err(e) => {
                 self.no_server(&e);
@@ -238,17 +240,19 @@ impl Desktop {
             Settled::Outdated { close: false } => return,
         }
         let mut response = None;
-        handle
-            .wait_for_action_async(|r: &NotificationResponse| response = Some(r.clone()))
-            .await;
+        tokio::select! {
+            () = handle.wait_for_action_async(|r: &NotificationResponse| response = Some(r.clone())) => {}
+            // The toast stays on screen and in the ledger, for the next agent to adopt.
+            () = self.stopped() => return,
+        }
         if matches!(response, Some(NotificationResponse::Default)) {
             // dunst (and others) leave a clicked toast open: close it ourselves.
             let _ = bounded(handle.close_async()).await;
         }
         let feedback = response.as_ref().and_then(|r| feedback_of(r, &id));
         self.forget(&id, generation);
-        if let (Some(feedback), Some(sink)) = (feedback, self.inner.feedback.get()) {
-            let _ = sink.send(feedback);
+        if let (Some(feedback), Some(attached)) = (feedback, self.inner.attached.get()) {
+            let _ = attached.feedback.send(feedback);
         }
     }
 
@@ -261,30 +265,23 @@ impl Desktop {
         handle: &Arc<NotificationHandle>,
     ) -> Settled {
         let mut live = self.live();
-        match live.toasts.get_mut(id) {
-            Some(entry) if entry.generation == generation => {
-                entry.server_id = Some(handle.id());
-                entry.handle = Some(handle.clone());
-                self.record(live);
-                Settled::Current
-            }
-            Some(entry) => Settled::Outdated {
-                close: entry.server_id != Some(handle.id()),
-            },
-            None => Settled::Outdated { close: true },
+        if let Some(screen) = live.current_mut(id, generation) {
+            screen.server_id = Some(handle.id());
+            screen.handle = Some(handle.clone());
+            self.record(live);
+            return Settled::Current;
+        }
+        Settled::Outdated {
+            close: live
+                .get(id)
+                .is_none_or(|screen| screen.server_id != Some(handle.id())),
         }
     }
 
     /// Drops the toast of `id` if it is still the showing of `generation`.
     fn forget(&self, id: &NotificationId, generation: u64) {
         let mut live = self.live();
-        if live
-            .toasts
-            .get(id)
-            .is_some_and(|t| t.generation == generation)
-        {
-            live.toasts.remove(id);
-            live.order.retain(|other| other != id);
+        if live.finish(id, generation).is_some() {
             self.record(live);
         }
     }
@@ -336,7 +333,7 @@ fn feedback_of(response: &NotificationResponse, id: &NotificationId) -> Option<F
 }
 
 /// Closes a toast that is no longer wanted and stops waiting for it.
-async fn close_toast(toast: Toast) {
+async fn close_toast(toast: Screen) {
     match (toast.handle, toast.waiter, toast.server_id) {
         (Some(handle), waiter, _) => {
             if let Some(waiter) = waiter {
@@ -443,12 +440,11 @@ impl Presenter for Desktop {
     fn close(&self, id: &NotificationId) {
         let mut live = self.live();
         // Not shown here (most closes, e.g. of purged notifications): nothing to do.
-        let Some(toast) = live.toasts.remove(id) else {
+        let Some(toast) = live.close(id) else {
             return;
         };
-        live.order.retain(|other| other != id);
         self.record(live);
-        tokio::spawn(close_toast(toast));
+        self.spawn(close_toast(toast));
     }
 
     fn summary(&self, count: usize) {
@@ -459,7 +455,7 @@ impl Presenter for Desktop {
             .body("Run `tidings history` to see them.")
             .hint(Hint::DesktopEntry("tidings".to_owned()));
         let this = self.clone();
-        tokio::spawn(async move {
+        self.spawn(async move {
             if let Err(e) = show(&toast).await {
                 this.no_server(&e);
             }
@@ -467,20 +463,15 @@ impl Presenter for Desktop {
     }
 
     fn is_shown(&self, id: &NotificationId) -> bool {
-        self.live().toasts.contains_key(id)
+        self.live().contains(id)
     }
 
-    fn attach(&self, feedback: FeedbackSink) {
-        let _ = self.inner.feedback.set(feedback);
+    fn attach(&self, attachment: Attachment) {
+        let _ = self.inner.attached.set(attachment);
     }
 
     fn adopted(&self) -> Vec<NotificationId> {
-        let live = self.live();
-        live.toasts
-            .iter()
-            .filter(|(_, toast)| toast.handle.is_none() && toast.waiter.is_none())
-            .map(|(id, _)| id.clone())
-            .collect()
+        self.live().adopted()
     }
 
     fn describe(&self) -> String {

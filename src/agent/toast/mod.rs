@@ -12,7 +12,7 @@ pub mod desktop;
 #[cfg(target_os = "linux")]
 pub mod ledger;
 mod plan;
-#[cfg(any(windows, test))]
+#[cfg(any(target_os = "linux", windows, test))]
 mod roster;
 #[cfg(any(target_os = "linux", windows, test))]
 mod text;
@@ -24,6 +24,8 @@ mod winxml;
 pub use plan::{BACKLOG_SHOWN, Context, ToastOp, plan, plan_backlog};
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::protocol::{Notification, NotificationId};
 
@@ -70,6 +72,19 @@ pub enum Feedback {
 /// Where a presenter sends [`Feedback`]; the agent reads the other end.
 pub type FeedbackSink = mpsc::UnboundedSender<Feedback>;
 
+/// What the agent hands a presenter when it starts.
+#[derive(Clone, Debug)]
+pub struct Attachment {
+    /// Where what users do with toasts goes.
+    pub feedback: FeedbackSink,
+    /// Where the presenter spawns its tasks: the agent waits for them (within a bound)
+    /// when it stops.
+    pub tasks: TaskTracker,
+    /// Cancelled when the agent stops: tasks waiting for a toast's answer end then
+    /// (the toast stays on screen, for the next agent to adopt).
+    pub stop: CancellationToken,
+}
+
 /// Shows and closes toasts. Calls must not block: a presenter that talks to the
 /// desktop does so on its own tasks.
 pub trait Presenter: Send + Sync + 'static {
@@ -89,9 +104,9 @@ pub trait Presenter: Send + Sync + 'static {
     fn is_shown(&self, _id: &NotificationId) -> bool {
         false
     }
-    /// Gives the presenter the sink for what users do with toasts (called once, when
-    /// the agent starts).
-    fn attach(&self, _feedback: FeedbackSink) {}
+    /// Gives the presenter the sink for what users do with toasts and the agent's task
+    /// tracker (called once, when the agent starts, before anything is shown).
+    fn attach(&self, _attachment: Attachment) {}
     /// Toasts a previous agent left on screen, now this presenter's (`is_shown` is true
     /// for them): the agent closes or re-shows each once it starts.
     fn adopted(&self) -> Vec<NotificationId> {

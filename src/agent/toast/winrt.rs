@@ -38,7 +38,7 @@ use crate::protocol::{Notification, NotificationId, Timestamp};
 
 use super::roster::Roster;
 use super::winxml::{self, MARK_READ};
-use super::{Feedback, FeedbackSink, Presenter, lock};
+use super::{Attachment, Feedback, FeedbackSink, Presenter, lock};
 
 /// tidings' AppUserModelID: Windows files its toasts under it.
 pub const APP_ID: &str = "Tidings.Agent";
@@ -96,7 +96,7 @@ impl WinRt {
         if let Err(e) = register_app_id() {
             tracing::warn!(error = %e, "could not register the toast app id {APP_ID}; Windows may show the toasts without tidings' name");
         }
-        let shown = Roster::adopting(history().unwrap_or_default());
+        let shown = Roster::adopting(history().unwrap_or_default().into_iter().map(|id| (id, ())));
         let (commands, queue) = mpsc::channel();
         let inner = Arc::new(Inner {
             commands,
@@ -133,7 +133,7 @@ impl WinRt {
             let quiet = shown.is_adopted(&notification.id);
             (quiet, shown.show(&notification.id, generation))
         };
-        if let Some(old) = evicted {
+        if let Some((old, ())) = evicted {
             self.send(Command::Close(old));
         }
         self.send(Command::Show(Showing {
@@ -154,7 +154,7 @@ impl Inner {
     /// The toast of `generation` is gone (handled by the user, or failed): forgets it,
     /// then reports `feedback`. A stale toast (replaced since) reports nothing.
     fn done(&self, id: &NotificationId, generation: u64, feedback: Option<Feedback>) {
-        if !self.shown().finish(id, generation) {
+        if self.shown().finish(id, generation).is_none() {
             return;
         }
         let _ = self.commands.send(Command::Forget {
@@ -446,7 +446,7 @@ impl Presenter for WinRt {
     }
 
     fn close(&self, id: &NotificationId) {
-        if self.shown().close(id) {
+        if self.shown().close(id).is_some() {
             self.send(Command::Close(id.clone()));
         }
     }
@@ -459,8 +459,10 @@ impl Presenter for WinRt {
         self.shown().contains(id)
     }
 
-    fn attach(&self, feedback: FeedbackSink) {
-        let _ = self.inner.feedback.set(feedback);
+    fn attach(&self, attachment: Attachment) {
+        // WinRT calls run on the worker thread, which ends with the presenter: nothing
+        // is spawned on the agent's runtime.
+        let _ = self.inner.feedback.set(attachment.feedback);
     }
 
     fn adopted(&self) -> Vec<NotificationId> {

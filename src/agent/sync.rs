@@ -1,0 +1,69 @@
+//! The sync loop: keeps one push session open at a time (`channel::session`), getting
+//! access tokens as needed and reconnecting with backoff, until `shutdown` or until
+//! the service signs the device out. The link state (`status`) is kept up to date.
+
+use tokio_util::sync::CancellationToken;
+
+use crate::protocol::local::LinkState;
+
+use super::backoff::Backoff;
+use super::channel::{self, SessionEnd};
+use super::{AgentError, AgentHandle};
+
+/// Runs push sessions until `shutdown` (`Ok`), or until an error retrying cannot mend
+/// (signed out, a bad configuration).
+pub(super) async fn run(
+    handle: &AgentHandle,
+    dead_link: std::time::Duration,
+    shutdown: &CancellationToken,
+) -> Result<(), AgentError> {
+    let present = |delivery: channel::Delivery<'_>| handle.deliver(delivery);
+    let signals = channel::Signals {
+        dead_link,
+        shutdown,
+        outbox: &handle.outbox,
+        link: &handle.link,
+    };
+    let mut backoff = Backoff::new();
+    loop {
+        handle.link.set(LinkState::Connecting);
+        let attempt = async {
+            let token = handle.api.token().await?;
+            let (endpoint, tls) = (handle.api.endpoint(), handle.api.tls());
+            channel::session(&handle.store, endpoint, &token, tls, &signals, &present).await
+        };
+        let outcome = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            outcome = attempt => outcome,
+        };
+        match outcome {
+            Ok(SessionEnd::Shutdown) => return Ok(()),
+            Ok(SessionEnd::Lost { healthy: true }) => backoff.reset(),
+            Ok(SessionEnd::Lost { healthy: false }) => {}
+            Err(AgentError::TokenRejected) => {
+                handle.api.forget_token().await;
+                continue;
+            }
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(error = %e, "channel failed; will retry");
+            }
+            Err(AgentError::SignedOut) => {
+                handle.link.set(LinkState::SignedOut);
+                return Err(AgentError::SignedOut);
+            }
+            Err(e) => return Err(e),
+        }
+        handle.link.set(LinkState::Offline);
+        if shutdown.is_cancelled() {
+            // The link went because everything is stopping (local mode's service
+            // closes first): not a reason to say "reconnecting".
+            return Ok(());
+        }
+        let delay = backoff.next_delay();
+        tracing::info!(?delay, "reconnecting");
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+}
