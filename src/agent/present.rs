@@ -169,7 +169,7 @@ impl AgentHandle {
                 .flatten()
                 .map(|r| r.content.target_host_name);
             if host.is_some_and(|host| !self.prefs(&host).dismiss_sync) {
-                tracing::debug!(%id, "toast closed; dismiss_sync is off for its app");
+                tracing::debug!(%id, "toast closed by the user; dismiss_sync is off for its app, so it is not dismissed");
                 return;
             }
         }

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -17,6 +18,8 @@ pub struct Home {
     dir: tempfile::TempDir,
     /// Extra environment for every command (a desktop session's bus, ...).
     env: Vec<(String, String)>,
+    /// What the agents started here logged, line by line.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Home {
@@ -29,6 +32,7 @@ impl Home {
         Self {
             dir,
             env: Vec::new(),
+            log: Arc::default(),
         }
     }
 
@@ -69,8 +73,20 @@ impl Home {
     fn spawn_agent(&self, args: &[&str]) -> Child {
         let mut child = self.command(args).stderr(Stdio::piped()).spawn().unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let log = self.log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                log.lock().unwrap().push(line);
+            }
+        });
         child
+    }
+
+    /// Whether an agent started here has logged a line containing every one of `parts`.
+    pub fn logged(&self, parts: &[&str]) -> bool {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .any(|line| parts.iter().all(|part| line.contains(part)))
     }
 
     pub async fn admin_json(&self, args: &[&str]) -> Value {
@@ -166,6 +182,33 @@ impl Home {
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+
+    /// In local mode: registers the app `host`, subscribes this device to it, and sends
+    /// a note titled `title` as that app's backend would; returns its id.
+    pub async fn send_as_app(&self, host: &str, title: &str) -> String {
+        let app = self.admin_json(&["app", "add", host]).await;
+        let subscribed = self.run(&["subscribe", host]).await;
+        assert!(subscribed.status.success(), "{subscribed:?}");
+        let unsid = String::from_utf8(subscribed.stdout).unwrap();
+        let args = [
+            "send",
+            "--unsid",
+            unsid.trim(),
+            "--client-id",
+            app["clientId"].as_str().unwrap(),
+            "--client-secret-stdin",
+            "--host",
+            host,
+            "--title",
+            title,
+            "--json",
+        ];
+        let secret = format!("{}\n", app["clientSecret"].as_str().unwrap());
+        let sent = self.run_with_input(&args, &secret).await;
+        assert!(sent.status.success(), "{sent:?}");
+        let created: Value = serde_json::from_slice(&sent.stdout).unwrap();
+        created["id"].as_str().unwrap().to_owned()
     }
 
     /// Runs `tidings ARGS` with `input` on its standard input.

@@ -13,6 +13,7 @@ mod agent;
 mod channel;
 mod chaos;
 mod cli;
+mod crash;
 mod desktop;
 mod expiry;
 mod full_disk;

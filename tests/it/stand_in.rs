@@ -348,3 +348,44 @@ async fn what_the_user_does_to_a_toast_reaches_the_notification() {
     }
     terminate(agent).await;
 }
+
+/// With `dismiss_sync = false` for an app, the user closing its toast dismisses nothing
+/// (here, and so on no other device); a click on its toasts still counts. The agent's
+/// log says when it took the close, so the test knows when to look.
+#[tokio::test]
+async fn closing_a_toast_of_an_app_with_dismiss_sync_off_dismisses_nothing() {
+    let display = Display::start().await;
+    let session = Session::without_server(&display).await;
+    let server = StandIn {
+        capabilities: vec!["actions".to_owned(), "body".to_owned()],
+        ..StandIn::default()
+    };
+    let serving = server.serve(&session.address).await;
+    let mut home = Home::new();
+    session.attach(&mut home);
+    home.set_env("TIDINGS_LOG", "info,tidings=debug");
+    // Notes are the app "localhost".
+    std::fs::create_dir_all(home.path("config/tidings")).unwrap();
+    let config = "[apps.\"localhost\"]\ndismiss_sync = false\n";
+    std::fs::write(home.path("config/tidings/config.toml"), config).unwrap();
+    let agent = home.serving_agent_with_toasts().await;
+
+    let id = send(&home, "Closed here only").await;
+    let server_id = server.id_of("Closed here only").await;
+    wait_until("the agent takes the close", || async {
+        emit(&serving, server_id, Signal::Closed(2)).await;
+        home.logged(&[&id, "dismiss_sync is off"])
+    })
+    .await;
+    assert_eq!(state(&home, &id).await, pair("unread", "noInteraction"));
+
+    let clicked = send(&home, "Clicked").await;
+    let server_id = server.id_of("Clicked").await;
+    wait_until("the click is taken", || async {
+        emit(&serving, server_id, Signal::Action("default")).await;
+        state(&home, &clicked).await == pair("read", "activated")
+    })
+    .await;
+    assert_eq!(state(&home, &id).await, pair("unread", "noInteraction"));
+    terminate(agent).await;
+}
