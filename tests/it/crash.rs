@@ -11,7 +11,7 @@ use serde_json::Value;
 use tidings::protocol::frames::ServerFrame;
 use tokio::sync::Notify;
 
-use crate::helpers::{Event, TestService, note, wait_until};
+use crate::helpers::{Event, TestService, try_post_as_app, wait_until};
 use crate::home::{Home, terminate};
 use crate::process::{Process, provision};
 
@@ -151,14 +151,7 @@ async fn post(
     unsid: &str,
     title: &str,
 ) -> Option<String> {
-    let response = http
-        .post(format!("{url}/beta/me/notifications"))
-        .bearer_auth(token)
-        .header("X-UNS-ID", unsid)
-        .json(&note("contoso.com", title))
-        .send()
-        .await
-        .ok()?;
+    let response = try_post_as_app(http, url, token, unsid, title).await.ok()?;
     if response.status() != 201 {
         return None;
     }

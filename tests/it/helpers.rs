@@ -439,16 +439,27 @@ pub async fn post_as_app(
     unsid: &str,
     title: &str,
 ) -> Value {
-    let response = http
-        .post(format!("{url}/beta/me/notifications"))
+    let response = try_post_as_app(http, url, token, unsid, title)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+/// Posts a contoso.com note titled `title` as the app; the answer, whatever it is.
+pub async fn try_post_as_app(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    unsid: &str,
+    title: &str,
+) -> reqwest::Result<reqwest::Response> {
+    http.post(format!("{url}/beta/me/notifications"))
         .bearer_auth(token)
         .header("X-UNS-ID", unsid)
         .json(&note("contoso.com", title))
         .send()
         .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
 }
 
 /// A fresh access token for a device's refresh token, and the refresh token that

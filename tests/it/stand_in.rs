@@ -149,19 +149,45 @@ impl StandIn {
     }
 }
 
+/// A stand-in server with `capabilities` on a private session bus (on its own X
+/// display), and a home whose commands and agent use that bus. Dropped in this order:
+/// the home, the server's connection, the bus, the display.
+struct Desk {
+    home: Home,
+    serving: zbus::Connection,
+    server: StandIn,
+    _session: Session,
+    _display: Display,
+}
+
+impl Desk {
+    /// The desk, with `prepare` applied to the home before anything runs in it.
+    async fn start(capabilities: &[&str], prepare: impl FnOnce(&mut Home)) -> Self {
+        let display = Display::start().await;
+        let session = Session::without_server(&display).await;
+        let server = StandIn {
+            capabilities: capabilities.iter().map(|c| (*c).to_owned()).collect(),
+            ..StandIn::default()
+        };
+        let serving = server.serve(&session.address).await;
+        let mut home = Home::new();
+        session.attach(&mut home);
+        prepare(&mut home);
+        Self {
+            home,
+            serving,
+            server,
+            _session: session,
+            _display: display,
+        }
+    }
+}
+
 /// Shows one toast with markup in its body on a server with `capabilities`, then
 /// reads the notification (which must close the toast); returns what the server
 /// received, and the agent's pid.
 async fn notify_with(capabilities: &[&str]) -> (Notified, u32) {
-    let display = Display::start().await;
-    let session = Session::without_server(&display).await;
-    let server = StandIn {
-        capabilities: capabilities.iter().map(|c| (*c).to_owned()).collect(),
-        ..StandIn::default()
-    };
-    let _serving = server.serve(&session.address).await;
-    let mut home = Home::new();
-    session.attach(&mut home);
+    let Desk { home, server, .. } = &Desk::start(capabilities, |_| {}).await;
     let agent = home.serving_agent_with_toasts().await;
     let pid = agent.id().unwrap();
     let sent = home
@@ -218,17 +244,9 @@ async fn a_toast_carries_its_hints_timeout_and_actions() {
 
 #[tokio::test]
 async fn a_server_that_stops_answering_costs_a_timeout_not_the_agent() {
-    let display = Display::start().await;
-    let session = Session::without_server(&display).await;
-    let server = StandIn {
-        capabilities: vec!["body".to_owned()],
-        ..StandIn::default()
-    };
-    let _serving = server.serve(&session.address).await;
-    let mut home = Home::new();
-    session.attach(&mut home);
     // 25 s by default (libdbus's); a test-sized timeout here.
-    home.set_env("TIDINGS_TOAST_CALL_TIMEOUT", "1s");
+    let quick = |home: &mut Home| home.set_env("TIDINGS_TOAST_CALL_TIMEOUT", "1s");
+    let Desk { home, server, .. } = &Desk::start(&["body"], quick).await;
     let agent = home.serving_agent_with_toasts().await;
     server.hold(true);
     home.json(&["send", "--title", "held"]).await;
@@ -305,15 +323,8 @@ fn pair(read: &str, action: &str) -> (String, String) {
 /// in `desktop.rs`.)
 #[tokio::test]
 async fn what_the_user_does_to_a_toast_reaches_the_notification() {
-    let display = Display::start().await;
-    let session = Session::without_server(&display).await;
-    let server = StandIn {
-        capabilities: vec!["actions".to_owned(), "body".to_owned()],
-        ..StandIn::default()
-    };
-    let serving = server.serve(&session.address).await;
-    let mut home = Home::new();
-    session.attach(&mut home);
+    let desk = Desk::start(&["actions", "body"], |_| {}).await;
+    let (home, server, serving) = (&desk.home, &desk.server, &desk.serving);
     let agent = home.serving_agent_with_toasts().await;
     let cases = [
         (
@@ -333,16 +344,16 @@ async fn what_the_user_does_to_a_toast_reaches_the_notification() {
         ),
     ];
     for (title, signals, expected) in &cases {
-        let id = send(&home, title).await;
+        let id = send(home, title).await;
         let server_id = server.id_of(title).await;
         // The agent starts listening for the toast's answer just after the server
         // answered `Notify`: the signals are sent until they are taken, as a user
         // would click again.
         wait_until(&format!("{title} is handled"), || async {
             for signal in signals {
-                emit(&serving, server_id, *signal).await;
+                emit(serving, server_id, *signal).await;
             }
-            state(&home, &id).await == *expected
+            state(home, &id).await == *expected
         })
         .await;
     }
@@ -354,38 +365,33 @@ async fn what_the_user_does_to_a_toast_reaches_the_notification() {
 /// log says when it took the close, so the test knows when to look.
 #[tokio::test]
 async fn closing_a_toast_of_an_app_with_dismiss_sync_off_dismisses_nothing() {
-    let display = Display::start().await;
-    let session = Session::without_server(&display).await;
-    let server = StandIn {
-        capabilities: vec!["actions".to_owned(), "body".to_owned()],
-        ..StandIn::default()
+    let prepare = |home: &mut Home| {
+        home.set_env("TIDINGS_LOG", "info,tidings=debug");
+        // Notes are the app "localhost".
+        std::fs::create_dir_all(home.path("config/tidings")).unwrap();
+        let config = "[apps.\"localhost\"]\ndismiss_sync = false\n";
+        std::fs::write(home.path("config/tidings/config.toml"), config).unwrap();
     };
-    let serving = server.serve(&session.address).await;
-    let mut home = Home::new();
-    session.attach(&mut home);
-    home.set_env("TIDINGS_LOG", "info,tidings=debug");
-    // Notes are the app "localhost".
-    std::fs::create_dir_all(home.path("config/tidings")).unwrap();
-    let config = "[apps.\"localhost\"]\ndismiss_sync = false\n";
-    std::fs::write(home.path("config/tidings/config.toml"), config).unwrap();
+    let desk = Desk::start(&["actions", "body"], prepare).await;
+    let (home, server, serving) = (&desk.home, &desk.server, &desk.serving);
     let agent = home.serving_agent_with_toasts().await;
 
-    let id = send(&home, "Closed here only").await;
+    let id = send(home, "Closed here only").await;
     let server_id = server.id_of("Closed here only").await;
     wait_until("the agent takes the close", || async {
-        emit(&serving, server_id, Signal::Closed(2)).await;
+        emit(serving, server_id, Signal::Closed(2)).await;
         home.logged(&[&id, "dismiss_sync is off"])
     })
     .await;
-    assert_eq!(state(&home, &id).await, pair("unread", "noInteraction"));
+    assert_eq!(state(home, &id).await, pair("unread", "noInteraction"));
 
-    let clicked = send(&home, "Clicked").await;
+    let clicked = send(home, "Clicked").await;
     let server_id = server.id_of("Clicked").await;
     wait_until("the click is taken", || async {
-        emit(&serving, server_id, Signal::Action("default")).await;
-        state(&home, &clicked).await == pair("read", "activated")
+        emit(serving, server_id, Signal::Action("default")).await;
+        state(home, &clicked).await == pair("read", "activated")
     })
     .await;
-    assert_eq!(state(&home, &id).await, pair("unread", "noInteraction"));
+    assert_eq!(state(home, &id).await, pair("unread", "noInteraction"));
     terminate(agent).await;
 }
