@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod auth;
 pub mod channel;
+pub mod clock;
 pub mod feed;
 pub mod http;
 pub mod hub;
@@ -145,6 +146,8 @@ pub struct ServiceState {
     pub passwords: signin::PasswordPool,
     /// Failed sign-ins, by address and by user name.
     pub strikes: signin::Strikes,
+    /// The time (see [`ServiceState::now`]).
+    pub clock: clock::Clock,
 }
 
 /// Shared state handle.
@@ -183,12 +186,13 @@ impl ServiceState {
             settings,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            clock: clock::Clock::default(),
         }))
     }
 
-    /// The current time (one place, so every route agrees).
+    /// The current time (one place, so every route, the channel and the purge agree).
     pub fn now(&self) -> Timestamp {
-        Timestamp::now()
+        self.clock.now()
     }
 }
 
