@@ -1,17 +1,23 @@
 //! The `tidings` binary: parse the command line, start tracing, run the command, map
 //! its failure to an exit code (1 error, 2 usage, 3 not running).
 
-use std::io::IsTerminal;
-
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 use tidings::cli::{self, Cli};
 
 fn main() {
     let cli = Cli::parse();
     let verbose = cli.verbose;
-    init_tracing();
+    match cli::logs::format_of(&cli) {
+        Ok(format) => cli::logs::init(&format),
+        Err(failure) => {
+            eprintln!(
+                "tidings: {}",
+                cli::describe_failure(&failure.error, verbose)
+            );
+            std::process::exit(failure.code);
+        }
+    }
     tidings::agent::tls::install_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -43,18 +49,4 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error
         .downcast_ref::<std::io::Error>()
         .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-}
-
-/// Logs to stderr; the level comes from `TIDINGS_LOG`, else `RUST_LOG`, else `info`.
-fn init_tracing() {
-    let filter = std::env::var("TIDINGS_LOG")
-        .ok()
-        .or_else(|| std::env::var("RUST_LOG").ok())
-        .and_then(|spec| EnvFilter::try_new(spec).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .init();
 }

@@ -14,11 +14,14 @@ use super::{
 };
 
 /// Runs an admin command.
-pub async fn run(args: AdminArgs) -> Result<(), Failure> {
-    let data_dir = match args.data_dir {
-        Some(dir) => dir,
-        None => config::service_data_dir()?,
-    };
+pub async fn run(args: AdminArgs, config: Option<&std::path::Path>) -> Result<(), Failure> {
+    let mut flags = std::collections::BTreeMap::new();
+    if let Some(dir) = &args.data_dir {
+        flags.insert("data_dir", dir.display().to_string());
+    }
+    let file = super::settings::file(config)?;
+    let effective = config::resolve(config::Table::Service, &flags, &file)?;
+    let data_dir = super::settings::service_data_dir(&effective)?;
     let socket = crate::service::admin::socket_path(&data_dir);
     let mut client = Client::connect(&socket).await.map_err(|e| match e {
         ClientError::NotRunning { .. } => Failure {

@@ -18,35 +18,30 @@ use crate::config;
 use crate::service::{self, ServiceState, provision};
 
 use super::service::wait_for_signal;
-use super::{AgentArgs, Failure, LoginArgs};
+use super::{AgentArgs, Failure, LoginArgs, settings};
 
 /// The local service's usual port; a free one is taken when it is busy.
 const LOCAL_PORT: u16 = 7319;
 
 /// Runs the agent in the foreground until SIGINT / SIGTERM.
-pub async fn run(args: AgentArgs) -> Result<(), Failure> {
+pub async fn run(args: AgentArgs, config: Option<&Path>) -> Result<(), Failure> {
     let agent_dir = config::agent_data_dir()?;
-    let file = config::load(&config::config_file()?)?;
+    let file = settings::file(config)?;
+    let mut flags = args.keys.given;
+    if args.no_toasts {
+        flags.insert("toasts", "false".to_owned());
+    }
+    let effective = config::resolve(config::Table::Agent, &flags, &file)?;
     let tuning = Tuning {
-        history_cap: file.agent.history_cap,
-        ca_file: args.ca_file.or(file.agent.ca_file),
-        apps: file
-            .apps
-            .iter()
-            .map(|(host, app)| {
-                let prefs = AppPrefs {
-                    toasts: app.toasts.unwrap_or(true),
-                    dismiss_sync: app.dismiss_sync.unwrap_or(true),
-                };
-                (host.clone(), prefs)
-            })
-            .collect(),
+        history_cap: effective.size("history_cap"),
+        ca_file: effective.path("ca_file"),
+        apps: settings::app_prefs(&file),
     };
     let saved = Credentials::load(&agent_dir)?;
-    let presenter = presenter(args.no_toasts);
+    let presenter = presenter(!effective.flag("toasts").unwrap_or(true));
     let shutdown = CancellationToken::new();
     tokio::spawn(wait_for_signal(shutdown.clone()));
-    match (args.service, saved) {
+    match (effective.text("service"), saved) {
         (None, None) => local(&agent_dir, None, &tuning, presenter, shutdown).await,
         (None, Some(creds)) if creds.service.is_none() => {
             local(&agent_dir, Some(creds), &tuning, presenter, shutdown).await
@@ -179,7 +174,7 @@ fn presenter(no_toasts: bool) -> Arc<dyn Presenter> {
     if !no_toasts {
         if let Some(timeout) = std::env::var("TIDINGS_TOAST_CALL_TIMEOUT")
             .ok()
-            .and_then(|text| super::limits::parse_duration(&text).ok())
+            .and_then(|text| config::keys::parse_duration(&text).ok())
         {
             crate::agent::toast::desktop::set_call_timeout(timeout);
         }

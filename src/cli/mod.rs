@@ -8,15 +8,16 @@
 mod admin;
 mod agent;
 mod input;
-mod limits;
+mod keys;
 mod local;
+pub mod logs;
 mod output;
+mod settings;
 
 pub use output::describe_failure;
 mod send;
 mod service;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +34,9 @@ pub struct Cli {
     /// Say more when something fails (e.g. the agent's JSON-RPC error code).
     #[arg(long, short = 'v', global = true)]
     pub verbose: bool,
+    /// The config file [default: ~/.config/tidings/config.toml on Linux].
+    #[arg(long, global = true, env = "TIDINGS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -104,6 +108,13 @@ pub enum Command {
         state: Option<String>,
         /// With `until`: when it ends.
         time: Option<String>,
+        /// Machine output.
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Print the effective settings of the service and the agent, and where each came
+    /// from (flag, environment, config file, default); secrets are not shown.
+    Config {
         /// Machine output.
         #[command(flatten)]
         out: Out,
@@ -221,17 +232,13 @@ pub enum PriorityArg {
 /// `tidings agent`.
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
-    /// The service to use (after `tidings login` to it) [default: the signed-in one, or
-    /// local mode].
-    #[arg(long, env = "TIDINGS_SERVICE")]
-    pub service: Option<String>,
-    /// Log notifications instead of showing desktop toasts.
+    /// Log notifications instead of showing desktop toasts (the same as `--toasts
+    /// false`).
     #[arg(long)]
     pub no_toasts: bool,
-    /// Also trust the CAs in this PEM file (a self-hosted service with its own CA)
-    /// [default: the one given to `tidings login`].
-    #[arg(long, env = "TIDINGS_CA_FILE")]
-    pub ca_file: Option<std::path::PathBuf>,
+    /// The `[agent]` settings.
+    #[command(flatten)]
+    pub keys: keys::KeyFlags<keys::AgentKeys>,
 }
 
 /// `tidings login`.
@@ -256,23 +263,17 @@ pub struct LoginArgs {
 /// `tidings service`.
 #[derive(Debug, clap::Args)]
 pub struct ServiceArgs {
-    /// Address to listen on (HTTP and WebSocket).
-    #[arg(long, default_value = "127.0.0.1:7319", env = "TIDINGS_LISTEN")]
-    pub listen: SocketAddr,
-    /// Where the store and admin socket live [default: ~/.local/share/tidings/service on
-    /// Linux, or $STATE_DIRECTORY under systemd].
-    #[arg(long, env = "TIDINGS_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// The service's limits.
+    /// The `[service]` settings.
     #[command(flatten)]
-    pub limits: limits::LimitArgs,
+    pub keys: keys::KeyFlags<keys::ServiceKeys>,
 }
 
 /// `tidings admin`.
 #[derive(Debug, clap::Args)]
 pub struct AdminArgs {
-    /// The service's data directory (where admin.sock is).
-    #[arg(long, env = "TIDINGS_DATA_DIR", global = true)]
+    /// The service's data directory (where admin.sock is) [default: the config's
+    /// [service] data_dir; env: TIDINGS_DATA_DIR].
+    #[arg(long, global = true)]
     pub data_dir: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
@@ -358,10 +359,12 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<(), Failure> {
+    let config = cli.config.as_deref();
     match cli.command {
-        Command::Service(args) => service::run(args).await,
-        Command::Admin(args) => admin::run(args).await,
-        Command::Agent(args) => agent::run(args).await,
+        Command::Service(args) => service::run(args, config).await,
+        Command::Admin(args) => admin::run(args, config).await,
+        Command::Agent(args) => agent::run(args, config).await,
+        Command::Config { out } => settings::print(config, out.json),
         Command::Login(args) => agent::login(args).await,
         Command::Logout => agent::logout().await,
         Command::Send(args) if args.unsid.is_some() => send::as_backend(*args).await,

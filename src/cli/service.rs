@@ -4,25 +4,27 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config;
-use crate::service::{self, ServiceState, Settings};
+use std::path::Path;
 
-use super::{Failure, ServiceArgs};
+use crate::config::{self, Table};
+use crate::service::{self, ServiceState};
+
+use super::{Failure, ServiceArgs, settings};
 
 /// Runs the service in the foreground.
-pub async fn run(args: ServiceArgs) -> Result<(), Failure> {
-    let data_dir = match args.data_dir {
-        Some(dir) => dir,
-        None => config::service_data_dir()?,
-    };
-    let mut settings = Settings::new(data_dir.clone());
-    args.limits.apply(&mut settings);
+pub async fn run(args: ServiceArgs, config: Option<&Path>) -> Result<(), Failure> {
+    let file = settings::file(config)?;
+    let effective = config::resolve(Table::Service, &args.keys.given, &file)?;
+    let settings = settings::service_settings(&effective)?;
+    let data_dir = settings.data_dir.clone();
+    let listen = effective
+        .address("listen")
+        .ok_or_else(|| anyhow::anyhow!("no listen address"))?;
     let state = ServiceState::open(settings)
         .with_context(|| format!("opening the service store in {}", data_dir.display()))?;
-    let listener = TcpListener::bind(args.listen).await.with_context(|| {
+    let listener = TcpListener::bind(listen).await.with_context(|| {
         format!(
-            "listening on {}; is another service running there? pass --listen ADDR",
-            args.listen
+            "listening on {listen}; is another service running there? set listen (--listen ADDR)"
         )
     })?;
     tracing::info!(data_dir = %data_dir.display(), "store opened");

@@ -21,7 +21,7 @@ use subtle::ConstantTimeEq;
 
 use crate::protocol::{ClientId, DeviceId, Timestamp, UserId};
 
-/// How long an access token is valid.
+/// How long an access token is valid by default (`access_token_ttl`).
 pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(3600);
 
 /// Why a credential was refused.
@@ -68,12 +68,18 @@ struct SignedClaims {
 #[derive(Clone)]
 pub struct TokenSigner {
     key: Vec<u8>,
+    ttl: Duration,
 }
 
 impl TokenSigner {
     /// A signer with `key` (kept in the store so tokens survive restarts).
-    pub fn new(key: Vec<u8>) -> Self {
-        Self { key }
+    pub fn new(key: Vec<u8>, ttl: Duration) -> Self {
+        Self { key, ttl }
+    }
+
+    /// How long the tokens it issues are valid.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
     }
 
     fn mac(&self, data: &[u8]) -> Hmac<Sha256> {
@@ -83,11 +89,11 @@ impl TokenSigner {
         mac
     }
 
-    /// A token for `claims`, valid for [`ACCESS_TOKEN_TTL`] from `now`.
+    /// A token for `claims`, valid for its time to live from `now`.
     pub fn issue(&self, claims: Claims, now: Timestamp) -> String {
         let signed = SignedClaims {
             claims,
-            expires: now.plus(ACCESS_TOKEN_TTL),
+            expires: now.plus(self.ttl),
         };
         let body = postcard::to_stdvec(&signed).unwrap_or_default();
         let tag = self.mac(&body).finalize().into_bytes();
@@ -222,7 +228,7 @@ mod tests {
     use super::*;
 
     fn signer() -> TokenSigner {
-        TokenSigner::new(vec![7; 32])
+        TokenSigner::new(vec![7; 32], ACCESS_TOKEN_TTL)
     }
 
     #[test]
@@ -246,7 +252,7 @@ mod tests {
             },
             now,
         );
-        let other = TokenSigner::new(vec![8; 32]);
+        let other = TokenSigner::new(vec![8; 32], ACCESS_TOKEN_TTL);
         assert_eq!(other.verify(&token, now), Err(AuthError::Invalid));
         let mut forged = token.clone();
         forged.insert(5, 'A');

@@ -72,6 +72,8 @@ pub struct Settings {
     pub channels_per_device: usize,
     /// Channels open at most, of all devices; more are answered `503`.
     pub max_channels: usize,
+    /// How long an access token is valid.
+    pub access_token_ttl: Duration,
     /// How long a refresh token stays valid unused (each use replaces it).
     pub refresh_token_ttl: Duration,
     /// Devices one user may have signed in at once.
@@ -98,6 +100,7 @@ impl Settings {
             sign_in: signin::SignInLimits::default(),
             channels_per_device: 2,
             max_channels: 9_000,
+            access_token_ttl: auth::ACCESS_TOKEN_TTL,
             refresh_token_ttl: Duration::from_secs(90 * 24 * 3600),
             max_devices_per_user: 100,
         }
@@ -167,7 +170,8 @@ impl ServiceState {
         )?;
         store.keep_reserve(settings.store_reserve)?;
         hub.seed(store.last_seqs());
-        let signer = TokenSigner::new(store.token_key(auth::random_bytes()?)?);
+        let key = store.token_key(auth::random_bytes()?)?;
+        let signer = TokenSigner::new(key, settings.access_token_ttl);
         let limits = &settings.sign_in;
         let passwords =
             signin::PasswordPool::start(limits.workers, limits.queue).map_err(|source| {

@@ -13,6 +13,7 @@ mod agent;
 mod channel;
 mod chaos;
 mod cli;
+mod config;
 mod crash;
 mod desktop;
 mod expiry;

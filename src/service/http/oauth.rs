@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::protocol::rest::TokenResponse;
 use crate::protocol::{ClientId, ErrorCode, Platform};
-use crate::service::auth::{self, ACCESS_TOKEN_TTL, Claims};
+use crate::service::auth::{self, Claims};
 use crate::service::provision;
 use crate::service::{ServiceState, State as AppState};
 
@@ -70,7 +70,7 @@ fn bearer(state: &ServiceState, claims: Claims) -> TokenResponse {
     TokenResponse {
         access_token: state.signer.issue(claims, state.now()),
         token_type: "Bearer".to_owned(),
-        expires_in: ACCESS_TOKEN_TTL.as_secs(),
+        expires_in: state.signer.ttl().as_secs(),
         refresh_token: None,
         device_id,
         user_id,

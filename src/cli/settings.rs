@@ -1,0 +1,221 @@
+//! From the config (flags, environment, file, defaults) to the settings the service
+//! and the agent run with, and `tidings config`, which prints the effective values and
+//! where each came from.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::agent::toast::AppPrefs;
+use crate::config::{self, ConfigFile, Effective, Table};
+use crate::service;
+
+use super::Failure;
+
+/// Reads the config file (`--config`, or the default path).
+pub fn file(path: Option<&Path>) -> Result<ConfigFile, Failure> {
+    Ok(config::load(path)?)
+}
+
+/// The service's data directory: the `data_dir` key, else the platform's default.
+pub fn service_data_dir(effective: &Effective) -> Result<PathBuf, config::NoHomeDir> {
+    effective
+        .path("data_dir")
+        .map_or_else(config::service_data_dir, Ok)
+}
+
+/// The service's settings: [`service::Settings::new`] with every key that is set.
+pub fn service_settings(effective: &Effective) -> Result<service::Settings, config::NoHomeDir> {
+    let mut settings = service::Settings::new(service_data_dir(effective)?);
+    let e = effective;
+    set(&mut settings.max_connections, e.size("max_connections"));
+    set(&mut settings.header_timeout, e.duration("header_timeout"));
+    set(&mut settings.body_timeout, e.duration("body_timeout"));
+    set(&mut settings.sign_in.workers, e.size("password_checks"));
+    set(&mut settings.sign_in.queue, e.size("password_queue"));
+    set(
+        &mut settings.sign_in.free_per_user,
+        count32(e, "free_failures_per_user"),
+    );
+    set(
+        &mut settings.sign_in.free_per_address,
+        count32(e, "free_failures_per_address"),
+    );
+    set(
+        &mut settings.channels_per_device,
+        e.size("channels_per_device"),
+    );
+    set(&mut settings.max_channels, e.size("max_channels"));
+    set(
+        &mut settings.recovery_interval,
+        e.duration("recovery_interval"),
+    );
+    set(
+        &mut settings.store_reserve,
+        e.count("store_reserve_mib")
+            .map(|mib| mib.saturating_mul(1 << 20)),
+    );
+    set(
+        &mut settings.max_devices_per_user,
+        e.size("max_devices_per_user"),
+    );
+    set(
+        &mut settings.access_token_ttl,
+        e.duration("access_token_ttl"),
+    );
+    set(
+        &mut settings.refresh_token_ttl,
+        e.duration("refresh_token_ttl"),
+    );
+    set(
+        &mut settings.subscription_ttl,
+        e.duration("subscription_ttl"),
+    );
+    set(&mut settings.ping_interval, e.duration("ping_interval"));
+    set(&mut settings.purge_interval, e.duration("purge_interval"));
+    Ok(settings)
+}
+
+fn count32(effective: &Effective, name: &str) -> Option<u32> {
+    effective
+        .count(name)
+        .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *slot = value;
+    }
+}
+
+/// The per-app toast settings of the file's `[apps."HOST"]` tables.
+pub fn app_prefs(file: &ConfigFile) -> std::collections::HashMap<String, AppPrefs> {
+    file.apps
+        .iter()
+        .map(|(host, app)| {
+            let prefs = AppPrefs {
+                toasts: app.toasts.unwrap_or(true),
+                dismiss_sync: app.dismiss_sync.unwrap_or(true),
+            };
+            (host.clone(), prefs)
+        })
+        .collect()
+}
+
+/// `tidings config`: every key of both tables, its effective value (secrets hidden)
+/// and where it came from; then the per-app tables.
+pub fn print(path: Option<&Path>, json: bool) -> Result<(), Failure> {
+    let file = file(path)?;
+    let none = BTreeMap::new();
+    let tables = [
+        config::resolve(Table::Service, &none, &file)?,
+        config::resolve(Table::Agent, &none, &file)?,
+    ];
+    if json {
+        return Ok(super::output::json(&as_json(&file, &tables))?);
+    }
+    let exists = if file.path.exists() {
+        ""
+    } else {
+        " (not there: every value is a default or from the environment)"
+    };
+    let mut lines = vec![format!("# {}{exists}", file.path.display())];
+    for effective in &tables {
+        lines.push(format!("\n[{}]", effective.table.name()));
+        lines.extend(table_lines(effective));
+    }
+    for (host, app) in &file.apps {
+        lines.push(format!("\n[apps.{host:?}]"));
+        let prefs = [("toasts", app.toasts), ("dismiss_sync", app.dismiss_sync)];
+        for (name, value) in prefs {
+            let (value, from) = value.map_or((true, "default"), |v| (v, "file"));
+            lines.push(format!("{name} = {value}  # {from}"));
+        }
+    }
+    super::output::line(&lines.join("\n"))?;
+    Ok(())
+}
+
+/// `key = value  # source`, aligned.
+fn table_lines(effective: &Effective) -> Vec<String> {
+    let shown: Vec<String> = effective
+        .settings
+        .iter()
+        .map(config::Setting::shown)
+        .collect();
+    let width = effective
+        .settings
+        .iter()
+        .map(|s| s.key.name.len())
+        .max()
+        .unwrap_or(0);
+    let value_width = shown.iter().map(String::len).max().unwrap_or(0).min(40);
+    effective
+        .settings
+        .iter()
+        .zip(&shown)
+        .map(|(setting, value)| {
+            format!(
+                "{:width$} = {value:value_width$}  # {}",
+                setting.key.name, setting.source
+            )
+        })
+        .collect()
+}
+
+fn as_json(file: &ConfigFile, tables: &[Effective]) -> Value {
+    let mut document = json!({"file": file.path, "fileExists": file.path.exists()});
+    for effective in tables {
+        let settings: serde_json::Map<String, Value> = effective
+            .settings
+            .iter()
+            .map(|s| {
+                let value = if s.value.is_some() {
+                    json!(s.shown())
+                } else {
+                    Value::Null
+                };
+                let entry = json!({"value": value, "source": s.source.to_string()});
+                (s.key.name.to_owned(), entry)
+            })
+            .collect();
+        document[effective.table.name()] = Value::Object(settings);
+    }
+    document["apps"] = file
+        .apps
+        .iter()
+        .map(|(host, app)| {
+            let prefs = json!({"toasts": app.toasts.unwrap_or(true), "dismissSync": app.dismiss_sync.unwrap_or(true)});
+            (host.clone(), prefs)
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    document
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The registry's defaults and the service's own defaults agree: a service run with
+    /// no config at all is the service as built.
+    #[test]
+    fn the_documented_defaults_are_the_services_defaults() {
+        let dir = PathBuf::from("/srv/tidings");
+        let flags = BTreeMap::from([("data_dir", dir.display().to_string())]);
+        let no_env = |_: &str| None;
+        let effective = config::effective::resolve_with(
+            Table::Service,
+            &flags,
+            &no_env,
+            &ConfigFile::default(),
+        )
+        .unwrap();
+        let built = service_settings(&effective).unwrap();
+        assert_eq!(
+            format!("{built:?}"),
+            format!("{:?}", service::Settings::new(dir))
+        );
+    }
+}

@@ -1,0 +1,348 @@
+//! Every setting of the config file, once: its table and key, what it takes, its
+//! default, and what it does. The command line's flags (`--max-connections`), the
+//! environment (`TIDINGS_MAX_CONNECTIONS`) and `tidings config` are all derived from
+//! this table, and `docs/config.md` lists it (a test keeps the two in step).
+
+use std::time::Duration;
+
+/// The two tables of the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    /// `[service]`: `tidings service` (and `tidings admin`, for `data_dir`).
+    Service,
+    /// `[agent]`: `tidings agent`.
+    Agent,
+}
+
+impl Table {
+    /// The table's name in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Service => "service",
+            Table::Agent => "agent",
+        }
+    }
+}
+
+/// What a key takes; every value (from a flag, the environment or the file) is read
+/// as text by one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A whole number, 0 or more.
+    Count,
+    /// A duration: `500ms`, `10s`, `2m`, `1h`, `90d`, or plain seconds.
+    Duration,
+    /// An IP address and port, `127.0.0.1:7319` or `[::]:443`.
+    Address,
+    /// A file or directory.
+    Path,
+    /// `true` or `false`.
+    Bool,
+    /// A URL.
+    Url,
+    /// One of these words.
+    Choice(&'static [&'static str]),
+    /// A secret (never printed by `tidings config`).
+    Secret,
+}
+
+impl Kind {
+    /// Reads `text` as a value of this kind; the error says what is expected.
+    pub fn parse(self, text: &str) -> Result<Value, String> {
+        Ok(match self {
+            Kind::Count => Value::Count(parse_count(text)?),
+            Kind::Duration => Value::Duration(parse_duration(text)?),
+            Kind::Address => Value::Address(text.parse().map_err(|_| {
+                format!("{text:?} is not an address and port, e.g. 127.0.0.1:7319")
+            })?),
+            Kind::Path | Kind::Secret | Kind::Url if text.is_empty() => {
+                return Err("it is empty".to_owned());
+            }
+            Kind::Path => Value::Path(text.into()),
+            Kind::Secret => Value::Text(text.to_owned()),
+            Kind::Bool => Value::Bool(parse_bool(text)?),
+            Kind::Url => {
+                url::Url::parse(text).map_err(|e| {
+                    format!("{text:?} is not a URL ({e}), e.g. https://notify.example.com")
+                })?;
+                Value::Text(text.to_owned())
+            }
+            Kind::Choice(words) if words.contains(&text) => Value::Text(text.to_owned()),
+            Kind::Choice(words) => {
+                return Err(format!("{text:?} is not one of {}", words.join(", ")));
+            }
+        })
+    }
+
+    /// The placeholder shown in `--help`.
+    pub fn value_name(self) -> &'static str {
+        match self {
+            Kind::Count => "N",
+            Kind::Duration => "TIME",
+            Kind::Address => "ADDR",
+            Kind::Path => "PATH",
+            Kind::Bool => "BOOL",
+            Kind::Url => "URL",
+            Kind::Choice(_) => "WORD",
+            Kind::Secret => "SECRET",
+        }
+    }
+}
+
+/// A value read by a [`Kind`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// [`Kind::Count`].
+    Count(u64),
+    /// [`Kind::Duration`].
+    Duration(Duration),
+    /// [`Kind::Address`].
+    Address(std::net::SocketAddr),
+    /// [`Kind::Path`].
+    Path(std::path::PathBuf),
+    /// [`Kind::Bool`].
+    Bool(bool),
+    /// [`Kind::Url`], [`Kind::Choice`], [`Kind::Secret`].
+    Text(String),
+}
+
+/// One setting.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Key {
+    /// Its table.
+    pub table: Table,
+    /// Its name in the table (`max_connections`).
+    pub name: &'static str,
+    /// What it takes.
+    pub kind: Kind,
+    /// Its default as text, or what happens without it (`None`: see `unset`).
+    pub default: Option<&'static str>,
+    /// Without a default: what happens when it is not set.
+    pub unset: &'static str,
+    /// What it does (one sentence, for `--help` and `docs/config.md`).
+    pub help: &'static str,
+}
+
+impl Key {
+    /// The environment variable that sets it: `TIDINGS_` and the name in capitals.
+    pub fn env(&self) -> String {
+        format!("TIDINGS_{}", self.name.to_ascii_uppercase())
+    }
+
+    /// The command-line flag that sets it: `--` and the name with dashes.
+    pub fn flag(&self) -> String {
+        format!("--{}", self.name.replace('_', "-"))
+    }
+
+    /// The flag's name without dashes (clap's `long`).
+    pub fn long(&self) -> String {
+        self.name.replace('_', "-")
+    }
+}
+
+/// A key with a default.
+const fn key(
+    table: Table,
+    name: &'static str,
+    kind: Kind,
+    default: &'static str,
+    help: &'static str,
+) -> Key {
+    let mut key = optional(table, name, kind, "", help);
+    key.default = Some(default);
+    key
+}
+
+/// A key without a default; `unset` says what happens without it.
+const fn optional(
+    table: Table,
+    name: &'static str,
+    kind: Kind,
+    unset: &'static str,
+    help: &'static str,
+) -> Key {
+    Key {
+        table,
+        name,
+        kind,
+        default: None,
+        unset,
+        help,
+    }
+}
+
+use Kind::{Address, Bool, Choice, Count, Path, Url};
+use Table::{Agent, Service};
+
+/// How logs are written: `auto` is the journal under systemd, else text.
+pub const LOG_FORMATS: &[&str] = &["auto", "text", "json", "journald"];
+
+/// Every key, in the order `tidings config` and the docs list them.
+#[rustfmt::skip]
+pub static KEYS: &[Key] = &[
+    key(Service, "listen", Address, "127.0.0.1:7319", "Address to listen on (HTTP and the WebSocket channel)."),
+    optional(Service, "data_dir", Path, "$STATE_DIRECTORY under systemd, else ~/.local/share/tidings/service", "Where the store and the admin socket live."),
+    key(Service, "log_format", Choice(LOG_FORMATS), "auto", "auto (the journal under systemd, else text), text, json (one JSON object a line) or journald."),
+    key(Service, "max_connections", Count, "10000", "Open HTTP connections at most; upgraded channels count under max_channels."),
+    key(Service, "header_timeout", Kind::Duration, "10s", "Time for a request's headers, and for an idle keep-alive connection."),
+    key(Service, "body_timeout", Kind::Duration, "30s", "Time for a request's body."),
+    optional(Service, "password_checks", Count, "one per core", "Password checks running at once."),
+    key(Service, "password_queue", Count, "8", "Password checks waiting at most; more are answered 503."),
+    key(Service, "free_failures_per_user", Count, "5", "Failed sign-ins of one user name from one address before it is slowed."),
+    key(Service, "free_failures_per_address", Count, "20", "Failed sign-ins from one address before it is slowed."),
+    key(Service, "channels_per_device", Count, "2", "Channels one device may hold; a newer one replaces the oldest."),
+    key(Service, "max_channels", Count, "9000", "Channels open at most, of all devices."),
+    key(Service, "recovery_interval", Kind::Duration, "5s", "How often a failed store (full disk) checks whether it can write again."),
+    key(Service, "store_reserve_mib", Count, "16", "Disk space kept in reserve to survive a full disk, in MiB."),
+    key(Service, "max_devices_per_user", Count, "100", "Devices one user may have signed in at once."),
+    key(Service, "access_token_ttl", Kind::Duration, "1h", "How long an access token is valid."),
+    key(Service, "refresh_token_ttl", Kind::Duration, "90d", "How long a refresh token stays valid unused (each use replaces it)."),
+    key(Service, "subscription_ttl", Kind::Duration, "30d", "How long a subscription (UNSID) lasts before the device renews it."),
+    key(Service, "ping_interval", Kind::Duration, "30s", "How often each channel is pinged; 2.5 intervals of silence close it."),
+    key(Service, "purge_interval", Kind::Duration, "60s", "How often expired notifications are purged."),
+    optional(Agent, "service", Url, "the service signed in to with `tidings login`, else local mode", "The service to use."),
+    optional(Agent, "ca_file", Path, "the one given to `tidings login`, and the platform's CAs", "Also trust the CAs in this PEM file."),
+    key(Agent, "history_cap", Count, "10000", "Notifications kept at most (the oldest read ones go first)."),
+    key(Agent, "toasts", Bool, "true", "Show desktop toasts (false: log them)."),
+    key(Agent, "log_format", Choice(LOG_FORMATS), "auto", "auto (the journal under systemd, else text), text, json or journald."),
+];
+
+/// The key `name` of `table`.
+pub fn find(table: Table, name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.table == table && k.name == name)
+}
+
+/// The keys of `table`.
+pub fn of(table: Table) -> impl Iterator<Item = &'static Key> {
+    KEYS.iter().filter(move |k| k.table == table)
+}
+
+/// The key of `table` closest to a misspelt `name`, if one is close.
+pub fn closest(table: Table, name: &str) -> Option<&'static str> {
+    of(table)
+        .map(|k| (strsim::levenshtein(k.name, name), k.name))
+        .filter(|(distance, _)| *distance <= 3)
+        .min()
+        .map(|(_, name)| name)
+}
+
+/// A whole number, 0 or more.
+pub fn parse_count(text: &str) -> Result<u64, String> {
+    text.parse()
+        .map_err(|_| format!("{text:?} is not a whole number"))
+}
+
+/// `true` or `false`.
+pub fn parse_bool(text: &str) -> Result<bool, String> {
+    match text {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("{text:?} is not true or false")),
+    }
+}
+
+/// `500ms`, `10s`, `2m`, `1h`, `90d`, or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let amount: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration: use e.g. 500ms, 10s, 2m, 1h or 90d"))?;
+    let millis = match unit {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}: use ms, s, m, h or d"
+            ));
+        }
+    };
+    Ok(Duration::from_millis(amount.saturating_mul(millis)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_with_or_without_a_unit() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86_400)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("3w").unwrap_err().contains("unknown unit"));
+    }
+
+    #[test]
+    fn every_default_is_a_valid_value_and_names_are_unique() {
+        for key in KEYS {
+            if let Some(default) = key.default {
+                assert!(key.kind.parse(default).is_ok(), "{}", key.name);
+            } else {
+                assert!(!key.unset.is_empty(), "{} says what unset means", key.name);
+            }
+            let twins = KEYS
+                .iter()
+                .filter(|k| k.table == key.table && k.name == key.name);
+            assert_eq!(twins.count(), 1, "{}", key.name);
+        }
+    }
+
+    /// The reference table of `table` in `docs/config.md`, as this registry makes it.
+    fn markdown(table: Table) -> String {
+        let mut rows = vec![
+            "| key | default | flag / environment | what it does |".to_owned(),
+            "|---|---|---|---|".to_owned(),
+        ];
+        for key in of(table) {
+            let default = key
+                .default
+                .map_or_else(|| key.unset.to_owned(), |d| format!("`{d}`"));
+            rows.push(format!(
+                "| `{}` | {default} | `{}` / `{}` | {} |",
+                key.name,
+                key.flag(),
+                key.env(),
+                key.help
+            ));
+        }
+        rows.join("\n")
+    }
+
+    /// `docs/config.md` lists every key as this registry has it; on a mismatch the
+    /// failure prints the table to paste.
+    #[test]
+    fn the_docs_list_every_key() {
+        let docs = include_str!("../../docs/config.md");
+        for table in [Table::Service, Table::Agent] {
+            let start = format!("<!-- keys: {} -->\n", table.name());
+            let at = docs
+                .find(&start)
+                .map(|i| i + start.len())
+                .expect("the table's marker");
+            let end = docs[at..].find("<!-- /keys -->").expect("the end marker");
+            let expected = markdown(table);
+            assert!(
+                docs[at..at + end].trim_end() == expected,
+                "docs/config.md's [{}] table is stale; it should read:\n{expected}",
+                table.name()
+            );
+        }
+    }
+
+    #[test]
+    fn a_typo_finds_its_key() {
+        assert_eq!(
+            closest(Table::Service, "max_conections"),
+            Some("max_connections")
+        );
+        assert_eq!(closest(Table::Agent, "histroy_cap"), Some("history_cap"));
+        assert_eq!(closest(Table::Agent, "colour"), None);
+    }
+}
