@@ -189,6 +189,10 @@ impl Store {
         let db = sled::Config::new()
             .path(self.dir.join("db"))
             .cache_capacity(self.cache_bytes)
+            // Writes are flushed by the group committer (and the token key at once);
+            // what is written without a flush of its own (last contact, acked cursors,
+            // purges) reaches the disk with the next one. No periodic flusher thread.
+            .flush_every_ms(None)
             .open()
             .map_err(|e| match e {
                 sled::Error::Io(io) if crate::protocol::stored::is_sled_lock_error(&io) => {
@@ -365,8 +369,15 @@ impl Store {
     /// The key that signs access tokens, made on first use and kept.
     pub fn token_key(&self, fresh: [u8; 32]) -> Result<Vec<u8>, StoreError> {
         let key = b"token_key";
-        let meta = self.backend()?.trees.meta.clone();
-        let _ = meta.compare_and_swap(key, None as Option<&[u8]>, Some(&fresh[..]))?;
+        let backend = self.backend()?;
+        let meta = backend.trees.meta.clone();
+        if meta
+            .compare_and_swap(key, None as Option<&[u8]>, Some(&fresh[..]))?
+            .is_ok()
+        {
+            // A new key: on disk before any token is signed with it.
+            backend.db.flush()?;
+        }
         meta.get(key)?
             .map(|v| v.to_vec())
             .ok_or_else(|| StoreError::Corrupt("token key missing".to_owned()))
