@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 # System packages the build and tests need (installed only when missing, only as root):
 # the toast tests run a private D-Bus session with dunst under Xvfb; the README's
-# commands (scripts/readme-check.sh) use curl and jq; the full-disk test mounts a tmpfs.
-packages=(gcc libc6-dev pkg-config ca-certificates dbus-daemon dbus-bin dunst xvfb curl jq mount)
+# commands (scripts/readme-check.sh) use curl and jq; the full-disk test mounts a tmpfs;
+# the unit check (scripts/check-units.sh) runs systemd-analyze.
+packages=(gcc libc6-dev pkg-config ca-certificates dbus-daemon dbus-bin dunst xvfb curl jq mount systemd)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -42,5 +43,7 @@ fi
 echo "== cargo test"
 cargo test --locked --all-targets
 cargo test --locked --doc
+echo "== the systemd units (systemd-analyze verify and security, offline)"
+./scripts/check-units.sh target/debug/tidings
 echo "== the README's commands, as written"
 TIDINGS_BIN=target/debug/tidings ./scripts/readme-check.sh

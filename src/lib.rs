@@ -13,6 +13,7 @@
 //! | [`protocol`] | wire and domain types of both sides: the notification resource and its validation, channel frames, the Graph error body, id newtypes |
 //! | [`config`] | default paths |
 //! | [`sync`] | poison-tolerant locks (usable by every layer, like `config`) |
+//! | [`supervisor`] | readiness, status and watchdog for systemd (usable by every layer) |
 //! | [`ipc`] | JSON-RPC 2.0 over local sockets (Unix sockets, Windows named pipes): codec, `Server` (calls a `Handler`), `Client` |
 //! | [`service`] | the notification service: HTTP routes, auth, store (sled, group commit), feed, hub (fan-out), channel, admin, purge |
 //! | [`agent`] | the device agent: cache, push channel client, outbox, subscriptions, TLS, toasts, the local IPC handler |
@@ -22,7 +23,7 @@
 //!
 //! Arrows only point down: `cli -> {agent, service, ipc, protocol}`; `service -> {ipc,
 //! protocol}`; `agent -> {ipc, protocol}`; `ipc -> protocol`; `protocol` imports nothing
-//! of the crate (`config`, paths only, is usable by all). The agent and
+//! of the crate (`config`, `sync` and `supervisor` are usable by all). The agent and
 //! the service never import each other: they meet only in `protocol`, so a test can run
 //! the real agent against the real service in one process. Local mode is wiring in
 //! `cli`, not a dependency.
@@ -41,4 +42,5 @@ pub mod config;
 pub mod ipc;
 pub mod protocol;
 pub mod service;
+pub mod supervisor;
 pub mod sync;

@@ -1,5 +1,6 @@
 //! What the agent knows about its link to the service, for `status`: the state and
-//! when it last caught up. Written by the agent's loop and its channel session.
+//! when it last caught up. Written by the agent's loop and its channel session; each
+//! change of state is also the unit's status line under systemd (`supervisor`).
 
 use std::sync::Mutex;
 
@@ -23,12 +24,21 @@ impl Default for Link {
 impl Link {
     /// Sets the state.
     pub fn set(&self, state: LinkState) {
-        self.lock().0 = state;
+        let before = std::mem::replace(&mut self.lock().0, state);
+        if before != state {
+            crate::supervisor::status(describe(state));
+        }
     }
 
     /// Caught up (or stored a live change): connected, synced now.
     pub fn synced(&self) {
-        *self.lock() = (LinkState::Connected, Some(Timestamp::now()));
+        let before = std::mem::replace(
+            &mut *self.lock(),
+            (LinkState::Connected, Some(Timestamp::now())),
+        );
+        if before.0 != LinkState::Connected {
+            crate::supervisor::status(describe(LinkState::Connected));
+        }
     }
 
     /// The state and the last sync time.
@@ -39,5 +49,15 @@ impl Link {
     fn lock(&self) -> std::sync::MutexGuard<'_, (LinkState, Option<Timestamp>)> {
         // The data is two plain values: a panic elsewhere cannot leave it half-written.
         crate::sync::lock(&self.inner)
+    }
+}
+
+/// The status line for `state`.
+fn describe(state: LinkState) -> &'static str {
+    match state {
+        LinkState::Connected => "connected: notifications arrive live",
+        LinkState::Connecting => "connecting to the service",
+        LinkState::Offline => "offline: reconnecting (notifications are kept meanwhile)",
+        LinkState::SignedOut => "signed out: sign in again with `tidings login`",
     }
 }

@@ -304,7 +304,13 @@ impl Agent {
         if let Some(server) = ipc {
             tasks.spawn(rpc::run(server, handle.clone(), stop.clone()));
         }
-        let result = sync::run(&handle, self.dead_link, &shutdown).await;
+        // Ready once the store is open and IPC listens, not once online: the agent
+        // works offline.
+        crate::supervisor::ready();
+        let watchdog = crate::supervisor::Watchdog::from_env();
+        let syncing = sync::run(&handle, self.dead_link, &shutdown);
+        let result = crate::supervisor::Watchdog::guard(watchdog, syncing).await;
+        crate::supervisor::stopping();
         stop.cancel();
         tasks.close();
         if tokio::time::timeout(STOP_WITHIN, tasks.wait())

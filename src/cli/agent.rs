@@ -98,6 +98,8 @@ async fn local(
     let mut service_settings = service::Settings::new(service_dir.clone());
     // A desktop's embedded service keeps a smaller reserve for a full disk.
     service_settings.store_reserve = LOCAL_STORE_RESERVE;
+    // The agent tells systemd about the process, not the service inside it.
+    service_settings.supervised = false;
     let state = ServiceState::open(service_settings).with_context(|| {
         format!(
             "starting the local service in {}; if `tidings service` runs there, sign this device in to it with `tidings login` instead",

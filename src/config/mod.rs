@@ -82,8 +82,12 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The config file's default path: `<config dir>/tidings/config.toml`.
+/// The config file's default path: `$CONFIGURATION_DIRECTORY/config.toml` under systemd
+/// (`ConfigurationDirectory=tidings`: `/etc/tidings`), else `<config dir>/tidings/config.toml`.
 pub fn config_file() -> Result<PathBuf, NoHomeDir> {
+    if let Some(dir) = std::env::var_os("CONFIGURATION_DIRECTORY").filter(|s| !s.is_empty()) {
+        return Ok(PathBuf::from(dir).join("config.toml"));
+    }
     Ok(dirs()?.config_dir().join("config.toml"))
 }
 

@@ -58,6 +58,9 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// Whether to serve the admin socket at `<data_dir>/admin.sock`.
     pub admin_socket: bool,
+    /// Whether to tell systemd it is ready, its status, and ping its watchdog (off
+    /// when embedded: the agent around it does that).
+    pub supervised: bool,
     /// Open HTTP connections at most; more are refused at once. A connection upgraded
     /// to a channel leaves this count and counts under `max_channels`.
     pub max_connections: usize,
@@ -94,6 +97,7 @@ impl Settings {
             subscription_ttl: Duration::from_secs(30 * 24 * 3600),
             shutdown_grace: Duration::from_secs(5),
             admin_socket: true,
+            supervised: true,
             max_connections: 10_000,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
@@ -268,6 +272,13 @@ pub async fn run(
     // Logged once everything accepts connections: scripts and tests wait for this line.
     if let Ok(local) = listener.local_addr() {
         tracing::info!("tidings service listening on http://{local}");
+        if state.settings.supervised {
+            crate::supervisor::status(&format!("listening on http://{local}"));
+        }
+    }
+    let supervised = state.settings.supervised;
+    if supervised {
+        crate::supervisor::ready();
     }
     let app = http::router(state.clone());
     let connections = TaskTracker::new();
@@ -281,7 +292,14 @@ pub async fn run(
         state.shutdown.clone(),
         connections.clone(),
     );
-    accepting.await;
+    // The accept loop is the service's main loop: the watchdog is pinged from it.
+    let watchdog = supervised
+        .then(crate::supervisor::Watchdog::from_env)
+        .flatten();
+    crate::supervisor::Watchdog::guard(watchdog, accepting).await;
+    if supervised {
+        crate::supervisor::stopping();
+    }
     connections.close();
     let grace = state.settings.shutdown_grace;
     if tokio::time::timeout(grace, connections.wait())

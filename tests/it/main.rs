@@ -29,5 +29,6 @@ mod local_mode;
 mod process;
 mod requests;
 mod stand_in;
+mod supervisor;
 mod test_agent;
 mod tls;
