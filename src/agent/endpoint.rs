@@ -84,7 +84,37 @@ pub fn describe(error: &dyn std::error::Error) -> String {
         }
         source = cause.source();
     }
+    if let Some(hint) = tls_hint(&text).filter(|hint| !text.contains(hint)) {
+        text.push_str("; ");
+        text.push_str(hint);
+    }
     text
+}
+
+/// What to do about the TLS mistakes self-hosters make most, from rustls' words.
+fn tls_hint(error: &str) -> Option<&'static str> {
+    let hints = [
+        (
+            "CaUsedAsEndEntity",
+            "the service's certificate is a CA certificate (what a quick `openssl req -x509` makes), and a CA cannot be a server's certificate: give the service a server certificate signed by your CA, and this device the CA with --ca-file (docs/tls.md shows the commands)",
+        ),
+        (
+            "UnknownIssuer",
+            "the service's certificate is not signed by a CA this device trusts: pass the CA's certificate with --ca-file (docs/tls.md)",
+        ),
+        (
+            "NotValidForName",
+            "the service's certificate is not made out to the host name in the URL: use the name the certificate has, or make one with it (docs/tls.md)",
+        ),
+        (
+            "Expired",
+            "the service's certificate has expired: the service needs a new one (it reloads it without a restart)",
+        ),
+    ];
+    hints
+        .iter()
+        .find(|(word, _)| error.contains(word))
+        .map(|(_, hint)| *hint)
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -99,6 +129,18 @@ fn is_loopback(url: &Url) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_mistakes_come_with_what_to_do() {
+        let said = "invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))";
+        assert!(tls_hint(said).unwrap().contains("CA certificate"));
+        assert!(
+            tls_hint("invalid peer certificate: UnknownIssuer")
+                .unwrap()
+                .contains("--ca-file")
+        );
+        assert!(tls_hint("connection refused").is_none());
+    }
 
     #[test]
     fn plain_http_is_for_loopback_only() {

@@ -26,7 +26,7 @@ pub fn service_data_dir(effective: &Effective) -> Result<PathBuf, config::NoHome
 }
 
 /// The service's settings: [`service::Settings::new`] with every key that is set.
-pub fn service_settings(effective: &Effective) -> Result<service::Settings, config::NoHomeDir> {
+pub fn service_settings(effective: &Effective) -> Result<service::Settings, SettingsError> {
     let mut settings = service::Settings::new(service_data_dir(effective)?);
     let e = effective;
     set(&mut settings.max_connections, e.size("max_connections"));
@@ -74,7 +74,47 @@ pub fn service_settings(effective: &Effective) -> Result<service::Settings, conf
     );
     set(&mut settings.ping_interval, e.duration("ping_interval"));
     set(&mut settings.purge_interval, e.duration("purge_interval"));
+    set(
+        &mut settings.tls_reload_interval,
+        e.duration("tls_reload_interval"),
+    );
+    settings.tls = match (e.path("tls_cert"), e.path("tls_key")) {
+        (Some(cert), Some(key)) => Some(service::tls::TlsFiles { cert, key }),
+        (None, None) => systemd_credentials(),
+        (cert, _) => {
+            let (given, missing) = if cert.is_some() {
+                ("tls_cert", "tls_key")
+            } else {
+                ("tls_key", "tls_cert")
+            };
+            return Err(SettingsError::Incomplete(format!(
+                "[service] {given} is set but {missing} is not: HTTPS needs both (docs/tls.md)"
+            )));
+        }
+    };
     Ok(settings)
+}
+
+/// The certificate and key systemd hands a unit with `LoadCredential=tls.cert:...` and
+/// `LoadCredential=tls.key:...` (so the key on disk can stay readable by root only).
+fn systemd_credentials() -> Option<service::tls::TlsFiles> {
+    let dir = PathBuf::from(std::env::var_os("CREDENTIALS_DIRECTORY")?);
+    let files = service::tls::TlsFiles {
+        cert: dir.join("tls.cert"),
+        key: dir.join("tls.key"),
+    };
+    (files.cert.exists() && files.key.exists()).then_some(files)
+}
+
+/// Settings that cannot work together.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// No home directory for a default path.
+    #[error(transparent)]
+    NoHome(#[from] config::NoHomeDir),
+    /// A setting needs another that is not set.
+    #[error("{0}")]
+    Incomplete(String),
 }
 
 fn count32(effective: &Effective, name: &str) -> Option<u32> {

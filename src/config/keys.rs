@@ -182,6 +182,9 @@ pub const LOG_FORMATS: &[&str] = &["auto", "text", "json", "journald"];
 pub static KEYS: &[Key] = &[
     key(Service, "listen", Address, "127.0.0.1:7319", "Address to listen on (HTTP and the WebSocket channel)."),
     optional(Service, "data_dir", Path, "$STATE_DIRECTORY under systemd, else ~/.local/share/tidings/service", "Where the store and the admin socket live."),
+    optional(Service, "tls_cert", Path, "plain HTTP (or a TLS proxy in front)", "Serve HTTPS with this certificate chain (PEM, the server's certificate first); needs tls_key."),
+    optional(Service, "tls_key", Path, "plain HTTP", "The private key (PEM) of tls_cert."),
+    key(Service, "tls_reload_interval", Kind::Duration, "10s", "How often the TLS files are checked for a new certificate (SIGHUP reloads at once)."),
     key(Service, "log_format", Choice(LOG_FORMATS), "auto", "auto (the journal under systemd, else text), text, json (one JSON object a line) or journald."),
     key(Service, "max_connections", Count, "10000", "Open HTTP connections at most; upgraded channels count under max_channels."),
     key(Service, "header_timeout", Kind::Duration, "10s", "Time for a request's headers, and for an idle keep-alive connection."),

@@ -20,6 +20,7 @@ pub mod recovery;
 pub mod serve;
 pub mod signin;
 pub mod store;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,6 +59,10 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// Whether to serve the admin socket at `<data_dir>/admin.sock`.
     pub admin_socket: bool,
+    /// Serve HTTPS with this certificate and key (plain HTTP without).
+    pub tls: Option<tls::TlsFiles>,
+    /// How often the TLS files are checked for a new certificate.
+    pub tls_reload_interval: Duration,
     /// Whether to tell systemd it is ready, its status, and ping its watchdog (off
     /// when embedded: the agent around it does that).
     pub supervised: bool,
@@ -97,6 +102,8 @@ impl Settings {
             subscription_ttl: Duration::from_secs(30 * 24 * 3600),
             shutdown_grace: Duration::from_secs(5),
             admin_socket: true,
+            tls: None,
+            tls_reload_interval: Duration::from_secs(10),
             supervised: true,
             max_connections: 10_000,
             header_timeout: Duration::from_secs(10),
@@ -133,6 +140,9 @@ pub enum ServiceError {
     /// Credentials could not be set up.
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Everything the routes and tasks share.
@@ -261,7 +271,12 @@ pub async fn run(
         linked.cancelled().await;
         stop.cancel();
     });
+    let tls = state.settings.tls.clone().map(tls::Tls::new).transpose()?;
     let background = TaskTracker::new();
+    if let Some(tls) = &tls {
+        let every = state.settings.tls_reload_interval;
+        background.spawn(tls.clone().watch(every, state.shutdown.clone()));
+    }
     background.spawn(purge::run(state.clone()));
     background.spawn(recovery::run(state.clone()));
     if state.settings.admin_socket {
@@ -271,9 +286,10 @@ pub async fn run(
     background.close();
     // Logged once everything accepts connections: scripts and tests wait for this line.
     if let Ok(local) = listener.local_addr() {
-        tracing::info!("tidings service listening on http://{local}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!("tidings service listening on {scheme}://{local}");
         if state.settings.supervised {
-            crate::supervisor::status(&format!("listening on http://{local}"));
+            crate::supervisor::status(&format!("listening on {scheme}://{local}"));
         }
     }
     let supervised = state.settings.supervised;
@@ -285,7 +301,10 @@ pub async fn run(
     let max_connections =
         connection_cap(state.settings.max_connections, state.settings.max_channels);
     let accepting = serve::accept_loop(
-        listener,
+        serve::Listening {
+            listener,
+            tls: tls.as_ref().map(|tls| tls.acceptor().clone()),
+        },
         app,
         max_connections,
         &state.settings,

@@ -14,6 +14,7 @@
 //! - the soft `RLIMIT_NOFILE` is raised to the hard limit at start ([`raise_fd_limit`]).
 //!
 //! Each request carries its peer address as [`ConnectInfo`] (sign-in limits use it).
+//! With TLS, the handshake must also finish within `header_timeout`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,11 +37,19 @@ use super::Settings;
 /// What a connection over the cap is told before it is closed.
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: 103\r\nConnection: close\r\n\r\n{\"error\":{\"code\":\"serviceUnavailable\",\"message\":\"too many open connections; try again in a second\"}}";
 
-/// Accepts connections on `listener` until `shutdown`, serving `app` on each; returns
+/// Where connections come from: a listener, and TLS to wrap them in (none: plain HTTP).
+pub struct Listening {
+    /// The bound listener.
+    pub listener: TcpListener,
+    /// The TLS acceptor, when the service serves HTTPS.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// Accepts connections on `listening` until `shutdown`, serving `app` on each; returns
 /// once accepting stopped, with every open connection told to finish (tracked in
 /// `connections`).
 pub async fn accept_loop(
-    listener: TcpListener,
+    Listening { listener, tls }: Listening,
     app: Router,
     max_connections: usize,
     settings: &Settings,
@@ -69,8 +78,23 @@ pub async fn accept_loop(
         let app = app.clone();
         let shutdown = shutdown.clone();
         let timeouts = (settings.header_timeout, settings.body_timeout);
+        let tls = tls.clone();
         connections.spawn(async move {
-            serve_one(tcp, peer, app, timeouts, shutdown).await;
+            // Channel frames are small and latency-bound: send each at once (no Nagle).
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+            match tls {
+                None => serve_one(tcp, peer, app, timeouts, shutdown).await,
+                Some(tls) => {
+                    let handshake = tokio::time::timeout(timeouts.0, tls.accept(tcp)).await;
+                    match handshake {
+                        Ok(Ok(stream)) => serve_one(stream, peer, app, timeouts, shutdown).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
             drop(slot);
         });
     }
@@ -83,17 +107,15 @@ fn refuse(tcp: &TcpStream, peer: SocketAddr) {
     let _ = tcp.try_write(BUSY);
 }
 
-async fn serve_one(
-    tcp: TcpStream,
+async fn serve_one<S>(
+    stream: S,
     peer: SocketAddr,
     app: Router,
     (header_timeout, body_timeout): (Duration, Duration),
     shutdown: CancellationToken,
-) {
-    // Channel frames are small and latency-bound: send each at once (no Nagle delay).
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!(error = %e, "could not set TCP_NODELAY");
-    }
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let mut request = request.map(|body| with_deadline(Body::new(body), body_timeout));
         request.extensions_mut().insert(ConnectInfo(peer));
@@ -104,7 +126,7 @@ async fn serve_one(
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout);
     let connection = builder
-        .serve_connection(TokioIo::new(tcp), service)
+        .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(connection);
     let result = tokio::select! {

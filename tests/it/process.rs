@@ -17,6 +17,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_tidings");
 pub struct Process {
     pub child: Child,
     pub url: String,
+    /// What it logged after it began listening.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Process {
@@ -42,7 +44,7 @@ impl Process {
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let url = tokio::time::timeout(DEADLINE, async {
             while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(at) = line.find("listening on http://") {
+                if let Some(at) = line.find("listening on http") {
                     let rest = &line[at + "listening on ".len()..];
                     return rest.split_whitespace().next().unwrap().to_owned();
                 }
@@ -51,13 +53,32 @@ impl Process {
         })
         .await
         .expect("the service did not start listening");
-        // Shown with a failing test's output.
+        // Kept for `logged`, and shown with a failing test's output.
+        let log = std::sync::Arc::<std::sync::Mutex<Vec<String>>>::default();
+        let kept = log.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 eprintln!("service: {line}");
+                kept.lock().unwrap().push(line);
             }
         });
-        Self { child, url }
+        Self { child, url, log }
+    }
+}
+
+impl Process {
+    /// Whether it logged a line containing every one of `parts`.
+    pub fn logged(&self, parts: &[&str]) -> bool {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .any(|line| parts.iter().all(|part| line.contains(part)))
+    }
+
+    /// Sends it `signal`.
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        let pid = i32::try_from(self.child.id().unwrap()).unwrap();
+        rustix::process::kill_process(rustix::process::Pid::from_raw(pid).unwrap(), signal)
+            .unwrap();
     }
 }
 
@@ -85,6 +106,15 @@ async fn admin(data_dir: &Path, args: &[&str], stdin: &str) -> (i32, String, Str
 }
 
 pub async fn provision(data_dir: &Path, url: &str) -> (App, Device, String) {
+    provision_with(data_dir, url, &crate::helpers::http_client()).await
+}
+
+/// [`provision`], talking HTTP(S) with `http`.
+pub async fn provision_with(
+    data_dir: &Path,
+    url: &str,
+    http: &reqwest::Client,
+) -> (App, Device, String) {
     let (code, _, err) = admin(
         data_dir,
         &["user", "add", "alice", "--password-stdin"],
@@ -95,9 +125,8 @@ pub async fn provision(data_dir: &Path, url: &str) -> (App, Device, String) {
     let (code, out, err) = admin(data_dir, &["app", "add", "contoso.com", "--json"], "").await;
     assert_eq!(code, 0, "{err}");
     let created: Value = serde_json::from_str(&out).unwrap();
-    let http = crate::helpers::http_client();
-    let app = app_token(&http, url, &created).await;
-    let device = sign_in_at(&http, url, "alice", "linux").await;
+    let app = app_token(http, url, &created).await;
+    let device = sign_in_at(http, url, "alice", "linux").await;
     let unsid = device.subscribe("contoso.com").await;
     (app, device, unsid)
 }
