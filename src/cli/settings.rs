@@ -78,6 +78,8 @@ pub fn service_settings(effective: &Effective) -> Result<service::Settings, Sett
         &mut settings.tls_reload_interval,
         e.duration("tls_reload_interval"),
     );
+    settings.metrics_listen = e.address("metrics_listen");
+    settings.metrics_token = e.text("metrics_token");
     settings.tls = match (e.path("tls_cert"), e.path("tls_key")) {
         (Some(cert), Some(key)) => Some(service::tls::TlsFiles { cert, key }),
         (None, None) => systemd_credentials(),

@@ -171,7 +171,7 @@ const fn optional(
     }
 }
 
-use Kind::{Address, Bool, Choice, Count, Path, Url};
+use Kind::{Address, Bool, Choice, Count, Path, Secret, Url};
 use Table::{Agent, Service};
 
 /// How logs are written: `auto` is the journal under systemd, else text.
@@ -184,6 +184,8 @@ pub static KEYS: &[Key] = &[
     optional(Service, "data_dir", Path, "$STATE_DIRECTORY under systemd, else ~/.local/share/tidings/service", "Where the store and the admin socket live."),
     optional(Service, "tls_cert", Path, "plain HTTP (or a TLS proxy in front)", "Serve HTTPS with this certificate chain (PEM, the server's certificate first); needs tls_key."),
     optional(Service, "tls_key", Path, "plain HTTP", "The private key (PEM) of tls_cert."),
+    optional(Service, "metrics_listen", Address, "/metrics is served on listen", "Serve GET /metrics (Prometheus text format) on this address only, e.g. 127.0.0.1:9319."),
+    optional(Service, "metrics_token", Secret, "/metrics needs no token", "The bearer token GET /metrics must present."),
     key(Service, "tls_reload_interval", Kind::Duration, "10s", "How often the TLS files are checked for a new certificate (SIGHUP reloads at once)."),
     key(Service, "log_format", Choice(LOG_FORMATS), "auto", "auto (the journal under systemd, else text), text, json (one JSON object a line) or journald."),
     key(Service, "max_connections", Count, "10000", "Open HTTP connections at most; upgraded channels count under max_channels."),

@@ -194,7 +194,10 @@ impl Session {
         let user = self.device.user.clone();
         match frame {
             ClientFrame::Ack { seq } => {
-                store.record_ack(&self.device.id, seq.min(self.sent), now);
+                let acked = seq.min(self.sent);
+                store.record_ack(&self.device.id, acked, now);
+                let newest = store.durable_seq(&user);
+                self.state.metrics.ack_lag(newest.0.saturating_sub(acked.0));
                 Ok(())
             }
             ClientFrame::Update {
@@ -262,7 +265,11 @@ impl Session {
 
     async fn send(&mut self, frame: &ServerFrame) -> Result<(), End> {
         let text = serde_json::to_string(frame).map_err(|_| End::Peer)?;
-        self.write(Message::Text(Utf8Bytes::from(text))).await
+        self.write(Message::Text(Utf8Bytes::from(text))).await?;
+        if matches!(frame, ServerFrame::Change { .. }) {
+            self.state.metrics.delivered();
+        }
+        Ok(())
     }
 
     /// Writes one message, giving way to the hub's kill, shutdown and the send timeout.

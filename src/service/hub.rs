@@ -120,6 +120,18 @@ impl Hub {
         self.lock().channels.values().map(Vec::len).sum()
     }
 
+    /// Devices with at least one open channel.
+    pub fn device_count(&self) -> usize {
+        let inner = self.lock();
+        let devices: std::collections::HashSet<&DeviceId> = inner
+            .channels
+            .values()
+            .flatten()
+            .map(|slot| &slot.device)
+            .collect();
+        devices.len()
+    }
+
     /// Sets each user's durable `seq` from the store at start-up (everything a store
     /// opens with is on disk), before any write.
     pub fn seed(&self, durable: HashMap<UserId, Seq>) {

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod feed;
 pub mod http;
 pub mod hub;
+pub mod metrics;
 pub mod provision;
 pub mod purge;
 pub mod recovery;
@@ -63,6 +64,10 @@ pub struct Settings {
     pub tls: Option<tls::TlsFiles>,
     /// How often the TLS files are checked for a new certificate.
     pub tls_reload_interval: Duration,
+    /// Serve `/metrics` on this address instead of on the main listener.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The bearer token `/metrics` requires, if any.
+    pub metrics_token: Option<String>,
     /// Whether to tell systemd it is ready, its status, and ping its watchdog (off
     /// when embedded: the agent around it does that).
     pub supervised: bool,
@@ -104,6 +109,8 @@ impl Settings {
             admin_socket: true,
             tls: None,
             tls_reload_interval: Duration::from_secs(10),
+            metrics_listen: None,
+            metrics_token: None,
             supervised: true,
             max_connections: 10_000,
             header_timeout: Duration::from_secs(10),
@@ -165,6 +172,8 @@ pub struct ServiceState {
     pub strikes: signin::Strikes,
     /// The time (see [`ServiceState::now`]).
     pub clock: clock::Clock,
+    /// What `/metrics` reports.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// Shared state handle.
@@ -195,6 +204,9 @@ impl ServiceState {
                 }
             })?;
         let strikes = signin::Strikes::new(limits.clone());
+        let metrics = Arc::new(metrics::Metrics::default());
+        let observed = metrics.clone();
+        store.on_flush(move |took| observed.flushed(took));
         Ok(Arc::new(Self {
             passwords,
             strikes,
@@ -205,6 +217,7 @@ impl ServiceState {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             clock: clock::Clock::default(),
+            metrics,
         }))
     }
 
@@ -300,6 +313,26 @@ pub async fn run(
     let connections = TaskTracker::new();
     let max_connections =
         connection_cap(state.settings.max_connections, state.settings.max_channels);
+    if let Some(address) = state.settings.metrics_listen {
+        let metrics_listener =
+            TcpListener::bind(address)
+                .await
+                .map_err(|source| ServiceError::Io {
+                    what: format!("listening for /metrics on {address} (metrics_listen)"),
+                    source,
+                })?;
+        tracing::info!("/metrics served on http://{address}/metrics");
+        let only_metrics = http::metrics_router(state.clone());
+        let listening = serve::Listening {
+            listener: metrics_listener,
+            tls: None,
+        };
+        let (state, tracker) = (state.clone(), connections.clone());
+        background.spawn(async move {
+            let shutdown = state.shutdown.clone();
+            serve::accept_loop(listening, only_metrics, 64, &state, shutdown, tracker).await;
+        });
+    }
     let accepting = serve::accept_loop(
         serve::Listening {
             listener,
@@ -307,7 +340,7 @@ pub async fn run(
         },
         app,
         max_connections,
-        &state.settings,
+        &state,
         state.shutdown.clone(),
         connections.clone(),
     );

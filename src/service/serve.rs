@@ -32,8 +32,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
-use super::Settings;
-
 /// What a connection over the cap is told before it is closed.
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: 103\r\nConnection: close\r\n\r\n{\"error\":{\"code\":\"serviceUnavailable\",\"message\":\"too many open connections; try again in a second\"}}";
 
@@ -52,10 +50,11 @@ pub async fn accept_loop(
     Listening { listener, tls }: Listening,
     app: Router,
     max_connections: usize,
-    settings: &Settings,
+    state: &super::State,
     shutdown: CancellationToken,
     connections: TaskTracker,
 ) {
+    let settings = &state.settings;
     let slots = Arc::new(Semaphore::new(max_connections));
     loop {
         let accepted = tokio::select! {
@@ -73,6 +72,9 @@ pub async fn accept_loop(
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             refuse(&tcp, peer);
+            state
+                .metrics
+                .refused(super::metrics::Refusal::ConnectionCap);
             continue;
         };
         let app = app.clone();

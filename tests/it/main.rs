@@ -26,6 +26,7 @@ mod hostile_service;
 mod ipc;
 mod lifecycle;
 mod local_mode;
+mod metrics;
 mod process;
 mod requests;
 mod stand_in;

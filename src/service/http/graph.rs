@@ -59,6 +59,7 @@ async fn create(
         .store
         .upsert(&call.subscription.user, content, now)
         .await?;
+    state.metrics.accepted();
     let location = format!(
         "{}/{}",
         uri.path().trim_end_matches('/'),

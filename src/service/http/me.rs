@@ -99,6 +99,7 @@ pub async fn note(
         )));
     }
     let stored = state.store.upsert(&device.user, content, now).await?;
+    state.metrics.accepted();
     Ok((StatusCode::CREATED, Json(stored.notification)))
 }
 

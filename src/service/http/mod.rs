@@ -42,6 +42,9 @@ pub fn router(state: AppState) -> Router {
             axum::routing::patch(me::patch).delete(me::delete),
         )
         .route("/v1/me/channel", get(channel_upgrade));
+    if state.settings.metrics_listen.is_none() {
+        app = app.route("/metrics", get(super::metrics::serve));
+    }
     for version in ["/beta", "/v1.0"] {
         app = app
             .route(
@@ -61,18 +64,29 @@ pub fn router(state: AppState) -> Router {
                 get(graph::get_for_user).delete(graph::delete_for_user),
             );
     }
-    app.fallback(|| async { ApiError::not_found("no such endpoint") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                crate::protocol::ErrorCode::MethodNotAllowed,
-                "method not allowed on this endpoint; the Allow header lists the methods it takes",
-            )
-        })
-        .with_state(state)
+    app.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        super::metrics::count_requests,
+    ))
+    .fallback(|| async { ApiError::not_found("no such endpoint") })
+    .method_not_allowed_fallback(|| async {
+        ApiError::new(
+            crate::protocol::ErrorCode::MethodNotAllowed,
+            "method not allowed on this endpoint; the Allow header lists the methods it takes",
+        )
+    })
+    .with_state(state)
 }
 
 /// `GET /healthz`: 200 while the service takes writes; 503 (507 for a full disk) with
 /// the reason while the store is failed or the service is shutting down.
+/// The router of a separate `metrics_listen` address: `/metrics` only.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(super::metrics::serve))
+        .with_state(state)
+}
+
 async fn healthz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     if state.shutdown.is_cancelled() {
         return Err(ApiError::new(

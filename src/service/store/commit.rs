@@ -53,8 +53,17 @@ pub(crate) struct Context {
     pub db: sled::Db,
     pub publish: Publish,
     pub health: Arc<Health>,
+    /// The flush-failure switch (tests) and the flush-time observer.
+    pub hooks: Arc<FlushHooks>,
+}
+
+/// What may watch or fault the flushes, shared with the store across reopenings.
+#[derive(Default)]
+pub struct FlushHooks {
     /// Makes every flush fail while set (tests of the failure path).
-    pub fail_flushes: Arc<AtomicBool>,
+    pub fail: AtomicBool,
+    /// Told how long each successful flush took (the service's metrics).
+    pub observer: std::sync::OnceLock<Box<dyn Fn(std::time::Duration) + Send + Sync>>,
 }
 
 /// The queue writers put their pending commits on. Dropping it stops the thread and
@@ -132,13 +141,17 @@ fn flush(context: &Context) -> Outcome {
     if let Some(failure) = context.health.failure() {
         return Err(failure);
     }
-    let result = if context.fail_flushes.load(Ordering::SeqCst) {
+    let started = std::time::Instant::now();
+    let result = if context.hooks.fail.load(Ordering::SeqCst) {
         Err(sled::Error::Io(std::io::Error::from(
             std::io::ErrorKind::StorageFull,
         )))
     } else {
         context.db.flush().map(|_| ())
     };
+    if let (Ok(()), Some(observe)) = (&result, context.hooks.observer.get()) {
+        observe(started.elapsed());
+    }
     result.map_err(|e| {
         let failure = Failure::from_sled(&e);
         context.health.fail(failure.clone());
@@ -191,7 +204,8 @@ mod tests {
         let db = sled::Config::new().path(dir.path()).open().unwrap();
         let published = Arc::new(Mutex::new(Vec::new()));
         let seen = published.clone();
-        let fail_flushes = Arc::new(AtomicBool::new(true));
+        let hooks = Arc::new(FlushHooks::default());
+        hooks.fail.store(true, Ordering::SeqCst);
         let health = Arc::new(Health::default());
         let committer = Committer::start(Context {
             db,
@@ -199,12 +213,12 @@ mod tests {
                 seen.lock().unwrap().extend(changes.iter().map(|c| c.seq.0));
             }),
             health: health.clone(),
-            fail_flushes: fail_flushes.clone(),
+            hooks: hooks.clone(),
         })
         .unwrap();
         let failed = committer.commit(vec![change(1)]).await.unwrap_err();
         assert!(failed.disk_full);
-        fail_flushes.store(false, Ordering::SeqCst);
+        hooks.fail.store(false, Ordering::SeqCst);
         assert!(committer.commit(vec![change(2)]).await.is_err());
         assert!(published.lock().unwrap().is_empty());
         assert!(health.failure().is_some());

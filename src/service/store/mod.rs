@@ -141,7 +141,7 @@ pub struct Store {
     health: Arc<Health>,
     /// Each user's last `seq` known to be on disk: reads never go past it.
     durable: Marks,
-    fail_flushes: Arc<AtomicBool>,
+    flush_hooks: Arc<commit::FlushHooks>,
     reserve: Mutex<reserve::Reserve>,
     /// Whether a recovery task replaces failed handles (reads wait for it).
     recovering: AtomicBool,
@@ -152,7 +152,6 @@ impl Store {
     /// starts its group committer, which calls `publish` with every durable change.
     pub fn open(dir: &Path, cache_bytes: u64, publish: Publish) -> Result<Self, StoreError> {
         let health = Arc::new(Health::default());
-        let fail_flushes = Arc::new(AtomicBool::new(false));
         let durable: Marks = Arc::default();
         let marks = durable.clone();
         let publish: Publish = Arc::new(move |changes: Vec<Committed>| {
@@ -172,7 +171,7 @@ impl Store {
             index: Mutex::new(index::Index::default()),
             health,
             durable,
-            fail_flushes,
+            flush_hooks: Arc::default(),
             reserve: Mutex::new(reserve::Reserve::new(dir, 0)),
             recovering: AtomicBool::new(false),
         };
@@ -207,7 +206,7 @@ impl Store {
             db: db.clone(),
             publish: self.publish.clone(),
             health: self.health.clone(),
-            fail_flushes: self.fail_flushes.clone(),
+            hooks: self.flush_hooks.clone(),
         })
         .map_err(|e| StoreError::Commit(format!("cannot start the commit thread: {e}")))?;
         Ok((
@@ -288,10 +287,16 @@ impl Store {
         lock(&self.durable).get(user).copied().unwrap_or(Seq::ZERO)
     }
 
+    /// Tells `observe` how long each successful flush takes (once; later calls are
+    /// ignored).
+    pub fn on_flush(&self, observe: impl Fn(Duration) + Send + Sync + 'static) {
+        let _ = self.flush_hooks.observer.set(Box::new(observe));
+    }
+
     /// Makes every flush fail while `on` (to exercise the failure path in tests).
     #[doc(hidden)]
     pub fn fail_flushes(&self, on: bool) {
-        self.fail_flushes.store(on, Ordering::SeqCst);
+        self.flush_hooks.fail.store(on, Ordering::SeqCst);
     }
 
     /// Recovers a failed store in two steps. First, at once, the failed database handle

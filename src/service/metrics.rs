@@ -1,0 +1,227 @@
+//! `GET /metrics`: the service's counters, in Prometheus' text format (OpenMetrics),
+//! through the official `prometheus-client`. Labels never carry a user, a device, an id
+//! or a secret: routes are the route templates (`/beta/me/notifications/{id}`), never
+//! the paths asked for.
+//!
+//! Counted where things happen: requests by route and status (a layer on the router),
+//! notifications accepted (`201`s of the two post routes), changes delivered on
+//! channels, refusals by reason (rate limits, full queues, the connection cap), acked
+//! cursor lag (how far behind its user's feed a device's ack is, as a histogram), and
+//! store flush latency. Read at each scrape: open channels, connected devices, and
+//! whether the store has failed.
+
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request, State as Extract};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use super::State;
+
+/// A request's labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    status: u16,
+}
+
+/// A refusal's label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    reason: &'static str,
+}
+
+/// Why something was refused before it was served.
+#[derive(Clone, Copy, Debug)]
+pub enum Refusal {
+    /// Sign-in failures slowed (`429`).
+    RateLimited,
+    /// A full queue or cap answered `503` (password checks, channels).
+    Overloaded,
+    /// The open-connection cap: the connection was closed at once.
+    ConnectionCap,
+}
+
+/// Every metric of the service.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    refused: Family<RefusalLabels, Counter>,
+    accepted: Counter,
+    delivered: Counter,
+    ack_lag: Histogram,
+    flush_seconds: Histogram,
+    channels: Gauge,
+    devices: Gauge,
+    store_failed: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let refused = Family::<RefusalLabels, Counter>::default();
+        let accepted = Counter::default();
+        let delivered = Counter::default();
+        let ack_lag = Histogram::new([0.0, 1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 1_000.0, 10_000.0]);
+        let flush_seconds = Histogram::new(exponential_buckets(0.000_25, 2.0, 14));
+        let (channels, devices, store_failed) =
+            (Gauge::default(), Gauge::default(), Gauge::default());
+        registry.register(
+            "tidings_http_requests",
+            "HTTP requests answered, by route template and status",
+            requests.clone(),
+        );
+        registry.register(
+            "tidings_refused",
+            "Requests and connections refused before being served, by reason",
+            refused.clone(),
+        );
+        registry.register(
+            "tidings_notifications_accepted",
+            "Notifications accepted (answered 201)",
+            accepted.clone(),
+        );
+        registry.register(
+            "tidings_changes_delivered",
+            "Changes sent to devices on their channels",
+            delivered.clone(),
+        );
+        registry.register(
+            "tidings_ack_lag",
+            "How many changes a device's ack is behind its user's feed, at each ack",
+            ack_lag.clone(),
+        );
+        registry.register(
+            "tidings_store_flush_seconds",
+            "Time to flush a group commit to disk",
+            flush_seconds.clone(),
+        );
+        registry.register("tidings_channels_open", "Open channels", channels.clone());
+        registry.register(
+            "tidings_devices_connected",
+            "Devices with at least one open channel",
+            devices.clone(),
+        );
+        registry.register(
+            "tidings_store_failed",
+            "1 while the store refuses writes (a failed disk), else 0",
+            store_failed.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            refused,
+            accepted,
+            delivered,
+            ack_lag,
+            flush_seconds,
+            channels,
+            devices,
+            store_failed,
+        }
+    }
+}
+
+impl Metrics {
+    /// A notification was accepted.
+    pub fn accepted(&self) {
+        self.accepted.inc();
+    }
+
+    /// A change was sent on a channel.
+    pub fn delivered(&self) {
+        self.delivered.inc();
+    }
+
+    /// Something was refused.
+    pub fn refused(&self, why: Refusal) {
+        let reason = match why {
+            Refusal::RateLimited => "rate_limited",
+            Refusal::Overloaded => "overloaded",
+            Refusal::ConnectionCap => "connection_cap",
+        };
+        self.refused.get_or_create(&RefusalLabels { reason }).inc();
+    }
+
+    /// A device acked `behind` changes short of its user's newest.
+    pub fn ack_lag(&self, behind: u64) {
+        #[allow(clippy::cast_precision_loss)] // a lag of 2^53 changes is not a worry
+        self.ack_lag.observe(behind as f64);
+    }
+
+    /// A flush took `took`.
+    pub fn flushed(&self, took: Duration) {
+        self.flush_seconds.observe(took.as_secs_f64());
+    }
+
+    /// The text of a scrape, with the gauges read from `state` now.
+    fn render(&self, state: &State) -> Result<String, std::fmt::Error> {
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.channels.set(gauge(state.hub.channel_count()));
+        self.devices.set(gauge(state.hub.device_count()));
+        self.store_failed
+            .set(i64::from(state.store.failure().is_some()));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+/// The router layer that counts every routed request by route template and status.
+pub async fn count_requests(
+    Extract(state): Extract<State>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status();
+    let metrics = &state.metrics;
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route,
+            status: status.as_u16(),
+        })
+        .inc();
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => metrics.refused(Refusal::RateLimited),
+        StatusCode::SERVICE_UNAVAILABLE => metrics.refused(Refusal::Overloaded),
+        _ => {}
+    }
+    response
+}
+
+/// `GET /metrics`; with `metrics_token` set, only for `Authorization: Bearer TOKEN`.
+pub async fn serve(Extract(state): Extract<State>, headers: HeaderMap) -> Response {
+    if let Some(token) = &state.settings.metrics_token {
+        let given = super::http::access::bearer(&headers).unwrap_or_default();
+        if !super::auth::secret_matches(given, &super::auth::sha256(token)) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                "metrics_token is set: send Authorization: Bearer TOKEN\n",
+            )
+                .into_response();
+        }
+    }
+    match state.metrics.render(&state) {
+        Ok(text) => {
+            let kind = HeaderValue::from_static(
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            );
+            ([(header::CONTENT_TYPE, kind)], text).into_response()
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
