@@ -5,6 +5,7 @@
 //!    its `change` frame.
 //! 2. Durable throughput: 16 concurrent posters, each on its own keep-alive HTTP/1.1
 //!    connection, post for a fixed time; every counted post got a `201` (on disk).
+//! 3. After each: a backup of the store it left (how long writes wait for one).
 //!
 //! Each runs against a fresh service, in-process on its own 2-thread runtime with its
 //! store on the real disk (under `target/`); the load generator is a minimal raw HTTP/1.1 client on a separate thread so it
@@ -102,6 +103,19 @@ fn with_service<T>(work: impl FnOnce(&Target, &tokio::runtime::Runtime) -> T) ->
     println!(
         "  (store on disk: {} MiB)",
         state.store.size_on_disk().unwrap() >> 20
+    );
+    // How long `tidings admin backup` holds writes for a store of this size.
+    let started = Instant::now();
+    let backup = state
+        .store
+        .backup(&dir.path().join("bench.tidings-backup"))
+        .unwrap();
+    let took = started.elapsed().as_secs_f64();
+    println!(
+        "  (backup: {} entries, {:.1} MiB in {took:.2} s = {:.0} MiB/s; writes wait that long)",
+        backup.entries,
+        backup.bytes as f64 / f64::from(1 << 20),
+        backup.bytes as f64 / f64::from(1 << 20) / took,
     );
     shutdown.cancel();
     server.block_on(task).unwrap().unwrap();

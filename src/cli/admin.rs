@@ -35,7 +35,12 @@ pub async fn run(args: AdminArgs, config: Option<&std::path::Path>) -> Result<()
         other => other.into(),
     })?;
     let (method, params) = request(&args.command)?;
-    let result = client.call(method, params).await?;
+    let mut result = client.call(method, params).await?;
+    if let AdminCommand::Backup { file } = &args.command {
+        let made = std::path::PathBuf::from(text(&result, "path"));
+        move_file(&made, file)?;
+        result["path"] = json!(file);
+    }
     if args.json {
         super::output::json(&result)?;
         return Ok(());
@@ -64,6 +69,15 @@ fn request(command: &AdminCommand) -> anyhow::Result<(&'static str, Value)> {
         AdminCommand::App(AppCommand::List) => ("app.list", json!({})),
         AdminCommand::Device(DeviceCommand::List) => ("device.list", json!({})),
         AdminCommand::Device(DeviceCommand::Revoke { id }) => ("device.revoke", json!({"id": id})),
+        AdminCommand::Backup { file } => {
+            if file.exists() {
+                anyhow::bail!(
+                    "{} exists; a backup is written to a new file",
+                    file.display()
+                );
+            }
+            ("backup.create", json!({}))
+        }
     })
 }
 
@@ -116,7 +130,29 @@ fn print_human(command: &AdminCommand, result: &Value) -> anyhow::Result<()> {
         AdminCommand::Device(DeviceCommand::Revoke { id }) => {
             line(&format!("revoked device {id}"))?;
         }
+        AdminCommand::Backup { file } => line(&format!(
+            "backed up {} entries of {} trees ({} bytes) to {} in {} ms; restore with `tidings service --restore {} --data-dir EMPTY_DIR`",
+            text(result, "entries"),
+            text(result, "trees"),
+            text(result, "bytes"),
+            file.display(),
+            text(result, "tookMs"),
+            file.display()
+        ))?,
     }
+    Ok(())
+}
+
+/// Moves the backup the service made in its data directory to `to` (copying when they
+/// are on different file systems).
+fn move_file(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if std::fs::rename(from, to).is_ok() {
+        return Ok(());
+    }
+    std::fs::copy(from, to)
+        .with_context(|| format!("copying the backup {} to {}", from.display(), to.display()))?;
+    std::fs::remove_file(from).with_context(|| format!("removing {}", from.display()))?;
     Ok(())
 }
 

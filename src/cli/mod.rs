@@ -263,6 +263,10 @@ pub struct LoginArgs {
 /// `tidings service`.
 #[derive(Debug, clap::Args)]
 pub struct ServiceArgs {
+    /// Restore the backup FILE (from `tidings admin backup`) into the data directory,
+    /// which must hold no store yet, then exit; start the service after.
+    #[arg(long, value_name = "FILE")]
+    pub restore: Option<PathBuf>,
     /// The `[service]` settings.
     #[command(flatten)]
     pub keys: keys::KeyFlags<keys::ServiceKeys>,
@@ -295,6 +299,12 @@ pub enum AdminCommand {
     /// Signed-in devices.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Copy the running service's whole store into FILE, consistently, without stopping
+    /// it (writes wait while the copy is made). Restore with `tidings service --restore`.
+    Backup {
+        /// Where to write the backup (must not exist).
+        file: PathBuf,
+    },
 }
 
 /// `tidings admin user ...`.

@@ -17,6 +17,18 @@ pub async fn run(args: ServiceArgs, config: Option<&Path>) -> Result<(), Failure
     let effective = config::resolve(Table::Service, &args.keys.given, &file)?;
     let settings = settings::service_settings(&effective)?;
     let data_dir = settings.data_dir.clone();
+    if let Some(backup) = &args.restore {
+        let summary = crate::service::store::Store::restore(&data_dir, backup)?;
+        println!(
+            "restored {} entries of {} trees from {} into {}; start the service with --data-dir {}",
+            summary.entries,
+            summary.trees,
+            backup.display(),
+            data_dir.display(),
+            data_dir.display()
+        );
+        return Ok(());
+    }
     let listen = effective
         .address("listen")
         .ok_or_else(|| anyhow::anyhow!("no listen address"))?;

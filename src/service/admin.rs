@@ -9,6 +9,7 @@
 //! | `app.list` | | `[{clientId, hostname, createdDateTime}]` |
 //! | `device.list` | | `[{id, user, name, platform, ackedSeq, connected, lastSeenDateTime, revoked}]` |
 //! | `device.revoke` | `{id}` | `{id, revoked: true}` |
+//! | `backup.create` | | `{path, trees, entries, bytes, tookMs}`: a consistent copy of the store, written to `path` in the data directory (the caller moves it where it wants it) |
 
 use std::sync::Arc;
 
@@ -111,6 +112,7 @@ impl Handler for Admin {
             "app.list" => self.app_list(),
             "device.list" => to_value(self.device_list()?),
             "device.revoke" => self.device_revoke(params(&request)?).await,
+            "backup.create" => self.backup().await,
             other => Err(RpcError::new(
                 METHOD_NOT_FOUND,
                 format!("unknown method {other:?}"),
@@ -139,6 +141,36 @@ struct DeviceRevoke {
 }
 
 impl Admin {
+    /// Copies the store into `<data_dir>/backup-<time>.tidings-backup` (off the async
+    /// runtime: writes wait for it, reads do not).
+    async fn backup(&self) -> Result<Value, RpcError> {
+        let dir = self.state.settings.data_dir.clone();
+        let stamp = Timestamp::now().as_millis();
+        let partial = dir.join(format!("backup-{stamp}.partial"));
+        let done = dir.join(format!("backup-{stamp}.tidings-backup"));
+        let store = self.state.store.clone();
+        let started = std::time::Instant::now();
+        let writing = partial.clone();
+        let made = tokio::task::spawn_blocking(move || store.backup(&writing))
+            .await
+            .map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?;
+        let summary = match made {
+            Ok(summary) => summary,
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(store_error(e));
+            }
+        };
+        std::fs::rename(&partial, &done)
+            .map_err(|e| RpcError::new(INTERNAL_ERROR, format!("naming the backup: {e}")))?;
+        let took = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(path = %done.display(), entries = summary.entries, took_ms = took, "backup made");
+        let mut result = to_value(summary)?;
+        result["path"] = json!(done);
+        result["tookMs"] = json!(took);
+        Ok(result)
+    }
+
     async fn user_add(&self, params: UserAdd) -> Result<Value, RpcError> {
         let name = params.name.trim().to_owned();
         let count = name.chars().count();

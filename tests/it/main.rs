@@ -10,6 +10,7 @@
 
 mod admin;
 mod agent;
+mod backup;
 mod channel;
 mod chaos;
 mod cli;

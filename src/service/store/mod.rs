@@ -19,6 +19,7 @@
 //! (`health`).
 
 mod accounts;
+mod backup;
 mod commit;
 pub mod health;
 mod index;
@@ -38,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use sled::Tree;
 
+pub use backup::BackupSummary;
 pub use commit::{Committed, Publish};
 pub use health::Failure;
 pub use notes::{FeedScan, Stored};
@@ -71,6 +73,9 @@ pub enum StoreError {
     /// The store takes no writes (a flush failed; see [`health`]), or is being reopened.
     #[error("{0}")]
     Unavailable(Failure),
+    /// A backup could not be made or restored (the message names the file).
+    #[error("{0}")]
+    Backup(String),
     /// Another process holds the database.
     #[error(
         "the data directory {0} is in use by another tidings service; stop it or pass another --data-dir"

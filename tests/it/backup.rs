@@ -1,0 +1,190 @@
+//! Backups through the real binary: `tidings admin backup FILE` while posts are coming
+//! in, restored with `tidings service --restore FILE` into an empty data directory: the
+//! restored service's feed holds every notification answered `201` before the backup
+//! began, and its device and app credentials still work. A damaged backup, or a data
+//! directory that holds a store, is refused and nothing is left behind.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::process::Command;
+use tokio::task::JoinHandle;
+
+use crate::helpers::{App, Device, post_as_app};
+use crate::process::{Process, provision};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tidings");
+
+/// Runs `tidings ARGS` (paths as given).
+async fn tidings(args: &[&Path]) -> std::process::Output {
+    Command::new(BIN).args(args).output().await.unwrap()
+}
+
+/// `tidings admin --data-dir DATA --json backup FILE`.
+async fn backup(data: &Path, file: &Path) -> std::process::Output {
+    let words = ["admin", "--data-dir"].map(Path::new);
+    tidings(&[
+        words[0],
+        words[1],
+        data,
+        Path::new("--json"),
+        Path::new("backup"),
+        file,
+    ])
+    .await
+}
+
+/// `tidings service --data-dir TARGET --restore FILE`.
+async fn restore(target: &Path, file: &Path) -> std::process::Output {
+    let words = ["service", "--data-dir", "--restore"].map(Path::new);
+    tidings(&[words[0], words[1], target, words[2], file]).await
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Every notification id in `device`'s feed.
+async fn feed_ids(device: &Device) -> HashSet<String> {
+    let mut ids = HashSet::new();
+    let mut since = 0;
+    loop {
+        let page = device.feed(since).await;
+        let Some(last) = page.last() else { return ids };
+        since = last["seq"].as_u64().unwrap();
+        ids.extend(page.iter().map(|n| n["id"].as_str().unwrap().to_owned()));
+    }
+}
+
+/// Four posters that post until `stop`; each id answered `201` goes into `answered`.
+struct Load {
+    stop: Arc<AtomicBool>,
+    answered: Arc<Mutex<Vec<String>>>,
+    posters: Vec<JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(url: &str, app: &App, unsid: &str) -> Self {
+        let (stop, answered) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::<Mutex<Vec<String>>>::default(),
+        );
+        let posters = (0..4)
+            .map(|poster| {
+                let (url, token, unsid) = (url.to_owned(), app.token.clone(), unsid.to_owned());
+                let (stop, answered) = (stop.clone(), answered.clone());
+                tokio::spawn(async move {
+                    let http = crate::helpers::http_client();
+                    // Bounded: the backup is made long before.
+                    for i in 0..10_000 {
+                        if stop.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        let body =
+                            post_as_app(&http, &url, &token, &unsid, &format!("{poster}-{i}"))
+                                .await;
+                        answered
+                            .lock()
+                            .unwrap()
+                            .push(body["id"].as_str().unwrap().to_owned());
+                    }
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            answered,
+            posters,
+        }
+    }
+
+    /// The ids answered so far, once there are at least `least`.
+    async fn answered_at_least(&self, least: usize) -> HashSet<String> {
+        while self.answered.lock().unwrap().len() < least {
+            tokio::task::yield_now().await;
+        }
+        self.answered.lock().unwrap().iter().cloned().collect()
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for poster in self.posters {
+            poster.await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_backup_under_load_restores_every_notification_answered_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("service");
+    let service = Process::start(&data).await;
+    let (app, device, unsid) = provision(&data, &service.url).await;
+    let load = Load::start(&service.url, &app, &unsid);
+    let before_backup = load.answered_at_least(50).await;
+    let file = dir.path().join("nightly.tidings-backup");
+    let made = backup(&data, &file).await;
+    assert!(made.status.success(), "{}", stderr(&made));
+    let summary: serde_json::Value = serde_json::from_slice(&made.stdout).unwrap();
+    assert_eq!(summary["path"], file.to_str().unwrap());
+    load.stop().await;
+    let leftovers = std::fs::read_dir(&data)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("backup-"))
+        })
+        .count();
+    assert_eq!(leftovers, 0, "the service's copy was moved to FILE");
+    drop(service);
+
+    let restored_dir = dir.path().join("restored");
+    let restored = restore(&restored_dir, &file).await;
+    assert!(restored.status.success(), "{}", stderr(&restored));
+    let service = Process::start(&restored_dir).await;
+    let device = Device {
+        url: service.url.clone(),
+        ..device
+    };
+    let in_feed = feed_ids(&device).await;
+    let missing: Vec<_> = before_backup.difference(&in_feed).collect();
+    assert!(
+        missing.is_empty(),
+        "answered before the backup but not restored: {missing:?}"
+    );
+    // The app's credential and the device's token were restored too.
+    let http = crate::helpers::http_client();
+    post_as_app(&http, &service.url, &app.token, &unsid, "after the restore").await;
+}
+
+#[tokio::test]
+async fn a_damaged_backup_or_a_used_data_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("service");
+    let service = Process::start(&data).await;
+    provision(&data, &service.url).await;
+    let file = dir.path().join("b.tidings-backup");
+    let made = backup(&data, &file).await;
+    assert!(made.status.success(), "{}", stderr(&made));
+    assert!(stderr(&backup(&data, &file).await).contains("exists"));
+    drop(service);
+
+    let used = restore(&data, &file).await;
+    assert_eq!(used.status.code(), Some(1));
+    assert!(stderr(&used).contains("already holds a store"));
+
+    let mut bytes = std::fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    let damaged = dir.path().join("damaged.tidings-backup");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let target = dir.path().join("fresh");
+    let refused = restore(&target, &damaged).await;
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("damaged"), "{}", stderr(&refused));
+    assert!(!target.join("db").exists(), "nothing is left behind");
+    let good = restore(&target, &file).await;
+    assert!(good.status.success(), "{}", stderr(&good));
+}
