@@ -3,11 +3,11 @@
 
 use tokio::sync::broadcast;
 
-use crate::protocol::local::Event;
+use crate::protocol::local::{Dnd, Event};
 use crate::protocol::{NotificationId, Timestamp};
 
 use super::link::Link;
-use super::store::{AgentStore, LocalChange};
+use super::store::{AgentStore, AgentStoreError, LocalChange};
 use super::{AgentError, AgentHandle};
 use crate::protocol::rest::Subscription;
 
@@ -18,6 +18,29 @@ impl AgentHandle {
     /// The local cache.
     pub fn store(&self) -> &AgentStore {
         &self.store
+    }
+
+    /// Do-not-disturb as it stands: turned on (`tidings dnd`), or inside the quiet
+    /// hours (then until they end).
+    pub fn dnd(&self, now: Timestamp) -> Result<Dnd, AgentStoreError> {
+        let set = self.store.dnd(now)?;
+        if set.on {
+            return Ok(set);
+        }
+        let Some(quiet) = self.quiet_hours else {
+            return Ok(set);
+        };
+        let local = jiff::Zoned::now();
+        let minute =
+            u16::try_from(i32::from(local.hour()) * 60 + i32::from(local.minute())).unwrap_or(0);
+        if !quiet.contains(minute) {
+            return Ok(set);
+        }
+        let left = std::time::Duration::from_secs(u64::from(quiet.minutes_left(minute)) * 60);
+        Ok(Dnd {
+            on: true,
+            until: Some(now.plus(left)),
+        })
     }
 
     /// Subscribes this device to an app host and keeps the subscription (renewed

@@ -80,6 +80,8 @@ pub struct Settings {
     pub ipc_socket: Option<PathBuf>,
     /// Per-app toast settings, by host name (the config file's `[apps."HOST"]`).
     pub apps: HashMap<String, AppPrefs>,
+    /// A daily span of local time without toasts (`quiet_hours`).
+    pub quiet_hours: Option<crate::config::quiet::QuietHours>,
 }
 
 impl Settings {
@@ -102,6 +104,7 @@ impl Settings {
             device_id: String::new(),
             ipc_socket: None,
             apps: HashMap::new(),
+            quiet_hours: None,
         }
     }
 }
@@ -223,6 +226,7 @@ pub struct AgentHandle {
     events: broadcast::Sender<Event>,
     identity: Arc<(String, String)>,
     apps: Arc<HashMap<String, AppPrefs>>,
+    quiet_hours: Option<crate::config::quiet::QuietHours>,
     backlog: Arc<std::sync::Mutex<present::Backlog>>,
 }
 
@@ -265,6 +269,7 @@ impl Agent {
             events: broadcast::channel(EVENT_BACKLOG).0,
             identity,
             apps: Arc::new(settings.apps),
+            quiet_hours: settings.quiet_hours,
             backlog: Arc::default(),
         };
         Ok(Self {

@@ -149,7 +149,7 @@ impl AgentHandle {
     }
 
     fn dnd_on(&self, now: Timestamp) -> bool {
-        self.store.dnd(now).is_ok_and(|dnd| dnd.on)
+        self.dnd(now).is_ok_and(|dnd| dnd.on)
     }
 
     /// Turns what the user did with a toast into a change on every device.

@@ -84,7 +84,7 @@ impl AgentRpc {
             total: tally.total,
             pending_updates: pending as u64,
             toasts: self.handle.toasts(),
-            do_not_disturb: store.dnd(Timestamp::now()).map_err(store_error)?,
+            do_not_disturb: self.handle.dnd(Timestamp::now()).map_err(store_error)?,
             version: env!("CARGO_PKG_VERSION").to_owned(),
         })
     }
@@ -222,7 +222,7 @@ impl AgentRpc {
             store.set_dnd(on, params.until).await.map_err(store_error)?;
             tracing::info!(on, until = ?params.until, "do not disturb changed");
         }
-        to_value(&store.dnd(now).map_err(store_error)?)
+        to_value(&self.handle.dnd(now).map_err(store_error)?)
     }
 
     fn watch(&self, params: WatchParams, peer: &Peer) -> Value {

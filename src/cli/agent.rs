@@ -32,7 +32,15 @@ pub async fn run(args: AgentArgs, config: Option<&Path>) -> Result<(), Failure> 
         flags.insert("toasts", "false".to_owned());
     }
     let effective = config::resolve(config::Table::Agent, &flags, &file)?;
+    let quiet_hours = effective
+        .text("quiet_hours")
+        .map(|text| {
+            text.parse()
+                .map_err(|e: String| anyhow!("[agent] quiet_hours: {e}"))
+        })
+        .transpose()?;
     let tuning = Tuning {
+        quiet_hours,
         history_cap: effective.size("history_cap"),
         ca_file: effective.path("ca_file"),
         apps: settings::app_prefs(&file),
@@ -204,6 +212,7 @@ fn presenter(no_toasts: bool) -> Arc<dyn Presenter> {
 
 /// What the config file and flags change about the agent.
 struct Tuning {
+    quiet_hours: Option<crate::config::quiet::QuietHours>,
     history_cap: Option<usize>,
     ca_file: Option<PathBuf>,
     apps: std::collections::HashMap<String, AppPrefs>,
@@ -216,6 +225,7 @@ impl Tuning {
             settings.history_cap = cap;
         }
         settings.apps.clone_from(&self.apps);
+        settings.quiet_hours = self.quiet_hours;
     }
 }
 

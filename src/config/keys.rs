@@ -44,6 +44,8 @@ pub enum Kind {
     Choice(&'static [&'static str]),
     /// A secret (never printed by `tidings config`).
     Secret,
+    /// A daily span of local time, `22:00-07:00`.
+    Span,
 }
 
 impl Kind {
@@ -67,6 +69,10 @@ impl Kind {
                 })?;
                 Value::Text(text.to_owned())
             }
+            Kind::Span => {
+                text.parse::<super::quiet::QuietHours>()?;
+                Value::Text(text.to_owned())
+            }
             Kind::Choice(words) if words.contains(&text) => Value::Text(text.to_owned()),
             Kind::Choice(words) => {
                 return Err(format!("{text:?} is not one of {}", words.join(", ")));
@@ -85,6 +91,7 @@ impl Kind {
             Kind::Url => "URL",
             Kind::Choice(_) => "WORD",
             Kind::Secret => "SECRET",
+            Kind::Span => "HH:MM-HH:MM",
         }
     }
 }
@@ -102,7 +109,7 @@ pub enum Value {
     Path(std::path::PathBuf),
     /// [`Kind::Bool`].
     Bool(bool),
-    /// [`Kind::Url`], [`Kind::Choice`], [`Kind::Secret`].
+    /// [`Kind::Url`], [`Kind::Choice`], [`Kind::Secret`], [`Kind::Span`].
     Text(String),
 }
 
@@ -209,6 +216,7 @@ pub static KEYS: &[Key] = &[
     optional(Agent, "ca_file", Path, "the one given to `tidings login`, and the platform's CAs", "Also trust the CAs in this PEM file."),
     key(Agent, "history_cap", Count, "10000", "Notifications kept at most (the oldest read ones go first)."),
     key(Agent, "toasts", Bool, "true", "Show desktop toasts (false: log them)."),
+    optional(Agent, "quiet_hours", Kind::Span, "no quiet hours", "A daily span of local time, e.g. 22:00-07:00, without toasts (as do-not-disturb; notifications are still stored and synced)."),
     key(Agent, "log_format", Choice(LOG_FORMATS), "auto", "auto (the journal under systemd, else text), text, json or journald."),
 ];
 

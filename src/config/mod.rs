@@ -12,6 +12,7 @@
 pub mod effective;
 pub mod file;
 pub mod keys;
+pub mod quiet;
 
 use std::path::{Path, PathBuf};
 

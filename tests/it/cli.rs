@@ -470,3 +470,38 @@ async fn the_first_start_says_where_data_lives_and_how_to_send() {
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     terminate(agent).await;
 }
+
+/// `HH:MM` of UTC `offset_minutes` from now.
+fn utc_clock(offset_minutes: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let minute = (i64::try_from(now / 60 % 1440).unwrap() + offset_minutes).rem_euclid(1440);
+    format!("{:02}:{:02}", minute / 60, minute % 60)
+}
+
+/// Quiet hours (local time; the agent runs with `TZ=UTC` here) hold toasts back as
+/// do-not-disturb does, and say until when.
+#[tokio::test]
+async fn quiet_hours_are_do_not_disturb_until_they_end() {
+    for (span, inside) in [((-60, 60), true), ((120, 180), false)] {
+        let mut home = Home::new();
+        home.set_env("TZ", "UTC");
+        let quiet = format!("{}-{}", utc_clock(span.0), utc_clock(span.1));
+        std::fs::create_dir_all(home.path("config/tidings")).unwrap();
+        let config = format!("[agent]\nquiet_hours = \"{quiet}\"\n");
+        std::fs::write(home.path("config/tidings/config.toml"), config).unwrap();
+        let agent = home.serving_agent().await;
+        let dnd = home.json(&["status"]).await["doNotDisturb"].clone();
+        assert_eq!(dnd["on"], inside, "{quiet}: {dnd}");
+        if inside {
+            let until: tidings::protocol::Timestamp =
+                serde_json::from_value(dnd["until"].clone()).unwrap();
+            let left = until.since(tidings::protocol::Timestamp::now());
+            assert!(left > std::time::Duration::from_secs(58 * 60), "{dnd}");
+            assert!(left <= std::time::Duration::from_secs(61 * 60), "{dnd}");
+        }
+        terminate(agent).await;
+    }
+}
