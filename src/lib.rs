@@ -11,7 +11,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`protocol`] | wire and domain types of both sides: the notification resource and its validation, channel frames, the Graph error body, id newtypes |
-//! | [`config`] | default paths |
+//! | [`config`] | default paths and the config file (every key, its sources, its errors) |
 //! | [`sync`] | poison-tolerant locks (usable by every layer, like `config`) |
 //! | [`supervisor`] | readiness, status and watchdog for systemd (usable by every layer) |
 //! | [`ipc`] | JSON-RPC 2.0 over local sockets (Unix sockets, Windows named pipes): codec, `Server` (calls a `Handler`), `Client` |
