@@ -106,7 +106,7 @@ impl AgentHandle {
 
     /// Sends a note to all of this user's devices through the service; returns it as
     /// created, once it is in this device's history too (so `tidings show` right after
-    /// `tidings send` finds it), or after [`SEND_SETTLES`] if the channel is slow.
+    /// `tidings send` finds it), or after `SEND_SETTLES` (5 s) if the channel is slow.
     pub async fn send(
         &self,
         body: serde_json::Value,

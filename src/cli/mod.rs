@@ -276,7 +276,7 @@ pub struct ServiceArgs {
 #[derive(Debug, clap::Args)]
 pub struct AdminArgs {
     /// The service's data directory (where admin.sock is) [default: the config's
-    /// [service] data_dir; env: TIDINGS_DATA_DIR].
+    /// `[service]` data_dir; env: TIDINGS_DATA_DIR].
     #[arg(long, global = true)]
     pub data_dir: Option<PathBuf>,
     /// Print JSON instead of a table.

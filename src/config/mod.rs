@@ -4,7 +4,7 @@
 //! A system unit passes `--data-dir` (or sets `$STATE_DIRECTORY`) instead.
 //!
 //! The config file is `<config dir>/tidings/config.toml` (`~/.config/tidings` on Linux),
-//! or the one `--config` names. [`keys`] lists every setting once; [`file`] reads the
+//! or the one `--config` names. [`keys`] lists every setting once; [`file`](mod@file) reads the
 //! file (an unknown key or a bad value is an error naming the file and the line);
 //! [`effective`] resolves each key: flag, else `TIDINGS_*` environment variable, else
 //! file, else default.

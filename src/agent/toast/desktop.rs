@@ -6,7 +6,7 @@
 //! D-Bus connection (the server sends the close signal to the connection that showed
 //! it). Responses become [`Feedback`]. Which toasts are out, the [`MAX_LIVE`](super::MAX_LIVE) cap
 //! (the oldest is closed for a new one; it stays in history), replacing in place and
-//! adoption are the shared [`Roster`]'s; each entry holds the server's id, the handle
+//! adoption are the shared `Roster`'s; each entry holds the server's id, the handle
 //! and the waiting task. Every task runs on the agent's tracker ([`Attachment`]) and
 //! ends when the agent stops. Without a notification server the agent goes on
 //! (history, IPC, sync), says so once in its log and in `status`, and shows toasts
