@@ -139,3 +139,33 @@ async fn with_a_token_metrics_are_for_its_holder_only() {
     );
     service.stop().await;
 }
+
+#[tokio::test]
+async fn with_metrics_listen_metrics_are_served_there_and_only_there() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = free.local_addr().unwrap();
+    drop(free);
+    let service = TestService::start_with(|s| s.metrics_listen = Some(address)).await;
+    let main = service
+        .http
+        .get(format!("{}/metrics", service.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(main.status(), 404, "not on the main listener");
+    let url = format!("http://{address}/metrics");
+    wait_until("the metrics address serves", || async {
+        service.http.get(&url).send().await.is_ok()
+    })
+    .await;
+    let served = service.http.get(&url).send().await.unwrap();
+    assert_eq!(served.status(), 200);
+    assert!(
+        served
+            .text()
+            .await
+            .unwrap()
+            .contains("tidings_channels_open")
+    );
+    service.stop().await;
+}
