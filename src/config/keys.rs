@@ -138,7 +138,7 @@ impl Key {
 
     /// The command-line flag that sets it: `--` and the name with dashes.
     pub fn flag(&self) -> String {
-        format!("--{}", self.name.replace('_', "-"))
+        format!("--{}", self.long())
     }
 
     /// The flag's name without dashes (clap's `long`).

@@ -46,18 +46,6 @@ fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Every notification id in `device`'s feed.
-async fn feed_ids(device: &Device) -> HashSet<String> {
-    let mut ids = HashSet::new();
-    let mut since = 0;
-    loop {
-        let page = device.feed(since).await;
-        let Some(last) = page.last() else { return ids };
-        since = last["seq"].as_u64().unwrap();
-        ids.extend(page.iter().map(|n| n["id"].as_str().unwrap().to_owned()));
-    }
-}
-
 /// Four posters that post until `stop`; each id answered `201` goes into `answered`.
 struct Load {
     stop: Arc<AtomicBool>,
@@ -148,7 +136,7 @@ async fn a_backup_under_load_restores_every_notification_answered_before_it() {
         url: service.url.clone(),
         ..device
     };
-    let in_feed = feed_ids(&device).await;
+    let in_feed: HashSet<String> = device.whole_feed().await.into_values().collect();
     let missing: Vec<_> = before_backup.difference(&in_feed).collect();
     assert!(
         missing.is_empty(),

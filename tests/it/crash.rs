@@ -107,7 +107,7 @@ async fn every_201_and_every_seq_seen_survive_sigkill_with_posts_in_flight() {
 
     let listen = service.url.trim_start_matches("http://").to_owned();
     let service = Process::start_on(&data, &listen).await;
-    let stored = feed(&device).await;
+    let stored = device.whole_feed().await;
     let stored_ids: HashSet<&String> = stored.values().collect();
     for (seq, id) in &seen {
         assert_eq!(
@@ -132,7 +132,8 @@ async fn every_201_and_every_seq_seen_survive_sigkill_with_posts_in_flight() {
     let after = post(&http, &service.url, &app.token, &unsid, "after")
         .await
         .expect("the restarted service answers");
-    let (seq, _) = feed(&device)
+    let (seq, _) = device
+        .whole_feed()
         .await
         .into_iter()
         .find(|(_, id)| *id == after)
@@ -157,21 +158,4 @@ async fn post(
     }
     let body: Value = response.json().await.ok()?;
     Some(body["id"].as_str()?.to_owned())
-}
-
-/// The device's whole feed: `seq` → notification id.
-async fn feed(device: &crate::helpers::Device) -> BTreeMap<u64, String> {
-    let mut stored = BTreeMap::new();
-    let mut since = 0;
-    loop {
-        let page = device.feed(since).await;
-        let Some(last) = page.last() else {
-            return stored;
-        };
-        since = last["seq"].as_u64().unwrap();
-        for item in &page {
-            let id = item["id"].as_str().unwrap().to_owned();
-            stored.insert(item["seq"].as_u64().unwrap(), id);
-        }
-    }
 }

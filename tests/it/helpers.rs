@@ -258,6 +258,23 @@ impl Device {
         Channel { socket }
     }
 
+    /// The whole feed, page after page: `seq` → notification id.
+    pub async fn whole_feed(&self) -> std::collections::BTreeMap<u64, String> {
+        let mut stored = std::collections::BTreeMap::new();
+        let mut since = 0;
+        loop {
+            let page = self.feed(since).await;
+            let Some(last) = page.last() else {
+                return stored;
+            };
+            since = last["seq"].as_u64().unwrap();
+            for item in &page {
+                let id = item["id"].as_str().unwrap().to_owned();
+                stored.insert(item["seq"].as_u64().unwrap(), id);
+            }
+        }
+    }
+
     /// The JSON feed after `since`.
     pub async fn feed(&self, since: u64) -> Vec<Value> {
         let response = self

@@ -149,9 +149,7 @@ async fn sigterm_closes_channels_and_exits_0() {
     assert!(table.starts_with("ID "), "{table}");
     assert!(table.contains("connected"), "{table}");
 
-    let pid = rustix::process::Pid::from_raw(i32::try_from(service.child.id().unwrap()).unwrap())
-        .unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    service.signal(rustix::process::Signal::TERM);
     match channel.next_event().await {
         Event::Closed(code) => assert_eq!(code, Some(1001)),
         Event::Frame(frame) => panic!("expected a close frame, got {frame:?}"),
