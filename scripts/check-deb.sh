@@ -19,7 +19,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 rm -rf dist
-./scripts/package
+./scripts/package --deb
 deb="$(ls dist/tidings_*_amd64.deb)"
 
 echo "== lintian (must say nothing)"

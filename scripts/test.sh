@@ -34,7 +34,7 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --all-targets --all-features --locked -- -D warnings
 echo "== no aws-lc-rs in the dependency tree (ring is the TLS provider)"
 if cargo tree --locked --target all -i aws-lc-rs >/dev/null 2>&1; then
   echo "aws-lc-rs is in the dependency tree; use ring-only features" >&2

@@ -30,13 +30,6 @@ pub fn format_of(cli: &Cli) -> Result<String, Failure> {
 
 /// Starts logging in `format` (see the module docs).
 pub fn init(format: &str) {
-    let filter = || {
-        std::env::var("TIDINGS_LOG")
-            .ok()
-            .or_else(|| std::env::var("RUST_LOG").ok())
-            .and_then(|spec| EnvFilter::try_new(spec).ok())
-            .unwrap_or_else(|| EnvFilter::new("info"))
-    };
     let journal = format == "journald" || (format == "auto" && under_journal());
     if journal && to_journal(filter()) {
         return;
@@ -54,6 +47,45 @@ pub fn init(format: &str) {
             .with_ansi(colour);
         registry.with(text).init();
     }
+}
+
+/// Starts logging to daily files in [`crate::config::log_dir`], keeping a week of
+/// them: `tidingsw` has no console to log to. JSON lines when `format` is `json`, text
+/// otherwise. Without a directory to write to it logs nowhere, as there is nowhere
+/// else to say so.
+#[cfg(feature = "windowless")]
+pub fn init_file(format: &str) {
+    use tracing_appender::rolling::{Builder, Rotation};
+    let Some(appender) = crate::config::log_dir().ok().and_then(|dir| {
+        std::fs::create_dir_all(&dir).ok()?;
+        Builder::new()
+            .rotation(Rotation::DAILY)
+            .filename_prefix("tidings")
+            .filename_suffix("log")
+            .max_log_files(7)
+            .build(dir)
+            .ok()
+    }) else {
+        return;
+    };
+    let registry = tracing_subscriber::registry().with(filter());
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(appender)
+        .with_ansi(false);
+    if format == "json" {
+        registry.with(layer.json()).init();
+    } else {
+        registry.with(layer).init();
+    }
+}
+
+/// The level filter: `TIDINGS_LOG`, else `RUST_LOG`, else `info`.
+fn filter() -> EnvFilter {
+    std::env::var("TIDINGS_LOG")
+        .ok()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .and_then(|spec| EnvFilter::try_new(spec).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"))
 }
 
 /// Whether systemd connected standard error to the journal (`JOURNAL_STREAM`).

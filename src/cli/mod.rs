@@ -7,6 +7,7 @@
 
 mod admin;
 mod agent;
+pub mod entry;
 mod input;
 mod keys;
 mod local;

@@ -46,6 +46,13 @@ pub fn agent_data_dir() -> Result<PathBuf, NoHomeDir> {
     Ok(dirs()?.data_dir().join("agent"))
 }
 
+/// Where `tidingsw` (the Windows program without a console) writes its daily log
+/// files: `<local data dir>/tidings/logs` (`%LOCALAPPDATA%\\tidings\\data\\logs` on
+/// Windows).
+pub fn log_dir() -> Result<PathBuf, NoHomeDir> {
+    Ok(dirs()?.data_local_dir().join("logs"))
+}
+
 /// Where a running agent leaves what other processes need to find it (the local
 /// service's URL): `$XDG_RUNTIME_DIR/tidings`, or the agent's directory without one.
 pub fn runtime_dir() -> Result<PathBuf, NoHomeDir> {
