@@ -6,7 +6,8 @@
 #     `tidings history --json` over the agent's named pipe;
 #  3. the .msi: built, installed (`msiexec /i ... /qn`), its files, PATH, Start menu
 #     shortcut and Run entry checked, the Run entry's command started; upgraded by a
-#     newer build; uninstalled, leaving the user's data.
+#     newer build (which the older one then refuses to replace); uninstalled, leaving
+#     the user's data.
 # When the Windows toolchain cannot be installed this fails; it never passes silently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -150,6 +151,8 @@ echo "== the .msi: upgrade to $newer"
 wine msiexec /i "Z:$PWD/dist/tidings-$newer-x64.msi" /qn /l*v "Z:$PWD/target/msi-upgrade.log" || fail "the upgrade failed (target/msi-upgrade.log)"
 check_installed "$newer"
 logon_agent
+if wine msiexec /i "Z:$PWD/$msi" /qn >/dev/null 2>&1; then fail "the older .msi installed over the newer one"; fi
+check_installed "$newer"
 
 echo "== the .msi: uninstall"
 wine msiexec /x "Z:$PWD/dist/tidings-$newer-x64.msi" /qn /l*v "Z:$PWD/target/msi-uninstall.log" || fail "msiexec /x failed (target/msi-uninstall.log)"
