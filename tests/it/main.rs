@@ -28,6 +28,7 @@ mod ipc;
 mod lifecycle;
 mod local_mode;
 mod metrics;
+mod mine;
 mod process;
 mod requests;
 mod stand_in;

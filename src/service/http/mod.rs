@@ -7,6 +7,7 @@ pub mod body;
 pub mod error;
 pub mod graph;
 pub mod me;
+pub mod mine;
 pub mod oauth;
 
 use axum::Router;
@@ -34,7 +35,16 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/oauth2/v2.0/token", post(oauth::token))
-        .route("/v1/me/subscriptions", post(me::subscribe))
+        .route(
+            "/v1/me/subscriptions",
+            post(me::subscribe).get(mine::subscriptions),
+        )
+        .route(
+            "/v1/me/subscriptions/{id}",
+            axum::routing::delete(mine::unsubscribe),
+        )
+        .route("/v1/me/devices", get(mine::devices))
+        .route("/v1/me/devices/{id}", axum::routing::delete(mine::revoke))
         .route("/v1/me/device", axum::routing::delete(me::sign_out))
         .route("/v1/me/notifications", get(me::feed).post(me::note))
         .route(

@@ -25,6 +25,7 @@ pub mod health;
 mod index;
 mod keys;
 mod notes;
+mod owned;
 pub mod records;
 mod refresh;
 mod reserve;

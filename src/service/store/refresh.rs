@@ -91,10 +91,6 @@ impl Store {
 
     /// How many devices of `user` are signed in (not revoked).
     pub fn live_devices(&self, user: &UserId) -> Result<usize, StoreError> {
-        Ok(self
-            .devices()?
-            .iter()
-            .filter(|d| &d.user == user && !d.revoked)
-            .count())
+        Ok(self.user_devices(user)?.len())
     }
 }
