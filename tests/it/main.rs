@@ -35,3 +35,4 @@ mod stand_in;
 mod supervisor;
 mod test_agent;
 mod tls;
+mod web_session;

@@ -1,12 +1,15 @@
-//! Who is calling: bearer tokens to apps and devices, and an app's UNSID to the
-//! subscription (and so the user) it posts to.
+//! Who is calling: bearer tokens to apps and devices (or, for the web app, a session
+//! cookie from a same-origin page), and an app's UNSID to the subscription (and so the
+//! user) it posts to.
 
-use axum::http::{HeaderMap, header};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, header};
 
 use crate::protocol::{Timestamp, Unsid};
-use crate::service::ServiceState;
 use crate::service::auth::Claims;
 use crate::service::store::{AppRecord, DeviceRecord, SubscriptionRecord};
+use crate::service::{ServiceState, State as AppState};
 
 use super::error::ApiError;
 
@@ -21,6 +24,77 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
+}
+
+/// The cookie that carries a web session's access token (`session.rs` sets it:
+/// `HttpOnly`, so page scripts never see it, and `SameSite=Strict`).
+pub const ACCESS_COOKIE: &str = "tidings_access";
+
+/// The value of cookie `name`, from any `Cookie` header.
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim())
+        .filter(|v| !v.is_empty())
+}
+
+/// Refuses a cross-site request that a browser would send with the session cookie (CSRF,
+/// on top of `SameSite=Strict`): an `Origin` must name this very host, and a request
+/// without one may only read. Browsers send `Origin` with every `POST`, `PATCH`,
+/// `DELETE` and WebSocket handshake.
+pub fn same_origin(headers: &HeaderMap, method: &Method) -> Result<(), ApiError> {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        Some(origin) => {
+            let authority = origin
+                .split_once("://")
+                .map(|(_, a)| a.trim_end_matches('/'));
+            match (authority, host) {
+                (Some(a), Some(h)) if a.eq_ignore_ascii_case(h) => Ok(()),
+                _ => Err(ApiError::forbidden(format!(
+                    "a request from {origin} may not use this site's session; sign in on this site's own page"
+                ))),
+            }
+        }
+        None if method == Method::GET || method == Method::HEAD => Ok(()),
+        None => Err(ApiError::forbidden(
+            "a request signed in by a session cookie must carry an Origin header (browsers send one)",
+        )),
+    }
+}
+
+/// A request's device token: `Authorization: Bearer`, else the web session's cookie
+/// from a same-origin request ([`same_origin`]).
+pub fn device_token<'h>(
+    headers: &'h HeaderMap,
+    method: &Method,
+) -> Result<Option<&'h str>, ApiError> {
+    if let Some(token) = bearer(headers) {
+        return Ok(Some(token));
+    }
+    let Some(token) = cookie(headers, ACCESS_COOKIE) else {
+        return Ok(None);
+    };
+    same_origin(headers, method)?;
+    Ok(Some(token))
+}
+
+/// The (not revoked) device making a request, by [`device_token`]: the extractor of
+/// every device route.
+pub struct Caller(pub DeviceRecord);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = device_token(&parts.headers, &parts.method)?;
+        device(state, token).map(Self)
+    }
 }
 
 fn missing() -> ApiError {

@@ -16,7 +16,7 @@ use crate::service::State as AppState;
 use crate::service::auth;
 use crate::service::feed;
 
-use super::access::{bearer, device};
+use super::access::Caller;
 use super::body::{self, Media};
 use super::error::ApiError;
 
@@ -32,10 +32,10 @@ struct SubscribeBody {
 /// `POST /v1/me/subscriptions`.
 pub async fn subscribe(
     State(state): State<AppState>,
+    Caller(device): Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Subscription>), ApiError> {
-    let device = device(&state, bearer(&headers))?;
     let bytes = body::read(&headers, body, Media::Json).await?;
     let request: SubscribeBody = parse_json(&bytes)?;
     let host = validate_host_name("targetHostName", &request.target_host_name)?;
@@ -64,10 +64,9 @@ struct FeedQuery {
 /// `GET /v1/me/notifications?since=&top=`.
 pub async fn feed(
     State(state): State<AppState>,
+    Caller(device): Caller,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
 ) -> Result<Json<FeedPage>, ApiError> {
-    let device = device(&state, bearer(&headers))?;
     let query: FeedQuery = body::query(query.as_deref())?;
     let top = query.top.unwrap_or(100);
     if !(1..=MAX_TOP).contains(&top) {
@@ -84,10 +83,10 @@ pub async fn feed(
 /// `POST /v1/me/notifications`: a note from the user to all of their own devices.
 pub async fn note(
     State(state): State<AppState>,
+    Caller(device): Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Notification>), ApiError> {
-    let device = device(&state, bearer(&headers))?;
     let bytes = body::read(&headers, body, Media::Json).await?;
     let now = state.now();
     let content = NotificationInput::from_json(&bytes)?
@@ -106,11 +105,11 @@ pub async fn note(
 /// `PATCH /v1/me/notifications/{id}`.
 pub async fn patch(
     State(state): State<AppState>,
+    Caller(device): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Notification>, ApiError> {
-    let device = device(&state, bearer(&headers))?;
     let bytes = body::read(&headers, body, Media::Json).await?;
     let patch = StatePatch::from_json(&bytes)?;
     let id = NotificationId::new(id);
@@ -125,10 +124,9 @@ pub async fn patch(
 /// `DELETE /v1/me/notifications/{id}`.
 pub async fn delete(
     State(state): State<AppState>,
+    Caller(device): Caller,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let device = device(&state, bearer(&headers))?;
     let id = NotificationId::new(id);
     state
         .store
@@ -142,9 +140,8 @@ pub async fn delete(
 /// its tokens stop working and its channel closes.
 pub async fn sign_out(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(device): Caller,
 ) -> Result<StatusCode, ApiError> {
-    let device = device(&state, bearer(&headers))?;
     state.store.revoke_device(&device.id).await?;
     state.hub.revoke(&device.id);
     tracing::info!(device = %device.id, "device signed out");

@@ -4,21 +4,20 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 
 use crate::protocol::rest::{Listing, MyDevice, MySubscription};
 use crate::protocol::{DeviceId, Unsid};
 use crate::service::State as AppState;
 
-use super::access::{bearer, device};
+use super::access::Caller;
 use super::error::ApiError;
 
 /// `GET /v1/me/devices`: the user's signed-in devices, the caller marked `current`.
 pub async fn devices(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(caller): Caller,
 ) -> Result<Json<Listing<MyDevice>>, ApiError> {
-    let caller = device(&state, bearer(&headers))?;
     let value = state
         .store
         .user_devices(&caller.user)?
@@ -40,10 +39,9 @@ pub async fn devices(
 /// `DELETE /v1/me/device` does): its tokens stop working and its channel closes.
 pub async fn revoke(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let caller = device(&state, bearer(&headers))?;
     let id = DeviceId::new(id);
     let theirs = state
         .store
@@ -61,9 +59,8 @@ pub async fn revoke(
 /// `GET /v1/me/subscriptions`: every subscription of the user's devices.
 pub async fn subscriptions(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(caller): Caller,
 ) -> Result<Json<Listing<MySubscription>>, ApiError> {
-    let caller = device(&state, bearer(&headers))?;
     let mut value = Vec::new();
     for d in state.store.user_devices(&caller.user)? {
         for sub in state.store.device_subscriptions(&d.id)? {
@@ -83,10 +80,9 @@ pub async fn subscriptions(
 /// posts to that UNSID are refused from now on.
 pub async fn unsubscribe(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let caller = device(&state, bearer(&headers))?;
     let unsid = Unsid::new(id);
     let theirs = state
         .store

@@ -9,6 +9,7 @@ pub mod graph;
 pub mod me;
 pub mod mine;
 pub mod oauth;
+pub mod session;
 
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
@@ -24,7 +25,7 @@ use crate::protocol::frames::MAX_CLIENT_FRAME_BYTES;
 
 use super::State as AppState;
 use super::channel;
-use access::{bearer, device};
+use access::{bearer, device, device_token};
 use error::ApiError;
 
 /// Bytes read from a channel's socket at a time.
@@ -51,7 +52,14 @@ pub fn router(state: AppState) -> Router {
             "/v1/me/notifications/{id}",
             axum::routing::patch(me::patch).delete(me::delete),
         )
-        .route("/v1/me/channel", get(channel_upgrade));
+        .route("/v1/me/channel", get(channel_upgrade))
+        .route(
+            "/web/session",
+            get(session::current)
+                .post(session::open)
+                .delete(session::close),
+        )
+        .route("/web/session/refresh", post(session::refresh));
     if state.settings.metrics_listen.is_none() {
         app = app.route("/metrics", get(super::metrics::serve));
     }
@@ -126,7 +134,10 @@ async fn channel_upgrade(
     upgrade: MaybeUpgrade,
 ) -> Result<Response, ApiError> {
     let query: ChannelQuery = body::query(query.as_deref())?;
-    let token = bearer(&headers).or(query.access_token.as_deref());
+    let token = match query.access_token.as_deref() {
+        Some(token) if bearer(&headers).is_none() => Some(token),
+        _ => device_token(&headers, &axum::http::Method::GET)?,
+    };
     let device = device(&state, token)?;
     let upgrade = upgrade.0.ok_or_else(|| {
         ApiError::bad_request(

@@ -108,6 +108,45 @@ async fn password(
         .device_name
         .clone()
         .unwrap_or_else(|| "device".to_owned());
+    sign_in(
+        state,
+        SignIn {
+            username,
+            password,
+            name,
+            platform,
+            peer,
+        },
+    )
+    .await
+}
+
+/// A password sign-in that registers a device.
+pub struct SignIn<'a> {
+    /// The user's name.
+    pub username: &'a str,
+    /// Their password.
+    pub password: String,
+    /// The new device's name.
+    pub name: String,
+    /// What it runs on.
+    pub platform: Platform,
+    /// Where the request came from (failed sign-ins are counted per name and address).
+    pub peer: IpAddr,
+}
+
+/// Checks a user's password, within the sign-in limits (failures slow later tries per
+/// name and address; password checks share a bounded pool), and registers a device.
+/// The answer carries its access and refresh tokens. The token endpoint's password
+/// grant and the web app's sign-in both come here.
+pub async fn sign_in(state: &AppState, request: SignIn<'_>) -> Result<TokenResponse, ApiError> {
+    let SignIn {
+        username,
+        password,
+        name,
+        platform,
+        peer,
+    } = request;
     if name.chars().count() > MAX_DEVICE_NAME_CHARS {
         return Err(ApiError::bad_request(format!(
             "device_name: must be at most {MAX_DEVICE_NAME_CHARS} characters"
@@ -175,7 +214,17 @@ const REPLACED_TOKEN_GRACE: std::time::Duration = std::time::Duration::from_secs
 /// within [`REPLACED_TOKEN_GRACE`] (a lost answer). A token unused for longer than
 /// `refresh_token_ttl` has expired.
 async fn refresh(state: &ServiceState, form: &TokenForm) -> Result<TokenResponse, ApiError> {
-    let token = required(form.refresh_token.as_ref(), "refresh_token")?;
+    rotate(
+        state,
+        required(form.refresh_token.as_ref(), "refresh_token")?,
+    )
+    .await
+}
+
+/// Rotates a device's refresh token: the answer carries a fresh access token and the
+/// new refresh token (see [`refresh`] for reuse detection). The refresh grant and the
+/// web app's session refresh both come here.
+pub async fn rotate(state: &ServiceState, token: &str) -> Result<TokenResponse, ApiError> {
     let invalid = || ApiError::unauthenticated("invalid refresh_token; sign in again");
     let (device_id, secret) = auth::parse_refresh_token(token).ok_or_else(invalid)?;
     let device = live_device(state.store.device(&device_id)?)?;
