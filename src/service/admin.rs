@@ -293,14 +293,12 @@ impl Admin {
     async fn device_revoke(&self, params: DeviceRevoke) -> Result<Value, RpcError> {
         let revoked = self
             .state
-            .store
             .revoke_device(&params.id)
             .await
             .map_err(store_error)?;
         if revoked.is_none() {
             return Err(RpcError::new(NOT_FOUND, format!("no device {}", params.id)));
         }
-        self.state.hub.revoke(&params.id);
         tracing::info!(device = %params.id, "device revoked");
         Ok(json!({"id": params.id, "revoked": true}))
     }

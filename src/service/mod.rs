@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::protocol::Timestamp;
+use crate::protocol::{DeviceId, Timestamp};
 use auth::TokenSigner;
 use hub::Hub;
 use store::{Store, StoreError};
@@ -224,6 +224,19 @@ impl ServiceState {
     /// The current time (one place, so every route, the channel and the purge agree).
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// Revokes a device: its tokens stop working, its subscriptions end and its open
+    /// channels close. `None` when there is no such device.
+    pub async fn revoke_device(
+        &self,
+        id: &DeviceId,
+    ) -> Result<Option<store::DeviceRecord>, store::StoreError> {
+        let revoked = self.store.revoke_device(id).await?;
+        if revoked.is_some() {
+            self.hub.revoke(id);
+        }
+        Ok(revoked)
     }
 }
 

@@ -142,8 +142,7 @@ pub async fn sign_out(
     State(state): State<AppState>,
     Caller(device): Caller,
 ) -> Result<StatusCode, ApiError> {
-    state.store.revoke_device(&device.id).await?;
-    state.hub.revoke(&device.id);
+    state.revoke_device(&device.id).await?;
     tracing::info!(device = %device.id, "device signed out");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -50,8 +50,7 @@ pub async fn revoke(
     if theirs.is_none() {
         return Err(ApiError::not_found(format!("no device {id}")));
     }
-    state.store.revoke_device(&id).await?;
-    state.hub.revoke(&id);
+    state.revoke_device(&id).await?;
     tracing::info!(device = %id, by = %caller.id, "device revoked by its user");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -245,8 +245,7 @@ pub async fn rotate(state: &ServiceState, token: &str) -> Result<TokenResponse, 
             .iter()
             .any(|old| auth::secret_matches(secret, old))
         {
-            state.store.revoke_device(&device.id).await?;
-            state.hub.revoke(&device.id);
+            state.revoke_device(&device.id).await?;
             tracing::warn!(device = %device.id, "a replaced refresh token was used again; the device is revoked");
             return Err(ApiError::unauthenticated(
                 "this refresh token was already replaced, so a copy of it is in other hands; the device is signed out for safety: sign in again",

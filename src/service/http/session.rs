@@ -130,8 +130,7 @@ pub async fn close(
     State(state): State<AppState>,
     Caller(device): Caller,
 ) -> Result<Response, ApiError> {
-    state.store.revoke_device(&device.id).await?;
-    state.hub.revoke(&device.id);
+    state.revoke_device(&device.id).await?;
     tracing::info!(device = %device.id, "web session signed out");
     let mut response = StatusCode::NO_CONTENT.into_response();
     let secure = secure(&state);
