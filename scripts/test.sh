@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 # System packages the build and tests need (installed only when missing, only as root):
 # the toast tests run a private D-Bus session with dunst under Xvfb; the README's
 # commands (scripts/readme-check.sh) use curl and jq; the full-disk test mounts a tmpfs;
-# the unit check (scripts/check-units.sh) runs systemd-analyze.
-packages=(gcc libc6-dev pkg-config ca-certificates dbus-daemon dbus-bin dunst xvfb curl jq mount systemd)
+# the unit check (scripts/check-units.sh) runs systemd-analyze; the web app's tests drive a
+# headless Chromium through chromedriver.
+packages=(gcc libc6-dev pkg-config ca-certificates dbus-daemon dbus-bin dunst xvfb curl jq mount systemd chromium chromium-driver)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

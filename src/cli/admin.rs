@@ -51,16 +51,27 @@ pub async fn run(args: AdminArgs, config: Option<&std::path::Path>) -> Result<()
 
 fn request(command: &AdminCommand) -> anyhow::Result<(&'static str, Value)> {
     Ok(match command {
-        AdminCommand::User(UserCommand::Add {
-            name,
-            password_stdin,
-        }) => {
+        AdminCommand::User(
+            command @ (UserCommand::Add {
+                name,
+                password_stdin,
+            }
+            | UserCommand::Passwd {
+                name,
+                password_stdin,
+            }),
+        ) => {
             let mut params = json!({"name": name});
             if *password_stdin {
                 params["password"] =
                     Value::String(super::input::secret_line("password", "--password-stdin")?);
             }
-            ("user.add", params)
+            let method = if matches!(command, UserCommand::Add { .. }) {
+                "user.add"
+            } else {
+                "user.passwd"
+            };
+            (method, params)
         }
         AdminCommand::User(UserCommand::List) => ("user.list", json!({})),
         AdminCommand::App(AppCommand::Add { hostname, another }) => {
@@ -99,9 +110,14 @@ fn print_human(command: &AdminCommand, result: &Value) -> anyhow::Result<()> {
         })
     };
     match command {
-        AdminCommand::User(UserCommand::Add { .. }) => {
+        AdminCommand::User(command @ (UserCommand::Add { .. } | UserCommand::Passwd { .. })) => {
+            let done = if matches!(command, UserCommand::Add { .. }) {
+                "added user"
+            } else {
+                "new password for"
+            };
             line(&format!(
-                "added user {} ({})",
+                "{done} {} ({})",
                 text(result, "name"),
                 text(result, "id")
             ))?;

@@ -319,6 +319,15 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Set a user's password (e.g. local mode's user, to sign in to the web inbox).
+    /// Without --password-stdin a password is generated and printed once.
+    Passwd {
+        /// Sign-in name.
+        name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// List users.
     List,
 }

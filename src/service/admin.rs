@@ -4,6 +4,7 @@
 //! | method | params | result |
 //! |---|---|---|
 //! | `user.add` | `{name, password?}` | `{id, name, password?}` (a generated password is returned once) |
+//! | `user.passwd` | `{name, password?}` | `{id, name, password?}` (sets a new password; signed-in devices stay signed in) |
 //! | `user.list` | | `[{id, name, createdDateTime, devices}]` |
 //! | `app.add` | `{hostname, another?}` | `{clientId, clientSecret, hostname}` (the secret is shown once); a host with a credential is refused unless `another` |
 //! | `app.list` | | `[{clientId, hostname, createdDateTime}]` |
@@ -107,6 +108,7 @@ impl Handler for Admin {
     async fn call(&self, request: Request, _peer: &Peer) -> Result<Value, RpcError> {
         match request.method.as_str() {
             "user.add" => self.user_add(params(&request)?).await,
+            "user.passwd" => self.user_passwd(params(&request)?).await,
             "user.list" => self.user_list(),
             "app.add" => self.app_add(params(&request)?).await,
             "app.list" => self.app_list(),
@@ -121,6 +123,26 @@ impl Handler for Admin {
     }
 }
 
+/// The password given (not empty), or a generated one; with its hash and whether it
+/// was generated (then it is shown once).
+async fn new_password(given: Option<String>) -> Result<(String, String, bool), RpcError> {
+    let generated = given.is_none();
+    let password = match given {
+        Some(p) if p.is_empty() => {
+            return Err(RpcError::invalid_params("the password is empty"));
+        }
+        Some(p) => p,
+        None => auth::random_id().map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?,
+    };
+    let to_hash = password.clone();
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&to_hash))
+        .await
+        .map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?
+        .map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?;
+    Ok((password, hash, generated))
+}
+
+/// The parameters of `user.add` and `user.passwd`.
 #[derive(Deserialize)]
 struct UserAdd {
     name: String,
@@ -182,19 +204,7 @@ impl Admin {
                 "name must be 1 to {MAX_USER_NAME_CHARS} characters without spaces"
             )));
         }
-        let generated = params.password.is_none();
-        let password = match params.password {
-            Some(p) if p.is_empty() => {
-                return Err(RpcError::invalid_params("the password is empty"));
-            }
-            Some(p) => p,
-            None => auth::random_id().map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?,
-        };
-        let to_hash = password.clone();
-        let hash = tokio::task::spawn_blocking(move || auth::hash_password(&to_hash))
-            .await
-            .map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?
-            .map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?;
+        let (password, hash, generated) = new_password(params.password).await?;
         let user = UserRecord {
             id: UserId::random(),
             name,
@@ -202,6 +212,23 @@ impl Admin {
             created: Timestamp::now(),
         };
         let user = self.state.store.add_user(user).await.map_err(store_error)?;
+        let mut result = json!({"id": user.id, "name": user.name});
+        if generated {
+            result["password"] = Value::String(password);
+        }
+        Ok(result)
+    }
+
+    async fn user_passwd(&self, params: UserAdd) -> Result<Value, RpcError> {
+        let (password, hash, generated) = new_password(params.password).await?;
+        let user = self
+            .state
+            .store
+            .set_password(params.name.trim(), hash)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| RpcError::new(NOT_FOUND, format!("no user {:?}", params.name)))?;
+        tracing::info!(user = %user.name, "password changed");
         let mut result = json!({"id": user.id, "name": user.name});
         if generated {
             result["password"] = Value::String(password);

@@ -131,6 +131,12 @@ impl Home {
         self.path("run/tidings/agent.sock")
     }
 
+    /// The URL of local mode's embedded service, once the agent has written it.
+    pub async fn local_service_url(&self) -> String {
+        let written = wait_for_file(&self.path("run/tidings/service.url")).await;
+        written.trim().to_owned()
+    }
+
     /// Starts `tidings agent` and waits until its IPC socket answers.
     pub async fn serving_agent(&self) -> Child {
         self.serving(self.agent()).await

@@ -14,10 +14,7 @@ use crate::home::{Home, terminate, wait_for_file};
 async fn the_agent_binary_runs_local_mode_with_nothing_configured() {
     let home = Home::new();
     let agent = home.serving_agent().await;
-    let url = wait_for_file(&home.path("run/tidings/service.url"))
-        .await
-        .trim()
-        .to_owned();
+    let url = home.local_service_url().await;
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     wait_for_file(&home.agent_dir().join("credentials.toml")).await;
     let creds = Credentials::load(&home.agent_dir()).unwrap().unwrap();
@@ -69,7 +66,7 @@ async fn the_agent_binary_runs_local_mode_with_nothing_configured() {
 
     // A second start reuses the device instead of registering another.
     let again = home.agent();
-    wait_for_file(&home.path("run/tidings/service.url")).await;
+    home.local_service_url().await;
     let second = home
         .command(&["agent", "--no-toasts"])
         .output()
@@ -78,7 +75,7 @@ async fn the_agent_binary_runs_local_mode_with_nothing_configured() {
     assert_eq!(second.status.code(), Some(1));
     let message = String::from_utf8_lossy(&second.stderr);
     assert!(message.contains("already running"), "{message}");
-    wait_for_file(&home.path("run/tidings/service.url")).await;
+    home.local_service_url().await;
     wait_until("the agent reconnects", || async {
         home.admin_json(&["device", "list"]).await[0]["connected"] == true
     })
@@ -282,4 +279,35 @@ async fn local_mode_exits_when_its_embedded_service_cannot_run() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("the local service ended"), "{stderr}");
+}
+
+#[tokio::test]
+async fn local_modes_user_gets_a_password_for_the_web_inbox_on_the_agents_port() {
+    let home = Home::new();
+    let agent = home.serving_agent().await;
+    let url = home.local_service_url().await;
+    let http = reqwest::Client::new();
+    let sign_in = |password: &'static str| {
+        http.post(format!("{url}/web/session"))
+            .header("Origin", url.as_str())
+            .json(&json!({"username": "tester", "password": password}))
+            .send()
+    };
+    assert_eq!(sign_in("s3cret").await.unwrap().status(), 401);
+    let args = ["admin", "user", "passwd", "tester", "--password-stdin"];
+    let set = home.run_with_input(&args, "s3cret\n").await;
+    assert!(set.status.success(), "{set:?}");
+    assert!(String::from_utf8_lossy(&set.stdout).contains("new password for tester"));
+    assert_eq!(sign_in("s3cret").await.unwrap().status(), 200);
+    let page = http.get(format!("{url}/")).send().await.unwrap();
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("<title>tidings</title>")
+    );
+    let unknown = home.run(&["admin", "user", "passwd", "nobody"]).await;
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no user \"nobody\""));
+    terminate(agent).await;
 }

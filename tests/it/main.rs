@@ -35,4 +35,5 @@ mod stand_in;
 mod supervisor;
 mod test_agent;
 mod tls;
+mod web_app;
 mod web_session;

@@ -10,6 +10,7 @@ pub mod me;
 pub mod mine;
 pub mod oauth;
 pub mod session;
+pub mod web;
 
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
@@ -59,7 +60,11 @@ pub fn router(state: AppState) -> Router {
                 .post(session::open)
                 .delete(session::close),
         )
-        .route("/web/session/refresh", post(session::refresh));
+        .route("/web/session/refresh", post(session::refresh))
+        .route("/", get(web::index))
+        .route("/app.js", get(web::script))
+        .route("/app.css", get(web::style))
+        .route("/favicon.svg", get(web::icon));
     if state.settings.metrics_listen.is_none() {
         app = app.route("/metrics", get(super::metrics::serve));
     }

@@ -33,6 +33,25 @@ impl Store {
         Ok(user)
     }
 
+    /// Replaces a user's password hash; `None` when there is no such user.
+    pub async fn set_password(
+        &self,
+        name: &str,
+        password_hash: String,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        self.writable()?;
+        let Some(mut user) = self.user_by_name(name)? else {
+            return Ok(None);
+        };
+        user.password_hash = password_hash;
+        self.backend()?
+            .trees
+            .users
+            .insert(name.as_bytes(), encode(&user)?)?;
+        self.barrier().await?;
+        Ok(Some(user))
+    }
+
     /// Every user, by name.
     pub fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
         all(&self.backend()?.trees.users)

@@ -1,0 +1,376 @@
+//! The web app in a real headless Chromium, driven over WebDriver (chromedriver, both
+//! from Debian; the test command installs them), against the real service and a real
+//! agent (the binary, signed in to the same user): sign-in, live notifications, reads
+//! both ways, delete, a note, devices, sign-out, hostile titles and the page's headers.
+
+use std::process::Stdio;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use crate::helpers::{App, DEADLINE, TestService, note, wait_until};
+use crate::home::Home;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A headless Chromium session through its own chromedriver.
+struct Browser {
+    client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Self {
+        for path in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                std::path::Path::new(path).exists(),
+                "{path} is missing: the web app's tests need Debian's chromium and chromium-driver (./scripts/test.sh installs them as root)"
+            );
+        }
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        wait_until("chromedriver answers", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
+        let profile = tempfile::tempdir().unwrap();
+        let options = json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--window-size=900,1000",
+                format!("--user-data-dir={}", profile.path().display()),
+            ],
+        });
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("goog:chromeOptions".to_owned(), options);
+        capabilities.insert("unhandledPromptBehavior".to_owned(), json!("ignore"));
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(capabilities)
+            .connect(&url)
+            .await
+            .expect("a Chromium session");
+        Self {
+            client,
+            driver,
+            _profile: profile,
+        }
+    }
+
+    /// Runs `script` in the page and returns its value.
+    async fn eval(&self, script: &str) -> Value {
+        self.client.execute(script, vec![]).await.unwrap()
+    }
+
+    /// The drawn notifications: `{id, title, state}`, top to bottom.
+    async fn items(&self) -> Vec<Value> {
+        let script = "return [...document.querySelectorAll('#list .item')].map(li => ({id: li.dataset.id, title: li.querySelector('h3').textContent, state: li.querySelector('.state').textContent}))";
+        self.eval(script)
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    async fn item(&self, id: &str) -> Option<Value> {
+        self.items().await.into_iter().find(|i| i["id"] == id)
+    }
+
+    async fn click(&self, css: &str) {
+        let element = self
+            .client
+            .wait()
+            .at_most(DEADLINE)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        element.click().await.unwrap();
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let element = self.client.find(Locator::Css(css)).await.unwrap();
+        element.clear().await.unwrap();
+        element.send_keys(text).await.unwrap();
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let script =
+            format!("const e = document.querySelector({css:?}); return e ? e.textContent : null");
+        self.eval(&script)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    async fn sign_in(&self, user: &str, password: &str) {
+        self.fill("#username", user).await;
+        self.fill("#password", password).await;
+        self.click("#signin-form button[type=submit]").await;
+    }
+
+    async fn close(self) {
+        self.client.close().await.unwrap();
+        let mut driver = self.driver;
+        driver.kill().await.unwrap();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The cast: alice's agent (the real binary) subscribed to contoso.com, the app that
+/// posts, and a browser on the service's page.
+struct Scene {
+    service: TestService,
+    app: App,
+    unsid: String,
+    home: Home,
+    agent: Child,
+    browser: Browser,
+}
+
+impl Scene {
+    async fn start() -> Self {
+        let service = TestService::start().await;
+        service.add_user("alice").await;
+        let app = service.add_app("contoso.com").await;
+        let home = Home::new();
+        home.login(&service.url, "alice", "alice-pw").await;
+        let agent = home.serving_agent().await;
+        let subscribed = home.run(&["subscribe", "contoso.com"]).await;
+        let unsid = String::from_utf8(subscribed.stdout)
+            .unwrap()
+            .trim()
+            .to_owned();
+        let browser = Browser::start().await;
+        browser.client.goto(&service.url).await.unwrap();
+        Self {
+            service,
+            app,
+            unsid,
+            home,
+            agent,
+            browser,
+        }
+    }
+
+    /// Posts as the app; returns the notification's id.
+    async fn post(&self, title: &str) -> String {
+        let posted = self
+            .service
+            .post_ok(&self.app, &self.unsid, &note("contoso.com", title))
+            .await;
+        posted.id.to_string()
+    }
+
+    /// The agent's view of one notification (`tidings history --json`).
+    async fn on_agent(&self, id: &str) -> Option<Value> {
+        let listed = self.home.json(&["history", "--limit", "1000"]).await;
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == id)
+            .cloned()
+    }
+
+    async fn shows(&self, section: &str) {
+        let script = format!("return !document.getElementById({section:?}).hidden");
+        wait_until(&format!("the page shows #{section}"), || async {
+            self.browser.eval(&script).await == true
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbox_in_a_real_browser_stays_in_step_with_an_agent() {
+    let scene = Scene::start().await;
+    the_page_is_served_with_a_strict_policy(&scene).await;
+    a_wrong_password_is_refused_then_the_right_one_opens_the_inbox(&scene).await;
+    reads_travel_both_ways_and_a_delete_everywhere(&scene).await;
+    a_note_reaches_the_agent(&scene).await;
+    a_hostile_title_is_only_text(&scene).await;
+    devices_are_revoked_and_signing_out_revokes_the_browser(&scene).await;
+    let Scene {
+        browser, mut agent, ..
+    } = scene;
+    browser.close().await;
+    // Its device was revoked above, so its exit status is not the point here.
+    agent.kill().await.unwrap();
+}
+
+async fn the_page_is_served_with_a_strict_policy(scene: &Scene) {
+    let page = reqwest::get(format!("{}/", scene.service.url))
+        .await
+        .unwrap();
+    let headers = page.headers();
+    let policy = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"),
+        "{policy}"
+    );
+    assert!(
+        !policy.contains("unsafe-inline") && !policy.contains("unsafe-eval"),
+        "{policy}"
+    );
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+}
+
+async fn a_wrong_password_is_refused_then_the_right_one_opens_the_inbox(scene: &Scene) {
+    let browser = &scene.browser;
+    browser.sign_in("alice", "wrong").await;
+    wait_until("the refusal shows", || async {
+        browser.text("#signin-error").await == "invalid user name or password"
+    })
+    .await;
+    browser.sign_in("alice", "alice-pw").await;
+    scene.shows("inbox").await;
+}
+
+async fn reads_travel_both_ways_and_a_delete_everywhere(scene: &Scene) {
+    let browser = &scene.browser;
+    // Posted by an app backend: appears without a reload.
+    let first = scene.post("Build passed").await;
+    wait_until("the post appears", || async {
+        browser.item(&first).await.is_some()
+    })
+    .await;
+    // Read in the browser: read on the agent.
+    browser
+        .click(r#"button[aria-label="Mark Build passed read"]"#)
+        .await;
+    wait_until("the agent sees the read", || async {
+        scene
+            .on_agent(&first)
+            .await
+            .is_some_and(|n| n["readState"] == "read")
+    })
+    .await;
+    // Read on the agent: read on the page.
+    let second = scene.post("Deploy done").await;
+    wait_until("the second appears", || async {
+        browser.item(&second).await.is_some()
+    })
+    .await;
+    let show = browser.client.find(Locator::Css("#show")).await.unwrap();
+    show.select_by_value("all").await.unwrap();
+    let read = scene.home.run(&["read", &second]).await;
+    assert!(read.status.success(), "{read:?}");
+    wait_until("the page shows the agent's read", || async {
+        browser
+            .item(&second)
+            .await
+            .is_some_and(|i| i["state"] == "read")
+    })
+    .await;
+    // Delete in the browser: gone everywhere.
+    browser
+        .click(r#"button[aria-label="Delete Build passed"]"#)
+        .await;
+    wait_until("it leaves the page", || async {
+        browser.item(&first).await.is_none()
+    })
+    .await;
+    wait_until("and the agent", || async {
+        scene.on_agent(&first).await.is_none()
+    })
+    .await;
+}
+
+async fn a_note_reaches_the_agent(scene: &Scene) {
+    let browser = &scene.browser;
+    browser.click("#note summary").await;
+    browser.fill("#note-title", "Pick up milk").await;
+    browser.click("#note-form button[type=submit]").await;
+    wait_until("the agent has the note", || async {
+        let listed = scene.home.json(&["history"]).await;
+        let items = listed["items"].as_array().unwrap().clone();
+        items
+            .iter()
+            .any(|n| n["payload"]["visualContent"]["title"] == "Pick up milk")
+    })
+    .await;
+    // What the README shows (target/web-inbox.png, copied to docs/).
+    browser.click("#note summary").await;
+    let shot = browser.client.screenshot().await.unwrap();
+    std::fs::write(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/target/web-inbox.png"),
+        shot,
+    )
+    .unwrap();
+}
+
+async fn a_hostile_title_is_only_text(scene: &Scene) {
+    let browser = &scene.browser;
+    let hostile = "<img src=x onerror=alert(1)>";
+    let evil = scene.post(hostile).await;
+    wait_until("the hostile one appears", || async {
+        browser.item(&evil).await.is_some()
+    })
+    .await;
+    assert_eq!(browser.item(&evil).await.unwrap()["title"], hostile);
+    assert_eq!(
+        browser
+            .eval("return document.querySelectorAll('#list img').length")
+            .await,
+        0
+    );
+    assert!(
+        browser.client.get_alert_text().await.is_err(),
+        "no alert ran"
+    );
+}
+
+async fn devices_are_revoked_and_signing_out_revokes_the_browser(scene: &Scene) {
+    let (browser, service) = (&scene.browser, &scene.service);
+    // Revoke the agent's device from the Devices page (the button asks twice).
+    browser.click(r#"nav button[data-page="devices"]"#).await;
+    let agent_device = scene.home.json(&["status"]).await["deviceId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let name = service.device_info(&agent_device).await["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoke = format!(r#"button[aria-label="Revoke {name}"]"#);
+    browser.click(&revoke).await;
+    browser.click(&revoke).await;
+    wait_until("the agent's device is revoked", || async {
+        service.device_info(&agent_device).await["revoked"] == true
+    })
+    .await;
+    // Signing out revokes the browser's own device.
+    let who = browser
+        .eval("return fetch('/web/session').then(r => r.json())")
+        .await;
+    let mine = who["deviceId"].as_str().unwrap().to_owned();
+    assert_eq!(service.device_info(&mine).await["platform"], "webPush");
+    browser.click("#sign-out").await;
+    wait_until("the browser's device is revoked", || async {
+        service.device_info(&mine).await["revoked"] == true
+    })
+    .await;
+    scene.shows("signin").await;
+}
