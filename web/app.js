@@ -18,6 +18,7 @@ const state = {
   retries: 0,
   ackTimer: 0,
   drawQueued: false,
+  firstPage: false,    // the first page after the backlog is drawn (a performance mark)
   toasts: new Map(),   // id -> the browser Notification shown for it
 };
 
@@ -240,6 +241,12 @@ function drawNow() {
   const items = filtered();
   const rows = items.slice(0, state.shown).map(row);
   $('list').replaceChildren(...rows);
+  // For the browser's performance tools (and benches/web.rs): when the first page
+  // of the synced inbox was drawn, in ms since the page began to load.
+  if (!state.firstPage) {
+    state.firstPage = true;
+    performance.mark('tidings:first-page', { detail: { total: state.items.size } });
+  }
   $('empty').hidden = items.length > 0;
   $('more').hidden = items.length <= state.shown;
   let unread = 0;
