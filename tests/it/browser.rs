@@ -62,6 +62,8 @@ impl Browser {
                 "--no-first-run", "--window-size=900,1000",
                 format!("--user-data-dir={}", profile.path().display()),
             ],
+            // Notifications are allowed, as if the user had said yes when the page asked.
+            "prefs": {"profile.default_content_setting_values.notifications": 1},
         });
         let mut capabilities = serde_json::Map::new();
         capabilities.insert("goog:chromeOptions".to_owned(), options);

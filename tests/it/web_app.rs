@@ -4,7 +4,7 @@
 //! both ways, delete, a note, devices, sign-out, hostile titles and the page's headers.
 
 use fantoccini::Locator;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::process::Child;
 
 use crate::browser::Browser;
@@ -84,6 +84,8 @@ async fn the_inbox_in_a_real_browser_stays_in_step_with_an_agent() {
     reads_travel_both_ways_and_a_delete_everywhere(&scene).await;
     a_note_reaches_the_agent(&scene).await;
     a_hostile_title_is_only_text(&scene).await;
+    every_control_is_labelled_and_the_page_fits_a_phone(&scene).await;
+    desktop_notifications_follow_priority_do_not_disturb_and_reads_elsewhere(&scene).await;
     devices_are_revoked_and_signing_out_revokes_the_browser(&scene).await;
     let Scene {
         browser, mut agent, ..
@@ -214,6 +216,95 @@ async fn a_hostile_title_is_only_text(scene: &Scene) {
         browser.client.get_alert_text().await.is_err(),
         "no alert ran"
     );
+}
+
+async fn every_control_is_labelled_and_the_page_fits_a_phone(scene: &Scene) {
+    let browser = &scene.browser;
+    let script = "return {
+        unlabelled: [...document.querySelectorAll('input, select, textarea')]
+            .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map(e => e.id),
+        nameless: [...document.querySelectorAll('button')]
+            .filter(b => !b.textContent.trim() && !b.getAttribute('aria-label')).length,
+        overflow: document.documentElement.scrollWidth - window.innerWidth,
+    }";
+    let wide = browser.eval(script).await;
+    assert_eq!(
+        (wide["unlabelled"].clone(), wide["nameless"].clone()),
+        (json!([]), json!(0)),
+        "{wide}"
+    );
+    browser.client.set_window_size(390, 844).await.unwrap();
+    let phone = browser.eval(script).await;
+    assert!(
+        phone["overflow"].as_i64().unwrap() <= 0,
+        "no sideways scrolling on a phone: {phone}"
+    );
+    browser.client.set_window_size(900, 1000).await.unwrap();
+}
+
+/// Records each desktop notification the page makes, and whether it was closed. The
+/// real `Notification` still makes them; headless Chromium shows them nowhere a test
+/// can look, so this spy is the one edge watched from inside the page.
+const NOTIFICATION_SPY: &str = r"
+    const Real = window.Notification;
+    window.shown = [];
+    class Spy extends Real {
+        constructor(title, options) {
+            super(title, options);
+            const record = {title, requireInteraction: options.requireInteraction, silent: options.silent, closed: false};
+            window.shown.push(record);
+            const close = this.close.bind(this);
+            this.close = () => { record.closed = true; close(); };
+        }
+        static get permission() { return Real.permission; }
+        static requestPermission() { return Real.requestPermission(); }
+    }
+    window.Notification = Spy;
+";
+
+async fn desktop_notifications_follow_priority_do_not_disturb_and_reads_elsewhere(scene: &Scene) {
+    let browser = &scene.browser;
+    browser.eval(NOTIFICATION_SPY).await;
+    browser.click("#desktop-toggle").await;
+    wait_until("desktop notifications are on", || async {
+        browser.text("#desktop-toggle").await == "Desktop notifications: on"
+    })
+    .await;
+    let shown = || browser.eval("return window.shown");
+    let mut urgent = note("contoso.com", "Server down");
+    urgent["priority"] = "High".into();
+    let id = scene
+        .service
+        .post_ok(&scene.app, &scene.unsid, &urgent)
+        .await
+        .id
+        .to_string();
+    wait_until("a desktop notification shows", || async {
+        shown().await.as_array().is_some_and(|s| !s.is_empty())
+    })
+    .await;
+    let first = shown().await[0].clone();
+    assert_eq!(
+        (first["title"].clone(), first["requireInteraction"].clone()),
+        ("Server down".into(), true.into())
+    );
+    // Read on the agent: the desktop notification closes.
+    let read = scene.home.run(&["read", &id]).await;
+    assert!(read.status.success(), "{read:?}");
+    wait_until("it closes", || async { shown().await[0]["closed"] == true }).await;
+    // Do not disturb: stored and listed, not shown.
+    browser.click("#dnd").await;
+    let quiet = scene.post("During quiet time").await;
+    wait_until("it is listed", || async {
+        browser.item(&quiet).await.is_some()
+    })
+    .await;
+    assert_eq!(
+        shown().await.as_array().unwrap().len(),
+        1,
+        "nothing shown in do-not-disturb"
+    );
+    browser.click("#dnd").await;
 }
 
 async fn devices_are_revoked_and_signing_out_revokes_the_browser(scene: &Scene) {
