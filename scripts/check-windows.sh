@@ -43,20 +43,21 @@ within() {
 # Ctrl-C event), then waits for it to go.
 stop_agent() {
   kill -INT "$1" 2>/dev/null || true
-  local deadline=$((SECONDS + 20))
-  while kill -0 "$1" 2>/dev/null; do
-    [ "$SECONDS" -lt "$deadline" ] || { kill -KILL "$1"; fail "the agent did not stop within 20 s of Ctrl-C"; }
-    sleep 0.2
-  done
+  gone_within_20s "$1" "the agent did not stop within 20 s of Ctrl-C"
 }
 
 # Ends the windowless agent started as process $1 as Task Manager's "End task" or a
 # logoff does: it has no console to get a Ctrl-C and no window to close.
 end_windowless() {
   wine taskkill /f /im tidingsw.exe >/dev/null 2>&1 || true
+  gone_within_20s "$1" "taskkill did not end tidingsw.exe within 20 s"
+}
+
+# Waits for process $1 to end; kills it and fails with $2 after 20 s.
+gone_within_20s() {
   local deadline=$((SECONDS + 20))
   while kill -0 "$1" 2>/dev/null; do
-    [ "$SECONDS" -lt "$deadline" ] || { kill -KILL "$1"; fail "taskkill did not end tidingsw.exe within 20 s"; }
+    [ "$SECONDS" -lt "$deadline" ] || { kill -KILL "$1"; fail "$2"; }
     sleep 0.2
   done
 }
@@ -90,8 +91,7 @@ stop_agent "$agent"
 test -d "$agent_data" || fail "the agent left no data in $agent_data"
 
 echo "== the .msi: build"
-version="$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)"
-version="${version%%-*}"
+version="$(msi_version)"
 newer="${version%.*}.$((${version##*.} + 1))"
 ./scripts/package --msi --msi-version "$version"
 ./scripts/package --msi --msi-version "$newer"

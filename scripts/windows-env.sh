@@ -5,6 +5,8 @@
 #                       when missing) and fails loudly when it cannot
 #   windows_cargo ARGS  Debian's cargo with .cargo/windows.toml (-Zbuild-std)
 #   windows_build       the release tidings.exe and tidingsw.exe, stripped, in $WINDOWS_BIN
+#   msi_version         the crate's version as an MSI takes it (three numbers:
+#                       0.2.0-rc.1 becomes 0.2.0)
 #   wine_prefix DIR     a fresh Wine prefix in DIR with the test-only DLL shim; exports
 #                       WINEPREFIX and friends for the wine commands that follow
 
@@ -49,6 +51,12 @@ windows_cargo() {
 windows_build() {
   windows_cargo build --release --features windowless --bins
   ls -l "$WINDOWS_BIN/tidings.exe" "$WINDOWS_BIN/tidingsw.exe"
+}
+
+msi_version() {
+  local version
+  version="$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)"
+  echo "${version%%-*}"
 }
 
 wine_prefix() {

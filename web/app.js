@@ -170,8 +170,8 @@ async function reconnect() {
   // refreshes an expired access token, or finds the browser was revoked).
   try {
     await api('GET', '/web/session');
-  } catch (error) {
-    if (!state.me) return;
+  } catch (_) {
+    // Offline: connect anyway, and back off again. Signed out: state.me is gone.
   }
   if (state.me) connect();
 }
@@ -304,7 +304,7 @@ function row(n) {
   actions.className = 'actions';
   const label = title(n);
   actions.append(
-    button('Open', `Open ${label}`, () => patch(n.id, { readState: 'read', userActionState: 'activated' })),
+    button('Open', `Open ${label}`, () => openItem(n.id)),
     isUnread(n)
       ? button('Mark read', `Mark ${label} read`, () => patch(n.id, { readState: 'read' }))
       : button('Mark unread', `Mark ${label} unread`, () => patch(n.id, { readState: 'unread', userActionState: 'noInteraction' })),
@@ -337,6 +337,11 @@ function button(text, label, action) {
 
 function patch(id, body) {
   return api('PATCH', `/v1/me/notifications/${encodeURIComponent(id)}`, body);
+}
+
+// Opening is what a click on a toast does: read, and activated.
+function openItem(id) {
+  return patch(id, { readState: 'read', userActionState: 'activated' });
 }
 
 function remove(id) {
@@ -409,7 +414,7 @@ function toast(n, before) {
   const shownNow = new Notification(n.payload.visualContent.title, options);
   shownNow.onclick = () => {
     window.focus();
-    patch(n.id, { readState: 'read', userActionState: 'activated' }).catch(() => {});
+    openItem(n.id).catch(() => {});
   };
   state.toasts.set(n.id, shownNow);
 }

@@ -24,9 +24,11 @@ pub fn main(launch: Launch) {
     let cli = Cli::parse();
     let verbose = cli.verbose;
     let format = logs::format_of(&cli);
-    #[cfg(feature = "windowless")]
-    if launch == Launch::Windowless {
-        logs::init_file(format.as_deref().unwrap_or("text"));
+    match (launch, &format) {
+        (Launch::Console, Ok(format)) => logs::init(format),
+        (Launch::Console, Err(_)) => {}
+        #[cfg(feature = "windowless")]
+        (Launch::Windowless, _) => logs::init_file(format.as_deref().unwrap_or("text")),
     }
     let report = |message: String| {
         if launch == Launch::Console {
@@ -35,13 +37,9 @@ pub fn main(launch: Launch) {
             tracing::error!("{message}");
         }
     };
-    match format {
-        Ok(format) if launch == Launch::Console => logs::init(&format),
-        Ok(_) => {}
-        Err(failure) => {
-            report(describe_failure(&failure.error, verbose));
-            std::process::exit(failure.code);
-        }
+    if let Err(failure) = format {
+        report(describe_failure(&failure.error, verbose));
+        std::process::exit(failure.code);
     }
     crate::agent::tls::install_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

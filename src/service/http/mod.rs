@@ -61,10 +61,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(session::close),
         )
         .route("/web/session/refresh", post(session::refresh))
-        .route("/", get(web::index))
-        .route("/app.js", get(web::script))
-        .route("/app.css", get(web::style))
-        .route("/favicon.svg", get(web::icon));
+        .merge(web::routes());
     if state.settings.metrics_listen.is_none() {
         app = app.route("/metrics", get(super::metrics::serve));
     }

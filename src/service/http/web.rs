@@ -4,8 +4,10 @@
 //! frames), `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer` and
 //! `X-Frame-Options: DENY` for browsers older than `frame-ancestors`.
 
+use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 
 /// The policy of every file of the app.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
@@ -35,24 +37,13 @@ const ICON: Asset = Asset {
     media: "image/svg+xml",
 };
 
-/// `GET /`: the page.
-pub async fn index() -> Response {
-    serve(&INDEX)
-}
-
-/// `GET /app.js`.
-pub async fn script() -> Response {
-    serve(&SCRIPT)
-}
-
-/// `GET /app.css`.
-pub async fn style() -> Response {
-    serve(&STYLE)
-}
-
-/// `GET /favicon.svg`.
-pub async fn icon() -> Response {
-    serve(&ICON)
+/// The app's routes: `/` (the page), `/app.js`, `/app.css`, `/favicon.svg`.
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/", get(|| async { serve(&INDEX) }))
+        .route("/app.js", get(|| async { serve(&SCRIPT) }))
+        .route("/app.css", get(|| async { serve(&STYLE) }))
+        .route("/favicon.svg", get(|| async { serve(&ICON) }))
 }
 
 fn serve(asset: &Asset) -> Response {
