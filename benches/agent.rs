@@ -56,7 +56,9 @@ fn start_service() -> Service {
         .unwrap();
     let shutdown = CancellationToken::new();
     let (state, url) = runtime.block_on(async {
-        let state = ServiceState::open(service::Settings::new(dir.path().to_owned())).unwrap();
+        let state = ServiceState::open(service::Settings::new(dir.path().to_owned()))
+            .await
+            .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(service::run(listener, state.clone(), shutdown.clone()));
@@ -176,16 +178,11 @@ fn idle_rss(service: &Service, count: usize, settle: Duration) -> (u64, u64) {
     creds.save(&home.path().join("data/tidings/agent")).unwrap();
     let mut child = spawn_agent(home.path());
     let id = tidings::protocol::DeviceId::new(device);
-    while service
-        .state
-        .store
-        .device(&id)
-        .unwrap()
-        .unwrap()
-        .acked_seq
-        .0
-        < count as u64
-    {
+    let acked = || {
+        let device = service.runtime.block_on(service.state.store.device(&id));
+        device.unwrap().unwrap().acked_seq.0
+    };
+    while acked() < count as u64 {
         std::thread::sleep(Duration::from_millis(10));
     }
     std::thread::sleep(settle);

@@ -88,7 +88,9 @@ fn with_service<T>(work: impl FnOnce(&Target, &tokio::runtime::Runtime) -> T) ->
         .unwrap();
     let shutdown = CancellationToken::new();
     let (addr, state, task) = server.block_on(async {
-        let state = ServiceState::open(Settings::new(dir.path().to_owned())).unwrap();
+        let state = ServiceState::open(Settings::new(dir.path().to_owned()))
+            .await
+            .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let task = tokio::spawn(service::run(listener, state.clone(), shutdown.clone()));
@@ -102,12 +104,15 @@ fn with_service<T>(work: impl FnOnce(&Target, &tokio::runtime::Runtime) -> T) ->
     let result = work(&target, &client);
     println!(
         "  (store on disk: {} MiB)",
-        state.store.size_on_disk().unwrap() >> 20
+        client.block_on(state.store.size()).unwrap() >> 20
     );
     // How long `tidings admin backup` holds writes for a store of this size.
     let started = Instant::now();
-    let backup = state
+    let sled = state
         .store
+        .as_sled()
+        .expect("the bench's service runs on sled");
+    let backup = sled
         .backup(&dir.path().join("bench.tidings-backup"))
         .unwrap();
     let took = started.elapsed().as_secs_f64();

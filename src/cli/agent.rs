@@ -108,7 +108,7 @@ async fn local(
     service_settings.store_reserve = LOCAL_STORE_RESERVE;
     // The agent tells systemd about the process, not the service inside it.
     service_settings.supervised = false;
-    let state = ServiceState::open(service_settings).with_context(|| {
+    let state = ServiceState::open(service_settings).await.with_context(|| {
         format!(
             "starting the local service in {}; if `tidings service` runs there, sign this device in to it with `tidings login` instead",
             service_dir.display()
@@ -119,7 +119,7 @@ async fn local(
     let url_file = write_url_file(&url)?;
     let service_task = tokio::spawn(service::run(listener, state.clone(), shutdown.clone()));
     let creds = match saved {
-        Some(creds) if device_is_live(&state, &creds.device_id)? => creds,
+        Some(creds) if device_is_live(&state, &creds.device_id).await? => creds,
         _ => {
             let creds = provision_this_device(&state, agent_dir).await?;
             tracing::info!(
@@ -251,8 +251,11 @@ fn write_url_file(url: &str) -> anyhow::Result<PathBuf> {
     Ok(file)
 }
 
-fn device_is_live(state: &ServiceState, id: &str) -> anyhow::Result<bool> {
-    let device = state.store.device(&crate::protocol::DeviceId::new(id))?;
+async fn device_is_live(state: &ServiceState, id: &str) -> anyhow::Result<bool> {
+    let device = state
+        .store
+        .device(&crate::protocol::DeviceId::new(id))
+        .await?;
     Ok(device.is_some_and(|d| !d.revoked))
 }
 

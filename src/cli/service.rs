@@ -18,7 +18,7 @@ pub async fn run(args: ServiceArgs, config: Option<&Path>) -> Result<(), Failure
     let settings = settings::service_settings(&effective)?;
     let data_dir = settings.data_dir.clone();
     if let Some(backup) = &args.restore {
-        let summary = crate::service::store::Store::restore(&data_dir, backup)?;
+        let summary = crate::service::store::SledStore::restore(&data_dir, backup)?;
         println!(
             "restored {} entries of {} trees from {} into {}; start the service with --data-dir {}",
             summary.entries,
@@ -33,6 +33,7 @@ pub async fn run(args: ServiceArgs, config: Option<&Path>) -> Result<(), Failure
         .address("listen")
         .ok_or_else(|| anyhow::anyhow!("no listen address"))?;
     let state = ServiceState::open(settings)
+        .await
         .with_context(|| format!("opening the service store in {}", data_dir.display()))?;
     let listener = TcpListener::bind(listen).await.with_context(|| {
         format!(

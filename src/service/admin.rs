@@ -109,10 +109,10 @@ impl Handler for Admin {
         match request.method.as_str() {
             "user.add" => self.user_add(params(&request)?).await,
             "user.passwd" => self.user_passwd(params(&request)?).await,
-            "user.list" => self.user_list(),
+            "user.list" => self.user_list().await,
             "app.add" => self.app_add(params(&request)?).await,
-            "app.list" => self.app_list(),
-            "device.list" => to_value(self.device_list()?),
+            "app.list" => self.app_list().await,
+            "device.list" => to_value(self.device_list().await?),
             "device.revoke" => self.device_revoke(params(&request)?).await,
             "backup.create" => self.backup().await,
             other => Err(RpcError::new(
@@ -170,12 +170,18 @@ impl Admin {
         let stamp = Timestamp::now().as_millis();
         let partial = dir.join(format!("backup-{stamp}.partial"));
         let done = dir.join(format!("backup-{stamp}.tidings-backup"));
-        let store = self.state.store.clone();
+        let state = self.state.clone();
         let started = std::time::Instant::now();
         let writing = partial.clone();
-        let made = tokio::task::spawn_blocking(move || store.backup(&writing))
-            .await
-            .map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?;
+        let made = tokio::task::spawn_blocking(move || match state.store.as_sled() {
+            Some(sled) => sled.backup(&writing),
+            None => Err(StoreError::Backup(format!(
+                "this service keeps its data in {}: back it up with pg_dump (docs/nodes.md)",
+                state.store.describe()
+            ))),
+        })
+        .await
+        .map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?;
         let summary = match made {
             Ok(summary) => summary,
             Err(e) => {
@@ -236,9 +242,9 @@ impl Admin {
         Ok(result)
     }
 
-    fn user_list(&self) -> Result<Value, RpcError> {
-        let devices = self.state.store.devices().map_err(store_error)?;
-        let users = self.state.store.users().map_err(store_error)?;
+    async fn user_list(&self) -> Result<Value, RpcError> {
+        let devices = self.state.store.devices().await.map_err(store_error)?;
+        let users = self.state.store.users().await.map_err(store_error)?;
         let list: Vec<Value> = users
             .into_iter()
             .map(|u| {
@@ -261,7 +267,7 @@ impl Admin {
             ));
         }
         if !params.another {
-            let apps = self.state.store.apps().map_err(store_error)?;
+            let apps = self.state.store.apps().await.map_err(store_error)?;
             if let Some(existing) = apps.iter().find(|a| a.host == host) {
                 return Err(RpcError::new(
                     CONFLICT,
@@ -284,8 +290,8 @@ impl Admin {
         Ok(json!({"clientId": app.client_id, "clientSecret": secret, "hostname": app.host}))
     }
 
-    fn app_list(&self) -> Result<Value, RpcError> {
-        let apps = self.state.store.apps().map_err(store_error)?;
+    async fn app_list(&self) -> Result<Value, RpcError> {
+        let apps = self.state.store.apps().await.map_err(store_error)?;
         Ok(Value::Array(
             apps.into_iter()
                 .map(|a| json!({"clientId": a.client_id, "hostname": a.host, "createdDateTime": a.created}))
@@ -294,13 +300,14 @@ impl Admin {
     }
 
     /// Every device with its user's name and whether it is connected now.
-    pub fn device_list(&self) -> Result<Vec<DeviceInfo>, RpcError> {
+    pub async fn device_list(&self) -> Result<Vec<DeviceInfo>, RpcError> {
         let store = &self.state.store;
-        let devices = store.devices().map_err(store_error)?;
+        let devices = store.devices().await.map_err(store_error)?;
         let mut out = Vec::with_capacity(devices.len());
         for d in devices {
             let user = store
                 .user_by_id(&d.user)
+                .await
                 .map_err(store_error)?
                 .map_or_else(|| d.user.to_string(), |u| u.name);
             out.push(DeviceInfo {

@@ -113,7 +113,7 @@ impl Session {
                     })?;
                     let now = self.state.now();
                     if change.seq > durable
-                        && feed::visible(&self.state.store, &self.device, &change.notification, now)?
+                        && feed::visible(self.state.store.as_ref(), &self.device, &change.notification, now).await?
                     {
                         let frame = ServerFrame::Change { seq: change.seq, notification: change.notification.clone() };
                         self.send(&frame).await?;
@@ -140,13 +140,14 @@ impl Session {
         while after < durable {
             let now = self.state.now();
             let (items, last) = feed::page(
-                &self.state.store,
+                self.state.store.as_ref(),
                 &self.device,
                 after,
                 Some(durable),
                 BACKLOG_PAGE,
                 now,
-            )?;
+            )
+            .await?;
             for item in items {
                 let seq = item.seq;
                 self.send(&ServerFrame::Change {

@@ -11,8 +11,8 @@ use super::store::{DeviceRecord, Store, StoreError};
 const SCAN_CHUNK: usize = 256;
 
 /// Whether `device` should receive this state of `notification`.
-pub fn visible(
-    store: &Store,
+pub async fn visible(
+    store: &dyn Store,
     device: &DeviceRecord,
     notification: &Notification,
     now: Timestamp,
@@ -24,13 +24,15 @@ pub fn visible(
     if content.target_host_name == LOCAL_HOST_NAME {
         return Ok(true);
     }
-    store.is_subscribed(&device.id, &content.target_host_name, now)
+    store
+        .is_subscribed(&device.id, &content.target_host_name, now)
+        .await
 }
 
 /// One page of the device's feed: up to `top` visible items with `seq` in
 /// (`after`, `upto`], in `seq` order, and the last `seq` examined (to continue from).
-pub fn page(
-    store: &Store,
+pub async fn page(
+    store: &dyn Store,
     device: &DeviceRecord,
     after: Seq,
     upto: Option<Seq>,
@@ -40,11 +42,13 @@ pub fn page(
     let mut items = Vec::new();
     let mut cursor = after;
     while items.len() < top {
-        let scan = store.feed_scan(&device.user, cursor, upto, SCAN_CHUNK)?;
+        let scan = store
+            .feed_scan(&device.user, cursor, upto, SCAN_CHUNK)
+            .await?;
         let Some(last) = scan.last_scanned else { break };
         for record in scan.records {
             let notification = record.to_notification();
-            if visible(store, device, &notification, now)? {
+            if visible(store, device, &notification, now).await? {
                 items.push(FeedItem {
                     seq: record.seq,
                     notification,

@@ -155,7 +155,7 @@ pub enum ServiceError {
 /// Everything the routes and tasks share.
 pub struct ServiceState {
     /// The store.
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Store>,
     /// The fan-out hub.
     pub hub: Arc<Hub>,
     /// Issues and checks access tokens.
@@ -180,20 +180,16 @@ pub struct ServiceState {
 pub type State = Arc<ServiceState>;
 
 impl ServiceState {
-    /// Opens the store in `settings.data_dir` (created if missing, mode 0700) and wires
-    /// the hub to it.
-    pub fn open(settings: Settings) -> Result<State, ServiceError> {
+    /// Opens the store (sled in `settings.data_dir`, created if missing, mode 0700) and
+    /// wires the hub to it.
+    pub async fn open(settings: Settings) -> Result<State, ServiceError> {
         create_private_dir(&settings.data_dir)?;
         let hub = Arc::new(Hub::new(settings.send_queue, settings.channels_per_device));
         let publisher = hub.clone();
-        let store = Store::open(
-            &settings.data_dir,
-            settings.cache_bytes,
-            Arc::new(move |changes| publisher.publish(changes)),
-        )?;
-        store.keep_reserve(settings.store_reserve)?;
-        hub.seed(store.last_seqs());
-        let key = store.token_key(auth::random_bytes()?)?;
+        let publish: store::Publish = Arc::new(move |changes| publisher.publish(changes));
+        let store = open_store(&settings, publish)?;
+        hub.seed(store.last_seqs().await?);
+        let key = store.token_key(auth::random_bytes()?).await?;
         let signer = TokenSigner::new(key, settings.access_token_ttl);
         let limits = &settings.sign_in;
         let passwords =
@@ -206,11 +202,11 @@ impl ServiceState {
         let strikes = signin::Strikes::new(limits.clone());
         let metrics = Arc::new(metrics::Metrics::default());
         let observed = metrics.clone();
-        store.on_flush(move |took| observed.flushed(took));
+        store.on_commit(Box::new(move |took| observed.flushed(took)));
         Ok(Arc::new(Self {
             passwords,
             strikes,
-            store: Arc::new(store),
+            store,
             hub,
             signer,
             settings,
@@ -238,6 +234,16 @@ impl ServiceState {
         }
         Ok(revoked)
     }
+}
+
+/// Opens the store the settings name.
+fn open_store(
+    settings: &Settings,
+    publish: store::Publish,
+) -> Result<Arc<dyn Store>, ServiceError> {
+    let sled = store::SledStore::open(&settings.data_dir, settings.cache_bytes, publish)?;
+    sled.keep_reserve(settings.store_reserve)?;
+    Ok(Arc::new(sled))
 }
 
 /// The first error of type `T` in `error`'s chain of sources (e.g. the body timeout or

@@ -38,7 +38,7 @@ pub async fn register_device(
     platform: Platform,
 ) -> Result<Registered, ProvisionError> {
     let cap = state.settings.max_devices_per_user;
-    if state.store.live_devices(user)? >= cap {
+    if state.store.live_devices(user).await? >= cap {
         return Err(ProvisionError::TooManyDevices(format!(
             "this user already has {cap} devices signed in; sign one out (`tidings logout` on it) or revoke old ones (`tidings admin device list`, then `tidings admin device revoke ID`)"
         )));
@@ -73,7 +73,7 @@ pub async fn local_device(
     user_name: &str,
     device_name: String,
 ) -> Result<Registered, ProvisionError> {
-    let user = if let Some(user) = state.store.user_by_name(user_name)? {
+    let user = if let Some(user) = state.store.user_by_name(user_name).await? {
         user
     } else {
         let password = auth::random_id()?;

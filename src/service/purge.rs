@@ -3,8 +3,9 @@
 
 use super::State;
 
-/// Notifications removed per store call, so the write lock (which every post waits on)
-/// is held for about a millisecond at a time, not for a thousand removals.
+/// Notifications removed per store call, so the write lock (which every post waits on;
+/// a row lock per user on PostgreSQL) is held for about a millisecond at a time, not for
+/// a thousand removals. On PostgreSQL one node at a time purges (an advisory lock).
 const BATCH: usize = 100;
 
 /// Runs until the service shuts down.
@@ -15,24 +16,22 @@ pub async fn run(state: State) {
             _ = tick.tick() => {}
             () = state.shutdown.cancelled() => return,
         }
-        // sled calls block: off the async runtime, so requests are served meanwhile.
-        let purging = state.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || purge_now(&purging)).await {
-            tracing::error!(error = %e, "the expiry purge failed");
-        }
+        purge_now(&state).await;
     }
 }
 
 /// Purges everything expired by now.
-pub fn purge_now(state: &State) {
+pub async fn purge_now(state: &State) {
     let mut total = 0;
     loop {
-        match state.store.purge_expired(state.now(), BATCH) {
+        match state.store.purge_expired(state.now(), BATCH).await {
             Ok(n) => {
                 total += n;
                 if n < BATCH {
                     break;
                 }
+                // Let requests waiting on the store's write lock in between batches.
+                tokio::task::yield_now().await;
             }
             Err(e) => {
                 tracing::error!(error = %e, "expiry purge failed");

@@ -26,7 +26,9 @@ pub async fn run(state: State) {
         let attempt = state.clone();
         let result = tokio::task::spawn_blocking(move || {
             let hub = attempt.hub.clone();
-            attempt.store.recover(|durable| hub.resync(durable))
+            attempt
+                .store
+                .recover(Box::new(move |durable| hub.resync(durable)))
         })
         .await;
         match result {

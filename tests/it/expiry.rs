@@ -40,6 +40,7 @@ async fn expired_notifications_are_purged_everywhere() {
                 .state
                 .store
                 .feed_scan(&user, Seq::ZERO, None, 100)
+                .await
                 .unwrap();
             scan.records.len() == 1
         },

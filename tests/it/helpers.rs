@@ -80,7 +80,7 @@ impl TestService {
     ) -> Self {
         let mut settings = test_settings(dir.path().join("service"));
         tune(&mut settings);
-        let state = ServiceState::open(settings).unwrap();
+        let state = ServiceState::open(settings).await.unwrap();
         let started = tokio::time::Instant::now();
         let listener = loop {
             match TcpListener::bind(addr).await {

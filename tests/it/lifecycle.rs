@@ -11,7 +11,7 @@ use crate::helpers::{DEADLINE, Event, TestService};
 #[tokio::test]
 async fn a_second_service_on_the_same_data_dir_is_refused_clearly() {
     let service = TestService::start().await;
-    let second = ServiceState::open(Settings::new(service.state.settings.data_dir.clone()));
+    let second = ServiceState::open(Settings::new(service.state.settings.data_dir.clone())).await;
     let message = second.err().expect("the store is locked").to_string();
     assert!(
         message.contains("in use by another tidings service"),

@@ -93,7 +93,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = device_token(&parts.headers, &parts.method)?;
-        device(state, token).map(Self)
+        device(state, token).await.map(Self)
     }
 }
 
@@ -104,14 +104,15 @@ fn missing() -> ApiError {
 }
 
 /// The app an app token belongs to.
-pub fn app(state: &ServiceState, token: Option<&str>) -> Result<AppRecord, ApiError> {
+pub async fn app(state: &ServiceState, token: Option<&str>) -> Result<AppRecord, ApiError> {
     let claims = state
         .signer
         .verify(token.ok_or_else(missing)?, state.now())?;
     match claims {
         Claims::App { client_id } => state
             .store
-            .app(&client_id)?
+            .app(&client_id)
+            .await?
             .ok_or_else(|| ApiError::unauthenticated("the token's app no longer exists")),
         Claims::Device { .. } => Err(ApiError::forbidden(
             "this endpoint takes an app token (grant_type=client_credentials), not a device token",
@@ -120,12 +121,12 @@ pub fn app(state: &ServiceState, token: Option<&str>) -> Result<AppRecord, ApiEr
 }
 
 /// The (not revoked) device a device token belongs to.
-pub fn device(state: &ServiceState, token: Option<&str>) -> Result<DeviceRecord, ApiError> {
+pub async fn device(state: &ServiceState, token: Option<&str>) -> Result<DeviceRecord, ApiError> {
     let claims = state
         .signer
         .verify(token.ok_or_else(missing)?, state.now())?;
     match claims {
-        Claims::Device { device, .. } => live_device(state.store.device(&device)?),
+        Claims::Device { device, .. } => live_device(state.store.device(&device).await?),
         Claims::App { .. } => Err(ApiError::forbidden(
             "this endpoint takes a device token (grant_type=password or refresh_token), not an app token",
         )),
@@ -154,8 +155,8 @@ pub struct AppCall {
 }
 
 /// Authenticates an app and resolves its `X-UNS-ID`; the app must own the UNSID's host.
-pub fn app_call(state: &ServiceState, headers: &HeaderMap) -> Result<AppCall, ApiError> {
-    let app = app(state, bearer(headers))?;
+pub async fn app_call(state: &ServiceState, headers: &HeaderMap) -> Result<AppCall, ApiError> {
+    let app = app(state, bearer(headers)).await?;
     let unsid = headers
         .get(UNS_ID_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -166,7 +167,7 @@ pub fn app_call(state: &ServiceState, headers: &HeaderMap) -> Result<AppCall, Ap
                 "X-UNS-ID: header is required; it is the UNSID a device subscribed with",
             )
         })?;
-    let subscription = subscription(state, &Unsid::new(unsid), state.now())?;
+    let subscription = subscription(state, &Unsid::new(unsid), state.now()).await?;
     if subscription.host != app.host {
         return Err(ApiError::forbidden(format!(
             "this app posts for {:?}, but the X-UNS-ID is a subscription to {:?}",
@@ -176,12 +177,12 @@ pub fn app_call(state: &ServiceState, headers: &HeaderMap) -> Result<AppCall, Ap
     Ok(AppCall { app, subscription })
 }
 
-fn subscription(
+async fn subscription(
     state: &ServiceState,
     unsid: &Unsid,
     now: Timestamp,
 ) -> Result<SubscriptionRecord, ApiError> {
-    match state.store.subscription(unsid)? {
+    match state.store.subscription(unsid).await? {
         Some(sub) if sub.expires > now => Ok(sub),
         Some(_) => Err(ApiError::not_found(
             "X-UNS-ID: the subscription has expired; the device must subscribe again",

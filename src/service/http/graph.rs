@@ -22,7 +22,7 @@ pub async fn post(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let call = app_call(&state, &headers)?;
+    let call = app_call(&state, &headers).await?;
     create(&state, &call, &uri, &headers, body).await
 }
 
@@ -34,7 +34,7 @@ pub async fn post_for_user(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let call = app_call(&state, &headers)?;
+    let call = app_call(&state, &headers).await?;
     check_user(&call, &user)?;
     create(&state, &call, &uri, &headers, body).await
 }
@@ -78,7 +78,7 @@ pub async fn get(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Notification>, ApiError> {
-    let call = app_call(&state, &headers)?;
+    let call = app_call(&state, &headers).await?;
     find(&state, &call, &NotificationId::new(id))
         .await
         .map(Json)
@@ -90,7 +90,7 @@ pub async fn get_for_user(
     Path((user, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Notification>, ApiError> {
-    let call = app_call(&state, &headers)?;
+    let call = app_call(&state, &headers).await?;
     check_user(&call, &user)?;
     find(&state, &call, &NotificationId::new(id))
         .await
@@ -103,7 +103,7 @@ pub async fn delete(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let call = app_call(&state, &headers)?;
+    let call = app_call(&state, &headers).await?;
     remove(&state, &call, &NotificationId::new(id)).await
 }
 
@@ -113,7 +113,7 @@ pub async fn delete_for_user(
     Path((user, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let call = app_call(&state, &headers)?;
+    let call = app_call(&state, &headers).await?;
     check_user(&call, &user)?;
     remove(&state, &call, &NotificationId::new(id)).await
 }
@@ -130,7 +130,7 @@ pub async fn delete_group(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let call = app_call(&state, &headers)?;
+    let call = app_call(&state, &headers).await?;
     remove_group(&state, &call, query.as_deref()).await
 }
 
@@ -141,7 +141,7 @@ pub async fn delete_group_for_user(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let call = app_call(&state, &headers)?;
+    let call = app_call(&state, &headers).await?;
     check_user(&call, &user)?;
     remove_group(&state, &call, query.as_deref()).await
 }

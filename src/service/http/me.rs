@@ -75,7 +75,8 @@ pub async fn feed(
         )));
     }
     let after = Seq(query.since.unwrap_or(0));
-    let (value, _) = feed::page(&state.store, &device, after, None, top, state.now())?;
+    let (value, _) =
+        feed::page(state.store.as_ref(), &device, after, None, top, state.now()).await?;
     state.store.touch_device(&device.id, state.now());
     Ok(Json(FeedPage { value }))
 }

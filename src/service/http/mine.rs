@@ -20,7 +20,8 @@ pub async fn devices(
 ) -> Result<Json<Listing<MyDevice>>, ApiError> {
     let value = state
         .store
-        .user_devices(&caller.user)?
+        .user_devices(&caller.user)
+        .await?
         .into_iter()
         .map(|d| MyDevice {
             connected: state.hub.is_connected(&d.id),
@@ -45,7 +46,8 @@ pub async fn revoke(
     let id = DeviceId::new(id);
     let theirs = state
         .store
-        .device(&id)?
+        .device(&id)
+        .await?
         .filter(|d| d.user == caller.user && !d.revoked);
     if theirs.is_none() {
         return Err(ApiError::not_found(format!("no device {id}")));
@@ -61,8 +63,8 @@ pub async fn subscriptions(
     Caller(caller): Caller,
 ) -> Result<Json<Listing<MySubscription>>, ApiError> {
     let mut value = Vec::new();
-    for d in state.store.user_devices(&caller.user)? {
-        for sub in state.store.device_subscriptions(&d.id)? {
+    for d in state.store.user_devices(&caller.user).await? {
+        for sub in state.store.device_subscriptions(&d.id).await? {
             value.push(MySubscription {
                 unsid: sub.unsid,
                 target_host_name: sub.host,
@@ -85,7 +87,8 @@ pub async fn unsubscribe(
     let unsid = Unsid::new(id);
     let theirs = state
         .store
-        .subscription(&unsid)?
+        .subscription(&unsid)
+        .await?
         .filter(|s| s.user == caller.user);
     if theirs.is_none() {
         return Err(ApiError::not_found("no such subscription"));

@@ -140,7 +140,7 @@ async fn channel_upgrade(
         Some(token) if bearer(&headers).is_none() => Some(token),
         _ => device_token(&headers, &axum::http::Method::GET)?,
     };
-    let device = device(&state, token)?;
+    let device = device(&state, token).await?;
     let upgrade = upgrade.0.ok_or_else(|| {
         ApiError::bad_request(
             "this endpoint is a WebSocket; connect with an Upgrade: websocket request",

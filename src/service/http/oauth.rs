@@ -53,7 +53,7 @@ pub async fn token(
     let form: TokenForm = body::form(&bytes)?;
     let peer = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.0.ip());
     match required(form.grant_type.as_ref(), "grant_type")? {
-        "client_credentials" => client_credentials(&state, &form).map(Json),
+        "client_credentials" => client_credentials(&state, &form).await.map(Json),
         "password" => password(&state, &form, peer).await.map(Json),
         "refresh_token" => refresh(&state, &form).await.map(Json),
         other => Err(ApiError::bad_request(format!(
@@ -77,10 +77,13 @@ fn bearer(state: &ServiceState, claims: Claims) -> TokenResponse {
     }
 }
 
-fn client_credentials(state: &ServiceState, form: &TokenForm) -> Result<TokenResponse, ApiError> {
+async fn client_credentials(
+    state: &ServiceState,
+    form: &TokenForm,
+) -> Result<TokenResponse, ApiError> {
     let client_id = ClientId::new(required(form.client_id.as_ref(), "client_id")?);
     let secret = required(form.client_secret.as_ref(), "client_secret")?;
-    let app = state.store.app(&client_id)?;
+    let app = state.store.app(&client_id).await?;
     match app {
         Some(app) if auth::secret_matches(secret, &app.secret_hash) => {
             Ok(bearer(state, Claims::App { client_id }))
@@ -162,7 +165,7 @@ pub async fn sign_in(state: &AppState, request: SignIn<'_>) -> Result<TokenRespo
         )
         .retry_after(wait));
     }
-    let user = state.store.user_by_name(username)?;
+    let user = state.store.user_by_name(username).await?;
     // An unknown user is checked against a dummy hash so timing does not tell names apart.
     let hash = user
         .as_ref()
@@ -227,8 +230,8 @@ async fn refresh(state: &ServiceState, form: &TokenForm) -> Result<TokenResponse
 pub async fn rotate(state: &ServiceState, token: &str) -> Result<TokenResponse, ApiError> {
     let invalid = || ApiError::unauthenticated("invalid refresh_token; sign in again");
     let (device_id, secret) = auth::parse_refresh_token(token).ok_or_else(invalid)?;
-    let device = live_device(state.store.device(&device_id)?)?;
-    let history = state.store.refresh_record(&device.id)?;
+    let device = live_device(state.store.device(&device_id).await?)?;
+    let history = state.store.refresh_record(&device.id).await?;
     let now = state.now();
     let current = auth::secret_matches(secret, &device.refresh_hash);
     // The answer to a refresh can be lost on the way (a dropped connection): the token

@@ -65,7 +65,8 @@ pub async fn current(
 ) -> Result<Json<SessionInfo>, ApiError> {
     let user = state
         .store
-        .user_by_id(&device.user)?
+        .user_by_id(&device.user)
+        .await?
         .map_or_else(|| device.user.to_string(), |u| u.name);
     Ok(Json(SessionInfo {
         device_id: device.id,

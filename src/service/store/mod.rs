@@ -1,64 +1,54 @@
-//! The service's persistence: one sled database behind a narrow, backend-neutral API.
+//! The service's persistence: one backend-neutral interface, [`Store`], with two
+//! implementations chosen by config (`[service] store`):
 //!
-//! Routes, the hub and the admin handler only see the methods of [`Store`], in domain
+//! - [`SledStore`] (`sled/`): an embedded sled database in the data directory. The
+//!   default; one node.
+//! - [`PgStore`] (`postgres/`): a PostgreSQL database that several service nodes share.
+//!
+//! Routes, the hub, the channel and the admin handler talk to `Arc<dyn Store>` in domain
 //! terms (users, devices, notifications, feed pages); nothing outside this module names
-//! sled. A second backend would turn `Store` into a trait with the same methods.
+//! sled or PostgreSQL.
 //!
-//! Trees: `users` (name → user), `users_by_id`, `apps` (client id → app), `devices`,
-//! `refresh` (device → refresh-token history), `subs` (UNSID → subscription),
-//! `subs_by_device`, `meta`, and `notifications`: each
-//! notification record (which carries its `seq`) plus each user's `seq` floor. The
-//! feed, `appNotificationId` and expiry indexes are derived from the records and kept
-//! in memory (`index`), so one change is one sled insert.
+//! What every implementation promises (the whole service test suite runs against both):
 //!
-//! Durability: every write that a caller is answered for goes through the group
-//! committer (`commit`): applied in memory, then one shared flush, then published.
-//! Reads never go past what is on disk: the feed stops at each user's durable `seq`,
-//! and a notification whose latest version is not yet flushed is read after the flush.
-//! A failed flush fails the store for writes until [`Store::recover`] reopens it
-//! (`health`).
+//! - a write is answered only once it is durable (a `201` means committed);
+//! - each user's changes get consecutive `seq`s in commit order;
+//! - the publish callback given at open sees every durable change exactly once, per user
+//!   in `seq` order with no gap (a change may be superseded by a later one of the same
+//!   notification: then only the later one is published), whichever node wrote it;
+//! - a failure of the disk or the database link is reported ([`Store::failure`]), writes
+//!   are refused meanwhile, and [`Store::recover`] brings the store back.
 
-mod accounts;
-mod backup;
-mod commit;
 pub mod health;
-mod index;
-mod keys;
-mod notes;
-mod owned;
 pub mod records;
-mod refresh;
-mod reserve;
-#[cfg(test)]
-mod tests;
+mod sled;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use sled::Tree;
-
-pub use backup::BackupSummary;
-pub use commit::{Committed, Publish};
+pub use self::sled::{BackupSummary, SledStore};
 pub use health::Failure;
-pub use notes::{FeedScan, Stored};
-pub use records::{AppRecord, DeviceRecord, NotificationRecord, SubscriptionRecord, UserRecord};
-pub use refresh::RefreshRecord;
+pub use records::{
+    AppRecord, DeviceRecord, NotificationRecord, RefreshRecord, SubscriptionRecord, UserRecord,
+};
 
-use crate::protocol::{Seq, UserId};
-use crate::sync::{self, lock};
-use commit::{Committer, Context};
-use health::Health;
+use crate::protocol::validate::StatePatch;
+use crate::protocol::{
+    ClientId, DeviceId, Notification, NotificationContent, NotificationId, Seq, Timestamp, Unsid,
+    UserId,
+};
 
 /// Errors of the store. Conflicts are reported as [`StoreError::Conflict`]; everything
-/// else is a fault of the disk or the data, not of the request.
+/// else is a fault of the disk, the database or the data, not of the request.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// sled failed (I/O, or the database is locked by another process).
     #[error("store I/O error: {0}")]
-    Sled(#[from] sled::Error),
+    Sled(#[from] ::sled::Error),
+    /// PostgreSQL refused a statement (not a lost link: that is `Unavailable`).
+    #[error("database error: {0}")]
+    Postgres(String),
     /// A value could not be encoded or decoded.
     #[error(transparent)]
     Record(#[from] crate::protocol::stored::RecordError),
@@ -71,7 +61,8 @@ pub enum StoreError {
     /// The store could not be set up.
     #[error("{0}")]
     Commit(String),
-    /// The store takes no writes (a flush failed; see [`health`]), or is being reopened.
+    /// The store takes no writes (a flush failed, the database is unreachable; see
+    /// [`health`]), or is being reopened.
     #[error("{0}")]
     Unavailable(Failure),
     /// A backup could not be made or restored (the message names the file).
@@ -84,378 +75,234 @@ pub enum StoreError {
     Locked(String),
 }
 
-impl<E: Into<StoreError>> From<sled::transaction::TransactionError<E>> for StoreError {
-    fn from(err: sled::transaction::TransactionError<E>) -> Self {
+impl<E: Into<StoreError>> From<::sled::transaction::TransactionError<E>> for StoreError {
+    fn from(err: ::sled::transaction::TransactionError<E>) -> Self {
         match err {
-            sled::transaction::TransactionError::Abort(e) => e.into(),
-            sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
+            ::sled::transaction::TransactionError::Abort(e) => e.into(),
+            ::sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
         }
     }
 }
 
-/// The sled trees, opened once.
-#[derive(Clone)]
-struct Trees {
-    users: Tree,
-    users_by_id: Tree,
-    apps: Tree,
-    devices: Tree,
-    subs: Tree,
-    subs_by_device: Tree,
-    notifications: Tree,
-    meta: Tree,
-    refresh: Tree,
+/// A change to a user's feed that became durable.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    /// Whose feed.
+    pub user: UserId,
+    /// Its feed position.
+    pub seq: Seq,
+    /// The notification's new state.
+    pub notification: Notification,
 }
 
-impl Trees {
-    fn open(db: &sled::Db) -> Result<Self, StoreError> {
-        Ok(Self {
-            users: db.open_tree("users")?,
-            users_by_id: db.open_tree("users_by_id")?,
-            apps: db.open_tree("apps")?,
-            devices: db.open_tree("devices")?,
-            subs: db.open_tree("subs")?,
-            subs_by_device: db.open_tree("subs_by_device")?,
-            notifications: db.open_tree("notifications")?,
-            meta: db.open_tree("meta")?,
-            refresh: db.open_tree("refresh")?,
-        })
-    }
+/// Called with each group of durable changes, per user in `seq` order.
+pub type Publish = Arc<dyn Fn(Vec<Committed>) + Send + Sync>;
+
+/// Called by a recovery that reopened the store with each user's last `seq`: every
+/// channel must resync from its cursor.
+pub type Reseed = Box<dyn FnOnce(HashMap<UserId, Seq>) + Send>;
+
+/// A change as stored (a post, a state change or a delete): the notification as it
+/// now is, and the feed position of the change.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The notification as stored (a tombstone after a delete).
+    pub notification: Notification,
+    /// The change's feed position.
+    pub seq: Seq,
 }
 
-/// An open database with its trees and its committer thread.
-struct Open {
-    db: sled::Db,
-    trees: Trees,
-    committer: Committer,
+/// One page of a feed scan.
+#[derive(Debug, Default)]
+pub struct FeedScan {
+    /// Current records whose latest change lies in the scanned range, in `seq` order.
+    pub records: Vec<NotificationRecord>,
+    /// The last `seq` scanned; continue from here.
+    pub last_scanned: Option<Seq>,
 }
 
-/// Each user's last durable `seq`, shared with the publish path.
-type Marks = Arc<Mutex<HashMap<UserId, Seq>>>;
+/// The service's store, whichever the backend. Shared as `Arc<dyn Store>`.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    /// What the store is, for logs and `tidings config` ("sled in DIR", "PostgreSQL at
+    /// HOST/DB").
+    fn describe(&self) -> String;
 
-/// The service store. Cheap to share behind an `Arc`.
-pub struct Store {
-    dir: PathBuf,
-    cache_bytes: u64,
-    /// The caller's publish callback, behind the durable marks.
-    publish: Publish,
-    /// The database; `None` only while it is being reopened.
-    open: RwLock<Option<Arc<Open>>>,
-    /// The in-memory indexes; the lock also serialises notification writes so that
-    /// `seq` order is commit-queue order.
-    index: Mutex<index::Index>,
-    health: Arc<Health>,
-    /// Each user's last `seq` known to be on disk: reads never go past it.
-    durable: Marks,
-    flush_hooks: Arc<commit::FlushHooks>,
-    reserve: Mutex<reserve::Reserve>,
-    /// Whether a recovery task replaces failed handles (reads wait for it).
-    recovering: AtomicBool,
-}
-
-impl Store {
-    /// Opens (or creates) the store in `dir` with a page cache of `cache_bytes`, and
-    /// starts its group committer, which calls `publish` with every durable change.
-    pub fn open(dir: &Path, cache_bytes: u64, publish: Publish) -> Result<Self, StoreError> {
-        let health = Arc::new(Health::default());
-        let durable: Marks = Arc::default();
-        let marks = durable.clone();
-        let publish: Publish = Arc::new(move |changes: Vec<Committed>| {
-            {
-                let mut marks = lock(&marks);
-                for change in &changes {
-                    marks.insert(change.user.clone(), change.seq);
-                }
-            }
-            publish(changes);
-        });
-        let store = Self {
-            dir: dir.to_owned(),
-            cache_bytes,
-            publish,
-            open: RwLock::new(None),
-            index: Mutex::new(index::Index::default()),
-            health,
-            durable,
-            flush_hooks: Arc::default(),
-            reserve: Mutex::new(reserve::Reserve::new(dir, 0)),
-            recovering: AtomicBool::new(false),
-        };
-        let (backend, index) = store.load()?;
-        *store.lock() = index;
-        *sync::write(&store.open) = Some(Arc::new(backend));
-        Ok(store)
+    /// The sled store, for what only it can do (backups, the disk reserve).
+    fn as_sled(&self) -> Option<&SledStore> {
+        None
     }
 
-    /// Opens the database, sets the durable marks from what is on disk, starts the
-    /// committer, and returns the database and the rebuilt indexes for the caller to put
-    /// in place (it holds their locks). Called with no database open.
-    fn load(&self) -> Result<(Open, index::Index), StoreError> {
-        let db = sled::Config::new()
-            .path(self.dir.join("db"))
-            .cache_capacity(self.cache_bytes)
-            // Writes are flushed by the group committer (and the token key at once);
-            // what is written without a flush of its own (last contact, acked cursors,
-            // purges) reaches the disk with the next one. No periodic flusher thread.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io) if crate::protocol::stored::is_sled_lock_error(&io) => {
-                    StoreError::Locked(self.dir.display().to_string())
-                }
-                other => StoreError::Sled(other),
-            })?;
-        let trees = Trees::open(&db)?;
-        let rebuilt = rebuild_index(&trees.notifications)?;
-        *lock(&self.durable) = rebuilt.last_seqs();
-        let committer = Committer::start(Context {
-            db: db.clone(),
-            publish: self.publish.clone(),
-            health: self.health.clone(),
-            hooks: self.flush_hooks.clone(),
-        })
-        .map_err(|e| StoreError::Commit(format!("cannot start the commit thread: {e}")))?;
-        Ok((
-            Open {
-                db,
-                trees,
-                committer,
-            },
-            rebuilt,
-        ))
-    }
-
-    /// The open database, or why there is none.
-    ///
-    /// sled fails reads on a handle whose flush failed. While a recovery task runs
-    /// ([`Self::recovery_runs`]) it replaces that handle at once, so a read waits for that
-    /// (bounded by [`REOPEN_WAIT`]) rather than fail.
-    fn backend(&self) -> Result<Arc<Open>, StoreError> {
-        if self.recovering.load(Ordering::SeqCst) {
-            let deadline = Instant::now() + REOPEN_WAIT;
-            while self.health.handle_broken() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-        sync::read(&self.open).clone().ok_or_else(|| {
-            StoreError::Unavailable(
-                self.failure()
-                    .unwrap_or_else(|| Failure::other("the store is being reopened")),
-            )
-        })
-    }
-
-    /// Says that a recovery task runs (`service::recovery`): reads then wait for a failed
-    /// handle to be replaced instead of failing.
-    pub fn recovery_runs(&self) {
-        self.recovering.store(true, Ordering::SeqCst);
-    }
-
-    /// Keeps `bytes` of the disk in reserve for a recovery from a full disk
-    /// (`reserve.rs`), writing the reserve now if it is missing.
-    pub fn keep_reserve(&self, bytes: u64) -> Result<(), StoreError> {
-        let reserve = reserve::Reserve::new(&self.dir, bytes);
-        reserve.fill().map_err(|e| {
-            StoreError::Commit(format!(
-                "cannot write the {bytes}-byte reserve in {}: {e}; free some disk space",
-                self.dir.display()
-            ))
-        })?;
-        *lock(&self.reserve) = reserve;
-        Ok(())
-    }
+    // --- health ---
 
     /// Why the store takes no writes, if it does not.
-    pub fn failure(&self) -> Option<Failure> {
-        self.health.failure()
-    }
-
-    /// Refuses a write while the store is failed.
-    fn writable(&self) -> Result<(), StoreError> {
-        match self.health.failure() {
-            Some(failure) => Err(StoreError::Unavailable(failure)),
-            None => Ok(()),
-        }
-    }
-
-    /// A write the database refused: an I/O error fails the store like a failed flush.
-    fn failed_write(&self, error: sled::Error) -> StoreError {
-        if matches!(error, sled::Error::Io(_)) {
-            let failure = Failure::from_sled(&error);
-            self.health.fail(failure.clone());
-            return StoreError::Unavailable(failure);
-        }
-        StoreError::Sled(error)
-    }
-
-    /// `user`'s last `seq` known to be on disk.
-    pub fn durable_seq(&self, user: &UserId) -> Seq {
-        lock(&self.durable).get(user).copied().unwrap_or(Seq::ZERO)
-    }
-
-    /// Tells `observe` how long each successful flush takes (once; later calls are
-    /// ignored).
-    pub fn on_flush(&self, observe: impl Fn(Duration) + Send + Sync + 'static) {
-        let _ = self.flush_hooks.observer.set(Box::new(observe));
-    }
-
-    /// Makes every flush fail while `on` (to exercise the failure path in tests).
-    #[doc(hidden)]
-    pub fn fail_flushes(&self, on: bool) {
-        self.flush_hooks.fail.store(on, Ordering::SeqCst);
-    }
-
-    /// Recovers a failed store in two steps. First, at once, the failed database handle
-    /// (which sled then fails reads on too) is replaced by one opened afresh from disk:
-    /// the indexes and durable marks are rebuilt and `reseed` is called with every
-    /// user's last `seq` while no write can run (the hub takes them and closes every
-    /// channel, so each device resyncs from its cursor: a change answered with an error
-    /// may have reached the disk after all, unpublished). Then, once the disk takes a
-    /// write again, writes are accepted. Returns whether writes are accepted again.
-    /// Blocking: call it off the async runtime.
-    pub fn recover(&self, reseed: impl FnOnce(HashMap<UserId, Seq>)) -> Result<bool, StoreError> {
-        if self.health.failure().is_none() {
-            return Ok(false);
-        }
-        let reserve = lock(&self.reserve).clone();
-        if self.health.handle_broken() {
-            // Room for the reopen (sled writes as it opens).
-            reserve.release();
-            self.reopen(reseed)?;
-            self.health.handle_replaced();
-            tracing::warn!(
-                "store reopened for reads; writes stay refused until the disk takes them"
-            );
-        }
-        if let Err(e) = probe_disk(&self.dir).and_then(|()| reserve.fill()) {
-            tracing::debug!(error = %e, "the disk still takes no writes");
-            return Ok(false);
-        }
-        self.health.clear();
-        tracing::info!("the disk takes writes again; the store accepts them");
-        Ok(true)
-    }
-
-    /// Closes the database and opens it again from disk (see [`Self::recover`]).
-    /// Readers wait for it (they hold the database for one call only).
-    fn reopen(&self, reseed: impl FnOnce(HashMap<UserId, Seq>)) -> Result<(), StoreError> {
-        let mut writers = self.lock();
-        let mut open = sync::write(&self.open);
-        if let Some(old) = open.take() {
-            close(old);
-        }
-        let (backend, index) = self.load()?;
-        *open = Some(Arc::new(backend));
-        *writers = index;
-        reseed(writers.last_seqs());
-        Ok(())
-    }
-
+    fn failure(&self) -> Option<Failure>;
     /// Resolves when the store fails.
-    pub async fn wait_failed(&self) {
-        self.health.wait_failed().await;
-    }
-
+    async fn wait_failed(&self);
+    /// Says that a recovery task runs (reads may then wait for a reopen).
+    fn recovery_runs(&self) {}
+    /// Tries to bring a failed store back; returns whether writes are accepted again.
+    /// Blocking: call it off the async runtime (`spawn_blocking`).
+    fn recover(&self, reseed: Reseed) -> Result<bool, StoreError>;
     /// Makes everything written so far durable.
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        self.writable()?;
-        self.backend()?.db.flush_async().await?;
-        Ok(())
-    }
+    async fn flush(&self) -> Result<(), StoreError>;
+    /// Tells `observe` how long each durable commit takes (a flush, a database commit).
+    fn on_commit(&self, observe: Box<dyn Fn(Duration) + Send + Sync>);
+    /// Bytes the store takes (on disk, or the database's size).
+    async fn size(&self) -> Result<u64, StoreError>;
 
-    /// Waits until everything written so far is durable, through the group committer.
-    async fn barrier(&self) -> Result<(), StoreError> {
-        self.backend()?
-            .committer
-            .commit(Vec::new())
-            .await
-            .map_err(StoreError::Unavailable)
-    }
+    // --- feed positions and keys ---
 
-    /// The last `seq` of every user's feed: the hub's starting point.
-    pub fn last_seqs(&self) -> HashMap<UserId, Seq> {
-        self.lock().last_seqs()
-    }
+    /// The last `seq` of every user's feed that was published: the hub's starting point.
+    async fn last_seqs(&self) -> Result<HashMap<UserId, Seq>, StoreError>;
+    /// `user`'s last published `seq`.
+    fn durable_seq(&self, user: &UserId) -> Seq;
+    /// The key that signs access tokens, made on first use (from `fresh`) and kept.
+    async fn token_key(&self, fresh: [u8; 32]) -> Result<Vec<u8>, StoreError>;
 
-    /// The key that signs access tokens, made on first use and kept.
-    pub fn token_key(&self, fresh: [u8; 32]) -> Result<Vec<u8>, StoreError> {
-        let key = b"token_key";
-        let backend = self.backend()?;
-        let meta = backend.trees.meta.clone();
-        if meta
-            .compare_and_swap(key, None as Option<&[u8]>, Some(&fresh[..]))?
-            .is_ok()
-        {
-            // A new key: on disk before any token is signed with it.
-            backend.db.flush()?;
-        }
-        meta.get(key)?
-            .map(|v| v.to_vec())
-            .ok_or_else(|| StoreError::Corrupt("token key missing".to_owned()))
-    }
+    // --- users and apps ---
 
-    /// Bytes the database takes on disk.
-    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.backend()?.db.size_on_disk()?)
+    /// Adds a user; a taken name is a [`StoreError::Conflict`].
+    async fn add_user(&self, user: UserRecord) -> Result<UserRecord, StoreError>;
+    /// Replaces a user's password hash; `None` when there is no such user.
+    async fn set_password(
+        &self,
+        name: &str,
+        password_hash: String,
+    ) -> Result<Option<UserRecord>, StoreError>;
+    /// Every user, by name.
+    async fn users(&self) -> Result<Vec<UserRecord>, StoreError>;
+    /// The user with this sign-in name.
+    async fn user_by_name(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// The user with this id.
+    async fn user_by_id(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError>;
+    /// Adds an app.
+    async fn add_app(&self, app: AppRecord) -> Result<AppRecord, StoreError>;
+    /// Every app.
+    async fn apps(&self) -> Result<Vec<AppRecord>, StoreError>;
+    /// The app with this client id.
+    async fn app(&self, client_id: &ClientId) -> Result<Option<AppRecord>, StoreError>;
+
+    // --- devices ---
+
+    /// Adds a signed-in device.
+    async fn add_device(&self, device: DeviceRecord) -> Result<DeviceRecord, StoreError>;
+    /// Every device, revoked ones included.
+    async fn devices(&self) -> Result<Vec<DeviceRecord>, StoreError>;
+    /// The device with this id.
+    async fn device(&self, id: &DeviceId) -> Result<Option<DeviceRecord>, StoreError>;
+    /// The user's signed-in (not revoked) devices.
+    async fn user_devices(&self, user: &UserId) -> Result<Vec<DeviceRecord>, StoreError>;
+    /// How many devices of `user` are signed in (not revoked).
+    async fn live_devices(&self, user: &UserId) -> Result<usize, StoreError> {
+        Ok(self.user_devices(user).await?.len())
     }
+    /// Marks a device revoked and drops its subscriptions; `None` when unknown.
+    async fn revoke_device(&self, id: &DeviceId) -> Result<Option<DeviceRecord>, StoreError>;
+    /// Records a device's cumulative ack (never moving it back) and that it was seen.
+    /// Best effort and not waited for: no read or channel fails on it.
+    fn record_ack(&self, id: &DeviceId, seq: Seq, now: Timestamp);
+    /// Records that a device talked to the service; best effort, like `record_ack`.
+    fn touch_device(&self, id: &DeviceId, now: Timestamp);
+    /// The refresh history of `device` (empty for one from before rotation).
+    async fn refresh_record(&self, device: &DeviceId) -> Result<RefreshRecord, StoreError>;
+    /// Replaces `device`'s refresh token whose hash is `current` by `fresh`, issued
+    /// `now`, and remembers the old one. `false` when the current token is no longer
+    /// `current` (another request rotated it first).
+    async fn rotate_refresh(
+        &self,
+        device: &DeviceId,
+        current: &[u8],
+        fresh: Vec<u8>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    // --- subscriptions ---
+
+    /// Subscribes `device` to `host`, or renews its subscription (same UNSID, later
+    /// expiry). `fresh` is used as the UNSID of a new subscription.
+    async fn subscribe(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        host: &str,
+        expires: Timestamp,
+        fresh: Unsid,
+    ) -> Result<SubscriptionRecord, StoreError>;
+    /// The subscription a UNSID names, if it exists.
+    async fn subscription(&self, unsid: &Unsid) -> Result<Option<SubscriptionRecord>, StoreError>;
+    /// Whether `device` holds an unexpired subscription to `host`.
+    async fn is_subscribed(
+        &self,
+        device: &DeviceId,
+        host: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// One device's subscriptions, expired ones included.
+    async fn device_subscriptions(
+        &self,
+        device: &DeviceId,
+    ) -> Result<Vec<SubscriptionRecord>, StoreError>;
+    /// Ends a subscription; `None` when there is no such subscription.
+    async fn unsubscribe(&self, unsid: &Unsid) -> Result<Option<SubscriptionRecord>, StoreError>;
+
+    // --- notifications and the feed ---
+
+    /// Stores a new notification, or replaces the one with the same
+    /// (user, host, `appNotificationId`) in place: same id, new content, fresh state.
+    async fn upsert(
+        &self,
+        user: &UserId,
+        content: NotificationContent,
+        now: Timestamp,
+    ) -> Result<Stored, StoreError>;
+    /// Applies a device's state change. `None` when the notification does not exist
+    /// (or is deleted or expired).
+    async fn update_state(
+        &self,
+        user: &UserId,
+        id: &NotificationId,
+        patch: StatePatch,
+        now: Timestamp,
+    ) -> Result<Option<Stored>, StoreError>;
+    /// Turns a notification into a tombstone that devices receive as a change.
+    async fn delete(
+        &self,
+        user: &UserId,
+        id: &NotificationId,
+        now: Timestamp,
+    ) -> Result<Option<Stored>, StoreError>;
+    /// Deletes every live notification of `host` in `group` for `user`; returns how many.
+    async fn delete_group(
+        &self,
+        user: &UserId,
+        host: &str,
+        group: &str,
+        now: Timestamp,
+    ) -> Result<usize, StoreError>;
+    /// A live (not deleted, not expired) notification of `user`, as committed.
+    async fn get(
+        &self,
+        user: &UserId,
+        id: &NotificationId,
+        now: Timestamp,
+    ) -> Result<Option<NotificationRecord>, StoreError>;
+    /// Scans `user`'s feed after `after` (and up to `upto`, when given, and never past
+    /// what is durable), visiting at most `max` entries, in `seq` order.
+    async fn feed_scan(
+        &self,
+        user: &UserId,
+        after: Seq,
+        upto: Option<Seq>,
+        max: usize,
+    ) -> Result<FeedScan, StoreError>;
+    /// Removes up to `max` notifications that expired by `now`; returns how many. Feed
+    /// positions never go back. Several nodes never purge at once.
+    async fn purge_expired(&self, now: Timestamp, max: usize) -> Result<usize, StoreError>;
 }
 
-/// How long a read waits for a failed handle to be replaced.
-const REOPEN_WAIT: Duration = Duration::from_secs(2);
-
-/// Closes a database once no reader holds it any more (they hold it for one call).
-fn close(mut open: Arc<Open>) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match Arc::try_unwrap(open) {
-            Ok(open) => {
-                drop(open);
-                return;
-            }
-            Err(shared) if Instant::now() < deadline => {
-                open = shared;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(_) => {
-                tracing::warn!("the old store is still in use; reopening regardless");
-                return;
-            }
-        }
-    }
-}
-
-/// Whether the data directory takes a write again: 1 MiB written, synced and removed.
-fn probe_disk(dir: &Path) -> std::io::Result<()> {
-    use std::io::Write;
-    let path = dir.join(".write-probe");
-    let result = std::fs::File::create(&path).and_then(|mut file| {
-        file.write_all(&vec![0; 1 << 20])?;
-        file.sync_all()
-    });
-    let _ = std::fs::remove_file(&path);
-    result
-}
-
-/// Rebuilds the indexes from the stored records and the `seq` floors left by purges.
-fn rebuild_index(tree: &Tree) -> Result<index::Index, StoreError> {
-    let mut index = index::Index::default();
-    for entry in tree.scan_prefix([keys::NOTE]) {
-        let (key, value) = entry?;
-        let user = keys::note_user(&key)
-            .ok_or_else(|| StoreError::Corrupt("short notification key".to_owned()))?;
-        let record: NotificationRecord = records::decode(&value)?;
-        index.put(&user, None, &record);
-    }
-    for entry in tree.scan_prefix([keys::SEQ]) {
-        let (key, value) = entry?;
-        let user =
-            keys::seq_user(&key).ok_or_else(|| StoreError::Corrupt("short seq key".to_owned()))?;
-        index.raise_seq(&user, Seq(be_u64(&value)?));
-    }
-    Ok(index)
-}
-
-/// Reads a big-endian u64 value.
-fn be_u64(bytes: &[u8]) -> Result<u64, StoreError> {
-    Ok(crate::protocol::stored::be_u64(bytes)?)
+/// Whether a record is live: not deleted and not expired.
+pub(crate) fn is_live(record: &NotificationRecord, now: Timestamp) -> bool {
+    record.state.status == crate::protocol::Status::Active
+        && record.content.expiration_date_time > now
 }

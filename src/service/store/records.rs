@@ -83,3 +83,32 @@ pub struct SubscriptionRecord {
     /// When it lapses unless renewed.
     pub expires: Timestamp,
 }
+
+/// Replaced tokens remembered per device.
+const RETIRED_KEPT: usize = 16;
+
+/// A device's refresh-token history.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    /// When the current token was issued.
+    pub issued: Option<Timestamp>,
+    /// SHA-256 of the tokens the current one replaced, newest last.
+    pub retired: Vec<Vec<u8>>,
+}
+
+impl RefreshRecord {
+    /// When `device`'s current token was issued.
+    pub fn issued(&self, device: &DeviceRecord) -> Timestamp {
+        self.issued
+            .unwrap_or_else(|| device.last_seen.unwrap_or(device.created))
+    }
+
+    /// Remembers `replaced` (the hash of the token a rotation replaced; the oldest are
+    /// forgotten beyond [`RETIRED_KEPT`]) and that the new token was issued `now`.
+    pub fn retire(&mut self, replaced: Vec<u8>, now: Timestamp) {
+        self.retired.push(replaced);
+        let excess = self.retired.len().saturating_sub(RETIRED_KEPT);
+        self.retired.drain(..excess);
+        self.issued = Some(now);
+    }
+}

@@ -21,23 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::protocol::{Notification, Seq, UserId};
-
 use super::health::{Failure, Health};
-
-/// A change to a user's feed that became durable.
-#[derive(Clone, Debug)]
-pub struct Committed {
-    /// Whose feed.
-    pub user: UserId,
-    /// Its feed position.
-    pub seq: Seq,
-    /// The notification's new state.
-    pub notification: Notification,
-}
-
-/// Called with each group of durable changes, in `seq` order, before writers are answered.
-pub type Publish = Arc<dyn Fn(Vec<Committed>) + Send + Sync>;
+use super::{Committed, Publish};
 
 /// A writer's answer: durable, or why not.
 pub(crate) type Outcome = Result<(), Failure>;
@@ -164,7 +149,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::protocol::{NotificationId, Timestamp};
+    use crate::protocol::{NotificationId, Seq, Timestamp, UserId};
 
     fn change(seq: u64) -> Committed {
         let record = crate::protocol::stored::NotificationRecord {

@@ -12,35 +12,16 @@ use sled::Batch;
 
 use crate::protocol::validate::StatePatch;
 use crate::protocol::{
-    Notification, NotificationContent, NotificationId, Seq, Status, Timestamp, UserId, UserState,
+    NotificationContent, NotificationId, Seq, Status, Timestamp, UserId, UserState,
 };
 
 use super::index::Index;
 use super::records::{NotificationRecord, decode, encode};
-use super::{Committed, Store, StoreError, keys};
-
-/// A change as stored (a post, a state change or a delete): the notification as it
-/// now is, and the feed position of the change.
-#[derive(Debug, Clone)]
-pub struct Stored {
-    /// The notification as stored (a tombstone after a delete).
-    pub notification: Notification,
-    /// The change's feed position.
-    pub seq: Seq,
-}
-
-/// One page of a feed scan.
-#[derive(Debug, Default)]
-pub struct FeedScan {
-    /// Current records whose latest change lies in the scanned range, in `seq` order.
-    pub records: Vec<NotificationRecord>,
-    /// The last `seq` scanned; continue from here.
-    pub last_scanned: Option<Seq>,
-}
+use super::{Committed, FeedScan, SledStore, StoreError, Stored, is_live, keys};
 
 type Durable = tokio::sync::oneshot::Receiver<super::commit::Outcome>;
 
-impl Store {
+impl SledStore {
     /// Stores a new notification, or replaces the one with the same
     /// (user, host, `appNotificationId`) in place: same id, new content, fresh state.
     pub async fn upsert(
@@ -289,8 +270,4 @@ async fn wait_durable(wait: Durable) -> Result<(), StoreError> {
     wait.await
         .map_err(|_| StoreError::Commit("the store closed before the flush".to_owned()))?
         .map_err(StoreError::Unavailable)
-}
-
-fn is_live(record: &NotificationRecord, now: Timestamp) -> bool {
-    record.state.status == Status::Active && record.content.expiration_date_time > now
 }

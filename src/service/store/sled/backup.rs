@@ -18,7 +18,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::{Store, StoreError};
+use super::{SledStore, StoreError};
 
 /// The first line of a backup file.
 const HEADER: &[u8] = b"tidings-backup 1\n";
@@ -60,7 +60,7 @@ impl Out {
     }
 }
 
-impl Store {
+impl SledStore {
     /// Copies the whole store into the new file `path` (mode 0600), consistently: writes
     /// wait until it is done. Blocking: run it off the async runtime.
     pub fn backup(&self, path: &Path) -> Result<BackupSummary, StoreError> {

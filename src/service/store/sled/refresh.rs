@@ -6,36 +6,15 @@
 //! Devices from before rotation have no record: their token counts as issued when the
 //! device was last seen.
 
-use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
-use crate::protocol::{DeviceId, Timestamp, UserId};
+use crate::protocol::{DeviceId, Timestamp};
 
-use super::records::{DeviceRecord, decode, encode};
-use super::{Store, StoreError};
+use super::records::{DeviceRecord, RefreshRecord, decode, encode};
+use super::{SledStore, StoreError};
 
-/// Replaced tokens remembered per device.
-const RETIRED_KEPT: usize = 16;
-
-/// A device's refresh-token history.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct RefreshRecord {
-    /// When the current token was issued.
-    pub issued: Option<Timestamp>,
-    /// SHA-256 of the tokens the current one replaced, newest last.
-    pub retired: Vec<Vec<u8>>,
-}
-
-impl RefreshRecord {
-    /// When `device`'s current token was issued.
-    pub fn issued(&self, device: &DeviceRecord) -> Timestamp {
-        self.issued
-            .unwrap_or_else(|| device.last_seen.unwrap_or(device.created))
-    }
-}
-
-impl Store {
+impl SledStore {
     /// The refresh history of `device` (empty for one from before rotation).
     pub fn refresh_record(&self, device: &DeviceId) -> Result<RefreshRecord, StoreError> {
         let value = self
@@ -73,12 +52,10 @@ impl Store {
                 Some(v) => decode(&v).map_err(abort)?,
                 None => RefreshRecord::default(),
             };
-            history
-                .retired
-                .push(std::mem::replace(&mut record.refresh_hash, fresh.clone()));
-            let excess = history.retired.len().saturating_sub(RETIRED_KEPT);
-            history.retired.drain(..excess);
-            history.issued = Some(now);
+            history.retire(
+                std::mem::replace(&mut record.refresh_hash, fresh.clone()),
+                now,
+            );
             devices.insert(key, encode(&record).map_err(abort)?)?;
             refresh.insert(key, encode(&history).map_err(abort)?)?;
             Ok(true)
@@ -87,10 +64,5 @@ impl Store {
             self.barrier().await?;
         }
         Ok(rotated)
-    }
-
-    /// How many devices of `user` are signed in (not revoked).
-    pub fn live_devices(&self, user: &UserId) -> Result<usize, StoreError> {
-        Ok(self.user_devices(user)?.len())
     }
 }

@@ -10,9 +10,9 @@ use sled::transaction::ConflictableTransactionError;
 use crate::protocol::{ClientId, DeviceId, Seq, Timestamp, Unsid, UserId};
 
 use super::records::{AppRecord, DeviceRecord, SubscriptionRecord, UserRecord, decode, encode};
-use super::{Store, StoreError, keys};
+use super::{SledStore, StoreError, keys};
 
-impl Store {
+impl SledStore {
     /// Adds a user; a taken name is a [`StoreError::Conflict`].
     pub async fn add_user(&self, user: UserRecord) -> Result<UserRecord, StoreError> {
         self.writable()?;

@@ -8,9 +8,9 @@ use sled::transaction::ConflictableTransactionError;
 use crate::protocol::{DeviceId, Unsid, UserId};
 
 use super::records::{DeviceRecord, SubscriptionRecord, decode};
-use super::{Store, StoreError, keys};
+use super::{SledStore, StoreError, keys};
 
-impl Store {
+impl SledStore {
     /// The user's signed-in (not revoked) devices.
     pub fn user_devices(&self, user: &UserId) -> Result<Vec<DeviceRecord>, StoreError> {
         Ok(self

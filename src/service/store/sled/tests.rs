@@ -8,7 +8,7 @@ use crate::protocol::{
     NotificationContent, Payload, Priority, Seq, TargetPolicy, Timestamp, UserId, VisualContent,
 };
 
-use super::{Committed, Store, StoreError};
+use super::{Committed, SledStore, StoreError};
 
 fn content(title: &str) -> NotificationContent {
     NotificationContent {
@@ -31,18 +31,18 @@ fn content(title: &str) -> NotificationContent {
 }
 
 /// A store in a temp dir that records every published `seq`.
-fn store() -> (Store, Arc<Mutex<Vec<u64>>>, tempfile::TempDir) {
+fn store() -> (SledStore, Arc<Mutex<Vec<u64>>>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let published = Arc::new(Mutex::new(Vec::new()));
     let seen = published.clone();
     let publish = Arc::new(move |changes: Vec<Committed>| {
         seen.lock().unwrap().extend(changes.iter().map(|c| c.seq.0));
     });
-    let store = Store::open(dir.path(), 1 << 20, publish).unwrap();
+    let store = SledStore::open(dir.path(), 1 << 20, publish).unwrap();
     (store, published, dir)
 }
 
-fn feed_seqs(store: &Store, user: &UserId) -> Vec<u64> {
+fn feed_seqs(store: &SledStore, user: &UserId) -> Vec<u64> {
     let scan = store.feed_scan(user, Seq::ZERO, None, 100).unwrap();
     scan.records.iter().map(|r| r.seq.0).collect()
 }
