@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # the toast tests run a private D-Bus session with dunst under Xvfb; the README's
 # commands (scripts/readme-check.sh) use curl and jq; the full-disk test mounts a tmpfs;
 # the unit check (scripts/check-units.sh) runs systemd-analyze; the web app's tests drive a
-# headless Chromium through chromedriver.
-packages=(gcc libc6-dev pkg-config ca-certificates dbus-daemon dbus-bin dunst xvfb curl jq mount systemd chromium chromium-driver)
+# headless Chromium through chromedriver; the PostgreSQL store's tests start a private
+# PostgreSQL cluster (initdb, pg_ctl) in a temp dir.
+packages=(gcc libc6-dev pkg-config ca-certificates dbus-daemon dbus-bin dunst xvfb curl jq mount systemd chromium chromium-driver postgresql)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -44,6 +45,15 @@ fi
 echo "== cargo test"
 cargo test --locked --all-targets
 cargo test --locked --doc
+# The same service tests again with the in-process service on PostgreSQL (each test its
+# own database in one private cluster): every module that starts the service in-process,
+# except local mode (always sled), the sled-only data-dir lock, and the several-node
+# tests (which run above, on their own clusters).
+echo "== the service's tests on the PostgreSQL store"
+TIDINGS_TEST_STORE=postgres cargo test --locked --test it -- \
+  admin:: agent:: channel:: chaos:: crash:: desktop:: expiry:: graph_api:: \
+  hostile_service:: lifecycle:: metrics:: mine:: requests:: tls:: web_app:: web_session:: \
+  --skip lifecycle::a_second_service_on_the_same_data_dir_is_refused_clearly
 echo "== the systemd units (systemd-analyze verify and security, offline)"
 ./scripts/check-units.sh target/debug/tidings
 echo "== the README's commands, as written"

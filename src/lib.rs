@@ -14,8 +14,9 @@
 //! | [`config`] | default paths and the config file (every key, its sources, its errors) |
 //! | [`sync`] | poison-tolerant locks (usable by every layer, like `config`) |
 //! | [`supervisor`] | readiness, status and watchdog for systemd (usable by every layer) |
+//! | [`tls`] | the TLS client configuration: platform roots plus a CA file (usable by every layer) |
 //! | [`ipc`] | JSON-RPC 2.0 over local sockets (Unix sockets, Windows named pipes): codec, `Server` (calls a `Handler`), `Client` |
-//! | [`service`] | the notification service: HTTP routes, auth, store (sled, group commit), feed, hub (fan-out), channel, admin, purge |
+//! | [`service`] | the notification service: HTTP routes, auth, store (sled with group commit, or PostgreSQL shared by several nodes), feed, hub (fan-out), channel, admin, purge |
 //! | [`agent`] | the device agent: cache, push channel client, outbox, subscriptions, TLS, toasts, the local IPC handler |
 //! | [`cli`] | command bodies and output formatting; local mode's wiring |
 //!
@@ -23,7 +24,7 @@
 //!
 //! Arrows only point down: `cli -> {agent, service, ipc, protocol}`; `service -> {ipc,
 //! protocol}`; `agent -> {ipc, protocol}`; `ipc -> protocol`; `protocol` imports nothing
-//! of the crate (`config`, `sync` and `supervisor` are usable by all). The agent and
+//! of the crate (`config`, `sync`, `supervisor` and `tls` are usable by all). The agent and
 //! the service never import each other: they meet only in `protocol`, so a test can run
 //! the real agent against the real service in one process. Local mode is wiring in
 //! `cli`, not a dependency.
@@ -44,3 +45,4 @@ pub mod protocol;
 pub mod service;
 pub mod supervisor;
 pub mod sync;
+pub mod tls;

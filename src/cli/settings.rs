@@ -78,6 +78,7 @@ pub fn service_settings(effective: &Effective) -> Result<service::Settings, Sett
         &mut settings.tls_reload_interval,
         e.duration("tls_reload_interval"),
     );
+    settings.database = database(e)?;
     settings.metrics_listen = e.address("metrics_listen");
     settings.metrics_token = e.text("metrics_token");
     settings.tls = match (e.path("tls_cert"), e.path("tls_key")) {
@@ -95,6 +96,38 @@ pub fn service_settings(effective: &Effective) -> Result<service::Settings, Sett
         }
     };
     Ok(settings)
+}
+
+/// The PostgreSQL database of `store`, with its password and CA file; `None` for sled.
+fn database(e: &Effective) -> Result<Option<service::store::PgConfig>, SettingsError> {
+    let Some(url) = e.text("store").filter(|s| s != "sled") else {
+        return Ok(None);
+    };
+    let mut config = service::store::PgConfig::new(url);
+    config.password = match (e.text("store_password"), e.path("store_password_file")) {
+        (Some(password), _) => Some(password),
+        (None, Some(file)) => Some(read_password(&file)?),
+        (None, None) => None,
+    };
+    config.ca_file = e.path("store_ca_file");
+    if let Some(pool) = e.size("store_pool") {
+        config.pool_size = pool;
+    }
+    config
+        .connection()
+        .map_err(|err| SettingsError::Incomplete(format!("[service] {err}")))?;
+    Ok(Some(config))
+}
+
+/// The first line of a password file.
+fn read_password(file: &Path) -> Result<String, SettingsError> {
+    let text = std::fs::read_to_string(file).map_err(|err| {
+        SettingsError::Incomplete(format!(
+            "[service] store_password_file {}: {err}",
+            file.display()
+        ))
+    })?;
+    Ok(text.lines().next().unwrap_or_default().to_owned())
 }
 
 /// The certificate and key systemd hands a unit with `LoadCredential=tls.cert:...` and

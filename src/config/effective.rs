@@ -56,6 +56,7 @@ impl Setting {
         match &self.value {
             None => format!("(unset: {})", self.key.unset),
             Some(_) if self.key.kind == keys::Kind::Secret => "(secret)".to_owned(),
+            Some((text, _)) if self.key.kind == keys::Kind::Store => keys::shown_store(text),
             Some((text, _)) => text.clone(),
         }
     }

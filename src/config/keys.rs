@@ -46,6 +46,9 @@ pub enum Kind {
     Secret,
     /// A daily span of local time, `22:00-07:00`.
     Span,
+    /// The service's store: `sled`, or a PostgreSQL connection string (a
+    /// `postgres://` URL or libpq's `key=value` form).
+    Store,
 }
 
 impl Kind {
@@ -73,6 +76,7 @@ impl Kind {
                 text.parse::<super::quiet::QuietHours>()?;
                 Value::Text(text.to_owned())
             }
+            Kind::Store => Value::Text(parse_store(text)?),
             Kind::Choice(words) if words.contains(&text) => Value::Text(text.to_owned()),
             Kind::Choice(words) => {
                 return Err(format!("{text:?} is not one of {}", words.join(", ")));
@@ -92,6 +96,7 @@ impl Kind {
             Kind::Choice(_) => "WORD",
             Kind::Secret => "SECRET",
             Kind::Span => "HH:MM-HH:MM",
+            Kind::Store => "sled|URL",
         }
     }
 }
@@ -109,7 +114,7 @@ pub enum Value {
     Path(std::path::PathBuf),
     /// [`Kind::Bool`].
     Bool(bool),
-    /// [`Kind::Url`], [`Kind::Choice`], [`Kind::Secret`], [`Kind::Span`].
+    /// [`Kind::Url`], [`Kind::Choice`], [`Kind::Secret`], [`Kind::Span`], [`Kind::Store`].
     Text(String),
 }
 
@@ -204,6 +209,11 @@ pub static KEYS: &[Key] = &[
     key(Service, "free_failures_per_address", Count, "20", "Failed sign-ins from one address before it is slowed."),
     key(Service, "channels_per_device", Count, "2", "Channels one device may hold; a newer one replaces the oldest."),
     key(Service, "max_channels", Count, "9000", "Channels open at most, of all devices."),
+    key(Service, "store", Kind::Store, "sled", "Where the service keeps its data: sled (embedded, in data_dir; one node) or a PostgreSQL URL shared by several nodes, e.g. postgres://tidings@db.example.org/tidings?sslmode=require (docs/nodes.md)."),
+    optional(Service, "store_password_file", Path, "the password in store, or none", "A file holding the PostgreSQL password (TIDINGS_STORE_PASSWORD sets it directly)."),
+    optional(Service, "store_password", Secret, "store_password_file, else none", "The PostgreSQL password; best set in the environment (TIDINGS_STORE_PASSWORD), not in the file."),
+    optional(Service, "store_ca_file", Path, "the platform's CAs", "Also trust the CAs in this PEM file for TLS to PostgreSQL."),
+    key(Service, "store_pool", Count, "16", "Connections to PostgreSQL this node keeps open at most."),
     key(Service, "recovery_interval", Kind::Duration, "5s", "How often a failed store (full disk) checks whether it can write again."),
     key(Service, "store_reserve_mib", Count, "16", "Disk space kept in reserve to survive a full disk, in MiB."),
     key(Service, "max_devices_per_user", Count, "100", "Devices one user may have signed in at once."),
@@ -219,6 +229,32 @@ pub static KEYS: &[Key] = &[
     optional(Agent, "quiet_hours", Kind::Span, "no quiet hours", "A daily span of local time, e.g. 22:00-07:00, without toasts (as do-not-disturb; notifications are still stored and synced)."),
     key(Agent, "log_format", Choice(LOG_FORMATS), "auto", "auto (the journal under systemd, else text), text, json or journald."),
 ];
+
+/// Reads a `store` value: `sled` or a PostgreSQL connection string.
+fn parse_store(text: &str) -> Result<String, String> {
+    let postgres =
+        text.starts_with("postgres://") || text.starts_with("postgresql://") || text.contains('=');
+    if text == "sled" || postgres {
+        return Ok(text.to_owned());
+    }
+    Err(format!(
+        "{text:?} is neither sled nor a PostgreSQL URL (postgres://user@host/db)"
+    ))
+}
+
+/// `store` as `tidings config` shows it: a password in the URL hidden.
+pub fn shown_store(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("(secret)"));
+            url.to_string()
+        }
+        _ if text.contains("password=") => {
+            "(secret: the connection string has a password)".to_owned()
+        }
+        _ => text.to_owned(),
+    }
+}
 
 /// The key `name` of `table`.
 pub fn find(table: Table, name: &str) -> Option<&'static Key> {

@@ -39,8 +39,10 @@ use store::{Store, StoreError};
 /// How a service runs. [`Settings::new`] gives the production defaults.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// Where the store and the admin socket live.
+    /// Where the store (with sled) and the admin socket live.
     pub data_dir: PathBuf,
+    /// The PostgreSQL database several nodes share; `None`: sled in `data_dir`.
+    pub database: Option<store::PgConfig>,
     /// sled's page cache, in bytes.
     pub cache_bytes: u64,
     /// How often each channel is pinged.
@@ -98,6 +100,7 @@ impl Settings {
     pub fn new(data_dir: PathBuf) -> Self {
         Self {
             data_dir,
+            database: None,
             cache_bytes: 64 << 20,
             ping_interval: Duration::from_secs(30),
             send_queue: 1024,
@@ -180,14 +183,14 @@ pub struct ServiceState {
 pub type State = Arc<ServiceState>;
 
 impl ServiceState {
-    /// Opens the store (sled in `settings.data_dir`, created if missing, mode 0700) and
-    /// wires the hub to it.
+    /// Opens the store (sled in `settings.data_dir`, created if missing, mode 0700, or
+    /// the PostgreSQL database of `settings.database`) and wires the hub to it.
     pub async fn open(settings: Settings) -> Result<State, ServiceError> {
         create_private_dir(&settings.data_dir)?;
         let hub = Arc::new(Hub::new(settings.send_queue, settings.channels_per_device));
         let publisher = hub.clone();
         let publish: store::Publish = Arc::new(move |changes| publisher.publish(changes));
-        let store = open_store(&settings, publish)?;
+        let store = open_store(&settings, publish).await?;
         hub.seed(store.last_seqs().await?);
         let key = store.token_key(auth::random_bytes()?).await?;
         let signer = TokenSigner::new(key, settings.access_token_ttl);
@@ -237,10 +240,13 @@ impl ServiceState {
 }
 
 /// Opens the store the settings name.
-fn open_store(
+async fn open_store(
     settings: &Settings,
     publish: store::Publish,
 ) -> Result<Arc<dyn Store>, ServiceError> {
+    if let Some(database) = &settings.database {
+        return Ok(store::PgStore::open(database, publish).await?);
+    }
     let sled = store::SledStore::open(&settings.data_dir, settings.cache_bytes, publish)?;
     sled.keep_reserve(settings.store_reserve)?;
     Ok(Arc::new(sled))

@@ -79,6 +79,7 @@ impl TestService {
         tune: impl FnOnce(&mut Settings),
     ) -> Self {
         let mut settings = test_settings(dir.path().join("service"));
+        settings.database = crate::pg::database_for(dir.path());
         tune(&mut settings);
         let state = ServiceState::open(settings).await.unwrap();
         let started = tokio::time::Instant::now();

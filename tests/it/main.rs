@@ -30,6 +30,8 @@ mod lifecycle;
 mod local_mode;
 mod metrics;
 mod mine;
+mod nodes;
+mod pg;
 mod process;
 mod requests;
 mod stand_in;

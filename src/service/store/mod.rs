@@ -20,6 +20,7 @@
 //!   are refused meanwhile, and [`Store::recover`] brings the store back.
 
 pub mod health;
+mod postgres;
 pub mod records;
 mod sled;
 
@@ -27,6 +28,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use self::postgres::{PgConfig, PgStore};
 pub use self::sled::{BackupSummary, SledStore};
 pub use health::Failure;
 pub use records::{
@@ -148,6 +150,9 @@ pub trait Store: Send + Sync {
     async fn flush(&self) -> Result<(), StoreError>;
     /// Tells `observe` how long each durable commit takes (a flush, a database commit).
     fn on_commit(&self, observe: Box<dyn Fn(Duration) + Send + Sync>);
+    /// Tells `observe` how long changes committed by other nodes took to reach this one
+    /// (only a shared store has other nodes).
+    fn on_notify_lag(&self, _observe: Box<dyn Fn(Duration) + Send + Sync>) {}
     /// Bytes the store takes (on disk, or the database's size).
     async fn size(&self) -> Result<u64, StoreError>;
 

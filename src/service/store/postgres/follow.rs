@@ -1,0 +1,345 @@
+//! Publishing committed changes, this node's and every other node's, in `seq` order.
+//!
+//! The node keeps, per user, the last `seq` it published. [`PgStore::advance`] moves it
+//! to a committed `seq`: when the change is the very next one and in hand (this node
+//! just wrote it) it is published as is; otherwise what lies between is read from the
+//! database first. One lock per user makes the advance of one user one at a time, so
+//! nothing is published twice or out of order, and because a user's `seq`s commit in
+//! order, once `N` is committed everything before it is readable: no gap.
+//!
+//! The listener holds its own connection with `LISTEN tidings_feed`. Each notification
+//! names a user and a `seq` (and when it was committed, for the notify-lag metric).
+//! After every (re)connection the node catches up every user from `feed_heads` before
+//! handling notifications, so notifications lost with a dropped link cost a read,
+//! never a change.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_postgres::AsyncMessage;
+
+use super::super::records::{NotificationRecord, decode};
+use super::super::{Committed, Publish, StoreError};
+use super::{CHANNEL, PgStore, col, seq_of, seq_sql};
+use crate::protocol::{Seq, Timestamp, UserId};
+use crate::sync::lock;
+
+/// Changes read per query while catching up.
+const CATCH_UP_CHUNK: i64 = 1000;
+
+/// Longest wait between two attempts to reconnect the listener.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What the node has published.
+pub(super) struct Follow {
+    publish: Publish,
+    published: Mutex<HashMap<UserId, Seq>>,
+    gates: Mutex<HashMap<UserId, Arc<tokio::sync::Mutex<()>>>>,
+    lag_observer: std::sync::OnceLock<Box<dyn Fn(Duration) + Send + Sync>>,
+}
+
+impl Follow {
+    pub fn new(publish: Publish) -> Self {
+        Self {
+            publish,
+            published: Mutex::default(),
+            gates: Mutex::default(),
+            lag_observer: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Starts from each user's committed head (all of it readable from the database).
+    pub fn seed(&self, heads: HashMap<UserId, Seq>) {
+        *lock(&self.published) = heads;
+    }
+
+    /// The last `seq` of `user` this node published.
+    pub fn published(&self, user: &UserId) -> Seq {
+        lock(&self.published)
+            .get(user)
+            .copied()
+            .unwrap_or(Seq::ZERO)
+    }
+
+    /// Every user's last published `seq`.
+    pub fn all(&self) -> HashMap<UserId, Seq> {
+        lock(&self.published).clone()
+    }
+
+    /// Tells `observe` how long changes of other nodes took to reach this one.
+    pub fn on_lag(&self, observe: Box<dyn Fn(Duration) + Send + Sync>) {
+        let _ = self.lag_observer.set(observe);
+    }
+
+    fn gate(&self, user: &UserId) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.gates).entry(user.clone()).or_default().clone()
+    }
+
+    fn publish_upto(&self, user: &UserId, changes: Vec<Committed>, upto: Seq) {
+        if !changes.is_empty() {
+            (self.publish)(changes);
+        }
+        lock(&self.published).insert(user.clone(), upto);
+    }
+}
+
+impl PgStore {
+    /// Publishes `user`'s changes up to the committed `upto` that this node has not
+    /// published yet. `local` is the change at `upto` when this node just wrote it.
+    pub(super) async fn advance(
+        &self,
+        user: &UserId,
+        upto: Seq,
+        local: Option<Committed>,
+    ) -> Result<(), StoreError> {
+        let gate = self.follow.gate(user);
+        let _one_at_a_time = gate.lock().await;
+        let mut from = self.follow.published(user);
+        if let Some(change) = local.filter(|c| c.seq == upto && from.next() == upto) {
+            self.follow.publish_upto(user, vec![change], upto);
+            return Ok(());
+        }
+        while from < upto {
+            let (changes, reached) = self.changes(user, from, upto).await?;
+            self.follow.publish_upto(user, changes, reached);
+            from = reached;
+        }
+        Ok(())
+    }
+
+    /// The committed changes of `user` in (`after`, `upto`], at most
+    /// [`CATCH_UP_CHUNK`], and how far they reach.
+    async fn changes(
+        &self,
+        user: &UserId,
+        after: Seq,
+        upto: Seq,
+    ) -> Result<(Vec<Committed>, Seq), StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT record FROM notifications
+                 WHERE user_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
+                &[
+                    &user.as_str(),
+                    &seq_sql(after),
+                    &seq_sql(upto),
+                    &CATCH_UP_CHUNK,
+                ],
+            )
+            .await
+            .map_err(|e| self.fault(e))?;
+        let full = rows.len() == usize::try_from(CATCH_UP_CHUNK).unwrap_or(usize::MAX);
+        let mut changes = Vec::with_capacity(rows.len());
+        for row in rows {
+            let record: NotificationRecord = decode(col(&row, 0)?)?;
+            changes.push(Committed {
+                user: user.clone(),
+                seq: record.seq,
+                notification: record.to_notification(),
+            });
+        }
+        let reached = match changes.last() {
+            Some(last) if full => last.seq,
+            _ => upto,
+        };
+        Ok((changes, reached))
+    }
+
+    /// Every user's committed head.
+    pub(super) async fn heads(&self) -> Result<HashMap<UserId, Seq>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT user_id, seq FROM feed_heads", &[])
+            .await
+            .map_err(|e| self.fault(e))?;
+        rows.iter()
+            .map(|row| Ok((UserId::new(col::<String>(row, 0)?), seq_of(col(row, 1)?))))
+            .collect()
+    }
+
+    /// Publishes everything committed that this node has not published.
+    pub(super) async fn catch_up_all(&self) -> Result<(), StoreError> {
+        for (user, head) in self.heads().await? {
+            if head > self.follow.published(&user) {
+                self.advance(&user, head, None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles a batch of notifications: each user advanced to the highest `seq` named.
+    async fn notified(&self, batch: Vec<tokio_postgres::Notification>) -> Result<(), StoreError> {
+        let mut highest: HashMap<UserId, Seq> = HashMap::new();
+        for note in batch {
+            let Some((user, seq, at)) = parse(note.payload()) else {
+                tracing::warn!(
+                    payload = note.payload(),
+                    "ignoring a malformed feed notification"
+                );
+                continue;
+            };
+            if let Some(observe) = self.follow.lag_observer.get() {
+                let lag = Timestamp::now().as_millis().saturating_sub(at.as_millis());
+                observe(Duration::from_millis(
+                    u64::try_from(lag).unwrap_or_default(),
+                ));
+            }
+            let entry = highest.entry(user).or_insert(seq);
+            *entry = (*entry).max(seq);
+        }
+        for (user, seq) in highest {
+            self.advance(&user, seq, None).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The payload `pg_notify` carries: "<seq> <committed millis> <user id>".
+pub(super) fn payload(user: &UserId, seq: Seq, at: Timestamp) -> String {
+    format!("{} {} {}", seq.0, at.as_millis(), user.as_str())
+}
+
+fn parse(payload: &str) -> Option<(UserId, Seq, Timestamp)> {
+    let mut parts = payload.splitn(3, ' ');
+    let seq = parts.next()?.parse().ok()?;
+    let at = parts.next()?.parse().ok()?;
+    let user = parts.next().filter(|u| !u.is_empty())?;
+    Some((UserId::new(user), Seq(seq), Timestamp::from_millis(at)))
+}
+
+/// Starts the listener task; it ends when the store is dropped.
+pub(super) fn start_listener(store: &Arc<PgStore>) {
+    let weak = Arc::downgrade(store);
+    let stop = store.stop.clone();
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let outcome = tokio::select! {
+                () = stop.cancelled() => return,
+                outcome = session(&weak) => outcome,
+            };
+            let Some(store) = weak.upgrade() else { return };
+            match outcome {
+                Ok(()) => return,
+                Err(e) => {
+                    // A failed session that had connected starts the backoff over.
+                    if e.connected {
+                        backoff = Duration::from_millis(50);
+                    }
+                    store.link_lost(&format!("the database link failed: {}", e.message));
+                }
+            }
+            drop(store);
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    });
+}
+
+/// Why a listening session ended.
+struct Ended {
+    message: String,
+    /// Whether it had connected (and so caught up) before it ended.
+    connected: bool,
+}
+
+/// One listening connection: `LISTEN`, catch up, then follow notifications until the
+/// link drops (an error) or the store is gone (`Ok`).
+async fn session(weak: &Weak<PgStore>) -> Result<(), Ended> {
+    let ended = |connected: bool| move |message: String| Ended { message, connected };
+    let (config, tls) = match weak.upgrade() {
+        Some(store) => (store.connection.clone(), store.tls.clone()),
+        None => return Ok(()),
+    };
+    let (client, mut connection) = config
+        .connect(tls)
+        .await
+        .map_err(|e| ended(false)(super::message(&e)))?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(note)) => {
+                    if tx.send(Ok(note)).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = tx.send(Err(super::message(&e)));
+                    return;
+                }
+            }
+        }
+        let _ = tx.send(Err("the database closed the connection".to_owned()));
+    });
+    let result = follow(weak, &client, &mut rx).await;
+    driver.abort();
+    result
+}
+
+async fn follow(
+    weak: &Weak<PgStore>,
+    client: &tokio_postgres::Client,
+    rx: &mut mpsc::UnboundedReceiver<Result<tokio_postgres::Notification, String>>,
+) -> Result<(), Ended> {
+    let fail = |connected: bool| move |message: String| Ended { message, connected };
+    client
+        .batch_execute(&format!("LISTEN {CHANNEL}"))
+        .await
+        .map_err(|e| fail(false)(super::message(&e)))?;
+    {
+        let Some(store) = weak.upgrade() else {
+            return Ok(());
+        };
+        store
+            .catch_up_all()
+            .await
+            .map_err(|e| fail(false)(e.to_string()))?;
+        if store.health.failure().is_some() {
+            store.health.clear();
+            tracing::info!(database = %store.where_, "the database link is back; caught up");
+        }
+    }
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first.map_err(fail(true))?];
+        while let Ok(next) = rx.try_recv() {
+            batch.push(next.map_err(fail(true))?);
+        }
+        let Some(store) = weak.upgrade() else {
+            return Ok(());
+        };
+        store
+            .notified(batch)
+            .await
+            .map_err(|e| fail(true)(e.to_string()))?;
+    }
+    Err(fail(true)("the listener stopped".to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip_and_bad_ones_are_refused() {
+        let user = UserId::new("u 1");
+        let text = payload(&user, Seq(42), Timestamp::from_millis(7));
+        assert_eq!(
+            parse(&text),
+            Some((user, Seq(42), Timestamp::from_millis(7)))
+        );
+        assert_eq!(parse("x 1 u"), None);
+        assert_eq!(parse("1 2"), None);
+        assert_eq!(parse("1 2 "), None);
+        assert_eq!(parse(""), None);
+    }
+}

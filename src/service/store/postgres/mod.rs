@@ -1,0 +1,308 @@
+//! The PostgreSQL store: several service nodes share one database, and any node serves
+//! any device.
+//!
+//! - `schema`: versioned migrations, applied at start under an advisory lock.
+//! - `accounts`: users, apps, devices, refresh tokens, subscriptions (plain columns).
+//! - `notes`: notifications and the feed. Each user's `seq` is taken from `feed_heads`
+//!   in the writing transaction (its row lock orders the user's writers), so `seq` order
+//!   is commit order; the transaction ends with `pg_notify`.
+//! - `follow`: publishing. Every node `LISTEN`s; a committed change, its own or another
+//!   node's, is published to the node's hub in `seq` order with no gap and no
+//!   duplicate: a node reads what it has not published yet, so a lost notification (a
+//!   dropped link) costs a read, never a change.
+//!
+//! A lost database link fails the store (`/healthz` 503, writes answered 503) until the
+//! listener or the recovery task finds the database again and has caught up.
+
+mod accounts;
+mod follow;
+mod notes;
+mod schema;
+mod seam;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres_rustls::MakeRustlsConnect;
+use tokio_util::sync::CancellationToken;
+
+use super::health::{Failure, Health};
+use super::{Publish, StoreError};
+use crate::protocol::{Seq, Timestamp};
+
+/// Advisory lock keys (one 64-bit space per database; these spell "tidings" plus a
+/// number).
+const LOCK_MIGRATE: i64 = 0x7469_6469_6e67_0001;
+const LOCK_PURGE: i64 = 0x7469_6469_6e67_0002;
+
+/// The `NOTIFY` channel every committed feed change is announced on.
+const CHANNEL: &str = "tidings_feed";
+
+/// How long a statement may wait for a pooled connection, or a new connection take.
+const POOL_WAIT: Duration = Duration::from_secs(5);
+
+/// How to reach the database (`[service] store` and its companions).
+#[derive(Clone, Debug)]
+pub struct PgConfig {
+    /// A libpq-style connection string: `postgres://user@host:port/db?sslmode=require`
+    /// or `host=... dbname=...`.
+    pub url: String,
+    /// The password, when not in the URL (from `store_password_file` or
+    /// `TIDINGS_STORE_PASSWORD`).
+    pub password: Option<String>,
+    /// CAs to trust for TLS to the database, beside the platform's.
+    pub ca_file: Option<PathBuf>,
+    /// Connections this node keeps open at most.
+    pub pool_size: usize,
+}
+
+impl PgConfig {
+    /// A config for `url` with the default pool size.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            password: None,
+            ca_file: None,
+            pool_size: 16,
+        }
+    }
+
+    /// The parsed connection settings, or why the URL is not one.
+    pub fn connection(&self) -> Result<tokio_postgres::Config, StoreError> {
+        let mut config = tokio_postgres::Config::from_str(&self.url).map_err(|e| {
+            StoreError::Commit(format!(
+                "store: {e}; expected a URL like postgres://tidings@db.example.org/tidings"
+            ))
+        })?;
+        if let Some(password) = &self.password {
+            config.password(password.as_bytes());
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("tidings");
+        }
+        config.connect_timeout(POOL_WAIT);
+        Ok(config)
+    }
+}
+
+/// The PostgreSQL store. Shared behind an `Arc` (its listener holds a weak reference).
+pub struct PgStore {
+    pool: Pool,
+    /// For the listener's own connection.
+    connection: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
+    where_: String,
+    health: Arc<Health>,
+    follow: follow::Follow,
+    acks: accounts::Acks,
+    commit_observer: OnceLock<Box<dyn Fn(Duration) + Send + Sync>>,
+    /// Stops the listener and the ack writer when the store is dropped.
+    stop: CancellationToken,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl PgStore {
+    /// Connects, applies the migrations, and starts listening for changes; `publish`
+    /// is called with every committed change (of any node), per user in `seq` order.
+    pub async fn open(config: &PgConfig, publish: Publish) -> Result<Arc<Self>, StoreError> {
+        let connection = config.connection()?;
+        let tls = MakeRustlsConnect::new(
+            crate::tls::client_config(config.ca_file.as_deref())
+                .map_err(|e| StoreError::Commit(format!("TLS to the database: {e}")))?
+                .as_ref()
+                .clone(),
+        );
+        let where_ = describe(&connection);
+        let manager = Manager::from_config(
+            connection.clone(),
+            tls.clone(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size.max(2))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(POOL_WAIT))
+            .recycle_timeout(Some(POOL_WAIT))
+            .build()
+            .map_err(|e| StoreError::Commit(format!("setting up the database pool: {e}")))?;
+        let mut client = pool.get().await.map_err(|e| {
+            StoreError::Commit(format!(
+                "cannot reach the database ({where_}): {}; check [service] store and that PostgreSQL runs",
+                pool_message(&e)
+            ))
+        })?;
+        let applied = schema::migrate(&mut client).await?;
+        if !applied.is_empty() {
+            tracing::info!(versions = ?applied, "database schema migrated");
+        }
+        drop(client);
+        let store = Arc::new(Self {
+            pool,
+            connection,
+            tls,
+            where_,
+            health: Arc::default(),
+            follow: follow::Follow::new(publish),
+            acks: accounts::Acks::default(),
+            commit_observer: OnceLock::new(),
+            stop: CancellationToken::new(),
+        });
+        let heads = store.heads().await?;
+        store.follow.seed(heads);
+        follow::start_listener(&store);
+        accounts::start_ack_writer(&store);
+        Ok(store)
+    }
+
+    /// A pooled connection; a pool that cannot give one fails the store.
+    async fn client(&self) -> Result<Object, StoreError> {
+        self.pool.get().await.map_err(|e| {
+            self.link_lost(&format!(
+                "cannot reach the database ({}): {}",
+                self.where_,
+                pool_message(&e)
+            ))
+        })
+    }
+
+    /// A statement's error: a lost link fails the store (writes 503, `/healthz` 503
+    /// until it recovers); anything else is the statement's own fault.
+    fn fault(&self, error: tokio_postgres::Error) -> StoreError {
+        if is_link_error(&error) {
+            return self.link_lost(&format!("the database link failed: {}", message(&error)));
+        }
+        sql_error(error)
+    }
+
+    /// Marks the store failed by a lost link.
+    fn link_lost(&self, message: &str) -> StoreError {
+        let failure = Failure::other(message);
+        self.health.fail(failure.clone());
+        StoreError::Unavailable(failure)
+    }
+
+    /// Tells the commit observer how long a commit took.
+    fn committed(&self, started: Instant) {
+        if let Some(observe) = self.commit_observer.get() {
+            observe(started.elapsed());
+        }
+    }
+
+    /// Whether the database answers now.
+    async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|e| self.fault(e))?;
+        Ok(())
+    }
+
+    /// After a lost link: once the database answers and this node has published every
+    /// change it missed, the store takes writes again.
+    async fn recover_link(&self) -> Result<bool, StoreError> {
+        if self.health.failure().is_none() {
+            return Ok(false);
+        }
+        self.ping().await?;
+        self.catch_up_all().await?;
+        self.health.clear();
+        tracing::info!(database = %self.where_, "the database link is back; caught up");
+        Ok(true)
+    }
+}
+
+/// Whether an error means the link to the database is gone (rather than a statement
+/// the database refused).
+fn is_link_error(error: &tokio_postgres::Error) -> bool {
+    match error.as_db_error() {
+        // 08: connection exception; 57P01-57P03: shutdown, crash, cannot connect now.
+        Some(db) => {
+            let code = db.code().code();
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+        }
+        None => true,
+    }
+}
+
+/// A statement's error as a [`StoreError`] (no side effects; see [`PgStore::fault`]).
+#[allow(clippy::needless_pass_by_value)] // the shape `map_err` takes
+fn sql_error(error: tokio_postgres::Error) -> StoreError {
+    StoreError::Postgres(message(&error))
+}
+
+/// The database's own message when there is one (tokio-postgres's `Display` says
+/// only "db error").
+fn message(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+fn pool_message(error: &deadpool_postgres::PoolError) -> String {
+    match error {
+        deadpool_postgres::PoolError::Backend(e) => message(e),
+        other => other.to_string(),
+    }
+}
+
+/// "host:port/dbname" for logs and messages (never the password).
+fn describe(config: &tokio_postgres::Config) -> String {
+    let host = config.get_hosts().first().map_or_else(
+        || "localhost".to_owned(),
+        |h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        },
+    );
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let db = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("postgres");
+    format!("{host}:{port}/{db}")
+}
+
+/// Column `index` of `row`; a type that does not match the schema is a corrupt store,
+/// not a panic.
+fn col<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a tokio_postgres::Row,
+    index: usize,
+) -> Result<T, StoreError> {
+    row.try_get(index)
+        .map_err(|e| StoreError::Corrupt(format!("database column {index}: {e}")))
+}
+
+/// A `seq` as PostgreSQL's `bigint`.
+fn seq_sql(seq: Seq) -> i64 {
+    i64::try_from(seq.0).unwrap_or(i64::MAX)
+}
+
+/// A `bigint` column as a `seq`.
+fn seq_of(value: i64) -> Seq {
+    Seq(u64::try_from(value).unwrap_or_default())
+}
+
+/// A `bigint` column of milliseconds as a timestamp.
+fn time_of(value: i64) -> Timestamp {
+    Timestamp::from_millis(value)
+}

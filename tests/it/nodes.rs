@@ -1,0 +1,134 @@
+//! Several service nodes on one PostgreSQL database (a private cluster, `pg.rs`): a
+//! device on one node receives what is posted on another, a read on one node reaches a
+//! device of the other, tokens work on every node, and a database restart under a
+//! running node is reported (`/healthz` 503), recovered from, and loses nothing.
+
+use serde_json::json;
+use tidings::protocol::{ReadState, Seq};
+use tidings::service::store::PgConfig;
+
+use crate::helpers::{Channel, DEADLINE, TestService, note, wait_until};
+use crate::pg::{self, Cluster};
+
+/// A node of the database at `url`.
+async fn node(url: &str) -> TestService {
+    let config = PgConfig::new(url);
+    TestService::start_with(move |s| s.database = Some(config)).await
+}
+
+/// Reads `count` changes and returns their `seq`s (in the order they came).
+async fn seqs(channel: &mut Channel, count: usize) -> Vec<u64> {
+    let mut seen = Vec::with_capacity(count);
+    while seen.len() < count {
+        seen.push(channel.next_change().await.0.0);
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_device_on_one_node_gets_what_another_node_stored_and_reads_travel_back() {
+    let url = pg::shared().new_database();
+    let a = node(&url).await;
+    let b = node(&url).await;
+    let (app, on_a, unsid) = a.alice_and_contoso().await;
+    // Signed in on B with the account made through A; subscribed there too.
+    let on_b = b.sign_in("alice", "windows").await;
+    on_b.subscribe("contoso.com").await;
+    let mut channel_a = on_a.channel(0).await;
+    let mut channel_b = on_b.channel(0).await;
+    channel_a.until_synced().await;
+    channel_b.until_synced().await;
+
+    // The app's token came from A; B takes it (one signing key in the database).
+    let posted = b.post_ok(&app, &unsid, &note("contoso.com", "via B")).await;
+    let (seq, got) = channel_a.next_change().await;
+    assert_eq!((seq, &got.id), (Seq(1), &posted.id));
+    assert_eq!(channel_b.next_change().await.0, Seq(1));
+
+    // Read on A's device; B's device sees the change, with the next seq.
+    channel_a
+        .send_json(
+            &json!({"type": "update", "requestId": "r1", "id": posted.id, "readState": "read"}),
+        )
+        .await;
+    let (seq, changed) = channel_b.next_change().await;
+    assert_eq!(seq, Seq(2));
+    assert_eq!(changed.state.read_state, ReadState::Read);
+
+    // Interleaved posts on both nodes reach both devices once each, in seq order.
+    for i in 0..20 {
+        let on = if i % 2 == 0 { &a } else { &b };
+        on.post_ok(&app, &unsid, &note("contoso.com", &format!("n{i}")))
+            .await;
+    }
+    let expected: Vec<u64> = (3..23).collect();
+    // A's own device sees the read first (its seq 2), then the burst.
+    assert_eq!(channel_a.next_change().await.0, Seq(2));
+    assert_eq!(seqs(&mut channel_a, 20).await, expected);
+    assert_eq!(seqs(&mut channel_b, 20).await, expected);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_database_restart_is_reported_and_recovered_from_and_its_devices_miss_nothing() {
+    // Its own cluster: other tests share the common one.
+    let cluster = Cluster::start();
+    let url = cluster.new_database();
+    let a = node(&url).await;
+    let b = node(&url).await;
+    let (app, device, unsid) = a.alice_and_contoso().await;
+    let mut channel = device.channel(0).await;
+    channel.until_synced().await;
+    a.post_ok(&app, &unsid, &note("contoso.com", "before"))
+        .await;
+    assert_eq!(channel.next_change().await.0, Seq(1));
+
+    cluster.stop_server();
+    let health = |node: &TestService| {
+        let (http, url) = (node.http.clone(), format!("{}/healthz", node.url));
+        async move { http.get(url).send().await.map(|r| r.status().as_u16()).ok() }
+    };
+    wait_until("node A reports the lost database", || async {
+        health(&a).await == Some(503)
+    })
+    .await;
+    let refused = a.post(&app, &unsid, &note("contoso.com", "refused")).await;
+    assert_eq!(refused.status(), 503, "a post while the database is down");
+
+    cluster.start_server();
+    // B stores a burst as soon as it can (A may still be reconnecting): A's device
+    // must get all of it, once, in order.
+    let mut stored = 0;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while stored < 10 {
+        let response = b
+            .post(
+                &app,
+                &unsid,
+                &note("contoso.com", &format!("after {stored}")),
+            )
+            .await;
+        match response.status().as_u16() {
+            201 => stored += 1,
+            // Polled, every few milliseconds, up to the deadline.
+            503 if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            other => panic!(
+                "post after the restart: {other} {}",
+                response.text().await.unwrap()
+            ),
+        }
+    }
+    assert_eq!(seqs(&mut channel, 10).await, (2..12).collect::<Vec<u64>>());
+    wait_until("node A is healthy again", || async {
+        health(&a).await == Some(200)
+    })
+    .await;
+    a.post_ok(&app, &unsid, &note("contoso.com", "on A again"))
+        .await;
+    assert_eq!(channel.next_change().await.0, Seq(12));
+    a.stop().await;
+    b.stop().await;
+}
