@@ -1,5 +1,12 @@
 //! The service's address as the agent uses it: checked once (plain HTTP only to
 //! loopback), and the URLs of the token endpoint, the REST API and the channel.
+//!
+//! It may be a list (`https://a.example.org, https://b.example.org`): the nodes of one
+//! service sharing a database. The agent uses one at a time and moves to the next when
+//! its link is lost ([`Endpoint::fail_over`]); every clone shares the choice.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use url::Url;
 
@@ -9,41 +16,49 @@ use crate::protocol::Seq;
 /// The service the agent talks to, checked once.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    base: Url,
+    bases: Arc<[Url]>,
+    current: Arc<AtomicUsize>,
 }
 
 impl Endpoint {
-    /// Parses the service URL. Plain `http://` is accepted for loopback hosts only.
+    /// Parses the service URL, or a list of them separated by commas or spaces. Plain
+    /// `http://` is accepted for loopback hosts only.
     pub fn parse(text: &str) -> Result<Self, AgentError> {
-        let mut base = Url::parse(text).map_err(|e| {
-            AgentError::Config(format!("the service URL {text:?} is not a URL: {e}"))
-        })?;
-        // The base is kept as http(s); the channel URL is derived from it.
-        let http_scheme = match base.scheme() {
-            "ws" => Some("http"),
-            "wss" => Some("https"),
-            _ => None,
-        };
-        if let Some(scheme) = http_scheme {
-            let _ = base.set_scheme(scheme);
+        let bases = text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|part| !part.is_empty())
+            .map(parse_one)
+            .collect::<Result<Vec<Url>, AgentError>>()?;
+        if bases.is_empty() {
+            return Err(AgentError::Config(
+                "no service URL given; e.g. https://notify.example.org".to_owned(),
+            ));
         }
-        match base.scheme() {
-            "http" if is_loopback(&base) => Ok(Self { base }),
-            "https" => Ok(Self { base }),
-            "http" => Err(AgentError::Config(format!(
-                "refusing plain {}:// to {}: notifications and tokens would cross the network unencrypted; use https://",
-                base.scheme(),
-                base.host_str().unwrap_or("?")
-            ))),
-            other => Err(AgentError::Config(format!(
-                "unsupported URL scheme {other:?}; use https://"
-            ))),
-        }
+        Ok(Self {
+            bases: bases.into(),
+            current: Arc::default(),
+        })
     }
 
-    /// The service's base URL, as given (without a trailing slash).
+    /// The URL in use.
+    fn current(&self) -> &Url {
+        let index = self.current.load(Ordering::Relaxed) % self.bases.len();
+        &self.bases[index]
+    }
+
+    /// Moves to the next URL of the list (after a lost link); `false` when there is
+    /// only one.
+    pub fn fail_over(&self) -> bool {
+        if self.bases.len() < 2 {
+            return false;
+        }
+        self.current.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// The service's base URL in use, as given (without a trailing slash).
     pub fn base(&self) -> String {
-        self.base.as_str().trim_end_matches('/').to_owned()
+        self.current().as_str().trim_end_matches('/').to_owned()
     }
 
     /// The URL of `path` at the service.
@@ -52,7 +67,7 @@ impl Endpoint {
     }
 
     fn join(&self, path: &str) -> Result<Url, AgentError> {
-        self.base
+        self.current()
             .join(path)
             .map_err(|e| AgentError::Config(format!("bad service URL: {e}")))
     }
@@ -117,6 +132,34 @@ fn tls_hint(error: &str) -> Option<&'static str> {
         .map(|(_, hint)| *hint)
 }
 
+/// One service URL, checked: `ws(s)` is taken as `http(s)`; plain `http://` only to a
+/// loopback host.
+fn parse_one(text: &str) -> Result<Url, AgentError> {
+    let mut base = Url::parse(text)
+        .map_err(|e| AgentError::Config(format!("the service URL {text:?} is not a URL: {e}")))?;
+    // The base is kept as http(s); the channel URL is derived from it.
+    let http_scheme = match base.scheme() {
+        "ws" => Some("http"),
+        "wss" => Some("https"),
+        _ => None,
+    };
+    if let Some(scheme) = http_scheme {
+        let _ = base.set_scheme(scheme);
+    }
+    match base.scheme() {
+        "http" if is_loopback(&base) => Ok(base),
+        "https" => Ok(base),
+        "http" => Err(AgentError::Config(format!(
+            "refusing plain {}:// to {}: notifications and tokens would cross the network unencrypted; use https://",
+            base.scheme(),
+            base.host_str().unwrap_or("?")
+        ))),
+        other => Err(AgentError::Config(format!(
+            "unsupported URL scheme {other:?}; use https://"
+        ))),
+    }
+}
+
 fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
@@ -140,6 +183,27 @@ mod tests {
                 .contains("--ca-file")
         );
         assert!(tls_hint("connection refused").is_none());
+    }
+
+    #[test]
+    fn a_list_of_nodes_is_used_one_at_a_time_and_each_is_checked() {
+        let endpoint = Endpoint::parse("https://a.example.org, https://b.example.org").unwrap();
+        let shared = endpoint.clone();
+        assert_eq!(endpoint.base(), "https://a.example.org");
+        assert!(endpoint.fail_over());
+        assert_eq!(shared.base(), "https://b.example.org");
+        assert!(shared.fail_over());
+        assert_eq!(endpoint.base(), "https://a.example.org");
+        assert!(
+            !Endpoint::parse("https://a.example.org")
+                .unwrap()
+                .fail_over()
+        );
+        let err = Endpoint::parse("https://a.example.org,http://b.example.org")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unencrypted"), "{err}");
+        assert!(Endpoint::parse(" , ").is_err());
     }
 
     #[test]

@@ -83,6 +83,10 @@ async fn sessions(
             Err(e) => return Err(e),
         }
         handle.link.set(LinkState::Offline);
+        if !shutdown.is_cancelled() && handle.api.endpoint().fail_over() {
+            let next = handle.api.endpoint().base();
+            tracing::info!(service = %next, "trying the service's next node");
+        }
         if shutdown.is_cancelled() {
             // The link went because everything is stopping (local mode's service
             // closes first): not a reason to say "reconnecting".

@@ -38,8 +38,8 @@ pub enum Kind {
     Path,
     /// `true` or `false`.
     Bool,
-    /// A URL.
-    Url,
+    /// One URL, or several separated by commas (the nodes of one service).
+    Urls,
     /// One of these words.
     Choice(&'static [&'static str]),
     /// A secret (never printed by `tidings config`).
@@ -60,16 +60,18 @@ impl Kind {
             Kind::Address => Value::Address(text.parse().map_err(|_| {
                 format!("{text:?} is not an address and port, e.g. 127.0.0.1:7319")
             })?),
-            Kind::Path | Kind::Secret | Kind::Url if text.is_empty() => {
+            Kind::Path | Kind::Secret | Kind::Urls if text.is_empty() => {
                 return Err("it is empty".to_owned());
             }
             Kind::Path => Value::Path(text.into()),
             Kind::Secret => Value::Text(text.to_owned()),
             Kind::Bool => Value::Bool(parse_bool(text)?),
-            Kind::Url => {
-                url::Url::parse(text).map_err(|e| {
-                    format!("{text:?} is not a URL ({e}), e.g. https://notify.example.com")
-                })?;
+            Kind::Urls => {
+                for part in text.split([',', ' ']).filter(|p| !p.is_empty()) {
+                    url::Url::parse(part).map_err(|e| {
+                        format!("{part:?} is not a URL ({e}), e.g. https://a.example.com,https://b.example.com")
+                    })?;
+                }
                 Value::Text(text.to_owned())
             }
             Kind::Span => {
@@ -92,7 +94,7 @@ impl Kind {
             Kind::Address => "ADDR",
             Kind::Path => "PATH",
             Kind::Bool => "BOOL",
-            Kind::Url => "URL",
+            Kind::Urls => "URL[,URL...]",
             Kind::Choice(_) => "WORD",
             Kind::Secret => "SECRET",
             Kind::Span => "HH:MM-HH:MM",
@@ -114,7 +116,8 @@ pub enum Value {
     Path(std::path::PathBuf),
     /// [`Kind::Bool`].
     Bool(bool),
-    /// [`Kind::Url`], [`Kind::Choice`], [`Kind::Secret`], [`Kind::Span`], [`Kind::Store`].
+    /// [`Kind::Urls`], [`Kind::Choice`], [`Kind::Secret`], [`Kind::Span`],
+    /// [`Kind::Store`].
     Text(String),
 }
 
@@ -183,7 +186,7 @@ const fn optional(
     }
 }
 
-use Kind::{Address, Bool, Choice, Count, Path, Secret, Url};
+use Kind::{Address, Bool, Choice, Count, Path, Secret};
 use Table::{Agent, Service};
 
 /// How logs are written: `auto` is the journal under systemd, else text.
@@ -222,7 +225,7 @@ pub static KEYS: &[Key] = &[
     key(Service, "subscription_ttl", Kind::Duration, "30d", "How long a subscription (UNSID) lasts before the device renews it."),
     key(Service, "ping_interval", Kind::Duration, "30s", "How often each channel is pinged; 2.5 intervals of silence close it."),
     key(Service, "purge_interval", Kind::Duration, "60s", "How often expired notifications are purged."),
-    optional(Agent, "service", Url, "the service signed in to with `tidings login`, else local mode", "The service to use."),
+    optional(Agent, "service", Kind::Urls, "the service signed in to with `tidings login`, else local mode", "The service to use; several nodes of one service as a list, tried in turn when the link is lost (docs/nodes.md)."),
     optional(Agent, "ca_file", Path, "the one given to `tidings login`, and the platform's CAs", "Also trust the CAs in this PEM file."),
     key(Agent, "history_cap", Count, "10000", "Notifications kept at most (the oldest read ones go first)."),
     key(Agent, "toasts", Bool, "true", "Show desktop toasts (false: log them)."),

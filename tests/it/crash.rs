@@ -145,7 +145,7 @@ async fn every_201_and_every_seq_seen_survive_sigkill_with_posts_in_flight() {
 }
 
 /// Posts one note; its id when the answer is `201`, `None` when the service is gone.
-async fn post(
+pub async fn post(
     http: &reqwest::Client,
     url: &str,
     token: &str,

@@ -1,14 +1,27 @@
 //! Several service nodes on one PostgreSQL database (a private cluster, `pg.rs`): a
 //! device on one node receives what is posted on another, a read on one node reaches a
 //! device of the other, tokens work on every node, and a database restart under a
-//! running node is reported (`/healthz` 503), recovered from, and loses nothing.
+//! running node is reported (`/healthz` 503), recovered from, and loses nothing. A
+//! node (the real binary) SIGKILLed mid-burst: every `201` reaches each device once,
+//! the agent moving to the other node by itself, a raw channel resuming there from its
+//! cursor.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::json;
-use tidings::protocol::{ReadState, Seq};
+use tidings::protocol::{ReadState, Seq, ServerFrame};
 use tidings::service::store::PgConfig;
+use tokio::sync::Notify;
 
-use crate::helpers::{Channel, DEADLINE, TestService, note, wait_until};
+use crate::crash::post;
+use crate::helpers::{
+    Channel, DEADLINE, Device, Event, TestService, http_client, note, sign_in_at, wait_until,
+};
 use crate::pg::{self, Cluster};
+use crate::process::{Process, provision};
+use crate::test_agent::TestAgent;
 
 /// A node of the database at `url`.
 async fn node(url: &str) -> TestService {
@@ -131,4 +144,120 @@ async fn a_database_restart_is_reported_and_recovered_from_and_its_devices_miss_
     assert_eq!(channel.next_change().await.0, Seq(12));
     a.stop().await;
     b.stop().await;
+}
+
+/// Posts `count` notes (at most), each to A and, when A does not answer, to B (as a
+/// load balancer would); notifies `enough` at the 100th `201`. Returns the ids of 201s.
+async fn burst(
+    nodes: [String; 2],
+    token: String,
+    unsid: String,
+    count: usize,
+    answered: Arc<AtomicUsize>,
+    enough: Arc<Notify>,
+) -> Vec<String> {
+    let http = http_client();
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let title = format!("{unsid}-{i}");
+        let mut id = post(&http, &nodes[0], &token, &unsid, &title).await;
+        if id.is_none() {
+            id = post(&http, &nodes[1], &token, &unsid, &title).await;
+        }
+        if let Some(id) = id {
+            ids.push(id);
+            if answered.fetch_add(1, Ordering::Relaxed) + 1 == 100 {
+                enough.notify_one();
+            }
+        }
+    }
+    ids
+}
+
+/// Reads a channel until it closes: `seq` → id, each `seq` once.
+async fn watch(mut channel: Channel) -> BTreeMap<u64, String> {
+    let mut seen = BTreeMap::new();
+    while let Event::Frame(frame) = channel.next_event().await {
+        if let ServerFrame::Change { seq, notification } = frame {
+            let again = seen.insert(seq.0, notification.id.to_string());
+            assert!(again.is_none(), "seq {seq} delivered twice");
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_node_killed_mid_burst_loses_no_201_and_its_devices_carry_on_at_the_other() {
+    let url = pg::shared().new_database();
+    let dir = tempfile::tempdir().unwrap();
+    let store = ["--store", url.as_str()];
+    let mut a = Process::start_with(&dir.path().join("a"), "127.0.0.1:0", &store).await;
+    let b = Process::start_with(&dir.path().join("b"), "127.0.0.1:0", &store).await;
+    let (app, device, unsid) = provision(&dir.path().join("a"), &a.url).await;
+
+    // An agent that knows both nodes (it starts on A), and a raw channel on A.
+    let agent = TestAgent::start(&format!("{},{}", a.url, b.url), &device, dir.path());
+    let watcher = sign_in_at(&http_client(), &a.url, "alice", "windows").await;
+    watcher.subscribe("contoso.com").await;
+    let mut channel = watcher.channel(0).await;
+    channel.until_synced().await;
+    let watching = tokio::spawn(watch(channel));
+
+    let answered = Arc::new(AtomicUsize::new(0));
+    let enough = Arc::new(Notify::new());
+    let posters: Vec<_> = (0..4)
+        .map(|_| {
+            let nodes = [a.url.clone(), b.url.clone()];
+            tokio::spawn(burst(
+                nodes,
+                app.token.clone(),
+                unsid.clone(),
+                100,
+                answered.clone(),
+                enough.clone(),
+            ))
+        })
+        .collect();
+    enough.notified().await;
+    a.child.kill().await.unwrap();
+    let mut created = HashSet::new();
+    for poster in posters {
+        created.extend(poster.await.unwrap());
+    }
+    assert!(created.len() >= 300, "{} answered 201", created.len());
+
+    // The raw channel closed with A; it resumes at B from the last seq it saw.
+    let mut seen = watching.await.unwrap();
+    let cursor = seen.keys().max().copied().unwrap_or(0);
+    let at_b = Device {
+        url: b.url.clone(),
+        ..watcher
+    };
+    let (rest, _) = at_b.channel(cursor).await.until_synced().await;
+    for (seq, notification) in rest {
+        assert!(seq.0 > cursor, "seq {seq} again after cursor {cursor}");
+        assert!(seen.insert(seq.0, notification.id.to_string()).is_none());
+    }
+    let ids: HashSet<&String> = seen.values().collect();
+    let missing = created.iter().filter(|id| !ids.contains(id)).count();
+    assert_eq!(missing, 0, "of {} answered 201", created.len());
+    let highest = seen.keys().max().copied().unwrap();
+    assert_eq!(seen.len() as u64, highest, "no seq skipped: 1..={highest}");
+
+    // The agent moved to B by itself and holds every one of them, once.
+    wait_until("the agent has every notification answered 201", || async {
+        let stored: HashSet<String> = agent
+            .handle
+            .store()
+            .history(10_000, None)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id.to_string())
+            .collect();
+        created.iter().all(|id| stored.contains(id))
+    })
+    .await;
+    assert_eq!(agent.handle.service_url(), b.url);
+    assert_eq!(agent.handle.store().len(), seen.len());
+    agent.stop().await;
 }
