@@ -18,6 +18,12 @@ pub async fn run(args: ServiceArgs, config: Option<&Path>) -> Result<(), Failure
     let settings = settings::service_settings(&effective)?;
     let data_dir = settings.data_dir.clone();
     if let Some(backup) = &args.restore {
+        if settings.database.is_some() {
+            return Err(anyhow::anyhow!(
+                "--restore restores a backup of the sled store; this service keeps its data in PostgreSQL ([service] store): restore that with pg_restore (docs/nodes.md)"
+            )
+            .into());
+        }
         let summary = crate::service::store::SledStore::restore(&data_dir, backup)?;
         println!(
             "restored {} entries of {} trees from {} into {}; start the service with --data-dir {}",

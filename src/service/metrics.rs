@@ -7,7 +7,8 @@
 //! notifications accepted (`201`s of the two post routes), changes delivered on
 //! channels, refusals by reason (rate limits, full queues, the connection cap), acked
 //! cursor lag (how far behind its user's feed a device's ack is, as a histogram), and
-//! store flush latency. Read at each scrape: open channels, connected devices, and
+//! store commit latency (a sled flush, a PostgreSQL commit), and with PostgreSQL the
+//! notify lag (how long another node's change took to reach this one). Read at each scrape: open channels, connected devices, and
 //! whether the store has failed.
 
 use std::time::Duration;
@@ -58,6 +59,7 @@ pub struct Metrics {
     delivered: Counter,
     ack_lag: Histogram,
     flush_seconds: Histogram,
+    notify_lag_seconds: Histogram,
     channels: Gauge,
     devices: Gauge,
     store_failed: Gauge,
@@ -72,6 +74,7 @@ impl Default for Metrics {
         let delivered = Counter::default();
         let ack_lag = Histogram::new([0.0, 1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 1_000.0, 10_000.0]);
         let flush_seconds = Histogram::new(exponential_buckets(0.000_25, 2.0, 14));
+        let notify_lag_seconds = Histogram::new(exponential_buckets(0.000_25, 2.0, 16));
         let (channels, devices, store_failed) =
             (Gauge::default(), Gauge::default(), Gauge::default());
         registry.register(
@@ -101,8 +104,13 @@ impl Default for Metrics {
         );
         registry.register(
             "tidings_store_flush_seconds",
-            "Time to flush a group commit to disk",
+            "Time to make writes durable: a group commit's flush (sled) or a transaction's commit (PostgreSQL: the database's latency)",
             flush_seconds.clone(),
+        );
+        registry.register(
+            "tidings_notify_lag_seconds",
+            "PostgreSQL: from another node's commit to this node hearing of it (LISTEN/NOTIFY)",
+            notify_lag_seconds.clone(),
         );
         registry.register("tidings_channels_open", "Open channels", channels.clone());
         registry.register(
@@ -112,7 +120,7 @@ impl Default for Metrics {
         );
         registry.register(
             "tidings_store_failed",
-            "1 while the store refuses writes (a failed disk), else 0",
+            "1 while the store refuses writes (a failed disk, a lost database link), else 0",
             store_failed.clone(),
         );
         Self {
@@ -123,6 +131,7 @@ impl Default for Metrics {
             delivered,
             ack_lag,
             flush_seconds,
+            notify_lag_seconds,
             channels,
             devices,
             store_failed,
@@ -160,6 +169,11 @@ impl Metrics {
     /// A flush took `took`.
     pub fn flushed(&self, took: Duration) {
         self.flush_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Another node's change took `lag` to reach this one.
+    pub fn notified(&self, lag: Duration) {
+        self.notify_lag_seconds.observe(lag.as_secs_f64());
     }
 
     /// The text of a scrape, with the gauges read from `state` now.

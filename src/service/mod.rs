@@ -206,6 +206,8 @@ impl ServiceState {
         let metrics = Arc::new(metrics::Metrics::default());
         let observed = metrics.clone();
         store.on_commit(Box::new(move |took| observed.flushed(took)));
+        let observed = metrics.clone();
+        store.on_notify_lag(Box::new(move |lag| observed.notified(lag)));
         Ok(Arc::new(Self {
             passwords,
             strikes,

@@ -139,3 +139,37 @@ async fn a_mistake_in_the_config_names_the_file_the_line_and_the_key() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn the_postgres_store_is_configured_with_its_password_hidden_and_its_mistakes_named() {
+    let url = Path::new("postgres://tidings:hunter2@db.example.org/tidings");
+    let shown = tidings(&["config", "--json"], &[("TIDINGS_STORE", url)])
+        .output()
+        .await
+        .unwrap();
+    assert!(shown.status.success(), "{shown:?}");
+    let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let store = shown["service"]["store"]["value"].as_str().unwrap();
+    assert!(!store.contains("hunter2"), "{store}");
+    assert!(store.contains("db.example.org"), "{store}");
+
+    let bad = tidings(&["config"], &[("TIDINGS_STORE", Path::new("mysql://x"))])
+        .output()
+        .await
+        .unwrap();
+    assert!(!bad.status.success());
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert!(said.contains("neither sled nor a PostgreSQL URL"), "{said}");
+
+    // A sled backup cannot be restored into PostgreSQL: said before anything is touched.
+    let restore = tidings(
+        &["service", "--restore", "/nonexistent/backup"],
+        &[("TIDINGS_STORE", url)],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert!(!restore.status.success());
+    let said = String::from_utf8_lossy(&restore.stderr);
+    assert!(said.contains("pg_restore"), "{said}");
+}

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::helpers::{TestService, note, wait_until};
 
 /// The service's metrics, parsed.
-async fn scrape(service: &TestService) -> (Vec<Sample>, String) {
+pub async fn scrape(service: &TestService) -> (Vec<Sample>, String) {
     let response = service
         .http
         .get(format!("{}/metrics", service.url))
@@ -25,7 +25,7 @@ async fn scrape(service: &TestService) -> (Vec<Sample>, String) {
 }
 
 /// The value of `metric` (with `label = value` when given), 0 when absent.
-fn value(samples: &[Sample], metric: &str, label: Option<(&str, &str)>) -> f64 {
+pub fn value(samples: &[Sample], metric: &str, label: Option<(&str, &str)>) -> f64 {
     samples
         .iter()
         .filter(|s| s.metric == metric)

@@ -79,6 +79,10 @@ async fn a_device_on_one_node_gets_what_another_node_stored_and_reads_travel_bac
     assert_eq!(channel_a.next_change().await.0, Seq(2));
     assert_eq!(seqs(&mut channel_a, 20).await, expected);
     assert_eq!(seqs(&mut channel_b, 20).await, expected);
+    // A heard of B's commits through LISTEN/NOTIFY, and says how long that took.
+    let (samples, _) = crate::metrics::scrape(&a).await;
+    let heard = crate::metrics::value(&samples, "tidings_notify_lag_seconds", None);
+    assert!(heard >= 10.0, "A observed {heard} notify lags");
     a.stop().await;
     b.stop().await;
 }
@@ -260,4 +264,58 @@ async fn a_node_killed_mid_burst_loses_no_201_and_its_devices_carry_on_at_the_ot
     assert_eq!(agent.handle.service_url(), b.url);
     assert_eq!(agent.handle.store().len(), seen.len());
     agent.stop().await;
+}
+
+#[tokio::test]
+async fn one_node_at_a_time_purges_expired_notifications() {
+    let url = pg::shared().new_database();
+    let node = node(&url).await;
+    let (app, _device, unsid) = node.alice_and_contoso().await;
+    let mut short = note("contoso.com", "short-lived");
+    let soon = node.state.now().plus(std::time::Duration::from_secs(60));
+    short["expirationDateTime"] = json!(soon.to_rfc3339());
+    node.post_ok(&app, &unsid, &short).await;
+    let alice = node
+        .state
+        .store
+        .user_by_name("alice")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let stored = || async {
+        let scan = node
+            .state
+            .store
+            .feed_scan(&alice, Seq::ZERO, None, 10)
+            .await;
+        scan.unwrap().records.len()
+    };
+
+    // Another node is purging (it holds the lock) when the notification expires: this
+    // node leaves the work to it, its own purge task included.
+    let (other, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let lock = tidings::service::store::LOCK_PURGE;
+    other
+        .execute("SELECT pg_advisory_lock($1)", &[&lock])
+        .await
+        .unwrap();
+    node.state
+        .clock
+        .advance(std::time::Duration::from_secs(120));
+    let purged = node.state.store.purge_expired(node.state.now(), 100).await;
+    assert_eq!(purged.unwrap(), 0);
+    assert_eq!(stored().await, 1);
+    other
+        .execute("SELECT pg_advisory_unlock($1)", &[&lock])
+        .await
+        .unwrap();
+    wait_until("the node's purge task removes it", || async {
+        stored().await == 0
+    })
+    .await;
+    node.stop().await;
 }

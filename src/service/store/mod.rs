@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use self::postgres::{PgConfig, PgStore};
+pub use self::postgres::{LOCK_PURGE, PgConfig, PgStore};
 pub use self::sled::{BackupSummary, SledStore};
 pub use health::Failure;
 pub use records::{

@@ -36,7 +36,8 @@ use crate::protocol::{Seq, Timestamp};
 /// Advisory lock keys (one 64-bit space per database; these spell "tidings" plus a
 /// number).
 const LOCK_MIGRATE: i64 = 0x7469_6469_6e67_0001;
-const LOCK_PURGE: i64 = 0x7469_6469_6e67_0002;
+/// The advisory lock a node holds while it purges expired notifications.
+pub const LOCK_PURGE: i64 = 0x7469_6469_6e67_0002;
 
 /// The `NOTIFY` channel every committed feed change is announced on.
 const CHANNEL: &str = "tidings_feed";
