@@ -1,0 +1,228 @@
+//! The stores side by side (`cargo bench --bench nodes`): sled, PostgreSQL with one
+//! node, PostgreSQL with two nodes on one database, in one run, each measured the same
+//! three ways:
+//!
+//! 1. durable posts/s: 16 posters (each its own user), every post answered `201`;
+//! 2. POST-to-device latency at 200 posts/s (with two nodes: posted on one node, the
+//!    device's channel on the other);
+//! 3. fan-out: 50 users with 2 devices each, every channel open (with two nodes: each
+//!    user's devices one on each node), 16 posters taking turns over the users:
+//!    deliveries (change frames received) per second, until every post's arrived.
+//!
+//! The nodes run in-process, on one 2-thread runtime, against a private PostgreSQL
+//! cluster the bench starts (`tests/it/pg.rs`; durable settings: fsync and
+//! synchronous commit on), the load from a separate thread. `TIDINGS_BENCH_SECS`
+//! (default 10) per measure; under `cargo test` one second each, as a smoke test.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    missing_docs
+)]
+
+use std::time::Duration;
+
+use tidings::protocol::{ClientId, Platform, Timestamp, Unsid, UserId};
+use tidings::service::auth::Claims;
+use tidings::service::store::{AppRecord, PgConfig, UserRecord};
+use tidings::service::{self, ServiceState, Settings, State, provision};
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+use tokio_util::sync::CancellationToken;
+
+#[path = "support/load.rs"]
+mod load;
+#[path = "../tests/it/pg.rs"]
+#[allow(dead_code)]
+mod pg;
+
+use load::{LATENCY_RATE, Listen, POSTERS, Post};
+
+const USERS: usize = 50;
+const DEVICES: usize = 2;
+const HOST: &str = "bench.example.com";
+
+/// One node: its address, state and stop switch.
+struct Node {
+    addr: String,
+    state: State,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), service::ServiceError>>,
+}
+
+/// What the load uses: each user's post target (its first device's UNSID) and every
+/// device's channel, spread over the nodes.
+struct Cast {
+    posts: Vec<Post>,
+    listen: Vec<Listen>,
+}
+
+fn main() {
+    let secs: u64 = std::env::var("TIDINGS_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let duration = Duration::from_secs(if measuring { secs } else { 1 });
+    let cluster = pg::Cluster::start();
+    let setups: [(&str, Option<String>, usize); 3] = [
+        ("sled", None, 1),
+        ("PostgreSQL, 1 node", Some(cluster.new_database()), 1),
+        ("PostgreSQL, 2 nodes", Some(cluster.new_database()), 2),
+    ];
+    let mut rows = Vec::new();
+    for (name, database, count) in setups {
+        println!("== {name}");
+        rows.push((name, measure(database.as_deref(), count, duration)));
+    }
+    println!(
+        "\n| store | durable posts/s (16 posters) | POST -> device p50 / p99 at {LATENCY_RATE}/s | fan-out {USERS} users x {DEVICES} devices, deliveries/s |"
+    );
+    println!("|---|---|---|---|");
+    for (name, row) in rows {
+        println!("| {name} | {row} |");
+    }
+}
+
+/// The three measures against `count` fresh nodes of one store.
+fn measure(database: Option<&str>, count: usize, duration: Duration) -> String {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let nodes: Vec<Node> = (0..count)
+        .map(|n| start_node(&server, &dir.path().join(format!("node{n}")), database))
+        .collect();
+    let cast = server.block_on(provision_cast(&nodes));
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    let (posted, took) = client.block_on(load::throughput(&cast.posts[..POSTERS], duration));
+    let rate = posted as f64 / took.as_secs_f64();
+    println!(
+        "  durable posts: {posted} in {:.2} s = {rate:.0}/s",
+        took.as_secs_f64()
+    );
+
+    // Posted on the first node, received on the last one's channel.
+    let listen = cast.listen[count - 1].clone();
+    let mut latencies = client.block_on(load::latency(&listen, &cast.posts[0], duration));
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64()
+            * 1e3
+    };
+    let (p50, p99) = (pct(0.50), pct(0.99));
+    println!(
+        "  latency: n={} p50={p50:.2} ms p99={p99:.2} ms",
+        latencies.len()
+    );
+
+    let (delivered, posts, took) =
+        client.block_on(load::fanout(&cast.listen, &cast.posts, duration));
+    let deliveries = delivered as f64 / took.as_secs_f64();
+    println!(
+        "  fan-out: {posts} posts, {delivered} deliveries in {:.2} s = {deliveries:.0}/s",
+        took.as_secs_f64()
+    );
+    for node in nodes {
+        node.shutdown.cancel();
+        server.block_on(node.task).unwrap().unwrap();
+    }
+    format!("{rate:.0} | {p50:.2} / {p99:.2} ms | {deliveries:.0}")
+}
+
+fn start_node(server: &Runtime, dir: &std::path::Path, database: Option<&str>) -> Node {
+    let mut settings = Settings::new(dir.to_owned());
+    settings.database = database.map(PgConfig::new);
+    settings.admin_socket = false;
+    server.block_on(async {
+        let state = ServiceState::open(settings).await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(service::run(listener, state.clone(), shutdown.clone()));
+        Node {
+            addr,
+            state,
+            shutdown,
+            task,
+        }
+    })
+}
+
+/// Users, devices, subscriptions and tokens, made through the store directly (a
+/// hundred password sign-ins would take most of a minute of argon2).
+async fn provision_cast(nodes: &[Node]) -> Cast {
+    let state = &nodes[0].state;
+    let now = Timestamp::now();
+    let app = state
+        .store
+        .add_app(AppRecord {
+            client_id: ClientId::random(),
+            host: HOST.to_owned(),
+            secret_hash: Vec::new(),
+            created: now,
+        })
+        .await
+        .unwrap();
+    let auth = format!(
+        "Bearer {}",
+        state.signer.issue(
+            Claims::App {
+                client_id: app.client_id
+            },
+            now
+        )
+    );
+    let (mut posts, mut listen) = (Vec::new(), Vec::new());
+    for u in 0..USERS {
+        let user = state
+            .store
+            .add_user(UserRecord {
+                id: UserId::random(),
+                name: format!("user{u}"),
+                password_hash: "-".to_owned(),
+                created: now,
+            })
+            .await
+            .unwrap();
+        for d in 0..DEVICES {
+            let device =
+                provision::register_device(state, &user.id, format!("d{d}"), Platform::Linux)
+                    .await
+                    .unwrap()
+                    .device;
+            let expires = now.plus(Duration::from_secs(30 * 24 * 3600));
+            let sub = state
+                .store
+                .subscribe(&user.id, &device.id, HOST, expires, Unsid::new(format!("bench-{u}-{d}")))
+                .await
+                .unwrap();
+            let claims = Claims::Device {
+                device: device.id.clone(),
+                user: user.id.clone(),
+            };
+            let node = &nodes[(u * DEVICES + d) % nodes.len()];
+            listen.push(Listen {
+                addr: node.addr.clone(),
+                token: state.signer.issue(claims, now),
+            });
+            if d == 0 {
+                posts.push(Post {
+                    addr: nodes[u % nodes.len()].addr.clone(),
+                    auth: auth.clone(),
+                    unsid: sub.unsid.to_string(),
+                });
+            }
+        }
+    }
+    Cast { posts, listen }
+}
