@@ -203,7 +203,13 @@ async fn provision_cast(nodes: &[Node]) -> Cast {
             let expires = now.plus(Duration::from_secs(30 * 24 * 3600));
             let sub = state
                 .store
-                .subscribe(&user.id, &device.id, HOST, expires, Unsid::new(format!("bench-{u}-{d}")))
+                .subscribe(
+                    &user.id,
+                    &device.id,
+                    HOST,
+                    expires,
+                    Unsid::new(format!("bench-{u}-{d}")),
+                )
                 .await
                 .unwrap();
             let claims = Claims::Device {

@@ -245,7 +245,8 @@ pub struct AgentArgs {
 /// `tidings login`.
 #[derive(Debug, clap::Args)]
 pub struct LoginArgs {
-    /// The service's URL, e.g. `https://notify.example.com` (plain http only for loopback).
+    /// The service's URL, e.g. `https://notify.example.com` (plain http only for
+    /// loopback); several nodes of one service as a comma-separated list.
     pub url: String,
     /// The user to sign in as.
     #[arg(long)]
