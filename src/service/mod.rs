@@ -208,6 +208,8 @@ impl ServiceState {
         store.on_commit(Box::new(move |took| observed.flushed(took)));
         let observed = metrics.clone();
         store.on_notify_lag(Box::new(move |lag| observed.notified(lag)));
+        let closer = hub.clone();
+        store.on_remote_revoke(Box::new(move |device| closer.revoke(device)));
         Ok(Arc::new(Self {
             passwords,
             strikes,

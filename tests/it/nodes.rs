@@ -1,6 +1,7 @@
 //! Several service nodes on one PostgreSQL database (a private cluster, `pg.rs`): a
 //! device on one node receives what is posted on another, a read on one node reaches a
-//! device of the other, tokens work on every node, and a database restart under a
+//! device of the other, tokens work on every node, a device revoked on one node is cut
+//! off on the other, and a database restart under a
 //! running node is reported (`/healthz` 503), recovered from, and loses nothing. A
 //! node (the real binary) SIGKILLed mid-burst: every `201` reaches each device once,
 //! the agent moving to the other node by itself, a raw channel resuming there from its
@@ -83,6 +84,15 @@ async fn a_device_on_one_node_gets_what_another_node_stored_and_reads_travel_bac
     let (samples, _) = crate::metrics::scrape(&a).await;
     let heard = crate::metrics::value(&samples, "tidings_notify_lag_seconds", None);
     assert!(heard >= 10.0, "A observed {heard} notify lags");
+
+    // Revoked through A: its channel on B closes too.
+    a.admin("device.revoke", json!({"id": on_b.id}))
+        .await
+        .unwrap();
+    match channel_b.next_event().await {
+        Event::Closed(code) => assert_eq!(code, Some(1008)),
+        Event::Frame(frame) => panic!("expected the revoked device's channel to close: {frame:?}"),
+    }
     a.stop().await;
     b.stop().await;
 }

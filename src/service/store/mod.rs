@@ -104,6 +104,12 @@ pub type Publish = Arc<dyn Fn(Vec<Committed>) + Send + Sync>;
 /// channel must resync from its cursor.
 pub type Reseed = Box<dyn FnOnce(HashMap<UserId, Seq>) + Send>;
 
+/// Told of a duration: how long a commit took, how late a notification arrived.
+pub type TimeHook = Box<dyn Fn(Duration) + Send + Sync>;
+
+/// Told of a device another node revoked.
+pub type RevokeHook = Box<dyn Fn(&DeviceId) + Send + Sync>;
+
 /// A change as stored (a post, a state change or a delete): the notification as it
 /// now is, and the feed position of the change.
 #[derive(Debug, Clone)]
@@ -149,10 +155,13 @@ pub trait Store: Send + Sync {
     /// Makes everything written so far durable.
     async fn flush(&self) -> Result<(), StoreError>;
     /// Tells `observe` how long each durable commit takes (a flush, a database commit).
-    fn on_commit(&self, observe: Box<dyn Fn(Duration) + Send + Sync>);
+    fn on_commit(&self, observe: TimeHook);
     /// Tells `observe` how long changes committed by other nodes took to reach this one
     /// (only a shared store has other nodes).
-    fn on_notify_lag(&self, _observe: Box<dyn Fn(Duration) + Send + Sync>) {}
+    fn on_notify_lag(&self, _observe: TimeHook) {}
+    /// Tells `revoked` of each device another node revoked (a shared store only), so
+    /// this node closes its channels too.
+    fn on_remote_revoke(&self, _revoked: RevokeHook) {}
     /// Bytes the store takes (on disk, or the database's size).
     async fn size(&self) -> Result<u64, StoreError>;
 

@@ -15,7 +15,7 @@ use super::super::StoreError;
 use super::super::records::{
     AppRecord, DeviceRecord, RefreshRecord, SubscriptionRecord, UserRecord,
 };
-use super::{PgStore, col, seq_of, seq_sql, time_of};
+use super::{PgStore, REVOKED, col, seq_of, seq_sql, time_of};
 use crate::protocol::{ClientId, DeviceId, Seq, Timestamp, Unsid, UserId};
 use crate::sync::lock;
 
@@ -244,8 +244,9 @@ impl PgStore {
         let tx = client.transaction().await.map_err(|e| self.fault(e))?;
         let revoked = tx
             .execute(
-                "UPDATE devices SET revoked = true WHERE id = $1",
-                &[&id.as_str()],
+                "UPDATE devices SET revoked = true, revoked_at = coalesce(revoked_at, $2)
+                 WHERE id = $1",
+                &[&id.as_str(), &Timestamp::now().as_millis()],
             )
             .await
             .map_err(|e| self.fault(e))?;
@@ -258,6 +259,10 @@ impl PgStore {
         )
         .await
         .map_err(|e| self.fault(e))?;
+        // Every node closes the device's channels (this one's hub does it itself).
+        tx.execute("SELECT pg_notify($1, $2)", &[&REVOKED, &id.as_str()])
+            .await
+            .map_err(|e| self.fault(e))?;
         tx.commit().await.map_err(|e| self.fault(e))?;
         drop(client);
         Ok(self

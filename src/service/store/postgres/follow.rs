@@ -7,7 +7,9 @@
 //! nothing is published twice or out of order, and because a user's `seq`s commit in
 //! order, once `N` is committed everything before it is readable: no gap.
 //!
-//! The listener holds its own connection with `LISTEN tidings_feed`. Each notification
+//! The listener holds its own connection with `LISTEN tidings_feed` (and
+//! `tidings_revoked`: a device revoked on one node has its channels closed on all; those
+//! revoked while the link was down are looked up when it is back). Each notification
 //! names a user and a `seq` (and when it was committed, for the notify-lag metric).
 //! After every (re)connection the node catches up every user from `feed_heads` before
 //! handling notifications, so notifications lost with a dropped link cost a read,
@@ -22,9 +24,9 @@ use tokio::sync::mpsc;
 use tokio_postgres::AsyncMessage;
 
 use super::super::records::{NotificationRecord, decode};
-use super::super::{Committed, Publish, StoreError};
-use super::{CHANNEL, PgStore, col, seq_of, seq_sql};
-use crate::protocol::{Seq, Timestamp, UserId};
+use super::super::{Committed, Publish, RevokeHook, StoreError, TimeHook};
+use super::{CHANNEL, PgStore, REVOKED, col, seq_of, seq_sql};
+use crate::protocol::{DeviceId, Seq, Timestamp, UserId};
 use crate::sync::lock;
 
 /// Changes read per query while catching up.
@@ -38,7 +40,11 @@ pub(super) struct Follow {
     publish: Publish,
     published: Mutex<HashMap<UserId, Seq>>,
     gates: Mutex<HashMap<UserId, Arc<tokio::sync::Mutex<()>>>>,
-    lag_observer: std::sync::OnceLock<Box<dyn Fn(Duration) + Send + Sync>>,
+    lag_observer: std::sync::OnceLock<TimeHook>,
+    revoke_observer: std::sync::OnceLock<RevokeHook>,
+    /// When the listener last lost its link (revocations since then are looked up when
+    /// it is back: their notifications were lost with it).
+    lost_at: Mutex<Option<Timestamp>>,
 }
 
 impl Follow {
@@ -48,6 +54,8 @@ impl Follow {
             published: Mutex::default(),
             gates: Mutex::default(),
             lag_observer: std::sync::OnceLock::new(),
+            revoke_observer: std::sync::OnceLock::new(),
+            lost_at: Mutex::new(None),
         }
     }
 
@@ -70,8 +78,19 @@ impl Follow {
     }
 
     /// Tells `observe` how long changes of other nodes took to reach this one.
-    pub fn on_lag(&self, observe: Box<dyn Fn(Duration) + Send + Sync>) {
+    pub fn on_lag(&self, observe: TimeHook) {
         let _ = self.lag_observer.set(observe);
+    }
+
+    /// Tells `observe` of each device revoked on another node.
+    pub fn on_revoke(&self, observe: RevokeHook) {
+        let _ = self.revoke_observer.set(observe);
+    }
+
+    fn revoked(&self, device: &DeviceId) {
+        if let Some(observe) = self.revoke_observer.get() {
+            observe(device);
+        }
     }
 
     fn gate(&self, user: &UserId) -> Arc<tokio::sync::Mutex<()>> {
@@ -171,10 +190,30 @@ impl PgStore {
         Ok(())
     }
 
+    /// After the listener's link came back: the devices revoked since it was lost
+    /// (with a minute's margin for clocks), whose notifications went with it.
+    async fn revoked_while_away(&self) -> Result<(), StoreError> {
+        let Some(lost) = *lock(&self.follow.lost_at) else {
+            return Ok(());
+        };
+        let since = lost.as_millis().saturating_sub(60_000);
+        let rows = self
+            .rows("SELECT id FROM devices WHERE revoked_at >= $1", &[&since])
+            .await?;
+        for row in rows {
+            self.follow.revoked(&DeviceId::new(col::<String>(&row, 0)?));
+        }
+        Ok(())
+    }
+
     /// Handles a batch of notifications: each user advanced to the highest `seq` named.
     async fn notified(&self, batch: Vec<tokio_postgres::Notification>) -> Result<(), StoreError> {
         let mut highest: HashMap<UserId, Seq> = HashMap::new();
         for note in batch {
+            if note.channel() == REVOKED {
+                self.follow.revoked(&DeviceId::new(note.payload()));
+                continue;
+            }
             let Some((user, seq, at)) = parse(note.payload()) else {
                 tracing::warn!(
                     payload = note.payload(),
@@ -231,6 +270,7 @@ pub(super) fn start_listener(store: &Arc<PgStore>) {
                         backoff = Duration::from_millis(50);
                     }
                     store.link_lost(&format!("the database link failed: {}", e.message));
+                    lock(&store.follow.lost_at).get_or_insert_with(Timestamp::now);
                 }
             }
             drop(store);
@@ -293,7 +333,7 @@ async fn follow(
 ) -> Result<(), Ended> {
     let fail = |connected: bool| move |message: String| Ended { message, connected };
     client
-        .batch_execute(&format!("LISTEN {CHANNEL}"))
+        .batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {REVOKED}"))
         .await
         .map_err(|e| fail(false)(super::message(&e)))?;
     {
@@ -304,6 +344,11 @@ async fn follow(
             .catch_up_all()
             .await
             .map_err(|e| fail(false)(e.to_string()))?;
+        store
+            .revoked_while_away()
+            .await
+            .map_err(|e| fail(false)(e.to_string()))?;
+        *lock(&store.follow.lost_at) = None;
         if store.health.failure().is_some() {
             store.health.clear();
             tracing::info!(database = %store.where_, "the database link is back; caught up");

@@ -30,7 +30,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use tokio_util::sync::CancellationToken;
 
 use super::health::{Failure, Health};
-use super::{Publish, StoreError};
+use super::{Publish, StoreError, TimeHook};
 use crate::protocol::{Seq, Timestamp};
 
 /// Advisory lock keys (one 64-bit space per database; these spell "tidings" plus a
@@ -41,6 +41,8 @@ pub const LOCK_PURGE: i64 = 0x7469_6469_6e67_0002;
 
 /// The `NOTIFY` channel every committed feed change is announced on.
 const CHANNEL: &str = "tidings_feed";
+/// The `NOTIFY` channel a revoked device's id is announced on.
+const REVOKED: &str = "tidings_revoked";
 
 /// How long a statement may wait for a pooled connection, or a new connection take.
 const POOL_WAIT: Duration = Duration::from_secs(5);
@@ -99,7 +101,7 @@ pub struct PgStore {
     health: Arc<Health>,
     follow: follow::Follow,
     acks: accounts::Acks,
-    commit_observer: OnceLock<Box<dyn Fn(Duration) + Send + Sync>>,
+    commit_observer: OnceLock<TimeHook>,
     /// Stops the listener and the ack writer when the store is dropped.
     stop: CancellationToken,
 }

@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
         platform text NOT NULL,
         refresh_hash bytea NOT NULL,
         revoked boolean NOT NULL DEFAULT false,
+        revoked_at bigint,
         acked_seq bigint NOT NULL DEFAULT 0,
         last_seen bigint,
         created bigint NOT NULL,
@@ -47,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
         retired_hashes bytea[] NOT NULL DEFAULT '{}'
     );
     CREATE INDEX devices_by_user ON devices (user_id);
+    CREATE INDEX devices_by_revocation ON devices (revoked_at) WHERE revoked_at IS NOT NULL;
     CREATE TABLE subscriptions (
         unsid text PRIMARY KEY,
         user_id text NOT NULL,

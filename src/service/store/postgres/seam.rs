@@ -1,7 +1,6 @@
 //! [`PgStore`] as a [`Store`]: mostly the inherent methods of the same name.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use crate::protocol::validate::StatePatch;
 use crate::protocol::{
@@ -9,8 +8,8 @@ use crate::protocol::{
 };
 
 use super::super::{
-    AppRecord, DeviceRecord, FeedScan, NotificationRecord, RefreshRecord, Reseed, Store,
-    StoreError, Stored, SubscriptionRecord, UserRecord,
+    AppRecord, DeviceRecord, FeedScan, NotificationRecord, RefreshRecord, Reseed, RevokeHook,
+    Store, StoreError, Stored, SubscriptionRecord, TimeHook, UserRecord,
 };
 use super::{PgStore, col};
 use crate::service::store::health::Failure;
@@ -40,12 +39,16 @@ impl Store for PgStore {
         Ok(())
     }
 
-    fn on_commit(&self, observe: Box<dyn Fn(Duration) + Send + Sync>) {
+    fn on_commit(&self, observe: TimeHook) {
         let _ = self.commit_observer.set(observe);
     }
 
-    fn on_notify_lag(&self, observe: Box<dyn Fn(Duration) + Send + Sync>) {
+    fn on_notify_lag(&self, observe: TimeHook) {
         self.follow.on_lag(observe);
+    }
+
+    fn on_remote_revoke(&self, revoked: RevokeHook) {
+        self.follow.on_revoke(revoked);
     }
 
     async fn size(&self) -> Result<u64, StoreError> {

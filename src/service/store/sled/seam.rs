@@ -2,7 +2,6 @@
 //! reads are synchronous and fast, so they run in place).
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use crate::protocol::validate::StatePatch;
 use crate::protocol::{
@@ -11,7 +10,7 @@ use crate::protocol::{
 
 use super::super::{
     AppRecord, DeviceRecord, FeedScan, NotificationRecord, RefreshRecord, Reseed, Store,
-    StoreError, Stored, SubscriptionRecord, UserRecord,
+    StoreError, Stored, SubscriptionRecord, TimeHook, UserRecord,
 };
 use super::{Failure, SledStore};
 
@@ -45,7 +44,7 @@ impl Store for SledStore {
         SledStore::flush(self).await
     }
 
-    fn on_commit(&self, observe: Box<dyn Fn(Duration) + Send + Sync>) {
+    fn on_commit(&self, observe: TimeHook) {
         self.on_flush(observe);
     }
 
