@@ -42,8 +42,8 @@ async fn seqs(channel: &mut Channel, count: usize) -> Vec<u64> {
 #[tokio::test]
 async fn a_device_on_one_node_gets_what_another_node_stored_and_reads_travel_back() {
     let url = pg::shared().new_database();
-    let a = node(&url).await;
-    let b = node(&url).await;
+    // Both start at once on the empty database: the migrations run once.
+    let (a, b) = tokio::join!(node(&url), node(&url));
     let (app, on_a, unsid) = a.alice_and_contoso().await;
     // Signed in on B with the account made through A; subscribed there too.
     let on_b = b.sign_in("alice", "windows").await;
@@ -328,4 +328,30 @@ async fn one_node_at_a_time_purges_expired_notifications() {
     })
     .await;
     node.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_refuses_a_database_of_a_newer_schema_and_says_what_to_do() {
+    let url = pg::shared().new_database();
+    node(&url).await.stop().await;
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .execute("INSERT INTO tidings_schema (version) VALUES (999)", &[])
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = tidings::service::Settings::new(dir.path().to_owned());
+    settings.database = Some(PgConfig::new(&url));
+    let refused = tidings::service::ServiceState::open(settings).await;
+    let said = refused
+        .err()
+        .expect("a newer schema is refused")
+        .to_string();
+    assert!(
+        said.contains("version 999") && said.contains("upgrade this node"),
+        "{said}"
+    );
 }
