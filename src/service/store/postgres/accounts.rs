@@ -4,9 +4,16 @@
 //! Acks and "last seen" are frequent and advisory: they are gathered in memory and
 //! written by one task, all pending devices in one statement, so a burst of acks costs
 //! a few statements, not one connection each.
+//!
+//! Every change sent to a device is checked against the device's subscriptions; the
+//! answers are kept for [`RECENT_FOR`] (`Recent`), so a burst costs one query per
+//! device and app, not one per change. This node's own subscribe, unsubscribe and
+//! revoke drop them at once; another node's unsubscribe shows within [`RECENT_FOR`]
+//! (its revoke closes the channels at once, `follow`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio_postgres::Row;
@@ -24,6 +31,51 @@ const APP: &str = "SELECT client_id, host, secret_hash, created FROM apps";
 const DEVICE: &str = "SELECT id, user_id, name, platform, refresh_hash, revoked, acked_seq, \
      last_seen, created FROM devices";
 const SUBSCRIPTION: &str = "SELECT unsid, user_id, device_id, host, expires FROM subscriptions";
+
+/// How long a subscription check's answer is used.
+pub const RECENT_FOR: Duration = Duration::from_secs(1);
+/// Answers kept at most (then all are dropped and asked again).
+const RECENT_MAX: usize = 100_000;
+
+/// One subscription check: the subscription's expiry (`None`: there is none), and
+/// when that was read.
+#[derive(Clone, Copy)]
+struct Answer {
+    expires: Option<Timestamp>,
+    read: Instant,
+}
+
+/// Recent subscription checks, by (device, host).
+#[derive(Default)]
+pub(super) struct Recent {
+    answers: Mutex<HashMap<(DeviceId, String), Answer>>,
+}
+
+impl Recent {
+    /// A fresh answer for `device` and `host`, if there is one.
+    fn get(&self, device: &DeviceId, host: &str) -> Option<Answer> {
+        let answers = lock(&self.answers);
+        let answer = answers.get(&(device.clone(), host.to_owned()))?;
+        (answer.read.elapsed() < RECENT_FOR).then_some(*answer)
+    }
+
+    fn put(&self, device: &DeviceId, host: &str, expires: Option<Timestamp>) {
+        let mut answers = lock(&self.answers);
+        if answers.len() >= RECENT_MAX {
+            answers.clear();
+        }
+        let answer = Answer {
+            expires,
+            read: Instant::now(),
+        };
+        answers.insert((device.clone(), host.to_owned()), answer);
+    }
+
+    /// Forgets what was read of `device`'s subscriptions.
+    fn forget(&self, device: &DeviceId) {
+        lock(&self.answers).retain(|(d, _), _| d != device);
+    }
+}
 
 /// Acks and contacts waiting to be written: device → (highest ack, latest contact).
 #[derive(Default)]
@@ -265,6 +317,7 @@ impl PgStore {
             .map_err(|e| self.fault(e))?;
         tx.commit().await.map_err(|e| self.fault(e))?;
         drop(client);
+        self.subscribed.forget(id);
         Ok(self
             .devices_where(Some(("id = $1", id.as_str())))
             .await?
@@ -346,6 +399,7 @@ impl PgStore {
                 ],
             )
             .await?;
+        self.subscribed.forget(device);
         rows.first()
             .map(subscription)
             .transpose()?
@@ -367,6 +421,31 @@ impl PgStore {
         rows.iter().map(subscription).collect()
     }
 
+    /// Whether `device` holds an unexpired subscription to `host` (see [`Recent`]).
+    pub(super) async fn is_subscribed(
+        &self,
+        device: &DeviceId,
+        host: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        if let Some(answer) = self.subscribed.get(device, host) {
+            return Ok(answer.expires.is_some_and(|at| at > now));
+        }
+        let rows = self
+            .rows(
+                "SELECT expires FROM subscriptions WHERE device_id = $1 AND host = $2",
+                &[&device.as_str(), &host],
+            )
+            .await?;
+        let expires = rows
+            .first()
+            .map(|row| col(row, 0))
+            .transpose()?
+            .map(time_of);
+        self.subscribed.put(device, host, expires);
+        Ok(expires.is_some_and(|at| at > now))
+    }
+
     pub(super) async fn unsubscribe(
         &self,
         unsid: &Unsid,
@@ -378,7 +457,11 @@ impl PgStore {
                 &[&unsid.as_str()],
             )
             .await?;
-        rows.first().map(subscription).transpose()
+        let ended = rows.first().map(subscription).transpose()?;
+        if let Some(record) = &ended {
+            self.subscribed.forget(&record.device);
+        }
+        Ok(ended)
     }
 
     pub(super) async fn token_key(&self, fresh: [u8; 32]) -> Result<Vec<u8>, StoreError> {

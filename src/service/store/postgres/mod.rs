@@ -101,6 +101,7 @@ pub struct PgStore {
     health: Arc<Health>,
     follow: follow::Follow,
     acks: accounts::Acks,
+    subscribed: accounts::Recent,
     commit_observer: OnceLock<TimeHook>,
     /// Stops the listener and the ack writer when the store is dropped.
     stop: CancellationToken,
@@ -158,6 +159,7 @@ impl PgStore {
             health: Arc::default(),
             follow: follow::Follow::new(publish),
             acks: accounts::Acks::default(),
+            subscribed: accounts::Recent::default(),
             commit_observer: OnceLock::new(),
             stop: CancellationToken::new(),
         });

@@ -181,13 +181,7 @@ impl Store for PgStore {
         host: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let found = self
-            .subscriptions_where(
-                "device_id = $1 AND host = $2 AND expires > $3",
-                &[&device.as_str(), &host, &now.as_millis()],
-            )
-            .await?;
-        Ok(!found.is_empty())
+        PgStore::is_subscribed(self, device, host, now).await
     }
 
     async fn device_subscriptions(
