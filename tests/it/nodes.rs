@@ -355,3 +355,51 @@ async fn a_node_refuses_a_database_of_a_newer_schema_and_says_what_to_do() {
         "{said}"
     );
 }
+
+#[tokio::test]
+async fn the_database_link_is_tls_checked_against_the_ca_given() {
+    let cluster = Cluster::start_with(|dir| {
+        let pki = crate::tls::make_pki_for(dir, "db", "127.0.0.1");
+        // PostgreSQL takes a key only its own user can read.
+        std::fs::set_permissions(
+            &pki.key,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        std::fs::copy(&pki.ca, dir.join("ca-for-client.pem")).unwrap();
+        format!(
+            "-c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            pki.cert.display(),
+            pki.key.display()
+        )
+    });
+    let plain = cluster.new_database();
+    let url = plain.replace("sslmode=disable", "sslmode=require");
+    let ca = cluster.dir.path().join("ca-for-client.pem");
+
+    // Without the CA the server's certificate is not trusted: the node does not start.
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = tidings::service::Settings::new(dir.path().join("untrusting"));
+    settings.database = Some(PgConfig::new(&url));
+    let refused = tidings::service::ServiceState::open(settings).await;
+    let said = refused
+        .err()
+        .expect("an untrusted certificate is refused")
+        .to_string();
+    assert!(said.contains("cannot reach the database"), "{said}");
+    assert!(
+        said.contains("UnknownIssuer"),
+        "the certificate check says why: {said}"
+    );
+
+    let mut config = PgConfig::new(&url);
+    config.ca_file = Some(ca);
+    let node = TestService::start_with(move |s| s.database = Some(config)).await;
+    let (app, device, unsid) = node.alice_and_contoso().await;
+    let mut channel = device.channel(0).await;
+    channel.until_synced().await;
+    node.post_ok(&app, &unsid, &note("contoso.com", "over TLS"))
+        .await;
+    assert_eq!(channel.next_change().await.0, Seq(1));
+    node.stop().await;
+}

@@ -43,7 +43,9 @@ pub fn database_for(dir: &Path) -> Option<tidings::service::store::PgConfig> {
 
 /// A running private cluster; stopped when dropped (and by its keeper at exit).
 pub struct Cluster {
-    dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
+    /// Server options beyond the port, socket and address (e.g. TLS).
+    extra: String,
     pub port: u16,
     keeper: Option<Child>,
     databases: AtomicU32,
@@ -58,12 +60,24 @@ pub fn shared() -> &'static Cluster {
 impl Cluster {
     /// `initdb` and start a new cluster.
     pub fn start() -> Self {
+        Self::start_with(|_| String::new())
+    }
+
+    /// `initdb` and start a new cluster with the server options `extra` gives, which
+    /// may put files in the cluster's directory first (owned by the server's user).
+    pub fn start_with(extra: impl FnOnce(&Path) -> String) -> Self {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("tidings-pg-")
             .tempdir()
             .unwrap();
         let as_root = is_root();
+        if as_root {
+            run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path()));
+        }
+        let extra = extra(dir.path());
         if as_root {
             run(Command::new("chown")
                 .args(["-R", "postgres:postgres"])
@@ -77,6 +91,7 @@ impl Cluster {
         let port = free_port();
         let mut cluster = Self {
             dir,
+            extra,
             port,
             keeper: None,
             databases: AtomicU32::new(0),
@@ -93,9 +108,10 @@ impl Cluster {
     /// Starts the server (again) and waits until it takes connections.
     pub fn start_server(&self) {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_buffers=32MB",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_buffers=32MB {}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.extra
         );
         run(postgres_cmd(is_root(), &bin_dir().join("pg_ctl"))
             .arg("-D")

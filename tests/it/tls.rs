@@ -17,13 +17,18 @@ use crate::helpers::{DEADLINE, TestService, post_as_app, wait_until};
 use crate::process::{Process, provision_with};
 
 /// A CA, and a server certificate for `localhost` it signed, as PEM files in `dir`.
-struct Pki {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
+pub struct Pki {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
-fn make_pki(dir: &Path, name: &str) -> Pki {
+pub fn make_pki(dir: &Path, name: &str) -> Pki {
+    make_pki_for(dir, name, "localhost")
+}
+
+/// [`make_pki`] with the server certificate made out to `host` (a name or an address).
+pub fn make_pki_for(dir: &Path, name: &str, host: &str) -> Pki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params
@@ -31,7 +36,7 @@ fn make_pki(dir: &Path, name: &str) -> Pki {
         .push(rcgen::DnType::CommonName, name);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+    let leaf = CertificateParams::new(vec![host.to_owned()])
         .unwrap()
         .signed_by(&leaf_key, &ca)
         .unwrap();
