@@ -107,7 +107,9 @@ fn database(e: &Effective) -> Result<Option<service::store::PgConfig>, SettingsE
     config.password = match (e.text("store_password"), e.path("store_password_file")) {
         (Some(password), _) => Some(password),
         (None, Some(file)) => Some(read_password(&file)?),
-        (None, None) => None,
+        (None, None) => credential("db-password")
+            .map(|file| read_password(&file))
+            .transpose()?,
     };
     config.ca_file = e.path("store_ca_file");
     if let Some(pool) = e.size("store_pool") {
@@ -130,15 +132,19 @@ fn read_password(file: &Path) -> Result<String, SettingsError> {
     Ok(text.lines().next().unwrap_or_default().to_owned())
 }
 
+/// The file systemd hands a unit with `LoadCredential=NAME:...`, if there is one.
+fn credential(name: &str) -> Option<PathBuf> {
+    let file = PathBuf::from(std::env::var_os("CREDENTIALS_DIRECTORY")?).join(name);
+    file.exists().then_some(file)
+}
+
 /// The certificate and key systemd hands a unit with `LoadCredential=tls.cert:...` and
 /// `LoadCredential=tls.key:...` (so the key on disk can stay readable by root only).
 fn systemd_credentials() -> Option<service::tls::TlsFiles> {
-    let dir = PathBuf::from(std::env::var_os("CREDENTIALS_DIRECTORY")?);
-    let files = service::tls::TlsFiles {
-        cert: dir.join("tls.cert"),
-        key: dir.join("tls.key"),
-    };
-    (files.cert.exists() && files.key.exists()).then_some(files)
+    Some(service::tls::TlsFiles {
+        cert: credential("tls.cert")?,
+        key: credential("tls.key")?,
+    })
 }
 
 /// Settings that cannot work together.

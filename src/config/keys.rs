@@ -213,7 +213,7 @@ pub static KEYS: &[Key] = &[
     key(Service, "channels_per_device", Count, "2", "Channels one device may hold; a newer one replaces the oldest."),
     key(Service, "max_channels", Count, "9000", "Channels open at most, of all devices."),
     key(Service, "store", Kind::Store, "sled", "Where the service keeps its data: sled (embedded, in data_dir; one node) or a PostgreSQL URL shared by several nodes, e.g. postgres://tidings@db.example.org/tidings?sslmode=require (docs/nodes.md)."),
-    optional(Service, "store_password_file", Path, "the password in store, or none", "A file holding the PostgreSQL password (TIDINGS_STORE_PASSWORD sets it directly)."),
+    optional(Service, "store_password_file", Path, "systemd's db-password credential, else the password in store, or none", "A file holding the PostgreSQL password (TIDINGS_STORE_PASSWORD sets it directly)."),
     optional(Service, "store_password", Secret, "store_password_file, else none", "The PostgreSQL password; best set in the environment (TIDINGS_STORE_PASSWORD), not in the file."),
     optional(Service, "store_ca_file", Path, "the platform's CAs", "Also trust the CAs in this PEM file for TLS to PostgreSQL."),
     key(Service, "store_pool", Count, "16", "Connections to PostgreSQL this node keeps open at most."),
