@@ -315,6 +315,42 @@ pub trait Store: Send + Sync {
     async fn purge_expired(&self, now: Timestamp, max: usize) -> Result<usize, StoreError>;
 }
 
+/// A post's version of a notification at `seq`: new, or replacing `old` (the one with
+/// the same `appNotificationId`) in place: same id and creation time, new content,
+/// fresh state.
+pub(crate) fn posted(
+    old: Option<&NotificationRecord>,
+    seq: Seq,
+    content: NotificationContent,
+    now: Timestamp,
+) -> NotificationRecord {
+    NotificationRecord {
+        seq,
+        id: old.map_or_else(NotificationId::random, |o| o.id.clone()),
+        content,
+        created: old.map_or(now, |o| o.created),
+        modified: now,
+        state: crate::protocol::UserState::FRESH,
+    }
+}
+
+/// `old` with its state changed by `edit`, at `seq`.
+pub(crate) fn changed(
+    old: &NotificationRecord,
+    seq: Seq,
+    now: Timestamp,
+    edit: impl Fn(&mut crate::protocol::UserState),
+) -> NotificationRecord {
+    let mut state = old.state;
+    edit(&mut state);
+    NotificationRecord {
+        seq,
+        modified: now,
+        state,
+        ..old.clone()
+    }
+}
+
 /// Whether a record is live: not deleted and not expired.
 pub(crate) fn is_live(record: &NotificationRecord, now: Timestamp) -> bool {
     record.state.status == crate::protocol::Status::Active

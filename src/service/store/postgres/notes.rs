@@ -13,7 +13,7 @@ use std::time::Instant;
 use deadpool_postgres::Transaction;
 
 use super::super::records::{NotificationRecord, decode, encode};
-use super::super::{Committed, FeedScan, StoreError, Stored, is_live};
+use super::super::{Committed, FeedScan, StoreError, Stored, changed, is_live, posted};
 use super::follow::payload;
 use super::{CHANNEL, LOCK_PURGE, PgStore, col, seq_of, seq_sql};
 use crate::protocol::validate::StatePatch;
@@ -42,16 +42,7 @@ impl PgStore {
             }
             None => None,
         };
-        let record = NotificationRecord {
-            seq,
-            id: old
-                .as_ref()
-                .map_or_else(NotificationId::random, |o| o.id.clone()),
-            content,
-            created: old.as_ref().map_or(now, |o| o.created),
-            modified: now,
-            state: UserState::FRESH,
-        };
+        let record = posted(old.as_ref(), seq, content, now);
         self.write(tx, user, &record).await?;
         // Publishing may read the database: not while holding a pooled connection.
         drop(client);
@@ -77,14 +68,7 @@ impl PgStore {
             // Dropping the transaction rolls it back: the `seq` is not spent.
             return Ok(None);
         };
-        let mut state = old.state;
-        edit(&mut state);
-        let record = NotificationRecord {
-            seq,
-            modified: now,
-            state,
-            ..old
-        };
+        let record = changed(&old, seq, now, edit);
         self.write(tx, user, &record).await?;
         drop(client);
         Ok(Some(self.stored(user, record).await))

@@ -42,7 +42,7 @@ pub use backup::BackupSummary;
 
 use super::health::{self, Failure, Health};
 use super::records::{self, NotificationRecord};
-use super::{Committed, FeedScan, Publish, StoreError, Stored, is_live};
+use super::{Committed, FeedScan, Publish, StoreError, Stored, changed, is_live, posted};
 use crate::protocol::{Seq, UserId};
 use crate::sync::{self, lock};
 use commit::{Committer, Context};

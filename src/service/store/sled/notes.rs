@@ -17,7 +17,7 @@ use crate::protocol::{
 
 use super::index::Index;
 use super::records::{NotificationRecord, decode, encode};
-use super::{Committed, FeedScan, SledStore, StoreError, Stored, is_live, keys};
+use super::{Committed, FeedScan, SledStore, StoreError, Stored, changed, is_live, keys, posted};
 
 type Durable = tokio::sync::oneshot::Receiver<super::commit::Outcome>;
 
@@ -40,16 +40,7 @@ impl SledStore {
                 },
                 None => None,
             };
-            let record = NotificationRecord {
-                seq: index.next_seq(user),
-                id: old
-                    .as_ref()
-                    .map_or_else(NotificationId::random, |o| o.id.clone()),
-                content,
-                created: old.as_ref().map_or(now, |o| o.created),
-                modified: now,
-                state: UserState::FRESH,
-            };
+            let record = posted(old.as_ref(), index.next_seq(user), content, now);
             let wait = self.write(&mut index, user, old.as_ref(), &record)?;
             (wait, record)
         };
@@ -206,14 +197,7 @@ impl SledStore {
             let Some(old) = self.record(user, id)?.filter(|r| is_live(r, now)) else {
                 return Ok(None);
             };
-            let mut state = old.state;
-            edit(&mut state);
-            let record = NotificationRecord {
-                seq: index.next_seq(user),
-                modified: now,
-                state,
-                ..old.clone()
-            };
+            let record = changed(&old, index.next_seq(user), now, edit);
             (self.write(&mut index, user, Some(&old), &record)?, record)
         };
         wait_durable(wait).await?;
