@@ -106,9 +106,9 @@ fn database(e: &Effective) -> Result<Option<service::store::PgConfig>, SettingsE
     let mut config = service::store::PgConfig::new(url);
     config.password = match (e.text("store_password"), e.path("store_password_file")) {
         (Some(password), _) => Some(password),
-        (None, Some(file)) => Some(read_password(&file)?),
+        (None, Some(file)) => Some(read_password("store_password_file", &file)?),
         (None, None) => credential("db-password")
-            .map(|file| read_password(&file))
+            .map(|file| read_password("the systemd credential db-password", &file))
             .transpose()?,
     };
     config.ca_file = e.path("store_ca_file");
@@ -121,13 +121,10 @@ fn database(e: &Effective) -> Result<Option<service::store::PgConfig>, SettingsE
     Ok(Some(config))
 }
 
-/// The first line of a password file.
-fn read_password(file: &Path) -> Result<String, SettingsError> {
+/// The first line of a password file (`what`, for the error).
+fn read_password(what: &str, file: &Path) -> Result<String, SettingsError> {
     let text = std::fs::read_to_string(file).map_err(|err| {
-        SettingsError::Incomplete(format!(
-            "[service] store_password_file {}: {err}",
-            file.display()
-        ))
+        SettingsError::Incomplete(format!("[service] {what} {}: {err}", file.display()))
     })?;
     Ok(text.lines().next().unwrap_or_default().to_owned())
 }

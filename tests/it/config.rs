@@ -161,6 +161,24 @@ async fn the_postgres_store_is_configured_with_its_password_hidden_and_its_mista
     let said = String::from_utf8_lossy(&bad.stderr);
     assert!(said.contains("neither sled nor a PostgreSQL URL"), "{said}");
 
+    // Under systemd the password comes from the db-password credential when no key
+    // gives one: an unreadable one (a directory here) is named.
+    let credentials = tempfile::tempdir().unwrap();
+    std::fs::create_dir(credentials.path().join("db-password")).unwrap();
+    let looked_up = tidings(
+        &["service", "--listen", "127.0.0.1:0"],
+        &[
+            ("TIDINGS_STORE", url),
+            ("CREDENTIALS_DIRECTORY", credentials.path()),
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert!(!looked_up.status.success());
+    let said = String::from_utf8_lossy(&looked_up.stderr);
+    assert!(said.contains("credential db-password"), "{said}");
+
     // A sled backup cannot be restored into PostgreSQL: said before anything is touched.
     let restore = tidings(
         &["service", "--restore", "/nonexistent/backup"],
