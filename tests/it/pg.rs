@@ -72,11 +72,6 @@ impl Cluster {
             .tempdir()
             .unwrap();
         let as_root = is_root();
-        if as_root {
-            run(Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path()));
-        }
         let extra = extra(dir.path());
         if as_root {
             run(Command::new("chown")

@@ -283,6 +283,11 @@ pub(super) fn start_listener(store: &Arc<PgStore>) {
     });
 }
 
+/// How a session that had (`connected`) or had not connected ended, from its message.
+fn ended(connected: bool) -> impl Fn(String) -> Ended {
+    move |message| Ended { message, connected }
+}
+
 /// Why a listening session ended.
 struct Ended {
     message: String,
@@ -293,7 +298,6 @@ struct Ended {
 /// One listening connection: `LISTEN`, catch up, then follow notifications until the
 /// link drops (an error) or the store is gone (`Ok`).
 async fn session(weak: &Weak<PgStore>) -> Result<(), Ended> {
-    let ended = |connected: bool| move |message: String| Ended { message, connected };
     let (config, tls) = match weak.upgrade() {
         Some(store) => (store.connection.clone(), store.tls.clone()),
         None => return Ok(()),
@@ -331,11 +335,10 @@ async fn follow(
     client: &tokio_postgres::Client,
     rx: &mut mpsc::UnboundedReceiver<Result<tokio_postgres::Notification, String>>,
 ) -> Result<(), Ended> {
-    let fail = |connected: bool| move |message: String| Ended { message, connected };
     client
         .batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {REVOKED}"))
         .await
-        .map_err(|e| fail(false)(super::message(&e)))?;
+        .map_err(|e| ended(false)(super::message(&e)))?;
     {
         let Some(store) = weak.upgrade() else {
             return Ok(());
@@ -343,21 +346,18 @@ async fn follow(
         store
             .catch_up_all()
             .await
-            .map_err(|e| fail(false)(e.to_string()))?;
+            .map_err(|e| ended(false)(e.to_string()))?;
         store
             .revoked_while_away()
             .await
-            .map_err(|e| fail(false)(e.to_string()))?;
+            .map_err(|e| ended(false)(e.to_string()))?;
         *lock(&store.follow.lost_at) = None;
-        if store.health.failure().is_some() {
-            store.health.clear();
-            tracing::info!(database = %store.where_, "the database link is back; caught up");
-        }
+        store.link_back();
     }
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![first.map_err(fail(true))?];
+        let mut batch = vec![first.map_err(ended(true))?];
         while let Ok(next) = rx.try_recv() {
-            batch.push(next.map_err(fail(true))?);
+            batch.push(next.map_err(ended(true))?);
         }
         let Some(store) = weak.upgrade() else {
             return Ok(());
@@ -365,9 +365,9 @@ async fn follow(
         store
             .notified(batch)
             .await
-            .map_err(|e| fail(true)(e.to_string()))?;
+            .map_err(|e| ended(true)(e.to_string()))?;
     }
-    Err(fail(true)("the listener stopped".to_owned()))
+    Err(ended(true)("the listener stopped".to_owned()))
 }
 
 #[cfg(test)]

@@ -222,9 +222,16 @@ impl PgStore {
         }
         self.ping().await?;
         self.catch_up_all().await?;
-        self.health.clear();
-        tracing::info!(database = %self.where_, "the database link is back; caught up");
+        self.link_back();
         Ok(true)
+    }
+
+    /// The database answers and this node has caught up: the store takes writes again.
+    fn link_back(&self) {
+        if self.health.failure().is_some() {
+            self.health.clear();
+            tracing::info!(database = %self.where_, "the database link is back; caught up");
+        }
     }
 }
 
