@@ -198,8 +198,28 @@ pub async fn access_token(
     Ok((answer.access_token, answer.refresh_token))
 }
 
-/// Signs a device in with the password grant; returns the token answer.
+/// Signs a device in with the password grant; returns the token answer. When the
+/// endpoint lists several nodes, one that cannot be reached or is unavailable (`503`)
+/// passes the sign-in to the next; the error is the last node's.
 pub async fn sign_in(
+    http: &reqwest::Client,
+    endpoint: &Endpoint,
+    form: &[(&str, &str)],
+) -> Result<TokenResponse, AgentError> {
+    let mut left = endpoint.nodes();
+    loop {
+        match sign_in_once(http, endpoint, form).await {
+            Err(e) if e.is_retryable() && left > 1 && endpoint.fail_over() => {
+                tracing::warn!("sign-in: {e}; trying the next node, {}", endpoint.base());
+                left -= 1;
+            }
+            answer => return answer,
+        }
+    }
+}
+
+/// One sign-in at the endpoint's current node.
+async fn sign_in_once(
     http: &reqwest::Client,
     endpoint: &Endpoint,
     form: &[(&str, &str)],
@@ -214,9 +234,15 @@ pub async fn sign_in(
         let message = body["error"]["message"]
             .as_str()
             .unwrap_or("no reason given");
-        return Err(AgentError::Config(format!(
-            "sign-in failed ({status}): {message}"
-        )));
+        let failed = format!(
+            "sign-in failed at {} ({status}): {message}",
+            endpoint.base()
+        );
+        return Err(if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            AgentError::Network(failed)
+        } else {
+            AgentError::Config(failed)
+        });
     }
     serde_json::from_value(body)
         .map_err(|e| AgentError::Network(format!("an unexpected sign-in answer: {e}")))

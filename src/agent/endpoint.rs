@@ -46,6 +46,11 @@ impl Endpoint {
         &self.bases[index]
     }
 
+    /// How many nodes the list names.
+    pub fn nodes(&self) -> usize {
+        self.bases.len()
+    }
+
     /// Moves to the next URL of the list (after a lost link); `false` when there is
     /// only one.
     pub fn fail_over(&self) -> bool {

@@ -5,7 +5,7 @@
 //! running node is reported (`/healthz` 503), recovered from, and loses nothing. A
 //! node (the real binary) SIGKILLed mid-burst: every `201` reaches each device once,
 //! the agent moving to the other node by itself, a raw channel resuming there from its
-//! cursor.
+//! cursor. Signing in with a list of nodes passes over one that is down.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -402,4 +402,48 @@ async fn the_database_link_is_tls_checked_against_the_ca_given() {
         .await;
     assert_eq!(channel.next_change().await.0, Seq(1));
     node.stop().await;
+}
+
+#[tokio::test]
+async fn sign_in_with_a_list_of_nodes_passes_over_a_node_that_is_down() {
+    let service = TestService::start().await;
+    service.add_user("alice").await;
+    let down = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+
+    let list = format!("{down},{}", service.url);
+    let creds = tidings::agent::login(&list, "alice", "alice-pw", "laptop", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        creds.service.as_deref(),
+        Some(list.as_str()),
+        "the whole list is kept"
+    );
+    let devices = service.admin("device.list", json!({})).await.unwrap();
+    assert!(devices.to_string().contains(&creds.device_id), "{devices}");
+
+    // A wrong password is an answer, not a node down: it is not tried elsewhere.
+    let twice = format!("{},{}", service.url, service.url);
+    let wrong = tidings::agent::login(&twice, "alice", "not-it", "laptop", None).await;
+    assert!(
+        wrong
+            .unwrap_err()
+            .to_string()
+            .contains("user name or password")
+    );
+
+    // Every node down: the error says the last node could not be reached.
+    let error = tidings::agent::login(
+        &format!("{down},{down}"),
+        "alice",
+        "alice-pw",
+        "laptop",
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(error.is_retryable(), "{error}");
 }
