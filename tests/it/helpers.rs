@@ -81,7 +81,7 @@ impl TestService {
         let mut settings = test_settings(dir.path().join("service"));
         settings.database = crate::pg::database_for(dir.path());
         tune(&mut settings);
-        let state = ServiceState::open(settings).await.unwrap();
+        let state = Self::open_state(settings).await;
         let started = tokio::time::Instant::now();
         let listener = loop {
             match TcpListener::bind(addr).await {
@@ -106,6 +106,24 @@ impl TestService {
         };
         service.wait_for_admin().await;
         service
+    }
+
+    /// Opens the service's state. A sled store that a stopped service just let go of can
+    /// stay locked for a moment while sled's own background threads finish with it, so
+    /// on a restart `Locked` is retried up to the deadline.
+    async fn open_state(settings: Settings) -> State {
+        let started = tokio::time::Instant::now();
+        loop {
+            match ServiceState::open(settings.clone()).await {
+                Err(service::ServiceError::Store(service::store::StoreError::Locked(dir)))
+                    if started.elapsed() < DEADLINE =>
+                {
+                    tracing::debug!(dir, "the store is still locked; retrying");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                opened => return opened.unwrap(),
+            }
+        }
     }
 
     async fn wait_for_admin(&self) {
