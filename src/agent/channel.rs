@@ -15,9 +15,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
 
-use crate::protocol::validate::{MAX_ID_CHARS, check_content};
+use crate::protocol::validate::{MAX_EXPIRY, MAX_ID_CHARS, check_content};
 use crate::protocol::{
-    ClientFrame, ErrorCode, ErrorDetail, Notification, Seq, ServerFrame, ValidationError,
+    ClientFrame, ErrorCode, ErrorDetail, Notification, Seq, ServerFrame, Timestamp, ValidationError,
 };
 
 use super::AgentError;
@@ -133,8 +133,9 @@ pub async fn session(
         let Some(group) = group else {
             return Ok(SessionEnd::Lost { healthy });
         };
-        if !group.changes.is_empty() {
-            let (applied, cursor) = store.apply(group.changes).await?;
+        let changes = plausible(group.changes, store.cursor()?);
+        if !changes.is_empty() {
+            let (applied, cursor) = store.apply(changes).await?;
             on_applied(if healthy {
                 Delivery::Live(&applied)
             } else {
@@ -274,14 +275,15 @@ fn received(next: Option<Result<Message, tungstenite::Error>>) -> Option<Message
 fn take(group: &mut Group, message: Message) -> Option<()> {
     match message {
         Message::Text(text) => match serde_json::from_str::<ServerFrame>(text.as_str()) {
-            Ok(ServerFrame::Change { seq, notification }) => {
-                match check_notification(&notification) {
-                    Ok(()) => group.changes.push((seq, notification)),
-                    Err(e) => {
-                        tracing::warn!(%seq, error = %e, "dropped a change that breaks the service's own limits");
-                    }
+            Ok(ServerFrame::Change {
+                seq,
+                mut notification,
+            }) => match check_notification(&mut notification) {
+                Ok(()) => group.changes.push((seq, notification)),
+                Err(e) => {
+                    tracing::warn!(%seq, error = %e, "dropped a change that breaks the service's own limits");
                 }
-            }
+            },
             Ok(ServerFrame::Synced { .. }) => group.synced = true,
             Ok(ServerFrame::Result {
                 request_id,
@@ -302,13 +304,43 @@ fn take(group: &mut Group, message: Message) -> Option<()> {
     Some(())
 }
 
-/// The limits an app's post is held to, applied to a received notification.
-fn check_notification(notification: &Notification) -> Result<(), ValidationError> {
+/// The limits an app's post is held to, applied to a received notification; an expiry
+/// later than the service may set (30 days from now) is brought back to it.
+fn check_notification(notification: &mut Notification) -> Result<(), ValidationError> {
     let id = notification.id.as_str();
     if id.is_empty() || id.len() > MAX_ID_CHARS || id.chars().any(char::is_control) {
         return Err(ValidationError::new("id", "is not a notification id"));
     }
-    check_content(&notification.content)
+    check_content(&notification.content)?;
+    let latest = Timestamp::now().plus(MAX_EXPIRY);
+    let expiry = &mut notification.content.expiration_date_time;
+    *expiry = (*expiry).min(latest);
+    Ok(())
+}
+
+/// The largest step a change's `seq` may take past the one before it (2^40). A user's
+/// feed moves by one per change: no service makes a trillion changes for one user
+/// between two that a device receives. A larger step is a hostile or broken service
+/// moving the device's cursor towards the end of time, after which it would never
+/// receive anything again.
+pub const MAX_SEQ_STEP: u64 = 1 << 40;
+
+/// The changes whose `seq` moves on from `cursor` (and from each other) by at most
+/// [`MAX_SEQ_STEP`]; the others are dropped with a warning. (A `seq` at or below the
+/// cursor is kept: the store ignores what it already holds.)
+fn plausible(changes: Vec<(Seq, Notification)>, cursor: Seq) -> Vec<(Seq, Notification)> {
+    let mut last = cursor;
+    changes
+        .into_iter()
+        .filter(|(seq, _)| {
+            if seq.0.saturating_sub(last.0) > MAX_SEQ_STEP {
+                tracing::warn!(%seq, cursor = %last, "dropped a change whose seq jumps too far ahead");
+                return false;
+            }
+            last = last.max(*seq);
+            true
+        })
+        .collect()
 }
 
 async fn ack(socket: &mut Socket, seq: Seq) -> Result<(), AgentError> {

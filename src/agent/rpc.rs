@@ -20,7 +20,7 @@ use crate::ipc::{Handler, Peer, Request, RpcError, Server, ServerOptions};
 use crate::protocol::local::codes::{NOT_FOUND, NOT_SIGNED_IN};
 use crate::protocol::local::{
     DEFAULT_LIST, DndParams, Event, EventKind, GetParams, IdsParams, Item, ListParams, ListResult,
-    MAX_IDS, MAX_LIST, StatusInfo, SubscribeParams, Updated, WatchParams, method,
+    MAX_IDS, MAX_LIST, MAX_LIST_BYTES, StatusInfo, SubscribeParams, Updated, WatchParams, method,
 };
 use crate::protocol::{
     NotificationId, ReadState, Status, Timestamp, UserActionState, validate::StatePatch,
@@ -106,18 +106,23 @@ impl AgentRpc {
             .store()
             .page(&filter, limit, params.before)
             .map_err(store_error)?;
-        let items = page
-            .records
-            .iter()
-            .map(|r| Item {
-                seq: r.seq,
-                notification: r.to_notification(),
-            })
-            .collect();
-        to_value(&ListResult {
-            items,
-            next: page.next,
-        })
+        let mut items: Vec<Item> = Vec::with_capacity(page.records.len());
+        let mut bytes = 0;
+        let mut next = page.next;
+        for record in &page.records {
+            let item = Item {
+                seq: record.seq,
+                notification: record.to_notification(),
+            };
+            bytes += crate::protocol::json_len(&item);
+            // Always at least one item: one notification is far below the line limit.
+            if bytes > MAX_LIST_BYTES && !items.is_empty() {
+                next = items.last().map(|i| i.seq);
+                break;
+            }
+            items.push(item);
+        }
+        to_value(&ListResult { items, next })
     }
 
     /// Refuses a change (before making any) if an id is not stored here, or names a

@@ -38,7 +38,12 @@ pub async fn run(args: AdminArgs, config: Option<&std::path::Path>) -> Result<()
     let mut result = client.call(method, params).await?;
     if let AdminCommand::Backup { file } = &args.command {
         let made = std::path::PathBuf::from(text(&result, "path"));
-        move_file(&made, file)?;
+        move_file(&made, file).map_err(|e| {
+            e.context(format!(
+                "the backup was made and is kept at {}",
+                made.display()
+            ))
+        })?;
         result["path"] = json!(file);
     }
     if args.json {
@@ -74,6 +79,7 @@ fn request(command: &AdminCommand) -> anyhow::Result<(&'static str, Value)> {
             (method, params)
         }
         AdminCommand::User(UserCommand::List) => ("user.list", json!({})),
+        AdminCommand::User(UserCommand::Remove { name }) => ("user.remove", json!({"name": name})),
         AdminCommand::App(AppCommand::Add { hostname, another }) => {
             ("app.add", json!({"hostname": hostname, "another": another}))
         }
@@ -81,7 +87,8 @@ fn request(command: &AdminCommand) -> anyhow::Result<(&'static str, Value)> {
         AdminCommand::Device(DeviceCommand::List) => ("device.list", json!({})),
         AdminCommand::Device(DeviceCommand::Revoke { id }) => ("device.revoke", json!({"id": id})),
         AdminCommand::Backup { file } => {
-            if file.exists() {
+            // A dangling symlink counts: the backup is never written through a link.
+            if file.symlink_metadata().is_ok() {
                 anyhow::bail!(
                     "{} exists; a backup is written to a new file",
                     file.display()
@@ -135,6 +142,11 @@ fn print_human(command: &AdminCommand, result: &Value) -> anyhow::Result<()> {
             line(&format!("client secret: {}", text(result, "clientSecret")))?;
             line("(the secret is shown once; keep it in the app backend's configuration)")?;
         }
+        AdminCommand::User(UserCommand::Remove { name }) => line(&format!(
+            "removed user {name}: {} notifications and {} devices deleted",
+            text(result, "notifications"),
+            text(result, "devices")
+        ))?,
         AdminCommand::User(UserCommand::List) => table(
             &["NAME", "ID", "DEVICES"],
             &rows(&["name", "id", "devices"]),
@@ -159,15 +171,36 @@ fn print_human(command: &AdminCommand, result: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Moves the backup the service made in its data directory to `to` (copying when they
-/// are on different file systems).
+/// Moves the backup the service made in its data directory to `to`, which must not
+/// exist (not even as a dangling symlink): a hard link where both are on one file
+/// system, else a copy into a file created new, never through a link (`O_EXCL` with
+/// `O_CREAT` does not follow one), mode 0600 and synced before the original goes.
 fn move_file(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
     use anyhow::Context;
-    if std::fs::rename(from, to).is_ok() {
-        return Ok(());
+    let taken = || format!("{} exists; a backup is written to a new file", to.display());
+    match std::fs::hard_link(from, to) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => anyhow::bail!(taken()),
+        Err(_) => {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut out = match options.open(to) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => anyhow::bail!(taken()),
+                opened => opened.with_context(|| format!("creating {}", to.display()))?,
+            };
+            let copied = std::fs::File::open(from)
+                .and_then(|mut input| std::io::copy(&mut input, &mut out))
+                .and_then(|_| out.sync_all());
+            if let Err(e) = copied {
+                let _ = std::fs::remove_file(to);
+                return Err(e).with_context(|| {
+                    format!("copying the backup {} to {}", from.display(), to.display())
+                });
+            }
+        }
     }
-    std::fs::copy(from, to)
-        .with_context(|| format!("copying the backup {} to {}", from.display(), to.display()))?;
     std::fs::remove_file(from).with_context(|| format!("removing {}", from.display()))?;
     Ok(())
 }

@@ -92,12 +92,11 @@ async fn history(client: &mut Client, args: &HistoryArgs) -> Result<(), Failure>
     if let Some(app) = &args.app {
         params["app"] = json!(app);
     }
-    let value = client.call(method::LIST, params).await?;
+    let page = list_pages(client, params, args.limit).await?;
     if args.out.json {
-        output::json(&value)?;
+        output::json(&page)?;
         return Ok(());
     }
-    let page: ListResult = serde_json::from_value(value)?;
     if page.items.is_empty() {
         output::line("no notifications")?;
         return Ok(());
@@ -116,6 +115,31 @@ async fn history(client: &mut Client, args: &HistoryArgs) -> Result<(), Failure>
         output::styled_line(&text)?;
     }
     Ok(())
+}
+
+/// Up to `limit` items of `list`, paging on while the agent ends a page early (it
+/// caps each answer's bytes, so large notifications come in several pages).
+async fn list_pages(
+    client: &mut Client,
+    mut params: serde_json::Value,
+    limit: usize,
+) -> Result<ListResult, Failure> {
+    let mut all = ListResult {
+        items: Vec::new(),
+        next: None,
+    };
+    loop {
+        params["limit"] = json!(limit - all.items.len());
+        let page: ListResult =
+            serde_json::from_value(client.call(method::LIST, params.clone()).await?)?;
+        let ended = page.items.is_empty();
+        all.items.extend(page.items);
+        all.next = page.next;
+        match all.next {
+            Some(before) if !ended && all.items.len() < limit => params["before"] = json!(before),
+            _ => return Ok(all),
+        }
+    }
 }
 
 /// One history row.

@@ -331,6 +331,12 @@ pub enum UserCommand {
     },
     /// List users.
     List,
+    /// Remove a user for good: their devices are signed out (their channels closed),
+    /// and their notifications, devices and subscriptions deleted.
+    Remove {
+        /// Sign-in name.
+        name: String,
+    },
 }
 
 /// `tidings admin app ...`.

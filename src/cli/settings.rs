@@ -30,6 +30,7 @@ pub fn service_settings(effective: &Effective) -> Result<service::Settings, Sett
     let mut settings = service::Settings::new(service_data_dir(effective)?);
     let e = effective;
     set(&mut settings.max_connections, e.size("max_connections"));
+    settings.max_connections_per_address = e.size("max_connections_per_address");
     set(&mut settings.header_timeout, e.duration("header_timeout"));
     set(&mut settings.body_timeout, e.duration("body_timeout"));
     set(&mut settings.sign_in.workers, e.size("password_checks"));
@@ -47,6 +48,21 @@ pub fn service_settings(effective: &Effective) -> Result<service::Settings, Sett
         e.size("channels_per_device"),
     );
     set(&mut settings.max_channels, e.size("max_channels"));
+    let posts = &mut settings.posts;
+    #[allow(clippy::cast_precision_loss)] // counts far below 2^53
+    {
+        set(&mut posts.rate, e.count("post_rate").map(|n| n as f64));
+        set(&mut posts.burst, e.count("post_burst").map(|n| n as f64));
+    }
+    set(
+        &mut posts.max_notifications,
+        e.count("max_notifications_per_user"),
+    );
+    set(
+        &mut posts.max_bytes,
+        e.count("max_mib_per_user")
+            .map(|mib| mib.saturating_mul(1 << 20)),
+    );
     set(
         &mut settings.recovery_interval,
         e.duration("recovery_interval"),

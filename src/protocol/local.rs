@@ -51,6 +51,10 @@ pub mod method {
 
 /// The longest page `list` returns.
 pub const MAX_LIST: usize = 1000;
+/// Most bytes of items one `list` answer holds (as JSON); a page that would pass it
+/// ends early, with `next`, so no answer comes near the 1 MiB line limit however large
+/// its notifications are. Callers page on with `next` as with `limit`.
+pub const MAX_LIST_BYTES: usize = 512 * 1024;
 /// The page `list` returns when no `limit` is given.
 pub const DEFAULT_LIST: usize = 50;
 

@@ -26,3 +26,22 @@ pub use notification::{
 };
 pub use time::Timestamp;
 pub use validate::{NotificationInput, StatePatch, ValidationError};
+
+/// How many bytes `value` takes as compact JSON, counted without keeping them (to cap
+/// answers by size: the service's feed pages, the agent's `list`).
+pub fn json_len<T: serde::Serialize>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing to a counter cannot fail; a value that cannot be serialised counts 0.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}

@@ -59,6 +59,16 @@ impl JsonObject {
     pub fn from_value(value: &serde_json::Map<String, serde_json::Value>) -> Self {
         Self(serde_json::Value::Object(value.clone()).to_string())
     }
+
+    /// Its size as compact JSON, in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether it is empty text (never, for a parsed object).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 impl Serialize for JsonObject {
@@ -108,6 +118,25 @@ pub struct NotificationContent {
     pub target_policy: TargetPolicy,
     /// Accepted and stored for Graph compatibility; no effect.
     pub fallback_policy: Option<JsonObject>,
+}
+
+impl NotificationContent {
+    /// Its size as a user's quota counts it: the bytes of its text and data (host,
+    /// ids, group, title, body, raw content, fallback policy).
+    pub fn size(&self) -> usize {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        let visual = self
+            .payload
+            .visual_content
+            .as_ref()
+            .map_or(0, |v| v.title.len() + text(&v.body));
+        self.target_host_name.len()
+            + text(&self.app_notification_id)
+            + text(&self.group_name)
+            + visual
+            + text(&self.payload.raw_content)
+            + self.fallback_policy.as_ref().map_or(0, JsonObject::len)
+    }
 }
 
 /// What the user did with a notification, synced across devices.
@@ -180,4 +209,13 @@ pub struct FeedItem {
 pub struct FeedPage {
     /// Items in `seq` order.
     pub value: Vec<FeedItem>,
+    /// Where the next page is, when this one ended at its `top` or its size limit
+    /// (Graph's paging link; a relative URL). Paging on with the last item's `seq` as
+    /// `since` is the same.
+    #[serde(
+        rename = "@odata.nextLink",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub next_link: Option<String>,
 }

@@ -24,6 +24,10 @@ pub const MAX_TITLE_CHARS: usize = 512;
 pub const MAX_BODY_CHARS: usize = 4096;
 /// Largest `rawContent`, in bytes.
 pub const MAX_RAW_BYTES: usize = 16 * 1024;
+/// Largest `fallbackPolicy`, as compact JSON, in bytes. Graph's fallback policy is one
+/// small object (`{"timespanInMinutes": N}`); it has no effect here and is only kept,
+/// so a few KiB is plenty, and a large one would only cost every device's disk.
+pub const MAX_FALLBACK_POLICY_BYTES: usize = 4 * 1024;
 /// Largest `displayTimeToLive`, in seconds (30 days).
 pub const MAX_TTL_SECONDS: u64 = 2_592_000;
 /// Expiry when none is given.
@@ -202,12 +206,39 @@ pub fn check_content(content: &NotificationContent) -> Result<(), ValidationErro
             "needs visualContent, rawContent or both",
         ));
     }
-    if content
-        .target_policy
-        .platform_types
-        .as_ref()
-        .is_some_and(Vec::is_empty)
+    if let Some(policy) = &content.fallback_policy
+        && policy.len() > MAX_FALLBACK_POLICY_BYTES
     {
+        return Err(ValidationError::new(
+            "fallbackPolicy",
+            format!(
+                "must be at most {MAX_FALLBACK_POLICY_BYTES} bytes of JSON, got {}",
+                policy.len()
+            ),
+        ));
+    }
+    check_platforms(content.target_policy.platform_types.as_deref())
+}
+
+/// A platform list names each platform at most once (the service keeps one of each), and
+/// is not empty.
+fn check_platforms(platforms: Option<&[Platform]>) -> Result<(), ValidationError> {
+    let field = "targetPolicy.platformTypes";
+    let Some(platforms) = platforms else {
+        return Ok(());
+    };
+    let repeated = platforms.len() > Platform::ALL.len()
+        || platforms
+            .iter()
+            .enumerate()
+            .any(|(i, p)| platforms[..i].contains(p));
+    if repeated {
+        return Err(ValidationError::new(
+            field,
+            "names a platform more than once",
+        ));
+    }
+    if platforms.is_empty() {
         return Err(ValidationError::new(
             "targetPolicy.platformTypes",
             "is empty, so no device would receive it; leave targetPolicy out to reach every platform",

@@ -6,6 +6,7 @@
 //! | `user.add` | `{name, password?}` | `{id, name, password?}` (a generated password is returned once) |
 //! | `user.passwd` | `{name, password?}` | `{id, name, password?}` (sets a new password; signed-in devices stay signed in) |
 //! | `user.list` | | `[{id, name, createdDateTime, devices}]` |
+//! | `user.remove` | `{name}` | `{id, name, notifications, devices}`: the user's devices are revoked (channels closed), then the user, their notifications, devices and subscriptions deleted |
 //! | `app.add` | `{hostname, another?}` | `{clientId, clientSecret, hostname}` (the secret is shown once); a host with a credential is refused unless `another` |
 //! | `app.list` | | `[{clientId, hostname, createdDateTime}]` |
 //! | `device.list` | | `[{id, user, name, platform, ackedSeq, connected, lastSeenDateTime, revoked}]` |
@@ -110,6 +111,7 @@ impl Handler for Admin {
             "user.add" => self.user_add(params(&request)?).await,
             "user.passwd" => self.user_passwd(params(&request)?).await,
             "user.list" => self.user_list().await,
+            "user.remove" => self.user_remove(params(&request)?).await,
             "app.add" => self.app_add(params(&request)?).await,
             "app.list" => self.app_list().await,
             "device.list" => to_value(self.device_list().await?),
@@ -155,6 +157,11 @@ struct AppAdd {
     /// Adds another credential for a host that has one (key rotation, a second backend).
     #[serde(default)]
     another: bool,
+}
+
+#[derive(Deserialize)]
+struct UserRemove {
+    name: String,
 }
 
 #[derive(Deserialize)]
@@ -240,6 +247,23 @@ impl Admin {
             result["password"] = Value::String(password);
         }
         Ok(result)
+    }
+
+    async fn user_remove(&self, params: UserRemove) -> Result<Value, RpcError> {
+        let user = self
+            .state
+            .remove_user(params.name.trim())
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| RpcError::new(NOT_FOUND, format!("no user {:?}", params.name)))?;
+        let (user, removed) = user;
+        tracing::info!(user = %user.name, notifications = removed.notifications, devices = removed.devices, "user removed");
+        Ok(json!({
+            "id": user.id,
+            "name": user.name,
+            "notifications": removed.notifications,
+            "devices": removed.devices,
+        }))
     }
 
     async fn user_list(&self) -> Result<Value, RpcError> {

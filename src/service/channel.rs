@@ -139,12 +139,15 @@ impl Session {
         let mut after = cursor;
         while after < durable {
             let now = self.state.now();
-            let (items, last) = feed::page(
+            let feed::Page { items, last, .. } = feed::page(
                 self.state.store.as_ref(),
                 &self.device,
                 after,
                 Some(durable),
-                BACKLOG_PAGE,
+                feed::PageLimit {
+                    items: BACKLOG_PAGE,
+                    bytes: usize::MAX,
+                },
                 now,
             )
             .await?;

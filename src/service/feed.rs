@@ -7,8 +7,18 @@ use crate::protocol::{FeedItem, Notification, Seq, Timestamp};
 
 use super::store::{DeviceRecord, Store, StoreError};
 
-/// Feed entries scanned per store call.
-const SCAN_CHUNK: usize = 256;
+/// Feed entries scanned per store call (a chunk of maximal notifications is a few MiB).
+const SCAN_CHUNK: usize = 64;
+
+/// How much one page may hold: items, and bytes of their JSON. A page ends at
+/// whichever comes first, with at least one item.
+#[derive(Clone, Copy, Debug)]
+pub struct PageLimit {
+    /// Items at most.
+    pub items: usize,
+    /// Bytes of JSON at most (past it the page ends after the item that passed it).
+    pub bytes: usize,
+}
 
 /// Whether `device` should receive this state of `notification`.
 pub async fn visible(
@@ -29,36 +39,56 @@ pub async fn visible(
         .await
 }
 
-/// One page of the device's feed: up to `top` visible items with `seq` in
-/// (`after`, `upto`], in `seq` order, and the last `seq` examined (to continue from).
+/// One page of a device's feed.
+#[derive(Debug, Default)]
+pub struct Page {
+    /// Visible items, in `seq` order.
+    pub items: Vec<FeedItem>,
+    /// The last `seq` examined (to continue from).
+    pub last: Seq,
+    /// Whether the page ended at its limit (more may follow), not at the feed's end.
+    pub full: bool,
+}
+
+/// One page of the device's feed: visible items with `seq` in (`after`, `upto`], in
+/// `seq` order, within `limit`.
 pub async fn page(
     store: &dyn Store,
     device: &DeviceRecord,
     after: Seq,
     upto: Option<Seq>,
-    top: usize,
+    limit: PageLimit,
     now: Timestamp,
-) -> Result<(Vec<FeedItem>, Seq), StoreError> {
-    let mut items = Vec::new();
-    let mut cursor = after;
-    while items.len() < top {
+) -> Result<Page, StoreError> {
+    let mut page = Page {
+        last: after,
+        ..Page::default()
+    };
+    let mut bytes = 0;
+    while page.items.len() < limit.items {
         let scan = store
-            .feed_scan(&device.user, cursor, upto, SCAN_CHUNK)
+            .feed_scan(&device.user, page.last, upto, SCAN_CHUNK)
             .await?;
         let Some(last) = scan.last_scanned else { break };
         for record in scan.records {
             let notification = record.to_notification();
             if visible(store, device, &notification, now).await? {
-                items.push(FeedItem {
+                let item = FeedItem {
                     seq: record.seq,
                     notification,
-                });
-                if items.len() == top {
-                    return Ok((items, record.seq));
+                };
+                if limit.bytes < usize::MAX {
+                    bytes += crate::protocol::json_len(&item);
+                }
+                page.items.push(item);
+                if page.items.len() == limit.items || bytes >= limit.bytes {
+                    page.last = record.seq;
+                    page.full = true;
+                    return Ok(page);
                 }
             }
         }
-        cursor = last;
+        page.last = last;
     }
-    Ok((items, cursor))
+    Ok(page)
 }

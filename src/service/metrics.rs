@@ -48,6 +48,8 @@ pub enum Refusal {
     Overloaded,
     /// The open-connection cap: the connection was closed at once.
     ConnectionCap,
+    /// The cap on one address's open connections: the connection was closed at once.
+    AddressCap,
 }
 
 /// Every metric of the service.
@@ -63,6 +65,7 @@ pub struct Metrics {
     channels: Gauge,
     devices: Gauge,
     store_failed: Gauge,
+    recovery_attempts: Counter,
 }
 
 impl Default for Metrics {
@@ -118,6 +121,12 @@ impl Default for Metrics {
             "Devices with at least one open channel",
             devices.clone(),
         );
+        let recovery_attempts = Counter::default();
+        registry.register(
+            "tidings_store_recovery_attempts",
+            "Attempts to reopen a failed store or its database link (paced: 250 ms doubling up to recovery_interval)",
+            recovery_attempts.clone(),
+        );
         registry.register(
             "tidings_store_failed",
             "1 while the store refuses writes (a failed disk, a lost database link), else 0",
@@ -135,6 +144,7 @@ impl Default for Metrics {
             channels,
             devices,
             store_failed,
+            recovery_attempts,
         }
     }
 }
@@ -156,6 +166,7 @@ impl Metrics {
             Refusal::RateLimited => "rate_limited",
             Refusal::Overloaded => "overloaded",
             Refusal::ConnectionCap => "connection_cap",
+            Refusal::AddressCap => "address_cap",
         };
         self.refused.get_or_create(&RefusalLabels { reason }).inc();
     }
@@ -169,6 +180,11 @@ impl Metrics {
     /// A flush took `took`.
     pub fn flushed(&self, took: Duration) {
         self.flush_seconds.observe(took.as_secs_f64());
+    }
+
+    /// The recovery task tried to reopen the failed store.
+    pub fn recovery_attempt(&self) {
+        self.recovery_attempts.inc();
     }
 
     /// Another node's change took `lag` to reach this one.

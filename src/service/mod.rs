@@ -8,6 +8,7 @@
 //! The service imports `protocol` and `ipc`, never the agent.
 
 pub mod admin;
+pub mod admission;
 pub mod auth;
 pub mod channel;
 pub mod clock;
@@ -76,6 +77,9 @@ pub struct Settings {
     /// Open HTTP connections at most; more are refused at once. A connection upgraded
     /// to a channel leaves this count and counts under `max_channels`.
     pub max_connections: usize,
+    /// Open HTTP connections from one client address (IPv6 by its /64) at most; `None`:
+    /// a tenth of `max_connections`, at least 64 (see [`per_address_cap`]).
+    pub max_connections_per_address: Option<usize>,
     /// Time allowed for a request's headers, from the connection opening or the end of
     /// the previous response (so also the idle keep-alive limit).
     pub header_timeout: Duration,
@@ -83,6 +87,8 @@ pub struct Settings {
     pub body_timeout: Duration,
     /// Password checks and failed sign-ins.
     pub sign_in: signin::SignInLimits,
+    /// Post rates per sender and quotas per user.
+    pub posts: admission::PostLimits,
     /// Channels one device may hold open; a newer one replaces the oldest.
     pub channels_per_device: usize,
     /// Channels open at most, of all devices; more are answered `503`.
@@ -116,9 +122,11 @@ impl Settings {
             metrics_token: None,
             supervised: true,
             max_connections: 10_000,
+            max_connections_per_address: None,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             sign_in: signin::SignInLimits::default(),
+            posts: admission::PostLimits::default(),
             channels_per_device: 2,
             max_channels: 9_000,
             access_token_ttl: auth::ACCESS_TOKEN_TTL,
@@ -177,6 +185,10 @@ pub struct ServiceState {
     pub clock: clock::Clock,
     /// What `/metrics` reports.
     pub metrics: Arc<metrics::Metrics>,
+    /// Turns to build a REST feed page (a few at once: each may hold a MiB).
+    pub feed_reads: tokio::sync::Semaphore,
+    /// Post rates and quotas.
+    pub admission: admission::Admission,
 }
 
 /// Shared state handle.
@@ -210,6 +222,7 @@ impl ServiceState {
         store.on_notify_lag(Box::new(move |lag| observed.notified(lag)));
         let closer = hub.clone();
         store.on_remote_revoke(Box::new(move |device| closer.revoke(device)));
+        let admission = admission::Admission::new(settings.posts.clone());
         Ok(Arc::new(Self {
             passwords,
             strikes,
@@ -221,12 +234,32 @@ impl ServiceState {
             tasks: TaskTracker::new(),
             clock: clock::Clock::default(),
             metrics,
+            feed_reads: tokio::sync::Semaphore::new(http::me::FEED_READS),
+            admission,
         }))
     }
 
     /// The current time (one place, so every route, the channel and the purge agree).
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// Removes the user named `name` for good: their devices are revoked first (tokens
+    /// stop working, channels close), then the user and all they hold are deleted.
+    /// `None` when there is no such user.
+    pub async fn remove_user(
+        &self,
+        name: &str,
+    ) -> Result<Option<(store::UserRecord, store::Removed)>, store::StoreError> {
+        let Some(user) = self.store.user_by_name(name).await? else {
+            return Ok(None);
+        };
+        for device in self.store.user_devices(&user.id).await? {
+            self.revoke_device(&device.id).await?;
+        }
+        let removed = self.store.remove_user(&user).await?;
+        self.admission.forget(&user.id);
+        Ok(Some((user, removed)))
     }
 
     /// Revokes a device: its tokens stop working, its subscriptions end and its open
@@ -292,6 +325,45 @@ fn connection_cap(wanted: usize, channels: usize) -> usize {
     wanted.min(room)
 }
 
+/// Serves `/metrics` alone on `address` (`metrics_listen`), on its own small caps.
+async fn serve_metrics(
+    address: std::net::SocketAddr,
+    state: &State,
+    background: &TaskTracker,
+    connections: &TaskTracker,
+) -> Result<(), ServiceError> {
+    let metrics_listener = TcpListener::bind(address)
+        .await
+        .map_err(|source| ServiceError::Io {
+            what: format!("listening for /metrics on {address} (metrics_listen)"),
+            source,
+        })?;
+    tracing::info!("/metrics served on http://{address}/metrics");
+    let only_metrics = http::metrics_router(state.clone());
+    let listening = serve::Listening {
+        listener: metrics_listener,
+        tls: None,
+    };
+    let (state, tracker) = (state.clone(), connections.clone());
+    background.spawn(async move {
+        let shutdown = state.shutdown.clone();
+        let caps = serve::Caps {
+            total: 64,
+            per_address: 64,
+        };
+        serve::accept_loop(listening, only_metrics, caps, &state, shutdown, tracker).await;
+    });
+    Ok(())
+}
+
+/// The cap on one address's open connections: the setting, else a tenth of the total
+/// `cap` but at least 64 (a small service does not need it lower), never above `cap`.
+fn per_address_cap(setting: Option<usize>, cap: usize) -> usize {
+    setting
+        .unwrap_or_else(|| (cap / 10).max(64))
+        .clamp(1, cap.max(1))
+}
+
 fn create_private_dir(dir: &std::path::Path) -> Result<(), ServiceError> {
     crate::config::create_private_dir(dir).map_err(|source| ServiceError::Io {
         what: format!("creating the data directory {}", dir.display()),
@@ -343,24 +415,7 @@ pub async fn run(
     let max_connections =
         connection_cap(state.settings.max_connections, state.settings.max_channels);
     if let Some(address) = state.settings.metrics_listen {
-        let metrics_listener =
-            TcpListener::bind(address)
-                .await
-                .map_err(|source| ServiceError::Io {
-                    what: format!("listening for /metrics on {address} (metrics_listen)"),
-                    source,
-                })?;
-        tracing::info!("/metrics served on http://{address}/metrics");
-        let only_metrics = http::metrics_router(state.clone());
-        let listening = serve::Listening {
-            listener: metrics_listener,
-            tls: None,
-        };
-        let (state, tracker) = (state.clone(), connections.clone());
-        background.spawn(async move {
-            let shutdown = state.shutdown.clone();
-            serve::accept_loop(listening, only_metrics, 64, &state, shutdown, tracker).await;
-        });
+        serve_metrics(address, &state, &background, &connections).await?;
     }
     let accepting = serve::accept_loop(
         serve::Listening {
@@ -368,7 +423,13 @@ pub async fn run(
             tls: tls.as_ref().map(|tls| tls.acceptor().clone()),
         },
         app,
-        max_connections,
+        serve::Caps {
+            total: max_connections,
+            per_address: per_address_cap(
+                state.settings.max_connections_per_address,
+                max_connections,
+            ),
+        },
         &state,
         state.shutdown.clone(),
         connections.clone(),

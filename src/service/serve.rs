@@ -6,8 +6,13 @@
 //! descriptors `accept` failed for everyone. This loop serves the same router through
 //! hyper directly:
 //!
-//! - at most `max_connections` open at once; one more is answered `503` with
-//!   `Retry-After` and closed at once, so `accept` keeps draining the backlog;
+//! - at most `max_connections` open at once, and at most `max_connections_per_address`
+//!   from one client address (IPv6 by its /64), so one host cannot take every slot;
+//!   one more is answered `503` with `Retry-After` and closed, so `accept` keeps
+//!   draining the backlog. The refusal is written, the socket's sending side shut, and
+//!   what the client sent read and dropped until it closes (a second at most, up to
+//!   [`LINGERING`] refusals at once): closing a socket with unread data resets it, and
+//!   the client would see a reset instead of the `503`;
 //! - a request's headers must be complete within `header_timeout` of the connection
 //!   opening or of the previous response (so this is also the idle keep-alive limit);
 //! - bodies have their own limit (`body_timeout`, enforced where they are read);
@@ -16,8 +21,9 @@
 //! Each request carries its peer address as [`ConnectInfo`] (sign-in limits use it).
 //! With TLS, the handshake must also finish within `header_timeout`.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -26,6 +32,7 @@ use axum::extract::ConnectInfo;
 use futures_util::StreamExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -43,19 +50,77 @@ pub struct Listening {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
+/// How many connections the accept loop serves at once.
+#[derive(Clone, Copy, Debug)]
+pub struct Caps {
+    /// In all.
+    pub total: usize,
+    /// From one client address (IPv6 by its /64).
+    pub per_address: usize,
+}
+
+/// Refusals kept open at once until their client has read the `503`; more are closed
+/// at once.
+pub const LINGERING: usize = 256;
+
+/// Open connections by client address, each address under a cap.
+struct PerAddress {
+    cap: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One open connection of an address; the count goes down when it is dropped.
+struct AddressSlot {
+    table: Arc<PerAddress>,
+    addr: IpAddr,
+}
+
+impl PerAddress {
+    fn take(table: &Arc<Self>, peer: IpAddr) -> Option<AddressSlot> {
+        let addr = super::signin::counted(peer);
+        let mut open = crate::sync::lock(&table.open);
+        let count = open.entry(addr).or_insert(0);
+        if *count >= table.cap {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            table: table.clone(),
+            addr,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = crate::sync::lock(&self.table.open);
+        if let Some(count) = open.get_mut(&self.addr) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.addr);
+            }
+        }
+    }
+}
+
 /// Accepts connections on `listening` until `shutdown`, serving `app` on each; returns
 /// once accepting stopped, with every open connection told to finish (tracked in
 /// `connections`).
 pub async fn accept_loop(
     Listening { listener, tls }: Listening,
     app: Router,
-    max_connections: usize,
+    caps: Caps,
     state: &super::State,
     shutdown: CancellationToken,
     connections: TaskTracker,
 ) {
     let settings = &state.settings;
-    let slots = Arc::new(Semaphore::new(max_connections));
+    let slots = Arc::new(Semaphore::new(caps.total));
+    let per_address = Arc::new(PerAddress {
+        cap: caps.per_address.max(1),
+        open: Mutex::default(),
+    });
+    let lingering = Arc::new(Semaphore::new(LINGERING));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -70,8 +135,15 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        let Some(address_slot) = PerAddress::take(&per_address, peer.ip()) else {
+            tracing::debug!(%peer, "connection refused: its address holds as many as it may");
+            refuse(tcp, &lingering);
+            state.metrics.refused(super::metrics::Refusal::AddressCap);
+            continue;
+        };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            refuse(&tcp, peer);
+            tracing::warn!(%peer, "connection refused: the open-connection cap is reached");
+            refuse(tcp, &lingering);
             state
                 .metrics
                 .refused(super::metrics::Refusal::ConnectionCap);
@@ -97,16 +169,38 @@ pub async fn accept_loop(
                     }
                 }
             }
-            drop(slot);
+            drop((slot, address_slot));
         });
     }
 }
 
-/// Tells a connection over the cap to come back later, without waiting on it.
-fn refuse(tcp: &TcpStream, peer: SocketAddr) {
-    tracing::warn!(%peer, "connection refused: the open-connection cap is reached");
-    // A fresh socket's send buffer takes these few bytes at once; if not, just close.
-    let _ = tcp.try_write(BUSY);
+/// Tells a connection over a cap to come back later: the `503` is written, the sending
+/// side shut, and what the client sends read and dropped until it closes, within a
+/// second (so it reads the answer rather than a reset). With [`LINGERING`] refusals
+/// already in progress, the answer is written if the socket takes it at once and the
+/// connection closed.
+fn refuse(mut tcp: TcpStream, lingering: &Arc<Semaphore>) {
+    let Ok(permit) = lingering.clone().try_acquire_owned() else {
+        let _ = tcp.try_write(BUSY);
+        return;
+    };
+    tokio::spawn(async move {
+        let answer = async {
+            tcp.write_all(BUSY).await?;
+            tcp.shutdown().await?;
+            let mut sink = [0; 4096];
+            let mut drained = 0;
+            while drained < 64 * 1024 {
+                match tcp.read(&mut sink).await? {
+                    0 => break,
+                    n => drained += n,
+                }
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
+        drop(permit);
+    });
 }
 
 async fn serve_one<S>(

@@ -15,6 +15,10 @@
 //! (user name, address) pair (strict), so guessing one account is slowed hard while
 //! someone elsewhere cannot lock its owner out. A success clears its pair and is never
 //! counted. IPv6 addresses count by their /64, which one host usually controls whole.
+//! A user name is counted by a 128-bit digest of it, never kept: a record costs the
+//! same for a 65,000-character name as for `alice`. Records of failures older than the
+//! window are pruned by age as failures come in (at most once a [`PRUNE_EVERY`]), and
+//! at most `MAX_KEYS` are kept per kind.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -126,20 +130,33 @@ struct Strike {
 }
 
 /// Failure counts by key, with a doubling delay past the free ones. Bounded: at most
-/// `MAX_KEYS` keys are tracked; stale ones are dropped first.
+/// `MAX_KEYS` keys are tracked; stale ones are pruned by age.
 #[derive(Debug)]
 struct Ledger<K> {
     strikes: HashMap<K, Strike>,
+    pruned: Option<Instant>,
 }
 
-/// Keys tracked per kind at most (a few MiB).
+/// Keys tracked per kind at most (about 8 MiB each: keys are fixed-size).
 const MAX_KEYS: usize = 100_000;
+
+/// How often, at most, stale records are pruned (as failures come in).
+pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 impl<K: Hash + Eq + Clone> Ledger<K> {
     fn new() -> Self {
         Self {
             strikes: HashMap::new(),
+            pruned: None,
         }
+    }
+
+    /// Drops the records whose failures are older than the window and that block no
+    /// longer.
+    fn prune(&mut self, now: Instant, window: Duration) {
+        self.strikes
+            .retain(|_, s| now.duration_since(s.last) < window || s.blocked_until > now);
+        self.pruned = Some(now);
     }
 
     /// How long `key` must still wait, if it is blocked.
@@ -149,9 +166,14 @@ impl<K: Hash + Eq + Clone> Ledger<K> {
     }
 
     fn fail(&mut self, key: &K, now: Instant, free: u32, limits: &SignInLimits) {
+        if self
+            .pruned
+            .is_none_or(|at| now.duration_since(at) >= PRUNE_EVERY)
+        {
+            self.prune(now, limits.window);
+        }
         if !self.strikes.contains_key(key) && self.strikes.len() >= MAX_KEYS {
-            self.strikes
-                .retain(|_, s| now.duration_since(s.last) < limits.window);
+            self.prune(now, limits.window);
             if self.strikes.len() >= MAX_KEYS {
                 tracing::warn!("too many sign-in failure records; not tracking more");
                 return;
@@ -179,8 +201,18 @@ impl<K: Hash + Eq + Clone> Ledger<K> {
     }
 }
 
+/// A user name as counted: the first 128 bits of its SHA-256.
+type NameKey = u128;
+
+fn name_key(user: &str) -> NameKey {
+    let digest = super::auth::sha256(user);
+    let mut first = [0; 16];
+    first.copy_from_slice(&digest[..16]);
+    u128::from_le_bytes(first)
+}
+
 /// The two ledgers: by address, and by (user name, address).
-type Ledgers = (Ledger<IpAddr>, Ledger<(String, IpAddr)>);
+type Ledgers = (Ledger<IpAddr>, Ledger<(NameKey, IpAddr)>);
 
 /// Failed sign-ins by address and by (user name, address).
 pub struct Strikes {
@@ -188,8 +220,9 @@ pub struct Strikes {
     inner: Mutex<Ledgers>,
 }
 
-/// The address a client is counted by: IPv4 as it is, IPv6 by its /64.
-fn counted(addr: IpAddr) -> IpAddr {
+/// The address a client is counted by: IPv4 as it is, IPv6 by its /64 (sign-in
+/// failures, and open connections per address).
+pub fn counted(addr: IpAddr) -> IpAddr {
     match addr {
         IpAddr::V4(_) => addr,
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or_else(
@@ -221,7 +254,7 @@ impl Strikes {
         let addr = counted(addr);
         let ledgers = self.lock();
         let by_addr = ledgers.0.wait(&addr, now);
-        let by_pair = ledgers.1.wait(&(user.to_owned(), addr), now);
+        let by_pair = ledgers.1.wait(&(name_key(user), addr), now);
         by_addr.max(by_pair)
     }
 
@@ -231,13 +264,13 @@ impl Strikes {
         let limits = &self.limits;
         let mut ledgers = self.lock();
         ledgers.0.fail(&addr, now, limits.free_per_address, limits);
-        let pair = (user.to_owned(), addr);
+        let pair = (name_key(user), addr);
         ledgers.1.fail(&pair, now, limits.free_per_user, limits);
     }
 
     /// A successful sign-in: its pair starts afresh (the address's count stays).
     pub fn succeeded(&self, user: &str, addr: IpAddr) {
-        self.lock().1.forget(&(user.to_owned(), counted(addr)));
+        self.lock().1.forget(&(name_key(user), counted(addr)));
     }
 }
 
@@ -322,6 +355,27 @@ mod tests {
             strikes.failed("alice", HOME, much_later);
         }
         assert_eq!(strikes.wait("alice", HOME, much_later), None);
+    }
+
+    #[test]
+    fn records_are_pruned_by_age_and_keep_no_user_name() {
+        let strikes = Strikes::new(limits());
+        let t0 = Instant::now();
+        let long = "x".repeat(65_000);
+        for n in 0..50_u8 {
+            let addr = IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 0, n));
+            strikes.failed(&format!("{long}{n}"), addr, t0);
+        }
+        assert_eq!(strikes.lock().1.strikes.len(), 50);
+        assert!(
+            std::mem::size_of::<(NameKey, IpAddr)>() <= 48,
+            "a pair's key is fixed-size"
+        );
+        // Long after the window, the next failure prunes every stale record.
+        let later = t0 + limits().window + PRUNE_EVERY;
+        strikes.failed("alice", HOME, later);
+        let ledgers = strikes.lock();
+        assert_eq!((ledgers.0.strikes.len(), ledgers.1.strikes.len()), (1, 1));
     }
 
     #[test]

@@ -71,7 +71,7 @@ async fn bad_lines_get_errors_and_the_connection_stays_usable() {
     let cases = [
         ("{not json".to_owned(), -32700),
         (
-            r#"{"jsonrpc":"2.0","id":1,"method":"user.remove"}"#.to_owned(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"user.rename"}"#.to_owned(),
             -32601,
         ),
         (

@@ -176,3 +176,123 @@ async fn a_damaged_backup_or_a_used_data_directory_is_refused() {
     let good = restore(&target, &file).await;
     assert!(good.status.success(), "{}", stderr(&good));
 }
+
+/// A valid backup file of `entries` entries of 1 KiB in one tree, written as the format
+/// in `backup.rs` says (big enough that restoring it takes a while).
+fn large_backup(file: &Path, entries: u64) {
+    use sha2::{Digest, Sha256};
+    use std::io::Write;
+    let mut bytes = b"tidings-backup 1\n".to_vec();
+    let chunk = |bytes: &mut Vec<u8>, data: &[u8]| {
+        bytes.extend_from_slice(&u32::try_from(data.len()).unwrap().to_le_bytes());
+        bytes.extend_from_slice(data);
+    };
+    bytes.push(b'T');
+    chunk(&mut bytes, b"filler");
+    for n in 0..entries {
+        bytes.push(b'E');
+        chunk(&mut bytes, &n.to_be_bytes());
+        chunk(&mut bytes, &[u8::try_from(n % 251).unwrap(); 1024]);
+    }
+    let digest = Sha256::digest(&bytes);
+    bytes.push(b'Z');
+    bytes.extend_from_slice(&entries.to_le_bytes());
+    bytes.extend_from_slice(&digest);
+    std::fs::File::create(file)
+        .unwrap()
+        .write_all(&bytes)
+        .unwrap();
+}
+
+/// What is in `dir` whose name starts with `db`.
+fn stores_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir).map_or_else(
+        |_| Vec::new(),
+        |entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with("db"))
+                .collect()
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_killed_restore_leaves_no_store_and_the_next_restore_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("large.tidings-backup");
+    large_backup(&file, 40_000);
+    let target = dir.path().join("restored");
+    let words = ["service", "--data-dir", "--restore"];
+    let mut child = Command::new(BIN)
+        .args([words[0], words[1]])
+        .arg(&target)
+        .arg(words[2])
+        .arg(&file)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed as soon as the restore has begun writing a store.
+    crate::helpers::wait_until("the restore begins writing", || {
+        let begun = !stores_in(&target).is_empty();
+        async move { begun }
+    })
+    .await;
+    child.kill().await.unwrap();
+    assert!(
+        !target.join("db").exists(),
+        "a killed restore left a store in place: {:?}",
+        stores_in(&target)
+    );
+
+    let again = restore(&target, &file).await;
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        stores_in(&target),
+        ["db"],
+        "the restore is in place and what the killed one left is gone"
+    );
+}
+
+#[tokio::test]
+async fn a_backup_is_never_written_through_a_planted_symlink() {
+    // The backup's target on another file system than the data directory: the backup
+    // is copied there, not renamed.
+    let tmpfs = match crate::full_disk::Tmpfs::mount("64m") {
+        Ok(tmpfs) => tmpfs,
+        Err(why) => {
+            assert!(std::env::var_os("CI").is_none(), "CI runs as root: {why}");
+            eprintln!("SKIPPED a_backup_is_never_written_through_a_planted_symlink: {why}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("service");
+    let service = Process::start(&data).await;
+    provision(&data, &service.url).await;
+    let victim = dir.path().join("victim");
+    let planted = tmpfs.path().join("planted.tidings-backup");
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    let refused = backup(&data, &planted).await;
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("exists"), "{}", stderr(&refused));
+    assert!(!victim.exists(), "the backup was written through the link");
+
+    let file = tmpfs.path().join("b.tidings-backup");
+    let made = backup(&data, &file).await;
+    assert!(made.status.success(), "{}", stderr(&made));
+    let permissions =
+        std::os::unix::fs::PermissionsExt::mode(&file.metadata().unwrap().permissions());
+    assert_eq!(
+        permissions & 0o777,
+        0o600,
+        "a copied backup is the owner's alone"
+    );
+    let left: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("backup-"))
+        .collect();
+    assert!(left.is_empty(), "the copy's original is removed: {left:?}");
+}

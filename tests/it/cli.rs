@@ -505,3 +505,30 @@ async fn quiet_hours_are_do_not_disturb_until_they_end() {
         terminate(agent).await;
     }
 }
+
+#[tokio::test]
+async fn history_pages_through_notifications_too_large_for_one_answer() {
+    let home = Home::new();
+    let agent = home.serving_agent().await;
+    // Control characters take six bytes each as JSON: each of these is about 58 KB
+    // (within the 64 KiB body limit), and 20 make a list past the 1 MiB IPC line limit.
+    let raw = "\u{1}".repeat(9_000);
+    let body = "b".repeat(4096);
+    let mut last = String::new();
+    for n in 0..20 {
+        let title = format!("big {n}");
+        let args = ["send", "--title", &title, "--body", &body, "--raw", &raw];
+        last = home.json(&args).await["id"].as_str().unwrap().to_owned();
+    }
+    wait_stored(&home, &last).await;
+    assert_eq!(history(&home, &["--limit", "1000"]).await.len(), 20);
+    assert_eq!(history(&home, &["--unread"]).await.len(), 20);
+    let table = home.run(&["history"]).await;
+    assert!(
+        table.status.success(),
+        "{}",
+        String::from_utf8_lossy(&table.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&table.stdout).lines().count(), 21);
+    terminate(agent).await;
+}

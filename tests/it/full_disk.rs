@@ -14,13 +14,13 @@ use crate::helpers::{DEADLINE, Event, http_client, wait_until};
 use crate::process::{Process, provision};
 
 /// A tmpfs mounted for the test, unmounted when dropped.
-struct Tmpfs {
+pub struct Tmpfs {
     dir: tempfile::TempDir,
 }
 
 impl Tmpfs {
     /// Mounts a tmpfs of `size` (e.g. "8m"), or says why it cannot.
-    fn mount(size: &str) -> Result<Self, String> {
+    pub fn mount(size: &str) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let status = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -35,7 +35,7 @@ impl Tmpfs {
         Ok(Self { dir })
     }
 
-    fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         self.dir.path()
     }
 
@@ -176,8 +176,9 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_losing_nothing() {
         "every seq once, in order"
     );
 
-    let all = device.feed(0).await;
-    let ids: HashSet<&str> = all.iter().filter_map(|n| n["id"].as_str()).collect();
+    // Paged: the feed's pages are capped at 1 MiB.
+    let all = device.whole_feed().await;
+    let ids: HashSet<&str> = all.values().map(String::as_str).collect();
     for id in &stored {
         assert!(
             ids.contains(id.as_str()),

@@ -36,6 +36,10 @@ pub fn test_settings(dir: PathBuf) -> Settings {
     let mut settings = Settings::new(dir);
     settings.cache_bytes = 8 << 20;
     settings.purge_interval = Duration::from_millis(100);
+    // Load and chaos tests post faster than an app's default rate; the post-rate test
+    // sets its own.
+    settings.posts.rate = 1e9;
+    settings.posts.burst = 1e9;
     settings
 }
 
@@ -294,7 +298,7 @@ impl Device {
         }
     }
 
-    /// The JSON feed after `since`.
+    /// One page of the JSON feed after `since` (up to 1,000 items or 1 MiB).
     pub async fn feed(&self, since: u64) -> Vec<Value> {
         let response = self
             .http

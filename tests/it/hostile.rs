@@ -271,3 +271,51 @@ async fn a_stolen_refresh_token_used_after_rotation_signs_the_device_out() {
     assert_eq!(wrong.status(), 405);
     assert_eq!(wrong.headers()["allow"], "POST");
 }
+
+#[tokio::test]
+async fn one_host_holding_its_cap_leaves_room_for_others_and_is_told_503() {
+    let (process, _dir) = service(&[
+        "--max-connections",
+        "100",
+        "--max-connections-per-address",
+        "20",
+        "--header-timeout",
+        "60s",
+    ])
+    .await;
+    // One host opens more idle connections than the whole cap.
+    let mut hogs = Vec::new();
+    for _ in 0..110 {
+        hogs.push(TcpStream::connect(addr(&process)).await.unwrap());
+    }
+    // One more that sends a request at once: it reads the 503, not a reset.
+    let mut asking = TcpStream::connect(addr(&process)).await.unwrap();
+    asking
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_to_close(&mut asking).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+    assert!(
+        answer.ends_with("}}"),
+        "the whole answer arrives: {answer:?}"
+    );
+    // Another host is served every time while the first holds its share.
+    let other = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let mut served = 0;
+    for _ in 0..40 {
+        let response = other.get(format!("{}/healthz", process.url)).send().await;
+        served += usize::from(response.is_ok_and(|r| r.status() == 200));
+    }
+    assert_eq!(served, 40, "another host's requests all get through");
+    // The first host's connections beyond its cap were told 503 and closed.
+    let mut refused = 0;
+    for hog in &mut hogs[20..] {
+        refused += usize::from(read_to_close(hog).await.starts_with("HTTP/1.1 503"));
+    }
+    assert_eq!(refused, 90);
+}

@@ -36,6 +36,40 @@ fn change(template: &Value, seq: u64, id: &str, title: &str) -> String {
     json!({"type": "change", "seq": seq, "notification": notification}).to_string()
 }
 
+/// `change`, with `edit` applied to its notification.
+fn edited(template: &Value, seq: u64, id: &str, edit: impl FnOnce(&mut Value)) -> String {
+    let mut notification = template.clone();
+    notification["id"] = json!(id);
+    edit(&mut notification);
+    json!({"type": "change", "seq": seq, "notification": notification}).to_string()
+}
+
+/// The first connection's frames: what breaks the limits, among valid changes, and at
+/// the end a frame over the agent's limit (which ends the link).
+fn hostile_frames(template: &Value) -> Vec<String> {
+    vec![
+        change(template, 1, "too-long", &"x".repeat(600)),
+        change(template, 2, "fine-1", "fine"),
+        edited(template, 3, "fat-fallback", |n| {
+            n["fallbackPolicy"] = json!({"padding": "p".repeat(480 * 1024)});
+        }),
+        edited(template, 4, "many-platforms", |n| {
+            n["targetPolicy"] = json!({"platformTypes": vec!["linux"; 50_000]});
+        }),
+        edited(template, 5, "distant", |n| {
+            n["payload"]["visualContent"]["title"] = json!("distant");
+            n["expirationDateTime"] = json!("9999-12-31T00:00:00Z");
+        }),
+        change(
+            template,
+            u64::MAX,
+            "end-of-time",
+            "moves the cursor to the end",
+        ),
+        change(template, 6, "huge", &"y".repeat(2 << 20)),
+    ]
+}
+
 #[tokio::test]
 async fn an_agent_stores_nothing_a_hostile_service_sends_beyond_the_limits() {
     let template = template().await;
@@ -56,15 +90,11 @@ async fn an_agent_stores_nothing_a_hostile_service_sends_beyond_the_limits() {
                 async move {
                     upgrade.on_upgrade(move |mut socket| async move {
                         let frames = if attempt == 0 {
-                            vec![
-                                change(&template, 1, "too-long", &"x".repeat(600)),
-                                change(&template, 2, "fine-1", "fine"),
-                                change(&template, 3, "huge", &"y".repeat(2 << 20)),
-                            ]
+                            hostile_frames(&template)
                         } else {
                             vec![
-                                change(&template, 3, "fine-2", "fine again"),
-                                json!({"type": "synced", "seq": 3}).to_string(),
+                                change(&template, 6, "fine-2", "fine again"),
+                                json!({"type": "synced", "seq": 6}).to_string(),
                             ]
                         };
                         for frame in frames {
@@ -87,7 +117,7 @@ async fn an_agent_stores_nothing_a_hostile_service_sends_beyond_the_limits() {
     let agent = crate::test_agent::TestAgent::launch(settings);
     let handle = agent.handle.clone();
     wait_until("the agent stores the valid changes", || async {
-        handle.store().len() == 2
+        handle.store().len() == 3
     })
     .await;
     let titles: Vec<String> = handle
@@ -105,7 +135,22 @@ async fn an_agent_stores_nothing_a_hostile_service_sends_beyond_the_limits() {
                 .clone()
         })
         .collect();
-    assert_eq!(titles, ["fine again", "fine"]);
+    assert_eq!(titles, ["fine again", "distant", "fine"]);
+    assert_eq!(
+        handle.store().cursor().unwrap().0,
+        6,
+        "the cursor never jumped"
+    );
+    let distant = handle
+        .store()
+        .get(&tidings::protocol::NotificationId::new("distant"))
+        .unwrap()
+        .unwrap();
+    let latest = tidings::protocol::Timestamp::now().plus(tidings::protocol::validate::MAX_EXPIRY);
+    assert!(
+        distant.content.expiration_date_time <= latest,
+        "the expiry is clamped to the service's maximum"
+    );
     assert!(
         connections.load(Ordering::SeqCst) >= 2,
         "the oversized frame ended the link and the agent came back"

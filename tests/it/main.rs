@@ -27,6 +27,7 @@ mod hostile;
 mod hostile_service;
 mod ipc;
 mod lifecycle;
+mod limits;
 mod local_mode;
 mod metrics;
 mod mine;

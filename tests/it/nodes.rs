@@ -120,8 +120,23 @@ async fn a_database_restart_is_reported_and_recovered_from_and_its_devices_miss_
         health(&a).await == Some(503)
     })
     .await;
+    let down = std::time::Instant::now();
     let refused = a.post(&app, &unsid, &note("contoso.com", "refused")).await;
     assert_eq!(refused.status(), 503, "a post while the database is down");
+    // Reconnects are paced (250 ms, doubling): a fourth attempt comes no sooner than
+    // 1.75 s after the first. (A loop woken by each failed reconnect made thousands.)
+    wait_until("four attempts to reach the database", || async {
+        let (samples, _) = crate::metrics::scrape(&a).await;
+        crate::metrics::value(&samples, "tidings_store_recovery_attempts_total", None) >= 4.0
+    })
+    .await;
+    let (samples, _) = crate::metrics::scrape(&a).await;
+    let attempts = crate::metrics::value(&samples, "tidings_store_recovery_attempts_total", None);
+    assert!(
+        attempts <= 6.0 && down.elapsed() >= std::time::Duration::from_secs(1),
+        "{attempts} attempts in {:?}: the recovery loop is not paced",
+        down.elapsed()
+    );
 
     cluster.start_server();
     // B stores a burst as soon as it can (A may still be reconnecting): A's device

@@ -155,6 +155,20 @@ fn inflate(reader: impl Read, name: &str) -> Result<Vec<u8>, ApiError> {
     Ok(out)
 }
 
+/// Answers `400` when `raw` (a form body, a query string, a path, a decoded field)
+/// holds a NUL character, literally or percent-encoded (`%00`). No field of the API may
+/// hold one, and PostgreSQL's text columns cannot: refusing it here keeps both stores
+/// alike.
+pub fn refuse_nul(what: &str, raw: &[u8]) -> Result<(), ApiError> {
+    let holds = raw.contains(&0) || raw.windows(3).any(|w| w == b"%00");
+    if holds {
+        return Err(ApiError::bad_request(format!(
+            "{what}: holds a NUL character (U+0000), which no field may hold"
+        )));
+    }
+    Ok(())
+}
+
 /// Parses a query string into `T`, answering 400 with the reason.
 pub fn query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError> {
     serde_urlencoded::from_str(raw.unwrap_or(""))
@@ -163,6 +177,7 @@ pub fn query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError> {
 
 /// Parses a form body into `T`, answering 400 with the reason.
 pub fn form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    refuse_nul("form body", bytes)?;
     serde_urlencoded::from_bytes(bytes)
         .map_err(|e| ApiError::bad_request(format!("form body: {e}")))
 }

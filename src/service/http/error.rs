@@ -4,6 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::protocol::{ErrorBody, ErrorCode, ValidationError};
+use crate::service::admission::Refused;
 use crate::service::auth::AuthError;
 use crate::service::store::{Failure, StoreError};
 
@@ -94,6 +95,7 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Conflict(message) => Self::new(ErrorCode::Conflict, message),
+            StoreError::Invalid(message) => Self::bad_request(message),
             StoreError::Unavailable(failure) => Self::store_failed(&failure),
             // The database handle failed (it is being replaced): not the request's fault.
             StoreError::Sled(sled::Error::Io(e)) => {
@@ -105,6 +107,18 @@ impl From<StoreError> for ApiError {
                 .retry_after(std::time::Duration::from_secs(1))
             }
             other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(err: Refused) -> Self {
+        match err {
+            Refused::Rate { wait, .. } => {
+                Self::new(ErrorCode::TooManyRequests, err.to_string()).retry_after(wait)
+            }
+            Refused::Quota(_) => Self::new(ErrorCode::InsufficientStorage, err.to_string()),
+            Refused::Store(e) => e.into(),
         }
     }
 }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::protocol::{Notification, NotificationId, NotificationInput};
 use crate::service::State as AppState;
+use crate::service::admission::Sender;
 
 use super::access::{AppCall, app_call};
 use super::body::{self, Media};
@@ -55,10 +56,13 @@ async fn create(
             content.target_host_name, call.app.host
         )));
     }
-    let stored = state
-        .store
-        .upsert(&call.subscription.user, content, now)
+    let sender = Sender::App(call.app.client_id.clone());
+    let user = &call.subscription.user;
+    state
+        .admission
+        .admit(state.store.as_ref(), &sender, user, content.size())
         .await?;
+    let stored = state.store.upsert(user, content, now).await?;
     state.metrics.accepted();
     let location = format!(
         "{}/{}",

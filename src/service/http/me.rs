@@ -4,7 +4,8 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::protocol::rest::Subscription;
@@ -13,6 +14,7 @@ use crate::protocol::{
     FeedPage, Notification, NotificationId, NotificationInput, Seq, StatePatch, Unsid,
 };
 use crate::service::State as AppState;
+use crate::service::admission::Sender;
 use crate::service::auth;
 use crate::service::feed;
 
@@ -22,6 +24,14 @@ use super::error::ApiError;
 
 /// Largest `top` of a feed page.
 pub const MAX_TOP: usize = 1000;
+
+/// Most bytes of notifications (as JSON) one feed page holds: a page ends after the
+/// item that reaches it, with `@odata.nextLink`, however large `top` is. Without it a
+/// page of 1,000 maximal notifications was 62 MB, held in memory for each slow reader.
+pub const MAX_FEED_PAGE_BYTES: usize = 1024 * 1024;
+
+/// Feed pages built at once; more wait their turn.
+pub const FEED_READS: usize = 4;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -66,7 +76,7 @@ pub async fn feed(
     State(state): State<AppState>,
     Caller(device): Caller,
     RawQuery(query): RawQuery,
-) -> Result<Json<FeedPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let query: FeedQuery = body::query(query.as_deref())?;
     let top = query.top.unwrap_or(100);
     if !(1..=MAX_TOP).contains(&top) {
@@ -75,10 +85,31 @@ pub async fn feed(
         )));
     }
     let after = Seq(query.since.unwrap_or(0));
-    let (value, _) =
-        feed::page(state.store.as_ref(), &device, after, None, top, state.now()).await?;
+    // Pages are built (and serialised) a few at a time: each may hold a MiB.
+    let _turn = state.feed_reads.acquire().await;
+    let limit = feed::PageLimit {
+        items: top,
+        bytes: MAX_FEED_PAGE_BYTES,
+    };
+    let page = feed::page(
+        state.store.as_ref(),
+        &device,
+        after,
+        None,
+        limit,
+        state.now(),
+    )
+    .await?;
     state.store.touch_device(&device.id, state.now());
-    Ok(Json(FeedPage { value }))
+    let next_link = page
+        .full
+        .then(|| format!("/v1/me/notifications?since={}&top={top}", page.last));
+    let body = serde_json::to_vec(&FeedPage {
+        value: page.items,
+        next_link,
+    })
+    .map_err(|e| ApiError::internal(&e))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `POST /v1/me/notifications`: a note from the user to all of their own devices.
@@ -98,6 +129,11 @@ pub async fn note(
             "targetHostName: a note to your own devices carries {LOCAL_HOST_NAME:?} (or leave it out)"
         )));
     }
+    let sender = Sender::User(device.user.clone());
+    state
+        .admission
+        .admit(state.store.as_ref(), &sender, &device.user, content.size())
+        .await?;
     let stored = state.store.upsert(&device.user, content, now).await?;
     state.metrics.accepted();
     Ok((StatusCode::CREATED, Json(stored.notification)))

@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         state.clone(),
         super::metrics::count_requests,
     ))
+    .layer(axum::middleware::from_fn(refuse_nul_in_uri))
     .fallback(|| async { ApiError::not_found("no such endpoint") })
     .method_not_allowed_fallback(|| async {
         ApiError::new(
@@ -98,8 +99,21 @@ pub fn router(state: AppState) -> Router {
     .with_state(state)
 }
 
-/// `GET /healthz`: 200 while the service takes writes; 503 (507 for a full disk) with
-/// the reason while the store is failed or the service is shutting down.
+/// Answers `400` to a path or query that holds a percent-encoded NUL (ids, group
+/// names, tokens in the query), before any route reads it.
+async fn refuse_nul_in_uri(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let uri = request.uri();
+    let checked = body::refuse_nul("path", uri.path().as_bytes())
+        .and_then(|()| body::refuse_nul("query string", uri.query().unwrap_or("").as_bytes()));
+    match checked {
+        Ok(()) => next.run(request).await,
+        Err(refused) => axum::response::IntoResponse::into_response(refused),
+    }
+}
+
 /// The router of a separate `metrics_listen` address: `/metrics` only.
 pub fn metrics_router(state: AppState) -> Router {
     Router::new()
@@ -107,6 +121,8 @@ pub fn metrics_router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// `GET /healthz`: 200 while the service takes writes; 503 (507 for a full disk) with
+/// the reason while the store is failed or the service is shutting down.
 async fn healthz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     if state.shutdown.is_cancelled() {
         return Err(ApiError::new(

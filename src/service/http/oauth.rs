@@ -150,6 +150,9 @@ pub async fn sign_in(state: &AppState, request: SignIn<'_>) -> Result<TokenRespo
         platform,
         peer,
     } = request;
+    for (field, value) in [("username", username), ("device_name", name.as_str())] {
+        body::refuse_nul(field, value.as_bytes())?;
+    }
     if name.chars().count() > MAX_DEVICE_NAME_CHARS {
         return Err(ApiError::bad_request(format!(
             "device_name: must be at most {MAX_DEVICE_NAME_CHARS} characters"

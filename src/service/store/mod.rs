@@ -51,6 +51,10 @@ pub enum StoreError {
     /// PostgreSQL refused a statement (not a lost link: that is `Unavailable`).
     #[error("database error: {0}")]
     Postgres(String),
+    /// The request holds a value the store cannot hold (a NUL in a text column of
+    /// PostgreSQL); answered `400`. The HTTP edge refuses these first.
+    #[error("{0}")]
+    Invalid(String),
     /// A value could not be encoded or decoded.
     #[error(transparent)]
     Record(#[from] crate::protocol::stored::RecordError),
@@ -84,6 +88,26 @@ impl<E: Into<StoreError>> From<::sled::transaction::TransactionError<E>> for Sto
             ::sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
         }
     }
+}
+
+/// What removing a user took away.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Removed {
+    /// Their notifications (deleted ones too).
+    pub notifications: u64,
+    /// Their devices (revoked ones too).
+    pub devices: u64,
+}
+
+/// What one user keeps in the store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Notifications kept (deleted ones too, until they expire).
+    pub notifications: u64,
+    /// Their size: with sled, their text and data
+    /// ([`crate::protocol::NotificationContent::size`]); with PostgreSQL, their
+    /// encoded rows (a few dozen bytes more each).
+    pub bytes: u64,
 }
 
 /// A change to a user's feed that became durable.
@@ -171,6 +195,9 @@ pub trait Store: Send + Sync {
     async fn last_seqs(&self) -> Result<HashMap<UserId, Seq>, StoreError>;
     /// `user`'s last published `seq`.
     fn durable_seq(&self, user: &UserId) -> Seq;
+    /// What `user` keeps: notifications (deleted ones too, until they expire) and
+    /// their size, for the user's quota.
+    async fn usage(&self, user: &UserId) -> Result<Usage, StoreError>;
     /// The key that signs access tokens, made on first use (from `fresh`) and kept.
     async fn token_key(&self, fresh: [u8; 32]) -> Result<Vec<u8>, StoreError>;
 
@@ -178,6 +205,9 @@ pub trait Store: Send + Sync {
 
     /// Adds a user; a taken name is a [`StoreError::Conflict`].
     async fn add_user(&self, user: UserRecord) -> Result<UserRecord, StoreError>;
+    /// Removes a user for good with their notifications, devices (and their refresh
+    /// histories) and subscriptions. Revoke the devices first: this closes nothing.
+    async fn remove_user(&self, user: &UserRecord) -> Result<Removed, StoreError>;
     /// Replaces a user's password hash; `None` when there is no such user.
     async fn set_password(
         &self,

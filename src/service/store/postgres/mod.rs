@@ -17,6 +17,7 @@
 mod accounts;
 mod follow;
 mod notes;
+mod remove;
 mod schema;
 mod seam;
 
@@ -251,6 +252,14 @@ fn is_link_error(error: &tokio_postgres::Error) -> bool {
 /// A statement's error as a [`StoreError`] (no side effects; see [`PgStore::fault`]).
 #[allow(clippy::needless_pass_by_value)] // the shape `map_err` takes
 fn sql_error(error: tokio_postgres::Error) -> StoreError {
+    // 22021 / 22P05: a character the column's encoding cannot hold (a NUL in text).
+    let code = error.as_db_error().map(|db| db.code().code());
+    if matches!(code, Some("22021" | "22P05")) {
+        return StoreError::Invalid(format!(
+            "a value holds a character the database cannot store: {}",
+            message(&error)
+        ));
+    }
     StoreError::Postgres(message(&error))
 }
 

@@ -8,8 +8,8 @@ use crate::protocol::{
 };
 
 use super::super::{
-    AppRecord, DeviceRecord, FeedScan, NotificationRecord, RefreshRecord, Reseed, RevokeHook,
-    Store, StoreError, Stored, SubscriptionRecord, TimeHook, UserRecord,
+    AppRecord, DeviceRecord, FeedScan, NotificationRecord, RefreshRecord, Removed, Reseed,
+    RevokeHook, Store, StoreError, Stored, SubscriptionRecord, TimeHook, Usage, UserRecord,
 };
 use super::{PgStore, col};
 use crate::service::store::health::Failure;
@@ -71,8 +71,29 @@ impl Store for PgStore {
         self.follow.published(user)
     }
 
+    async fn usage(&self, user: &UserId) -> Result<Usage, StoreError> {
+        let rows = self
+            .rows(
+                "SELECT count(*), coalesce(sum(octet_length(record)), 0)::bigint FROM notifications WHERE user_id = $1",
+                &[&user.as_str()],
+            )
+            .await?;
+        let (count, bytes): (i64, i64) = match rows.first() {
+            Some(row) => (col(row, 0)?, col(row, 1)?),
+            None => (0, 0),
+        };
+        Ok(Usage {
+            notifications: u64::try_from(count).unwrap_or_default(),
+            bytes: u64::try_from(bytes).unwrap_or_default(),
+        })
+    }
+
     async fn token_key(&self, fresh: [u8; 32]) -> Result<Vec<u8>, StoreError> {
         PgStore::token_key(self, fresh).await
+    }
+
+    async fn remove_user(&self, user: &UserRecord) -> Result<Removed, StoreError> {
+        PgStore::remove_user(self, user).await
     }
 
     async fn add_user(&self, user: UserRecord) -> Result<UserRecord, StoreError> {

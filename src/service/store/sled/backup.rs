@@ -115,7 +115,10 @@ impl SledStore {
     }
 
     /// Restores the backup `path` into the data directory `dir`, which must hold no
-    /// store yet. On any error, nothing is left behind.
+    /// store yet. The store is written beside its place (`db.restoring-PID`), checked
+    /// by opening it again, and only then renamed to `db`: a restore that is killed
+    /// leaves no store, never half of one. On any error nothing is left behind; a
+    /// directory left by a killed restore is removed by the next restore or start.
     pub fn restore(dir: &Path, path: &Path) -> Result<BackupSummary, StoreError> {
         let db_dir = dir.join("db");
         if db_dir.exists() {
@@ -124,12 +127,77 @@ impl SledStore {
                 dir.display()
             )));
         }
+        remove_unfinished_restores(dir);
         let file = File::open(path).map_err(|e| fail(path, "cannot open it", e))?;
-        let restored = restore_into(&db_dir, BufReader::new(file), path);
+        let writing = dir.join(format!("{RESTORING}{}", std::process::id()));
+        let restored = restore_into(&writing, BufReader::new(file), path)
+            .and_then(|summary| verify(&writing, &summary).map(|()| summary))
+            .and_then(|summary| {
+                std::fs::rename(&writing, &db_dir)
+                    .and_then(|()| File::open(dir)?.sync_all())
+                    .map_err(|e| fail(&db_dir, "cannot put the restored store in place", e))?;
+                Ok(summary)
+            });
         if restored.is_err() {
-            let _ = std::fs::remove_dir_all(&db_dir);
+            let _ = std::fs::remove_dir_all(&writing);
         }
         restored
+    }
+}
+
+/// The name, before the process id, of a store being restored.
+const RESTORING: &str = "db.restoring-";
+
+/// Removes what a killed restore left in `dir` (its store is never used: a complete
+/// restore is renamed to `db`, an unfinished one never is).
+pub(super) fn remove_unfinished_restores(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(RESTORING) {
+            let path = entry.path();
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => {
+                    tracing::warn!(path = %path.display(), "removed what an interrupted restore left");
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "an interrupted restore left this; remove it by hand");
+                }
+            }
+        }
+    }
+}
+
+/// Opens the restored store afresh and checks that it holds every entry restored.
+/// sled's own threads may hold its lock for a moment after it was closed: the open is
+/// retried for a few seconds.
+fn verify(db_dir: &Path, summary: &BackupSummary) -> Result<(), StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let db = loop {
+        match sled::Config::new().path(db_dir).flush_every_ms(None).open() {
+            Ok(db) => break db,
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let mut entries = 0_u64;
+    for name in db.tree_names() {
+        entries += db.open_tree(&name)?.len() as u64;
+    }
+    if entries == summary.entries {
+        Ok(())
+    } else {
+        Err(StoreError::Backup(format!(
+            "{}: the restored store holds {entries} entries, the backup {}",
+            db_dir.display(),
+            summary.entries
+        )))
     }
 }
 
@@ -222,6 +290,8 @@ fn restore_into(db_dir: &Path, input: impl Read, path: &Path) -> Result<BackupSu
         return Err(bad("the checksum does not match"));
     }
     db.flush()?;
+    drop(tree);
+    drop(db);
     summary.bytes = std::fs::metadata(path).map_or(0, |m| m.len());
     Ok(summary)
 }

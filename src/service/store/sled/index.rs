@@ -20,6 +20,7 @@ struct Entry<'a> {
     host: &'a str,
     app_id: Option<&'a str>,
     expires: Timestamp,
+    size: u64,
 }
 
 impl<'a> From<&'a NotificationRecord> for Entry<'a> {
@@ -30,6 +31,7 @@ impl<'a> From<&'a NotificationRecord> for Entry<'a> {
             host: &record.content.target_host_name,
             app_id: record.content.app_notification_id.as_deref(),
             expires: record.content.expiration_date_time,
+            size: record.content.size() as u64,
         }
     }
 }
@@ -40,8 +42,19 @@ pub(crate) type Expired = (Timestamp, UserId, Seq, Option<NotificationId>);
 #[derive(Default)]
 struct UserIndex {
     last_seq: Seq,
-    feed: BTreeMap<Seq, NotificationId>,
+    /// The notification at each `seq`, with its size (for the user's usage).
+    feed: BTreeMap<Seq, (NotificationId, u64)>,
     app_ids: HashMap<(String, String), NotificationId>,
+    /// The sizes in `feed`, added up.
+    bytes: u64,
+}
+
+impl UserIndex {
+    fn forget(&mut self, seq: Seq) {
+        if let Some((_, size)) = self.feed.remove(&seq) {
+            self.bytes = self.bytes.saturating_sub(size);
+        }
+    }
 }
 
 /// All indexes. Not thread-safe by itself: the store keeps it under its write lock.
@@ -88,7 +101,9 @@ impl Index {
         let entry = Entry::from(new);
         let index = self.users.entry(user.clone()).or_default();
         index.last_seq = index.last_seq.max(entry.seq);
-        index.feed.insert(entry.seq, entry.id.clone());
+        index.forget(entry.seq);
+        index.feed.insert(entry.seq, (entry.id.clone(), entry.size));
+        index.bytes += entry.size;
         if let Some(app_id) = entry.app_id {
             index
                 .app_ids
@@ -99,7 +114,7 @@ impl Index {
 
     fn remove(&mut self, user: &UserId, entry: &Entry<'_>) {
         if let Some(index) = self.users.get_mut(user) {
-            index.feed.remove(&entry.seq);
+            index.forget(entry.seq);
             if let Some(app_id) = entry.app_id {
                 index
                     .app_ids
@@ -118,7 +133,7 @@ impl Index {
     /// Forgets an expiry entry whose record is already gone.
     pub fn drop_entry(&mut self, user: &UserId, seq: Seq, expires: Timestamp) {
         if let Some(index) = self.users.get_mut(user) {
-            index.feed.remove(&seq);
+            index.forget(seq);
         }
         self.expiry.remove(&(expires, user.clone(), seq));
     }
@@ -130,6 +145,21 @@ impl Index {
             .app_ids
             .get(&(host.to_owned(), app_id.to_owned()))
             .cloned()
+    }
+
+    /// Forgets every entry of `user` (removed for good).
+    pub fn remove_user(&mut self, user: &UserId) {
+        if self.users.remove(user).is_some() {
+            self.expiry.retain(|(_, u, _)| u != user);
+        }
+    }
+
+    /// What `user` keeps: notifications (tombstones too, until they expire) and their
+    /// sizes added up.
+    pub fn usage(&self, user: &UserId) -> (u64, u64) {
+        self.users
+            .get(user)
+            .map_or((0, 0), |u| (u.feed.len() as u64, u.bytes))
     }
 
     /// Up to `max` feed entries of `user` with `seq` in (`after`, `upto`].
@@ -150,7 +180,7 @@ impl Index {
             .feed
             .range(after.next()..=upto)
             .take(max)
-            .map(|(seq, id)| (*seq, id.clone()))
+            .map(|(seq, (id, _))| (*seq, id.clone()))
             .collect()
     }
 
@@ -162,7 +192,11 @@ impl Index {
             .take_while(|(at, _, _)| *at <= now)
             .take(max)
             .map(|(at, user, seq)| {
-                let id = self.users.get(user).and_then(|u| u.feed.get(seq)).cloned();
+                let id = self
+                    .users
+                    .get(user)
+                    .and_then(|u| u.feed.get(seq))
+                    .map(|(id, _)| id.clone());
                 (*at, user.clone(), *seq, id)
             })
             .collect()
@@ -222,6 +256,7 @@ mod tests {
             vec![(Timestamp::from_millis(200), user.clone(), Seq(2), id)]
         );
         assert_eq!(index.next_seq(&user), Seq(3));
+        assert_eq!(index.usage(&user), (1, second.content.size() as u64));
     }
 
     #[test]
@@ -234,5 +269,6 @@ mod tests {
         assert!(index.feed_range(&user, Seq(0), Seq(10), 10).is_empty());
         assert_eq!(index.by_app_id(&user, "contoso.com", "x"), None);
         assert_eq!(index.next_seq(&user), Seq(8), "seq never goes back");
+        assert_eq!(index.usage(&user), (0, 0));
     }
 }

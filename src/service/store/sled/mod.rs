@@ -25,6 +25,7 @@ mod keys;
 mod notes;
 mod owned;
 mod refresh;
+mod remove;
 mod reserve;
 mod seam;
 #[cfg(test)]
@@ -42,7 +43,7 @@ pub use backup::BackupSummary;
 
 use super::health::{self, Failure, Health};
 use super::records::{self, NotificationRecord};
-use super::{Committed, FeedScan, Publish, StoreError, Stored, changed, is_live, posted};
+use super::{Committed, FeedScan, Publish, Removed, StoreError, Stored, changed, is_live, posted};
 use crate::protocol::{Seq, UserId};
 use crate::sync::{self, lock};
 use commit::{Committer, Context};
@@ -111,6 +112,7 @@ impl SledStore {
     /// Opens (or creates) the store in `dir` with a page cache of `cache_bytes`, and
     /// starts its group committer, which calls `publish` with every durable change.
     pub fn open(dir: &Path, cache_bytes: u64, publish: Publish) -> Result<Self, StoreError> {
+        backup::remove_unfinished_restores(dir);
         let health = Arc::new(Health::default());
         let durable: Marks = Arc::default();
         let marks = durable.clone();

@@ -9,8 +9,8 @@ use crate::protocol::{
 };
 
 use super::super::{
-    AppRecord, DeviceRecord, FeedScan, NotificationRecord, RefreshRecord, Reseed, Store,
-    StoreError, Stored, SubscriptionRecord, TimeHook, UserRecord,
+    AppRecord, DeviceRecord, FeedScan, NotificationRecord, RefreshRecord, Removed, Reseed, Store,
+    StoreError, Stored, SubscriptionRecord, TimeHook, Usage, UserRecord,
 };
 use super::{Failure, SledStore};
 
@@ -56,12 +56,24 @@ impl Store for SledStore {
         Ok(SledStore::last_seqs(self))
     }
 
+    async fn usage(&self, user: &UserId) -> Result<Usage, StoreError> {
+        let (notifications, bytes) = self.lock().usage(user);
+        Ok(Usage {
+            notifications,
+            bytes,
+        })
+    }
+
     fn durable_seq(&self, user: &UserId) -> Seq {
         SledStore::durable_seq(self, user)
     }
 
     async fn token_key(&self, fresh: [u8; 32]) -> Result<Vec<u8>, StoreError> {
         SledStore::token_key(self, fresh)
+    }
+
+    async fn remove_user(&self, user: &UserRecord) -> Result<Removed, StoreError> {
+        SledStore::remove_user(self, user).await
     }
 
     async fn add_user(&self, user: UserRecord) -> Result<UserRecord, StoreError> {
