@@ -56,9 +56,9 @@ fn start_service() -> Service {
         .unwrap();
     let shutdown = CancellationToken::new();
     let (state, url) = runtime.block_on(async {
-        let state = ServiceState::open(service::Settings::new(dir.path().to_owned()))
-            .await
-            .unwrap();
+        let mut settings = service::Settings::new(dir.path().to_owned());
+        settings.posts = service::admission::PostLimits::unlimited();
+        let state = ServiceState::open(settings).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(service::run(listener, state.clone(), shutdown.clone()));

@@ -143,6 +143,7 @@ fn start_node(server: &Runtime, dir: &std::path::Path, database: Option<&str>) -
     let mut settings = Settings::new(dir.to_owned());
     settings.database = database.map(PgConfig::new);
     settings.admin_socket = false;
+    settings.posts = service::admission::PostLimits::unlimited();
     server.block_on(async {
         let state = ServiceState::open(settings).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -102,9 +102,9 @@ fn with_service<T>(work: impl FnOnce(&Target, &tokio::runtime::Runtime) -> T) ->
         .unwrap();
     let shutdown = CancellationToken::new();
     let (addr, state, task) = server.block_on(async {
-        let state = ServiceState::open(Settings::new(dir.path().to_owned()))
-            .await
-            .unwrap();
+        let mut settings = Settings::new(dir.path().to_owned());
+        settings.posts = service::admission::PostLimits::unlimited();
+        let state = ServiceState::open(settings).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let task = tokio::spawn(service::run(listener, state.clone(), shutdown.clone()));

@@ -56,9 +56,9 @@ fn main() {
 
 async fn run(count: usize, loads: usize) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let state = ServiceState::open(service::Settings::new(dir.path().to_owned()))
-        .await
-        .unwrap();
+    let mut settings = service::Settings::new(dir.path().to_owned());
+    settings.posts = service::admission::PostLimits::unlimited();
+    let state = ServiceState::open(settings).await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();

@@ -48,22 +48,32 @@ if [ -n "$said" ]; then echo "$said" >&2; exit 1; fi
 
 echo "== an upgrade keeps a user's agent data"
 mkdir -p "$home/run" && chmod 700 "$home/run"
-as_user() { env -i HOME="$home" XDG_RUNTIME_DIR="$home/run" USER=tester PATH=/usr/bin:/bin "$@"; }
+user_env=(env -i HOME="$home" XDG_RUNTIME_DIR="$home/run" USER=tester PATH=/usr/bin:/bin)
+as_user() { "${user_env[@]}" "$@"; }
+# The agent is started by env directly (env execs it, so $! is the agent itself: a
+# backgrounded shell function would give a subshell's pid, and killing that would leave
+# the old agent running to answer the checks after the upgrade).
 agent_up() {
-  as_user tidings agent --no-toasts >"$home/agent.log" 2>&1 &
+  "${user_env[@]}" tidings agent --no-toasts >"$home/agent.log" 2>&1 &
   agent=$!
   for _ in $(seq 200); do as_user tidings status >/dev/null 2>&1 && return; sleep 0.1; done
   echo "the installed agent did not start" >&2; cat "$home/agent.log" >&2; exit 1
 }
+agent_down() {
+  kill "$agent" 2>/dev/null || true; wait "$agent" || true
+  if as_user tidings status >/dev/null 2>&1; then
+    echo "an agent still answers after the one started here was stopped" >&2; exit 1
+  fi
+}
 agent_up
 id="$(as_user tidings send --title 'kept over an upgrade' --json | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')"
-kill "$agent" 2>/dev/null || true; wait "$agent" || true
+agent_down
 cargo deb --no-build --locked --strip --deb-version 0.1.0-2 --output dist/ >/dev/null
 dpkg -i dist/tidings_0.1.0-2_amd64.deb
 dpkg-query -W -f='${Version}\n' tidings | grep -qx '0.1.0-2'
 agent_up
 as_user tidings history --json | grep -q "$id" || { echo "the agent's data did not survive the upgrade" >&2; exit 1; }
-kill "$agent" 2>/dev/null || true; wait "$agent" || true
+agent_down
 
 echo "== purge leaves nothing behind"
 files="$(dpkg-query -L tidings | while read -r path; do [ -f "$path" ] || [ -L "$path" ] && echo "$path"; done)"

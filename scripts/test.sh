@@ -56,7 +56,7 @@ cargo test --locked --doc
 echo "== the service's tests on the PostgreSQL store"
 TIDINGS_TEST_STORE=postgres cargo test --locked --test it -- \
   admin:: agent:: channel:: chaos:: crash:: desktop:: expiry:: graph_api:: \
-  hostile_service:: lifecycle:: metrics:: mine:: requests:: tls:: web_app:: web_session:: \
+  hostile_service:: lifecycle:: limits:: metrics:: mine:: requests:: tls:: web_app:: web_session:: \
   --skip lifecycle::a_second_service_on_the_same_data_dir_is_refused_clearly
 echo "== the systemd units (systemd-analyze verify and security, offline)"
 ./scripts/check-units.sh target/debug/tidings

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::agent::toast::AppPrefs;
-use crate::config::{self, ConfigFile, Effective, Table};
+use crate::config::{self, ConfigFile, Effective, Source, Table};
 use crate::service;
 
 use super::Failure;
@@ -30,6 +30,11 @@ pub fn service_settings(effective: &Effective) -> Result<service::Settings, Sett
     let mut settings = service::Settings::new(service_data_dir(effective)?);
     let e = effective;
     set(&mut settings.max_connections, e.size("max_connections"));
+    if let Some(hosts) = e.text("allowed_hosts") {
+        settings.allowed_hosts = crate::config::keys::host_list(&hosts)
+            .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+            .collect();
+    }
     settings.max_connections_per_address = e.size("max_connections_per_address");
     set(&mut settings.header_timeout, e.duration("header_timeout"));
     set(&mut settings.body_timeout, e.duration("body_timeout"));
@@ -96,7 +101,12 @@ pub fn service_settings(effective: &Effective) -> Result<service::Settings, Sett
     );
     settings.database = database(e)?;
     settings.metrics_listen = e.address("metrics_listen");
-    settings.metrics_token = e.text("metrics_token");
+    settings.metrics_token = match (e.text("metrics_token"), e.path("metrics_token_file")) {
+        (Some(token), _) => Some(token),
+        (None, Some(file)) => Some(read_password("metrics_token_file", &file)?),
+        (None, None) => None,
+    };
+    warn_of_exposed_secrets(e);
     settings.tls = match (e.path("tls_cert"), e.path("tls_key")) {
         (Some(cert), Some(key)) => Some(service::tls::TlsFiles { cert, key }),
         (None, None) => systemd_credentials(),
@@ -135,6 +145,38 @@ fn database(e: &Effective) -> Result<Option<service::store::PgConfig>, SettingsE
         .connection()
         .map_err(|err| SettingsError::Incomplete(format!("[service] {err}")))?;
     Ok(Some(config))
+}
+
+/// Warns of secrets that others can read: given as a flag (every user sees the process
+/// list), or in a config file that its group or others may read.
+fn warn_of_exposed_secrets(e: &Effective) {
+    for (name, source) in e.secrets() {
+        match source {
+            Source::Flag(flag) => tracing::warn!(
+                "{name} is given as the flag {flag}, which every user of this machine sees in the process list: set it in a file ({name}_file, or a config file of mode 0600) or the environment"
+            ),
+            Source::File { path, .. } if readable_by_others(path) => tracing::warn!(
+                "{} holds {name} and others may read it: chmod 600 {}",
+                path.display(),
+                path.display()
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// Whether a file's group or others may read it (Unix; elsewhere never said).
+fn readable_by_others(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
 }
 
 /// The first line of a password file (`what`, for the error).

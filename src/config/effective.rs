@@ -179,6 +179,15 @@ impl Effective {
         }
     }
 
+    /// The secrets that are set, with where each came from.
+    pub fn secrets(&self) -> Vec<(&'static str, &Source)> {
+        self.settings
+            .iter()
+            .filter(|s| s.key.kind == keys::Kind::Secret && s.value.is_some())
+            .map(|s| (s.key.name, &s.source))
+            .collect()
+    }
+
     /// A text key's value (URL, word or secret).
     pub fn text(&self, name: &str) -> Option<String> {
         match self.value(name)? {

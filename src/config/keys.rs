@@ -46,6 +46,8 @@ pub enum Kind {
     Secret,
     /// A daily span of local time, `22:00-07:00`.
     Span,
+    /// Host names, separated by commas.
+    Hosts,
     /// The service's store: `sled`, or a PostgreSQL connection string (a
     /// `postgres://` URL or libpq's `key=value` form).
     Store,
@@ -78,6 +80,13 @@ impl Kind {
                 text.parse::<super::quiet::QuietHours>()?;
                 Value::Text(text.to_owned())
             }
+            Kind::Hosts => {
+                for part in host_list(text) {
+                    crate::protocol::validate::validate_host_name("allowed_hosts", part)
+                        .map_err(|e| e.message)?;
+                }
+                Value::Text(text.to_owned())
+            }
             Kind::Store => Value::Text(parse_store(text)?),
             Kind::Choice(words) if words.contains(&text) => Value::Text(text.to_owned()),
             Kind::Choice(words) => {
@@ -98,6 +107,7 @@ impl Kind {
             Kind::Choice(_) => "WORD",
             Kind::Secret => "SECRET",
             Kind::Span => "HH:MM-HH:MM",
+            Kind::Hosts => "HOST[,HOST...]",
             Kind::Store => "sled|URL",
         }
     }
@@ -200,8 +210,10 @@ pub static KEYS: &[Key] = &[
     optional(Service, "tls_cert", Path, "plain HTTP (or a TLS proxy in front)", "Serve HTTPS with this certificate chain (PEM, the server's certificate first); needs tls_key."),
     optional(Service, "tls_key", Path, "plain HTTP", "The private key (PEM) of tls_cert."),
     optional(Service, "metrics_listen", Address, "/metrics is served on listen", "Serve GET /metrics (Prometheus text format) on this address only, e.g. 127.0.0.1:9319."),
-    optional(Service, "metrics_token", Secret, "/metrics needs no token", "The bearer token GET /metrics must present."),
+    optional(Service, "metrics_token", Secret, "metrics_token_file, else none: /metrics answers loopback clients only", "The bearer token GET /metrics must present; best set in metrics_token_file or the environment (a flag shows in the process list)."),
+    optional(Service, "metrics_token_file", Path, "none", "A file holding the bearer token GET /metrics must present (its first line)."),
     key(Service, "tls_reload_interval", Kind::Duration, "10s", "How often the TLS files are checked for a new certificate (SIGHUP reloads at once)."),
+    optional(Service, "allowed_hosts", Kind::Hosts, "IP addresses and localhost only", "Host names the web app answers to besides IP addresses and localhost, e.g. notify.example.com (a defence against DNS rebinding; docs/web.md)."),
     key(Service, "log_format", Choice(LOG_FORMATS), "auto", "auto (the journal under systemd, else text), text, json (one JSON object a line) or journald."),
     key(Service, "max_connections", Count, "10000", "Open HTTP connections at most; upgraded channels count under max_channels."),
     optional(Service, "max_connections_per_address", Count, "a tenth of max_connections, at least 64", "Open HTTP connections from one client address (IPv6 by its /64) at most; behind a reverse proxy on the same host every client has its address, so raise it there."),
@@ -237,6 +249,11 @@ pub static KEYS: &[Key] = &[
     optional(Agent, "quiet_hours", Kind::Span, "no quiet hours", "A daily span of local time, e.g. 22:00-07:00, without toasts (as do-not-disturb; notifications are still stored and synced)."),
     key(Agent, "log_format", Choice(LOG_FORMATS), "auto", "auto (the journal under systemd, else text), text, json or journald."),
 ];
+
+/// The names of a [`Kind::Hosts`] value.
+pub fn host_list(text: &str) -> impl Iterator<Item = &str> {
+    text.split([',', ' ']).filter(|p| !p.is_empty())
+}
 
 /// Reads a `store` value: `sled` or a PostgreSQL connection string.
 fn parse_store(text: &str) -> Result<String, String> {

@@ -4,10 +4,19 @@
 //! agent's `watch` does; responses and pushes share one writer task per connection.
 //! Every task (connections, writers, tasks a handler starts for a peer) is tracked:
 //! [`Server::serve`] returns once all have ended.
+//!
+//! At most `max_clients` connections are served at once. When all are taken, a new one
+//! ends the connection that has been quiet (no request) the longest, if it has been
+//! quiet for a while ([`QUIET_ENOUGH`] by default): connections an app opened and left idle cannot keep
+//! `tidings status` out. Only when every connection is busy is the new one told the
+//! server is busy.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::io::{AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
@@ -31,6 +40,65 @@ pub trait Handler: Send + Sync + 'static {
 /// Lines a connection may have queued for writing; a peer that reads slower than its
 /// pushes arrive is disconnected rather than buffered without bound.
 const OUTGOING: usize = 1024;
+
+/// How long a connection must have sent no request before a new one may take its
+/// place when every slot is taken (the default of [`ServerOptions::quiet_enough`]).
+pub const QUIET_ENOUGH: Duration = Duration::from_secs(5);
+
+/// The open connections: when each last sent a request, and how to end it.
+#[derive(Default)]
+struct Registry {
+    open: Mutex<HashMap<u64, (Instant, CancellationToken)>>,
+    next: AtomicU64,
+}
+
+/// One connection's entry in the [`Registry`]; removed when dropped.
+struct Slot {
+    registry: Arc<Registry>,
+    id: u64,
+}
+
+impl Registry {
+    fn join(self: &Arc<Self>, closed: CancellationToken) -> Slot {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        crate::sync::lock(&self.open).insert(id, (Instant::now(), closed));
+        Slot {
+            registry: self.clone(),
+            id,
+        }
+    }
+
+    /// Ends the connection quiet the longest, if it has been quiet for `enough`.
+    fn end_the_quietest(&self, enough: Duration) -> bool {
+        let open = crate::sync::lock(&self.open);
+        let quietest = open
+            .values()
+            .filter(|(at, _)| at.elapsed() >= enough)
+            .min_by_key(|(at, _)| *at);
+        match quietest {
+            Some((at, closed)) => {
+                tracing::info!(quiet_for = ?at.elapsed(), "every IPC slot is taken: ending the connection quiet the longest");
+                closed.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Slot {
+    fn touch(&self) {
+        if let Some(entry) = crate::sync::lock(&self.registry.open).get_mut(&self.id) {
+            entry.0 = Instant::now();
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        crate::sync::lock(&self.registry.open).remove(&self.id);
+    }
+}
 
 /// The connection a request came on: lets a handler push notifications to it later.
 #[derive(Clone)]
@@ -87,6 +155,8 @@ pub struct ServerOptions {
     pub max_clients: usize,
     /// Longest request line.
     pub max_line_bytes: usize,
+    /// How long a connection must have been quiet to give its slot to a new one.
+    pub quiet_enough: Duration,
 }
 
 impl Default for ServerOptions {
@@ -94,6 +164,7 @@ impl Default for ServerOptions {
         Self {
             max_clients: 64,
             max_line_bytes: codec::MAX_LINE_BYTES,
+            quiet_enough: QUIET_ENOUGH,
         }
     }
 }
@@ -117,6 +188,7 @@ impl Server {
     /// Serves until `shutdown`, then waits for open connections and removes the socket.
     pub async fn serve<H: Handler>(mut self, handler: Arc<H>, shutdown: CancellationToken) {
         let permits = Arc::new(Semaphore::new(self.options.max_clients));
+        let registry = Arc::new(Registry::default());
         let tasks = TaskTracker::new();
         loop {
             let (stream, check) = tokio::select! {
@@ -133,22 +205,39 @@ impl Server {
                 tasks.spawn(refuse(stream, codec::error_line(codec::PEER_REFUSED, why)));
                 continue;
             }
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                let busy = format!(
-                    "busy: {} clients are connected, the most served at once; try again later",
-                    self.options.max_clients
-                );
-                tasks.spawn(refuse(stream, codec::error_line(codec::BUSY, busy)));
-                continue;
+            let permit = match permits.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) if registry.end_the_quietest(self.options.quiet_enough) => {
+                    // Its slot frees as soon as that connection has ended.
+                    match tokio::time::timeout(
+                        Duration::from_secs(1),
+                        permits.clone().acquire_owned(),
+                    )
+                    .await
+                    {
+                        Ok(Ok(permit)) => permit,
+                        _ => continue,
+                    }
+                }
+                Err(_) => {
+                    let busy = format!(
+                        "busy: {} clients are connected and none is idle, the most served at once; try again later",
+                        self.options.max_clients
+                    );
+                    tasks.spawn(refuse(stream, codec::error_line(codec::BUSY, busy)));
+                    continue;
+                }
             };
             let handler = handler.clone();
             let shutdown = shutdown.clone();
             let max = self.options.max_line_bytes;
             let peer_tasks = tasks.clone();
+            let closed = CancellationToken::new();
+            let slot = registry.join(closed.clone());
             tasks.spawn(async move {
                 let _permit = permit;
                 tokio::select! {
-                    result = connection(stream, handler.as_ref(), max, peer_tasks) => {
+                    result = connection(stream, handler.as_ref(), max, peer_tasks, (closed, slot)) => {
                         if let Err(e) = result {
                             tracing::debug!(error = %e, "IPC connection ended with an error");
                         }
@@ -175,12 +264,13 @@ async fn connection<H: Handler>(
     handler: &H,
     max_line: usize,
     tasks: TaskTracker,
+    (closed, slot): (CancellationToken, Slot),
 ) -> std::io::Result<()> {
     let (read, write) = tokio::io::split(stream);
     let (outgoing, queue) = mpsc::channel(OUTGOING);
     let peer = Peer {
         outgoing,
-        closed: CancellationToken::new(),
+        closed,
         tasks,
     };
     let _closed = peer.closed.clone().drop_guard();
@@ -188,7 +278,7 @@ async fn connection<H: Handler>(
         .tasks
         .spawn(write_lines(write, queue, peer.closed.clone()));
     let outcome = tokio::select! {
-        outcome = read_requests(read, handler, &peer, max_line) => outcome,
+        outcome = read_requests(read, handler, &peer, max_line, &slot) => outcome,
         () = peer.closed.cancelled() => Ok(()),
     };
     peer.closed.cancel();
@@ -203,11 +293,14 @@ async fn read_requests<H: Handler>(
     handler: &H,
     peer: &Peer,
     max_line: usize,
+    slot: &Slot,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
     loop {
-        let response = match codec::read_line(&mut reader, &mut line, max_line).await? {
+        let read = codec::read_line(&mut reader, &mut line, max_line).await?;
+        slot.touch();
+        let response = match read {
             LineRead::Eof => return Ok(()),
             LineRead::TooLong => Some(Response::new(
                 Value::Null,

@@ -2,9 +2,11 @@
 //! terminal or the desktop that shows it.
 //!
 //! [`printable`] replaces every control character but tab and newline (C0, DEL, C1: the
-//! ESC, BEL and CSI that retitle a window, clear a screen or move the cursor) and the
-//! bidirectional overrides and isolates (which make text read in another order than it
-//! is stored) with a visible stand-in. C0 controls become their Unicode control
+//! ESC, BEL and CSI that retitle a window, clear a screen or move the cursor), the
+//! bidirectional overrides, isolates and marks (U+202A-U+202E, U+2066-U+2069, U+200E,
+//! U+200F, U+061C: they make text read in another order than it is stored) and the line
+//! and paragraph separators (U+2028, U+2029: a line break a table does not expect) with
+//! a visible stand-in. C0 controls become their Unicode control
 //! pictures (ESC shows as `␛`), everything else U+FFFD. Machine output (`--json`) is
 //! never passed through here: it stays exact.
 
@@ -13,7 +15,16 @@ use std::borrow::Cow;
 /// Whether a character must not reach a terminal or a toast as it is.
 fn is_hazard(c: char) -> bool {
     (c.is_control() && c != '\t' && c != '\n')
-        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        || matches!(
+            c,
+            '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{061C}'
+                | '\u{2028}'
+                | '\u{2029}'
+        )
 }
 
 /// The visible stand-in for a hazardous character.
@@ -59,6 +70,14 @@ mod tests {
         assert_eq!(
             printable("a\u{202E}fdp.exe\u{2066}\r"),
             "a\u{FFFD}fdp.exe\u{FFFD}␍"
+        );
+    }
+
+    #[test]
+    fn bidi_marks_and_unicode_line_separators_are_replaced() {
+        assert_eq!(
+            printable("a\u{200F}b\u{061C}c\u{2028}d\u{2029}e\u{200E}"),
+            "a\u{FFFD}b\u{FFFD}c\u{FFFD}d\u{FFFD}e\u{FFFD}"
         );
     }
 

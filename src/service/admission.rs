@@ -52,6 +52,19 @@ impl Default for PostLimits {
     }
 }
 
+impl PostLimits {
+    /// No rate and no quota: for benchmarks that measure the service's own pace, and
+    /// deployments whose every sender is trusted.
+    pub fn unlimited() -> Self {
+        Self {
+            rate: 1e12,
+            burst: 1e12,
+            max_notifications: u64::MAX,
+            max_bytes: u64::MAX,
+        }
+    }
+}
+
 /// Who posts: an app, or a user to their own devices.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Sender {

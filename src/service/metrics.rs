@@ -13,7 +13,10 @@
 
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State as Extract};
+use std::net::SocketAddr;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State as Extract};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -233,6 +236,32 @@ pub async fn count_requests(
     response
 }
 
+/// `GET /metrics` on the main listener: as [`serve`], but without `metrics_token` only
+/// for clients on this machine (loopback). A service on the internet must not tell
+/// everyone its traffic; an operator asks for more with `metrics_token` or
+/// `metrics_listen`.
+pub async fn serve_main(
+    Extract(state): Extract<State>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
+    let token_set = state.settings.metrics_token.is_some();
+    if !open_to(token_set, peer.map(|p| p.0.0.ip())) {
+        return (
+            StatusCode::FORBIDDEN,
+            "/metrics answers clients on this machine only: set metrics_token (or metrics_token_file) to let a scraper elsewhere in, or serve it on metrics_listen\n",
+        )
+            .into_response();
+    }
+    serve(Extract(state), headers).await
+}
+
+/// Whether `/metrics` on the main listener may answer a client at `peer`: anyone may
+/// try with a token set (the token decides), else clients on this machine only.
+fn open_to(token_set: bool, peer: Option<std::net::IpAddr>) -> bool {
+    token_set || peer.is_none_or(|ip| ip.is_loopback())
+}
+
 /// `GET /metrics`; with `metrics_token` set, only for `Authorization: Bearer TOKEN`.
 pub async fn serve(Extract(state): Extract<State>, headers: HeaderMap) -> Response {
     if let Some(token) = &state.settings.metrics_token {
@@ -253,5 +282,21 @@ pub async fn serve(Extract(state): Extract<State>, headers: HeaderMap) -> Respon
             ([(header::CONTENT_TYPE, kind)], text).into_response()
         }
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_to;
+
+    /// No test can connect from an address that is not loopback (every server a test
+    /// starts listens on loopback), so the rule is tested here.
+    #[test]
+    fn without_a_token_the_main_listener_answers_this_machine_only() {
+        let local = Some("127.0.0.1".parse().unwrap());
+        let remote = Some("203.0.113.7".parse().unwrap());
+        assert!(open_to(false, local));
+        assert!(!open_to(false, remote));
+        assert!(open_to(true, remote), "with a token, the token decides");
     }
 }

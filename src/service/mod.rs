@@ -71,6 +71,9 @@ pub struct Settings {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// The bearer token `/metrics` requires, if any.
     pub metrics_token: Option<String>,
+    /// Host names the web app answers to besides IP addresses and localhost (lower
+    /// case; see `http::host`).
+    pub allowed_hosts: Vec<String>,
     /// Whether to tell systemd it is ready, its status, and ping its watchdog (off
     /// when embedded: the agent around it does that).
     pub supervised: bool,
@@ -120,6 +123,7 @@ impl Settings {
             tls_reload_interval: Duration::from_secs(10),
             metrics_listen: None,
             metrics_token: None,
+            allowed_hosts: Vec::new(),
             supervised: true,
             max_connections: 10_000,
             max_connections_per_address: None,

@@ -191,3 +191,29 @@ async fn the_postgres_store_is_configured_with_its_password_hidden_and_its_mista
     let said = String::from_utf8_lossy(&restore.stderr);
     assert!(said.contains("pg_restore"), "{said}");
 }
+
+#[tokio::test]
+async fn secrets_that_others_can_read_are_warned_of() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[service]\nmetrics_token = \"s3cret\"\n").unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config_arg = config.to_str().unwrap();
+    let data = dir.path().join("data");
+    let process =
+        crate::process::Process::start_with(&data, "127.0.0.1:0", &["--config", config_arg]).await;
+    assert!(process.logged(&["holds metrics_token and others may read it", "chmod 600"]));
+    drop(process);
+    let flagged = crate::process::Process::start_with(
+        &dir.path().join("data2"),
+        "127.0.0.1:0",
+        &["--metrics-token", "s3cret"],
+    )
+    .await;
+    assert!(flagged.logged(&["--metrics-token", "process list"]));
+    assert!(
+        !flagged.logged(&["s3cret"]),
+        "the secret itself is never logged"
+    );
+}

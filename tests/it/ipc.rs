@@ -338,3 +338,28 @@ async fn wait_served(path: &std::path::Path) {
     })
     .await;
 }
+
+#[tokio::test]
+async fn connections_left_idle_give_their_slots_to_new_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("idle.sock");
+    let options = tidings::ipc::ServerOptions {
+        max_clients: 4,
+        quiet_enough: std::time::Duration::from_millis(100),
+        ..Default::default()
+    };
+    let server = tidings::ipc::Server::bind(&path, options).await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let serving = tokio::spawn(server.serve(std::sync::Arc::new(Echo), stop.clone()));
+    // An app opens every slot and leaves the connections idle.
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        let mut client = tidings::ipc::Client::connect(&path).await.unwrap();
+        assert_eq!(client.call("hello", json!({})).await.unwrap(), "hello");
+        idle.push(client);
+    }
+    // `tidings status` still gets in, once an idle connection has been quiet a while.
+    wait_served(&path).await;
+    stop.cancel();
+    serving.await.unwrap();
+}

@@ -406,6 +406,10 @@ async fn the_database_link_is_tls_checked_against_the_ca_given() {
         said.contains("UnknownIssuer"),
         "the certificate check says why: {said}"
     );
+    assert!(
+        said.contains("store_ca_file") && !said.contains("--ca-file"),
+        "and names the setting that fixes it: {said}"
+    );
 
     let mut config = PgConfig::new(&url);
     config.ca_file = Some(ca);

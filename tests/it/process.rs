@@ -42,8 +42,13 @@ impl Process {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        // Kept for `logged` (from the first line), and shown with a failing test's output.
+        let log = std::sync::Arc::<std::sync::Mutex<Vec<String>>>::default();
+        let kept = log.clone();
         let url = tokio::time::timeout(DEADLINE, async {
             while let Some(line) = lines.next_line().await.unwrap() {
+                eprintln!("service: {line}");
+                kept.lock().unwrap().push(line.clone());
                 if let Some(at) = line.find("listening on http") {
                     let rest = &line[at + "listening on ".len()..];
                     return rest.split_whitespace().next().unwrap().to_owned();
@@ -53,9 +58,6 @@ impl Process {
         })
         .await
         .expect("the service did not start listening");
-        // Kept for `logged`, and shown with a failing test's output.
-        let log = std::sync::Arc::<std::sync::Mutex<Vec<String>>>::default();
-        let kept = log.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 eprintln!("service: {line}");

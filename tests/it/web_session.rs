@@ -292,3 +292,43 @@ async fn web_sign_ins_are_slowed_after_repeated_failures_like_any_other() {
     }
     assert_eq!(last, 429, "repeated failures are rate limited");
 }
+
+#[tokio::test]
+async fn the_web_app_answers_only_to_host_names_that_cannot_be_rebound() {
+    let service = crate::helpers::TestService::start_with(|s| {
+        s.allowed_hosts = vec!["notify.example.com".to_owned()];
+    })
+    .await;
+    let status = |path: &'static str, host: &'static str| {
+        let request = service
+            .http
+            .get(format!("{}{path}", service.url))
+            .header("Host", host);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    // A page whose own name was pointed at this service (DNS rebinding).
+    assert_eq!(status("/", "evil.example:7319").await, 403);
+    assert_eq!(status("/web/session", "evil.example").await, 403);
+    let refused = service
+        .http
+        .get(format!("{}/", service.url))
+        .header("Host", "evil.example")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(refused.contains("allowed_hosts"), "{refused}");
+    // Names that cannot be rebound, and the listed one.
+    for host in [
+        "127.0.0.1:7319",
+        "localhost:7319",
+        "[::1]",
+        "notify.example.com",
+    ] {
+        assert_eq!(status("/", host).await, 200, "{host}");
+    }
+    // The APIs need tokens such a page does not have: open to any name.
+    assert_eq!(status("/healthz", "evil.example").await, 200);
+}

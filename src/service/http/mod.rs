@@ -6,6 +6,7 @@ pub mod access;
 pub mod body;
 pub mod error;
 pub mod graph;
+pub mod host;
 pub mod me;
 pub mod mine;
 pub mod oauth;
@@ -54,16 +55,9 @@ pub fn router(state: AppState) -> Router {
             axum::routing::patch(me::patch).delete(me::delete),
         )
         .route("/v1/me/channel", get(channel_upgrade))
-        .route(
-            "/web/session",
-            get(session::current)
-                .post(session::open)
-                .delete(session::close),
-        )
-        .route("/web/session/refresh", post(session::refresh))
-        .merge(web::routes());
+        .merge(web_app(&state));
     if state.settings.metrics_listen.is_none() {
-        app = app.route("/metrics", get(super::metrics::serve));
+        app = app.route("/metrics", get(super::metrics::serve_main));
     }
     for version in ["/beta", "/v1.0"] {
         app = app
@@ -97,6 +91,23 @@ pub fn router(state: AppState) -> Router {
         )
     })
     .with_state(state)
+}
+
+/// The web app's routes (its files and its session), behind the `Host` check.
+fn web_app(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/web/session",
+            get(session::current)
+                .post(session::open)
+                .delete(session::close),
+        )
+        .route("/web/session/refresh", post(session::refresh))
+        .merge(web::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            host::check,
+        ))
 }
 
 /// Answers `400` to a path or query that holds a percent-encoded NUL (ids, group

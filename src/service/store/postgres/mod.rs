@@ -142,9 +142,14 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::Commit(format!("setting up the database pool: {e}")))?;
         let mut client = pool.get().await.map_err(|e| {
+            let said = pool_message(&e);
+            let what_to_do = if said.contains("certificate") || said.contains("UnknownIssuer") {
+                "trust the database's CA with store_ca_file in [service] (TIDINGS_STORE_CA_FILE; docs/nodes.md)"
+            } else {
+                "check [service] store and that PostgreSQL runs"
+            };
             StoreError::Commit(format!(
-                "cannot reach the database ({where_}): {}; check [service] store and that PostgreSQL runs",
-                pool_message(&e)
+                "cannot reach the database ({where_}): {said}; {what_to_do}"
             ))
         })?;
         let applied = schema::migrate(&mut client).await?;
