@@ -8,7 +8,13 @@
 //!    RSS a moment after, against the RSS before. Without a bound each check took 19 MiB
 //!    on its own thread (9.1 GiB for 200 over 30 s).
 //!
-//! Under `cargo test` it runs small (200 channels, 20 grants) as a smoke test. Linux only.
+//!
+//! Then the second round (`support/attacks.rs`): slow readers of a large feed, failed
+//! sign-ins with huge user names, one host holding its connection cap, and a hostile
+//! service against the agent.
+//!
+//! Under `cargo test` it runs small (200 channels, 20 grants, and the second round
+//! scaled down) as a smoke test. Linux only.
 
 #![allow(
     clippy::unwrap_used,
@@ -27,6 +33,9 @@ use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+#[path = "support/attacks.rs"]
+mod attacks;
+
 const BIN: &str = env!("CARGO_BIN_EXE_tidings");
 
 fn main() {
@@ -43,6 +52,23 @@ fn main() {
     runtime.block_on(async {
         idle_channels(channels).await;
         grant_burst(grants).await;
+        if measuring {
+            attacks::slow_readers(1_000, 40).await;
+            attacks::failed_sign_ins(2_000).await;
+            attacks::address_cap(10_050, 147, &[]).await;
+            attacks::hostile_service_agent(400).await;
+        } else {
+            attacks::slow_readers(60, 4).await;
+            attacks::failed_sign_ins(20).await;
+            let small = [
+                "--max-connections",
+                "100",
+                "--max-connections-per-address",
+                "20",
+            ];
+            attacks::address_cap(110, 20, &small).await;
+            attacks::hostile_service_agent(10).await;
+        }
     });
 }
 
