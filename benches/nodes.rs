@@ -9,6 +9,12 @@
 //!    user's devices one on each node), 16 posters taking turns over the users:
 //!    deliveries (change frames received) per second, until every post's arrived.
 //!
+//! Then a database outage: the real binary (a subprocess, so its CPU time is its own) on
+//! PostgreSQL, the database stopped for 5 s (1 s under `cargo test`): how many
+//! reconnect attempts it logged and the CPU it spent meanwhile (target: one log line
+//! per attempt and under 0.1 s of CPU; an unpaced loop logged 67,652 lines and burned
+//! 4.75 s).
+//!
 //! The nodes run in-process, on one 2-thread runtime, against a private PostgreSQL
 //! cluster the bench starts (`tests/it/pg.rs`; durable settings: fsync and
 //! synchronous commit on), the load from a separate thread. `TIDINGS_BENCH_SECS`
@@ -85,6 +91,67 @@ fn main() {
     for (name, row) in rows {
         println!("| {name} | {row} |");
     }
+    let down = Duration::from_secs(if measuring { 5 } else { 1 });
+    outage(&cluster, down);
+}
+
+/// CPU time of process `pid` so far (user + system), from /proc.
+fn cpu_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime: fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // /proc counts in USER_HZ, 100 a second on Linux whatever the kernel's own tick.
+    Duration::from_millis(ticks * 10)
+}
+
+/// The binary on a fresh database of `cluster`, the database stopped for `down`.
+fn outage(cluster: &pg::Cluster, down: Duration) {
+    use std::io::{BufRead, BufReader};
+    let url = cluster.new_database();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args([
+            "service",
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            &url,
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("TIDINGS_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (seen, said) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = seen.send(line);
+        }
+    });
+    while !said.recv().unwrap().contains("listening on") {}
+    let pid = child.id();
+    let before = cpu_of(pid);
+    let started = std::time::Instant::now();
+    cluster.stop_server();
+    std::thread::sleep(down.saturating_sub(started.elapsed()));
+    let spent = cpu_of(pid).saturating_sub(before);
+    let stopped_for = started.elapsed();
+    cluster.start_server();
+    let _ = child.kill();
+    let _ = child.wait();
+    let logged = said
+        .try_iter()
+        .filter(|l| l.contains("reopening the store failed"))
+        .count();
+    println!(
+        "database outage: stopped for {:.1} s (stopping included); the node logged {logged} failed reconnects and spent {:.3} s of CPU (target: one line per attempt, under 0.1 s per 5 s; 67,652 lines and 4.75 s before the attempts were paced)",
+        stopped_for.as_secs_f64(),
+        spent.as_secs_f64()
+    );
 }
 
 /// The three measures against `count` fresh nodes of one store.
