@@ -216,4 +216,28 @@ async fn secrets_that_others_can_read_are_warned_of() {
         !flagged.logged(&["s3cret"]),
         "the secret itself is never logged"
     );
+    drop(flagged);
+
+    // The token from a file: /metrics wants it, and nothing is warned of.
+    let token_file = dir.path().join("metrics-token");
+    std::fs::write(&token_file, "from-a-file\n").unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let from_file = crate::process::Process::start_with(
+        &dir.path().join("data3"),
+        "127.0.0.1:0",
+        &["--metrics-token-file", token_file.to_str().unwrap()],
+    )
+    .await;
+    let http = crate::helpers::http_client();
+    let metrics = format!("{}/metrics", from_file.url);
+    let without = http.get(&metrics).send().await.unwrap().status();
+    let with = http
+        .get(&metrics)
+        .bearer_auth("from-a-file")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!((without.as_u16(), with.as_u16()), (401, 200));
+    assert!(!from_file.logged(&["process list"]));
 }
