@@ -99,6 +99,12 @@ fn request(command: &AdminCommand) -> anyhow::Result<(&'static str, Value)> {
     })
 }
 
+/// "1 device", "2 devices": the count at `key` with its noun.
+fn counted(value: &Value, key: &str, noun: &str) -> String {
+    let n = value[key].as_u64().unwrap_or(0);
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 fn text(value: &Value, key: &str) -> String {
     match &value[key] {
         Value::String(s) => s.clone(),
@@ -143,9 +149,9 @@ fn print_human(command: &AdminCommand, result: &Value) -> anyhow::Result<()> {
             line("(the secret is shown once; keep it in the app backend's configuration)")?;
         }
         AdminCommand::User(UserCommand::Remove { name }) => line(&format!(
-            "removed user {name}: {} notifications and {} devices deleted",
-            text(result, "notifications"),
-            text(result, "devices")
+            "removed user {name}: {} and {} deleted",
+            counted(result, "notifications", "notification"),
+            counted(result, "devices", "device")
         ))?,
         AdminCommand::User(UserCommand::List) => table(
             &["NAME", "ID", "DEVICES"],

@@ -203,3 +203,22 @@ async fn removing_a_user_signs_out_their_devices_and_deletes_what_they_hold() {
     let again = service.sign_in("alice", "linux").await;
     assert!(again.feed(0).await.is_empty());
 }
+
+#[tokio::test]
+async fn tidings_admin_user_remove_says_what_went() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("service");
+    let service = crate::process::Process::start(&data).await;
+    let (app, _device, unsid) = crate::process::provision(&data, &service.url).await;
+    let http = crate::helpers::http_client();
+    crate::helpers::post_as_app(&http, &service.url, &app.token, &unsid, "one").await;
+    let (code, out, err) = crate::process::admin(&data, &["user", "remove", "alice"], "").await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.trim(),
+        "removed user alice: 1 notification and 1 device deleted"
+    );
+    let (code, _, err) = crate::process::admin(&data, &["user", "remove", "alice"], "").await;
+    assert_eq!(code, 1);
+    assert!(err.contains("no user \"alice\""), "{err}");
+}

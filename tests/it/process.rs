@@ -85,7 +85,7 @@ impl Process {
 }
 
 /// Runs `tidings admin --data-dir DIR ARGS...`, feeding `stdin`; returns (code, stdout).
-async fn admin(data_dir: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+pub async fn admin(data_dir: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
     let mut child = Command::new(BIN)
         .arg("admin")
         .arg("--data-dir")
