@@ -32,15 +32,16 @@ use tokio::process::Command;
 
 use super::{BIN, add_alice, device_token, start, status_kib};
 
-/// A note near the body limit: 16 KiB of raw content, a 4,096-character body, and a
-/// 4 KiB fallback policy (the most the service keeps).
+/// A note near the 64 KiB body limit as JSON: raw content of 9,000 control characters
+/// (six bytes each as JSON), a 4,096-character body and a 1 KB fallback policy; about
+/// 60 KB in a feed page, as the probe's 62 KB notes were.
 fn large_note(n: usize) -> Value {
     json!({
         "payload": {
             "visualContent": {"title": format!("large {n}"), "body": "b".repeat(4096)},
-            "rawContent": "r".repeat(16 * 1024),
+            "rawContent": "\u{1}".repeat(9_000),
         },
-        "fallbackPolicy": {"padding": "f".repeat(4000)},
+        "fallbackPolicy": {"padding": "f".repeat(1000)},
     })
 }
 

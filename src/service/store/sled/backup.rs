@@ -134,7 +134,7 @@ impl SledStore {
             .and_then(|summary| verify(&writing, &summary).map(|()| summary))
             .and_then(|summary| {
                 std::fs::rename(&writing, &db_dir)
-                    .and_then(|()| File::open(dir)?.sync_all())
+                    .and_then(|()| sync_dir(dir))
                     .map_err(|e| fail(&db_dir, "cannot put the restored store in place", e))?;
                 Ok(summary)
             });
@@ -143,6 +143,16 @@ impl SledStore {
         }
         restored
     }
+}
+
+/// Makes a rename in `dir` durable (Unix: the directory is synced; Windows has no
+/// handle for that, and NTFS journals the rename itself).
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 /// The name, before the process id, of a store being restored.
