@@ -315,10 +315,16 @@ pub async fn hostile_service_agent(changes: u64) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let store = size_of(&home.path().join(".local/share/tidings/agent"));
+    let store_dir = home.path().join(".local/share/tidings/agent");
+    assert!(
+        store_dir.is_dir(),
+        "the agent's store is not at {}",
+        store_dir.display()
+    );
+    let store = size_of(&store_dir);
     let rss = status_kib(&agent, "VmRSS:");
     println!(
-        "hostile service: {changes} changes with a 480 KiB fallback policy, then a valid one, caught up in {:.1} s: the agent's store {:.1} MB on disk, its VmRSS {} MiB (target: store under 50 MB; 491 MB and 284 MiB before)",
+        "hostile service: {changes} changes with a 480 KiB fallback policy, then a valid one, caught up in {:.1} s: the agent's store {:.2} MB on disk, its VmRSS {} MiB (target: store under 50 MB; 491 MB and 284 MiB before)",
         started.elapsed().as_secs_f64(),
         store as f64 / 1e6,
         rss / 1024
