@@ -132,10 +132,18 @@ impl Hub {
         devices.len()
     }
 
-    /// Sets each user's durable `seq` from the store at start-up (everything a store
-    /// opens with is on disk), before any write.
+    /// Takes each user's durable `seq` from the store at start-up (everything a store
+    /// opens with is on disk), keeping the higher of it and what is already published:
+    /// with PostgreSQL, another node's change may be published here between the
+    /// store's snapshot and this call, and its user's head must not move back (a device
+    /// connecting then would get a backlog ending before that change, and the next one
+    /// live, and skip it for good).
     pub fn seed(&self, durable: HashMap<UserId, Seq>) {
-        self.lock().durable = durable;
+        let mut inner = self.lock();
+        for (user, seq) in durable {
+            let head = inner.durable.entry(user).or_insert(seq);
+            *head = (*head).max(seq);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -229,5 +237,46 @@ impl Hub {
             .values()
             .flatten()
             .any(|slot| &slot.device == device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Notification, NotificationId, NotificationInput, Timestamp};
+
+    fn change(user: &UserId, seq: u64) -> Committed {
+        let body = br#"{"targetHostName":"contoso.com","payload":{"visualContent":{"title":"t"}}}"#;
+        let content = NotificationInput::from_json(body)
+            .unwrap()
+            .validate(Timestamp::now())
+            .unwrap();
+        Committed {
+            user: user.clone(),
+            seq: Seq(seq),
+            notification: Notification {
+                id: NotificationId::new("n"),
+                content,
+                created_date_time: Timestamp::now(),
+                last_modified_date_time: Timestamp::now(),
+                state: crate::protocol::UserState::FRESH,
+            },
+        }
+    }
+
+    #[test]
+    fn a_seed_taken_before_a_published_change_does_not_move_its_head_back() {
+        let hub = Arc::new(Hub::new(8, 2));
+        let (alice, bob) = (UserId::new("alice"), UserId::new("bob"));
+        // The store's snapshot said 4; another node's change 5 was published before
+        // the seed arrived.
+        hub.publish(vec![change(&alice, 5)]);
+        hub.seed(HashMap::from([
+            (alice.clone(), Seq(4)),
+            (bob.clone(), Seq(7)),
+        ]));
+        let device = DeviceId::new("d");
+        assert_eq!(hub.register(&alice, &device).durable, Seq(5));
+        assert_eq!(hub.register(&bob, &device).durable, Seq(7));
     }
 }
