@@ -69,6 +69,7 @@ pub struct Metrics {
     devices: Gauge,
     store_failed: Gauge,
     recovery_attempts: Counter,
+    notify_overflows: Counter,
 }
 
 impl Default for Metrics {
@@ -125,6 +126,12 @@ impl Default for Metrics {
             devices.clone(),
         );
         let recovery_attempts = Counter::default();
+        let notify_overflows = Counter::default();
+        registry.register(
+            "tidings_notify_overflows",
+            "PostgreSQL: times this node fell behind other nodes' announcements, dropped some and caught up from the database",
+            notify_overflows.clone(),
+        );
         registry.register(
             "tidings_store_recovery_attempts",
             "Attempts to reopen a failed store or its database link (paced: 250 ms doubling up to recovery_interval)",
@@ -148,6 +155,7 @@ impl Default for Metrics {
             devices,
             store_failed,
             recovery_attempts,
+            notify_overflows,
         }
     }
 }
@@ -188,6 +196,11 @@ impl Metrics {
     /// The recovery task tried to reopen the failed store.
     pub fn recovery_attempt(&self) {
         self.recovery_attempts.inc();
+    }
+
+    /// This node dropped announcements and caught up from the database.
+    pub fn notify_overflowed(&self) {
+        self.notify_overflows.inc();
     }
 
     /// Another node's change took `lag` to reach this one.

@@ -116,6 +116,8 @@ impl ServiceState {
         store.on_commit(Box::new(move |took| observed.flushed(took)));
         let observed = metrics.clone();
         store.on_notify_lag(Box::new(move |lag| observed.notified(lag)));
+        let observed = metrics.clone();
+        store.on_notify_overflow(Box::new(move || observed.notify_overflowed()));
         let closer = hub.clone();
         store.on_remote_revoke(Box::new(move |device| closer.revoke(device)));
         let admission = admission::Admission::new(settings.posts.clone());

@@ -466,3 +466,47 @@ async fn sign_in_with_a_list_of_nodes_passes_over_a_node_that_is_down() {
     .unwrap_err();
     assert!(error.is_retryable(), "{error}");
 }
+
+#[tokio::test]
+async fn a_node_whose_notification_queue_overflows_catches_up_and_skips_nothing() {
+    let url = pg::shared().new_database();
+    let mut tiny = PgConfig::new(&url);
+    tiny.notify_queue = 1;
+    let a = TestService::start_with(move |s| s.database = Some(tiny)).await;
+    let b = node(&url).await;
+    let (app, device, unsid) = a.alice_and_contoso().await;
+    let mut channel = device.channel(0).await;
+    channel.until_synced().await;
+    // A flood of announcements in one transaction (for users that do not exist: each
+    // costs A a query) overflows A's queue of one, while B stores real notes whose
+    // announcements come in the middle of it and are dropped too.
+    let (raw, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let flood = raw.batch_execute(
+        "SELECT pg_notify('tidings_feed', '1 0 ghost-' || n) FROM generate_series(1, 500) AS n",
+    );
+    let bodies: Vec<_> = (0..30)
+        .map(|i| note("contoso.com", &format!("real {i}")))
+        .collect();
+    let posts = async {
+        for body in &bodies {
+            b.post_ok(&app, &unsid, body).await;
+        }
+    };
+    let (flooded, ()) = tokio::join!(flood, posts);
+    flooded.unwrap();
+    assert_eq!(
+        seqs(&mut channel, bodies.len()).await,
+        (1..=30).collect::<Vec<u64>>(),
+        "every change once, in order"
+    );
+    let (samples, _) = crate::metrics::scrape(&a).await;
+    assert!(
+        crate::metrics::value(&samples, "tidings_notify_overflows_total", None) >= 1.0,
+        "A's queue of one overflowed"
+    );
+    a.stop().await;
+    b.stop().await;
+}

@@ -131,6 +131,9 @@ pub type Reseed = Box<dyn FnOnce(HashMap<UserId, Seq>) + Send>;
 /// Told of a duration: how long a commit took, how late a notification arrived.
 pub type TimeHook = Box<dyn Fn(Duration) + Send + Sync>;
 
+/// Told that something happened (counted).
+pub type CountHook = Box<dyn Fn() + Send + Sync>;
+
 /// Told of a device another node revoked.
 pub type RevokeHook = Box<dyn Fn(&DeviceId) + Send + Sync>;
 
@@ -183,6 +186,9 @@ pub trait Store: Send + Sync {
     /// Tells `observe` how long changes committed by other nodes took to reach this one
     /// (only a shared store has other nodes).
     fn on_notify_lag(&self, _observe: TimeHook) {}
+    /// Tells `observe` each time this node fell behind other nodes' announcements,
+    /// dropped some and caught up from the database instead (a shared store only).
+    fn on_notify_overflow(&self, _observe: CountHook) {}
     /// Tells `revoked` of each device another node revoked (a shared store only), so
     /// this node closes its channels too.
     fn on_remote_revoke(&self, _revoked: RevokeHook) {}

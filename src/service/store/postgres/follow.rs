@@ -14,6 +14,12 @@
 //! After every (re)connection the node catches up every user from `feed_heads` before
 //! handling notifications, so notifications lost with a dropped link cost a read,
 //! never a change.
+//!
+//! Notifications wait for the listener in a bounded queue ([`NOTIFY_QUEUE`] by
+//! default): a node that falls behind drops what does not fit, notes when it began to,
+//! and, once it has handled what is queued, catches up every user from `feed_heads` and
+//! looks up the devices revoked since, the same as after a lost link. Memory stays
+//! bounded; no change is lost (`tidings_notify_overflows_total` counts these).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -24,13 +30,17 @@ use tokio::sync::mpsc;
 use tokio_postgres::AsyncMessage;
 
 use super::super::records::{NotificationRecord, decode};
-use super::super::{Committed, Publish, RevokeHook, StoreError, TimeHook};
+use super::super::{Committed, CountHook, Publish, RevokeHook, StoreError, TimeHook};
 use super::{CHANNEL, PgStore, REVOKED, col, seq_of, seq_sql};
 use crate::protocol::{DeviceId, Seq, Timestamp, UserId};
 use crate::sync::lock;
 
 /// Changes read per query while catching up.
 const CATCH_UP_CHUNK: i64 = 1000;
+
+/// Feed notifications queued for the listener at most, by default (about 100 bytes
+/// each).
+pub const NOTIFY_QUEUE: usize = 10_000;
 
 /// Longest wait between two attempts to reconnect the listener.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -45,10 +55,14 @@ pub(super) struct Follow {
     /// When the listener last lost its link (revocations since then are looked up when
     /// it is back: their notifications were lost with it).
     lost_at: Mutex<Option<Timestamp>>,
+    /// The bound of the listener's queue.
+    queue: usize,
+    /// Told each time notifications were dropped from a full queue.
+    overflow_observer: std::sync::OnceLock<CountHook>,
 }
 
 impl Follow {
-    pub fn new(publish: Publish) -> Self {
+    pub fn new(publish: Publish, queue: usize) -> Self {
         Self {
             publish,
             published: Mutex::default(),
@@ -56,7 +70,14 @@ impl Follow {
             lag_observer: std::sync::OnceLock::new(),
             revoke_observer: std::sync::OnceLock::new(),
             lost_at: Mutex::new(None),
+            queue: queue.max(1),
+            overflow_observer: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Tells `observe` each time the queue overflowed (and a full catch-up followed).
+    pub fn on_overflow(&self, observe: CountHook) {
+        let _ = self.overflow_observer.set(observe);
     }
 
     /// Starts from each user's committed head (all of it readable from the database).
@@ -190,10 +211,11 @@ impl PgStore {
         Ok(())
     }
 
-    /// After the listener's link came back: the devices revoked since it was lost
-    /// (with a minute's margin for clocks), whose notifications went with it.
-    async fn revoked_while_away(&self) -> Result<(), StoreError> {
-        let Some(lost) = *lock(&self.follow.lost_at) else {
+    /// After the listener's link came back, or its queue overflowed: the devices
+    /// revoked since `lost` (with a minute's margin for clocks), whose notifications
+    /// went with it.
+    async fn revoked_while_away(&self, lost: Option<Timestamp>) -> Result<(), StoreError> {
+        let Some(lost) = lost else {
             return Ok(());
         };
         let since = lost.as_millis().saturating_sub(60_000);
@@ -295,37 +317,52 @@ struct Ended {
     connected: bool,
 }
 
+/// The listener's queue: notifications (or the error that ended the link) and when
+/// notifications were first dropped from it, full, since the follower last looked.
+type Queue = mpsc::Receiver<Result<tokio_postgres::Notification, String>>;
+type Dropped = Arc<Mutex<Option<Timestamp>>>;
+
 /// One listening connection: `LISTEN`, catch up, then follow notifications until the
 /// link drops (an error) or the store is gone (`Ok`).
 async fn session(weak: &Weak<PgStore>) -> Result<(), Ended> {
-    let (config, tls) = match weak.upgrade() {
-        Some(store) => (store.connection.clone(), store.tls.clone()),
+    let (config, tls, queue) = match weak.upgrade() {
+        Some(store) => (
+            store.connection.clone(),
+            store.tls.clone(),
+            store.follow.queue,
+        ),
         None => return Ok(()),
     };
     let (client, mut connection) = config
         .connect(tls)
         .await
         .map_err(|e| ended(false)(super::message(&e)))?;
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::channel(queue);
+    let dropped = Dropped::default();
+    let noted = dropped.clone();
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             match message {
-                Ok(AsyncMessage::Notification(note)) => {
-                    if tx.send(Ok(note)).is_err() {
-                        return;
+                Ok(AsyncMessage::Notification(note)) => match tx.try_send(Ok(note)) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        lock(&noted).get_or_insert_with(Timestamp::now);
                     }
-                }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
+                },
                 Ok(_) => {}
                 Err(e) => {
-                    let _ = tx.send(Err(super::message(&e)));
+                    let _ = tx.send(Err(super::message(&e))).await;
                     return;
                 }
             }
         }
-        let _ = tx.send(Err("the database closed the connection".to_owned()));
+        let _ = tx
+            .send(Err("the database closed the connection".to_owned()))
+            .await;
     });
-    let result = follow(weak, &client, &mut rx).await;
+    let result = follow(weak, &client, &mut rx, &dropped).await;
     driver.abort();
     result
 }
@@ -333,7 +370,8 @@ async fn session(weak: &Weak<PgStore>) -> Result<(), Ended> {
 async fn follow(
     weak: &Weak<PgStore>,
     client: &tokio_postgres::Client,
-    rx: &mut mpsc::UnboundedReceiver<Result<tokio_postgres::Notification, String>>,
+    rx: &mut Queue,
+    dropped: &Dropped,
 ) -> Result<(), Ended> {
     client
         .batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {REVOKED}"))
@@ -343,12 +381,9 @@ async fn follow(
         let Some(store) = weak.upgrade() else {
             return Ok(());
         };
+        let lost = *lock(&store.follow.lost_at);
         store
-            .catch_up_all()
-            .await
-            .map_err(|e| ended(false)(e.to_string()))?;
-        store
-            .revoked_while_away()
+            .catch_up_everything(lost)
             .await
             .map_err(|e| ended(false)(e.to_string()))?;
         *lock(&store.follow.lost_at) = None;
@@ -366,8 +401,31 @@ async fn follow(
             .notified(batch)
             .await
             .map_err(|e| ended(true)(e.to_string()))?;
+        let since = lock(dropped).take();
+        if since.is_some() {
+            tracing::warn!(
+                queue = store.follow.queue,
+                "this node fell behind the database's notifications and dropped some; catching up every user"
+            );
+            if let Some(observe) = store.follow.overflow_observer.get() {
+                observe();
+            }
+            store
+                .catch_up_everything(since)
+                .await
+                .map_err(|e| ended(true)(e.to_string()))?;
+        }
     }
     Err(ended(true)("the listener stopped".to_owned()))
+}
+
+impl PgStore {
+    /// Everything notifications would have told since `lost` (when some were lost):
+    /// every user's committed changes not yet published, and the devices revoked.
+    async fn catch_up_everything(&self, lost: Option<Timestamp>) -> Result<(), StoreError> {
+        self.catch_up_all().await?;
+        self.revoked_while_away(lost).await
+    }
 }
 
 #[cfg(test)]

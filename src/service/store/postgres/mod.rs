@@ -61,6 +61,9 @@ pub struct PgConfig {
     pub ca_file: Option<PathBuf>,
     /// Connections this node keeps open at most.
     pub pool_size: usize,
+    /// Feed notifications queued for this node at most; past it they are dropped and
+    /// the node catches up every user from the database instead (see `follow`).
+    pub notify_queue: usize,
 }
 
 impl PgConfig {
@@ -71,6 +74,7 @@ impl PgConfig {
             password: None,
             ca_file: None,
             pool_size: 16,
+            notify_queue: follow::NOTIFY_QUEUE,
         }
     }
 
@@ -163,7 +167,7 @@ impl PgStore {
             tls,
             where_,
             health: Arc::default(),
-            follow: follow::Follow::new(publish),
+            follow: follow::Follow::new(publish, config.notify_queue),
             acks: accounts::Acks::default(),
             subscribed: accounts::Recent::default(),
             commit_observer: OnceLock::new(),

@@ -8,8 +8,8 @@ use crate::protocol::{
 };
 
 use super::super::{
-    AppRecord, DeviceRecord, FeedScan, NotificationRecord, RefreshRecord, Removed, Reseed,
-    RevokeHook, Store, StoreError, Stored, SubscriptionRecord, TimeHook, Usage, UserRecord,
+    AppRecord, CountHook, DeviceRecord, FeedScan, NotificationRecord, RefreshRecord, Removed,
+    Reseed, RevokeHook, Store, StoreError, Stored, SubscriptionRecord, TimeHook, Usage, UserRecord,
 };
 use super::{PgStore, col};
 use crate::service::store::health::Failure;
@@ -45,6 +45,10 @@ impl Store for PgStore {
 
     fn on_notify_lag(&self, observe: TimeHook) {
         self.follow.on_lag(observe);
+    }
+
+    fn on_notify_overflow(&self, observe: CountHook) {
+        self.follow.on_overflow(observe);
     }
 
     fn on_remote_revoke(&self, revoked: RevokeHook) {
