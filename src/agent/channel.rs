@@ -71,6 +71,8 @@ pub struct Signals<'a> {
     pub outbox: &'a Notify,
     /// Where the session reports that it caught up.
     pub link: &'a Link,
+    /// Held from storing a group until it is presented (see `AgentHandle`).
+    pub telling: &'a tokio::sync::Mutex<()>,
 }
 
 /// One connection: replays the backlog and follows live changes, storing each group
@@ -135,12 +137,14 @@ pub async fn session(
         };
         let changes = plausible(group.changes, store.cursor()?);
         if !changes.is_empty() {
+            let in_order = signals.telling.lock().await;
             let (applied, cursor) = store.apply(changes).await?;
             on_applied(if healthy {
                 Delivery::Live(&applied)
             } else {
                 Delivery::Backlog(&applied)
             });
+            drop(in_order);
             ack(&mut socket, cursor).await?;
             if healthy {
                 signals.link.synced();

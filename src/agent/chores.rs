@@ -24,9 +24,13 @@ pub(super) async fn run(handle: AgentHandle, every: Duration, stop: Cancellation
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match handle.store.purge(Timestamp::now(), handle.history_cap) {
-            Ok(removed) => handle.removed(&removed),
-            Err(e) => tracing::warn!(error = %e, "purging the cache failed"),
+        {
+            // Not between a received group's storing and its telling (see `telling`).
+            let _in_order = handle.telling.lock().await;
+            match handle.store.purge(Timestamp::now(), handle.history_cap) {
+                Ok(removed) => handle.removed(&removed),
+                Err(e) => tracing::warn!(error = %e, "purging the cache failed"),
+            }
         }
         let due = Timestamp::now().plus(RENEW_WITHIN);
         if let Err(e) = handle.renew_due(due).await {

@@ -228,6 +228,11 @@ pub struct AgentHandle {
     apps: Arc<HashMap<String, AppPrefs>>,
     quiet_hours: Option<crate::config::quiet::QuietHours>,
     backlog: Arc<std::sync::Mutex<present::Backlog>>,
+    /// Held while a change of the store is made and told (a received group stored and
+    /// presented; retention's removals made and told), so watchers and toasts hear of
+    /// changes in the order they were made: a removal never before the creation it
+    /// follows.
+    telling: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Changes a `watch` may fall behind by before it hears it lagged.
@@ -271,6 +276,7 @@ impl Agent {
             apps: Arc::new(settings.apps),
             quiet_hours: settings.quiet_hours,
             backlog: Arc::default(),
+            telling: Arc::default(),
         };
         Ok(Self {
             handle,

@@ -52,6 +52,7 @@ async fn sessions(
         shutdown,
         outbox: &handle.outbox,
         link: &handle.link,
+        telling: &handle.telling,
     };
     let mut backoff = Backoff::new();
     loop {

@@ -346,9 +346,9 @@ async fn retention_closes_the_toast_and_tells_watchers() {
             .await;
         posted.push(sent.id);
     }
-    // The oldest of three (none read) goes over a cap of 2. (Its `removed` may come
-    // before the `created` of the others when the chore runs between storing and
-    // telling: only the removal is checked.)
+    // The oldest of three (none read) goes over a cap of 2, and watchers hear of it
+    // after they heard of its creation: events come in the order changes were made.
+    let mut created = Vec::new();
     let removed = loop {
         let event = tokio::time::timeout(crate::helpers::DEADLINE, events.recv())
             .await
@@ -356,12 +356,16 @@ async fn retention_closes_the_toast_and_tells_watchers() {
             .unwrap();
         let id = event.notification.unwrap().id;
         match event.kind {
-            EventKind::Created => {}
+            EventKind::Created => created.push(id),
             EventKind::Removed => break id,
             other => panic!("unexpected {other:?}"),
         }
     };
     assert_eq!(removed, posted[0], "the oldest goes");
+    assert!(
+        created.contains(&removed),
+        "its removal came after its creation: {created:?}"
+    );
     assert!(agent.recorder.closed.lock().unwrap().contains(&removed));
     assert!(agent.handle.store().get(&removed).unwrap().is_none());
     assert_eq!(agent.handle.store().len(), 2);
