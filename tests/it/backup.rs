@@ -108,7 +108,7 @@ impl Load {
 async fn a_backup_under_load_restores_every_notification_answered_before_it() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("service");
-    let service = Process::start(&data).await;
+    let service = Process::start_sled(&data).await;
     let (app, device, unsid) = provision(&data, &service.url).await;
     let load = Load::start(&service.url, &app, &unsid);
     let before_backup = load.answered_at_least(50).await;
@@ -131,7 +131,7 @@ async fn a_backup_under_load_restores_every_notification_answered_before_it() {
     let restored_dir = dir.path().join("restored");
     let restored = restore(&restored_dir, &file).await;
     assert!(restored.status.success(), "{}", stderr(&restored));
-    let service = Process::start(&restored_dir).await;
+    let service = Process::start_sled(&restored_dir).await;
     let device = Device {
         url: service.url.clone(),
         ..device
@@ -151,7 +151,7 @@ async fn a_backup_under_load_restores_every_notification_answered_before_it() {
 async fn a_damaged_backup_or_a_used_data_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("service");
-    let service = Process::start(&data).await;
+    let service = Process::start_sled(&data).await;
     provision(&data, &service.url).await;
     let file = dir.path().join("b.tidings-backup");
     let made = backup(&data, &file).await;
@@ -269,7 +269,7 @@ async fn a_backup_is_never_written_through_a_planted_symlink() {
     };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("service");
-    let service = Process::start(&data).await;
+    let service = Process::start_sled(&data).await;
     provision(&data, &service.url).await;
     let victim = dir.path().join("victim");
     let planted = tmpfs.path().join("planted.tidings-backup");

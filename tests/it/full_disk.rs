@@ -83,6 +83,17 @@ async fn status_of(http: &reqwest::Client, url: String) -> u16 {
     http.get(url).send().await.unwrap().status().as_u16()
 }
 
+/// sled on either run (its own disk is what is tested), a quick recovery and a reserve
+/// that fits the small disk.
+const SERVICE_ARGS: &[&str] = &[
+    "--store",
+    "sled",
+    "--recovery-interval",
+    "100ms",
+    "--store-reserve-mib",
+    "2",
+];
+
 #[tokio::test]
 async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_losing_nothing() {
     let tmpfs = match Tmpfs::mount("8m") {
@@ -94,12 +105,7 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_losing_nothing() {
         }
     };
     let data: PathBuf = tmpfs.path().join("service");
-    let process = Process::start_with(
-        &data,
-        "127.0.0.1:0",
-        &["--recovery-interval", "100ms", "--store-reserve-mib", "2"],
-    )
-    .await;
+    let process = Process::start_with(&data, "127.0.0.1:0", SERVICE_ARGS).await;
     let url = process.url.clone();
     let (app, device, unsid) = provision(&data, &url).await;
     let mut channel = device.channel(0).await;

@@ -30,11 +30,28 @@ impl Process {
         Self::start_with(data_dir, listen, &[]).await
     }
 
-    /// Starts the service with `extra` arguments (limits, for the hostile tests).
+    /// Starts the service on sled whatever the run (a test of sled's own features:
+    /// backups, a full disk).
+    pub async fn start_sled(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, "127.0.0.1:0", &["--store", "sled"]).await
+    }
+
+    /// Starts the service with `extra` arguments (limits, for the hostile tests). On the
+    /// PostgreSQL run (`TIDINGS_TEST_STORE=postgres`) it keeps its data in a database of
+    /// its own (the same one again when started on the same data directory), unless
+    /// `extra` names a store.
     pub async fn start_with(data_dir: &Path, listen: &str, extra: &[&str]) -> Self {
+        let mut store = Vec::new();
+        if !extra.contains(&"--store") {
+            tidings::config::create_private_dir(data_dir).unwrap();
+            if let Some(config) = crate::pg::database_for(data_dir) {
+                store = vec!["--store".to_owned(), config.url];
+            }
+        }
         let mut child = Command::new(BIN)
             .args(["service", "--listen", listen, "--data-dir"])
             .arg(data_dir)
+            .args(&store)
             .args(extra)
             .env("TIDINGS_LOG", "info")
             .stderr(Stdio::piped())
