@@ -510,3 +510,40 @@ async fn a_node_whose_notification_queue_overflows_catches_up_and_skips_nothing(
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn the_services_sessions_commit_synchronously_whatever_the_database_default() {
+    let url = pg::shared().new_database();
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let name = admin
+        .query_one("SELECT current_database()", &[])
+        .await
+        .unwrap()
+        .get::<_, String>(0);
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} SET synchronous_commit = off"
+        ))
+        .await
+        .unwrap();
+    let show = |config: tokio_postgres::Config| async move {
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        let row = client
+            .query_one("SHOW synchronous_commit", &[])
+            .await
+            .unwrap();
+        row.get::<_, String>(0)
+    };
+    let plain: tokio_postgres::Config = url.parse().unwrap();
+    assert_eq!(
+        show(plain).await,
+        "off",
+        "the database's default, for others"
+    );
+    let ours = PgConfig::new(&url).connection().unwrap();
+    assert_eq!(show(ours).await, "on", "a 201 waits for the WAL on disk");
+}

@@ -92,6 +92,13 @@ impl PgConfig {
             config.application_name("tidings");
         }
         config.connect_timeout(POOL_WAIT);
+        // A `201` means committed: a database (or role) default of
+        // `synchronous_commit = off` must not answer before the WAL is on disk.
+        let options = match config.get_options() {
+            Some(given) => format!("{given} -c synchronous_commit=on"),
+            None => "-c synchronous_commit=on".to_owned(),
+        };
+        config.options(options);
         Ok(config)
     }
 }
