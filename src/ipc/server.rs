@@ -7,9 +7,9 @@
 //!
 //! At most `max_clients` connections are served at once. When all are taken, a new one
 //! ends the connection that has been quiet (no request) the longest, if it has been
-//! quiet for a while ([`QUIET_ENOUGH`] by default): connections an app opened and left idle cannot keep
-//! `tidings status` out. Only when every connection is busy is the new one told the
-//! server is busy.
+//! quiet for a while ([`QUIET_ENOUGH`] by default): connections an app opened and left
+//! idle cannot keep `tidings status` out. Only when every connection is busy is the new
+//! one told the server is busy.
 
 use std::collections::HashMap;
 use std::future::Future;

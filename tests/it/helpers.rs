@@ -300,19 +300,22 @@ impl Device {
 
     /// One page of the JSON feed after `since` (up to 1,000 items or 1 MiB).
     pub async fn feed(&self, since: u64) -> Vec<Value> {
+        let path = format!("/v1/me/notifications?since={since}&top=1000");
+        let body = self.get_json(&path).await;
+        body["value"].as_array().unwrap().clone()
+    }
+
+    /// `GET path` with this device's token; must answer 200. Returns the JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
         let response = self
             .http
-            .get(format!(
-                "{}/v1/me/notifications?since={since}&top=1000",
-                self.url
-            ))
+            .get(format!("{}{path}", self.url))
             .bearer_auth(&self.token)
             .send()
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
-        let body: Value = response.json().await.unwrap();
-        body["value"].as_array().unwrap().clone()
+        response.json().await.unwrap()
     }
 }
 

@@ -311,9 +311,7 @@ async fn a_client_over_the_cap_is_told_the_server_is_busy() {
         max_clients: 2,
         ..Default::default()
     };
-    let server = tidings::ipc::Server::bind(&path, options).await.unwrap();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let serving = tokio::spawn(server.serve(std::sync::Arc::new(Echo), stop.clone()));
+    let (stop, serving) = serve_echo(&path, options).await;
     let mut first = tidings::ipc::Client::connect(&path).await.unwrap();
     let mut second = tidings::ipc::Client::connect(&path).await.unwrap();
     assert_eq!(first.call("a", json!({})).await.unwrap(), "a");
@@ -327,6 +325,20 @@ async fn a_client_over_the_cap_is_told_the_server_is_busy() {
     stop.cancel();
     serving.await.unwrap();
     assert!(!path.exists(), "the socket file is removed at shutdown");
+}
+
+/// An [`Echo`] server on `path` under `options`: its stop switch and its task.
+async fn serve_echo(
+    path: &std::path::Path,
+    options: tidings::ipc::ServerOptions,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
+    let server = tidings::ipc::Server::bind(path, options).await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let serving = tokio::spawn(server.serve(std::sync::Arc::new(Echo), stop.clone()));
+    (stop, serving)
 }
 
 async fn wait_served(path: &std::path::Path) {
@@ -348,9 +360,7 @@ async fn connections_left_idle_give_their_slots_to_new_clients() {
         quiet_enough: std::time::Duration::from_millis(100),
         ..Default::default()
     };
-    let server = tidings::ipc::Server::bind(&path, options).await.unwrap();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let serving = tokio::spawn(server.serve(std::sync::Arc::new(Echo), stop.clone()));
+    let (stop, serving) = serve_echo(&path, options).await;
     // An app opens every slot and leaves the connections idle.
     let mut idle = Vec::new();
     for _ in 0..4 {

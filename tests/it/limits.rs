@@ -98,19 +98,9 @@ async fn a_feed_page_is_capped_by_size_and_links_to_the_rest() {
     for _ in 0..60 {
         service.post_ok(&app, &unsid, &big).await;
     }
-    let first: Value = device
-        .http
-        .get(format!(
-            "{}/v1/me/notifications?since=0&top=1000",
-            device.url
-        ))
-        .bearer_auth(&device.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first = device
+        .get_json("/v1/me/notifications?since=0&top=1000")
+        .await;
     let items = first["value"].as_array().unwrap();
     let bytes = first["value"].to_string().len();
     assert!(
@@ -123,16 +113,7 @@ async fn a_feed_page_is_capped_by_size_and_links_to_the_rest() {
         .expect("a link to the rest");
     let last = items.last().unwrap()["seq"].as_u64().unwrap();
     assert_eq!(next, format!("/v1/me/notifications?since={last}&top=1000"));
-    let rest: Value = device
-        .http
-        .get(format!("{}{next}", device.url))
-        .bearer_auth(&device.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rest = device.get_json(next).await;
     let rest = rest["value"].as_array().unwrap();
     assert_eq!(items.len() + rest.len(), 60);
     assert_eq!(device.whole_feed().await.len(), 60);

@@ -5,18 +5,6 @@ use serde_json::Value;
 
 use crate::helpers::{Device, TestService, note};
 
-async fn get(device: &Device, path: &str) -> Value {
-    let response = device
-        .http
-        .get(format!("{}{path}", device.url))
-        .bearer_auth(&device.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
-}
-
 async fn delete(device: &Device, path: &str) -> u16 {
     device
         .http
@@ -39,7 +27,7 @@ async fn a_user_lists_their_devices_and_revokes_one_but_not_someone_elses() {
     let bobs = service.sign_in("bob", "linux").await;
     let _channel = desktop.channel(0).await;
 
-    let listed = get(&laptop, "/v1/me/devices").await;
+    let listed = laptop.get_json("/v1/me/devices").await;
     let devices = listed["value"].as_array().unwrap();
     assert_eq!(devices.len(), 2, "{listed}");
     let me = devices
@@ -64,7 +52,7 @@ async fn a_user_lists_their_devices_and_revokes_one_but_not_someone_elses() {
         404
     );
     assert_eq!(
-        get(&bobs, "/v1/me/devices").await["value"]
+        bobs.get_json("/v1/me/devices").await["value"]
             .as_array()
             .unwrap()
             .len(),
@@ -86,7 +74,7 @@ async fn a_user_lists_their_devices_and_revokes_one_but_not_someone_elses() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 401);
-    let left = get(&laptop, "/v1/me/devices").await;
+    let left = laptop.get_json("/v1/me/devices").await;
     assert_eq!(left["value"].as_array().unwrap().len(), 1, "{left}");
 }
 
@@ -97,13 +85,13 @@ async fn a_user_ends_a_subscription_and_its_app_is_refused_from_then_on() {
     service.add_user("bob").await;
     let bobs = service.sign_in("bob", "linux").await;
 
-    let listed = get(&laptop, "/v1/me/subscriptions").await;
+    let listed = laptop.get_json("/v1/me/subscriptions").await;
     assert_eq!(listed["value"][0]["id"], unsid.as_str(), "{listed}");
     assert_eq!(listed["value"][0]["targetHostName"], "contoso.com");
     assert_eq!(listed["value"][0]["deviceId"], laptop.id.as_str());
     assert_eq!(listed["value"][0]["deviceName"], "alice-linux");
     assert_eq!(
-        get(&bobs, "/v1/me/subscriptions").await["value"],
+        bobs.get_json("/v1/me/subscriptions").await["value"],
         Value::Array(vec![])
     );
 
@@ -123,7 +111,7 @@ async fn a_user_ends_a_subscription_and_its_app_is_refused_from_then_on() {
         .await;
     assert_eq!(refused.status(), 404);
     assert_eq!(
-        get(&laptop, "/v1/me/subscriptions").await["value"],
+        laptop.get_json("/v1/me/subscriptions").await["value"],
         Value::Array(vec![])
     );
     // Subscribing again gives a fresh UNSID.
