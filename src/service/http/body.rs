@@ -155,18 +155,29 @@ fn inflate(reader: impl Read, name: &str) -> Result<Vec<u8>, ApiError> {
     Ok(out)
 }
 
-/// Answers `400` when `raw` (a form body, a query string, a path, a decoded field)
-/// holds a NUL character, literally or percent-encoded (`%00`). No field of the API may
-/// hold one, and PostgreSQL's text columns cannot: refusing it here keeps both stores
-/// alike.
-pub fn refuse_nul(what: &str, raw: &[u8]) -> Result<(), ApiError> {
-    let holds = raw.contains(&0) || raw.windows(3).any(|w| w == b"%00");
-    if holds {
-        return Err(ApiError::bad_request(format!(
-            "{what}: holds a NUL character (U+0000), which no field may hold"
-        )));
+/// Answers `400` when encoded text (a form body, a path, a query string) holds a NUL
+/// character, literally or percent-encoded (`%00`). No field of the API may hold one,
+/// and PostgreSQL's text columns cannot: refusing it here keeps both stores alike.
+pub fn refuse_encoded_nul(what: &str, raw: &[u8]) -> Result<(), ApiError> {
+    if raw.contains(&0) || raw.windows(3).any(|w| w == b"%00") {
+        return Err(holds_nul(what));
     }
     Ok(())
+}
+
+/// Answers `400` when a decoded field (a sign-in's JSON) holds a NUL character. (Its
+/// text may well say `%00`: only encoded text is read for that.)
+pub fn refuse_nul(what: &str, value: &str) -> Result<(), ApiError> {
+    if value.contains('\0') {
+        return Err(holds_nul(what));
+    }
+    Ok(())
+}
+
+fn holds_nul(what: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "{what}: holds a NUL character (U+0000), which no field may hold"
+    ))
 }
 
 /// Parses a query string into `T`, answering 400 with the reason.
@@ -177,7 +188,21 @@ pub fn query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError> {
 
 /// Parses a form body into `T`, answering 400 with the reason.
 pub fn form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    refuse_nul("form body", bytes)?;
+    refuse_encoded_nul("form body", bytes)?;
     serde_urlencoded::from_bytes(bytes)
         .map_err(|e| ApiError::bad_request(format!("form body: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoded_text_is_read_for_percent_zero_zero_and_decoded_text_is_not() {
+        assert!(refuse_encoded_nul("form body", b"user=al%00ice").is_err());
+        assert!(refuse_encoded_nul("form body", b"user=al\0ice").is_err());
+        assert!(refuse_encoded_nul("form body", b"user=al%2500ice").is_ok());
+        assert!(refuse_nul("username", "al\0ice").is_err());
+        assert!(refuse_nul("username", "100%00 sure").is_ok());
+    }
 }

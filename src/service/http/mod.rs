@@ -117,8 +117,9 @@ async fn refuse_nul_in_uri(
     next: axum::middleware::Next,
 ) -> Response {
     let uri = request.uri();
-    let checked = body::refuse_nul("path", uri.path().as_bytes())
-        .and_then(|()| body::refuse_nul("query string", uri.query().unwrap_or("").as_bytes()));
+    let checked = body::refuse_encoded_nul("path", uri.path().as_bytes()).and_then(|()| {
+        body::refuse_encoded_nul("query string", uri.query().unwrap_or("").as_bytes())
+    });
     match checked {
         Ok(()) => next.run(request).await,
         Err(refused) => axum::response::IntoResponse::into_response(refused),

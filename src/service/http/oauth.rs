@@ -151,7 +151,7 @@ pub async fn sign_in(state: &AppState, request: SignIn<'_>) -> Result<TokenRespo
         peer,
     } = request;
     for (field, value) in [("username", username), ("device_name", name.as_str())] {
-        body::refuse_nul(field, value.as_bytes())?;
+        body::refuse_nul(field, value)?;
     }
     if name.chars().count() > MAX_DEVICE_NAME_CHARS {
         return Err(ApiError::bad_request(format!(
