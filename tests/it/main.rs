@@ -11,6 +11,7 @@
 mod admin;
 mod agent;
 mod backup;
+mod batches;
 mod browser;
 mod channel;
 mod chaos;

@@ -5,15 +5,12 @@
 //! written by one task, all pending devices in one statement, so a burst of acks costs
 //! a few statements, not one connection each.
 //!
-//! Every change sent to a device is checked against the device's subscriptions; the
-//! answers are kept for [`RECENT_FOR`] (`Recent`), so a burst costs one query per
-//! device and app, not one per change. This node's own subscribe, unsubscribe and
-//! revoke drop them at once; another node's unsubscribe shows within [`RECENT_FOR`]
-//! (its revoke closes the channels at once, `follow`).
+//! The lookups every post and every delivered change make (the app, the UNSID's
+//! subscription, whether a device is subscribed to a host) are answered from `recent`
+//! when they were read lately, so a burst costs one query per key, not one per post.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio_postgres::Row;
@@ -31,51 +28,6 @@ const APP: &str = "SELECT client_id, host, secret_hash, created FROM apps";
 const DEVICE: &str = "SELECT id, user_id, name, platform, refresh_hash, revoked, acked_seq, \
      last_seen, created FROM devices";
 const SUBSCRIPTION: &str = "SELECT unsid, user_id, device_id, host, expires FROM subscriptions";
-
-/// How long a subscription check's answer is used.
-pub const RECENT_FOR: Duration = Duration::from_secs(1);
-/// Answers kept at most (then all are dropped and asked again).
-const RECENT_MAX: usize = 100_000;
-
-/// One subscription check: the subscription's expiry (`None`: there is none), and
-/// when that was read.
-#[derive(Clone, Copy)]
-struct Answer {
-    expires: Option<Timestamp>,
-    read: Instant,
-}
-
-/// Recent subscription checks, by (device, host).
-#[derive(Default)]
-pub(super) struct Recent {
-    answers: Mutex<HashMap<(DeviceId, String), Answer>>,
-}
-
-impl Recent {
-    /// A fresh answer for `device` and `host`, if there is one.
-    fn get(&self, device: &DeviceId, host: &str) -> Option<Answer> {
-        let answers = lock(&self.answers);
-        let answer = answers.get(&(device.clone(), host.to_owned()))?;
-        (answer.read.elapsed() < RECENT_FOR).then_some(*answer)
-    }
-
-    fn put(&self, device: &DeviceId, host: &str, expires: Option<Timestamp>) {
-        let mut answers = lock(&self.answers);
-        if answers.len() >= RECENT_MAX {
-            answers.clear();
-        }
-        let answer = Answer {
-            expires,
-            read: Instant::now(),
-        };
-        answers.insert((device.clone(), host.to_owned()), answer);
-    }
-
-    /// Forgets what was read of `device`'s subscriptions.
-    fn forget(&self, device: &DeviceId) {
-        lock(&self.answers).retain(|(d, _), _| d != device);
-    }
-}
 
 /// Acks and contacts waiting to be written: device → (highest ack, latest contact).
 #[derive(Default)]
@@ -244,13 +196,20 @@ impl PgStore {
     }
 
     pub(super) async fn app(&self, client_id: &ClientId) -> Result<Option<AppRecord>, StoreError> {
+        if let Some(app) = self.recent.app(client_id) {
+            return Ok(Some(app));
+        }
         let rows = self
             .rows(
                 &format!("{APP} WHERE client_id = $1"),
                 &[&client_id.as_str()],
             )
             .await?;
-        rows.first().map(app).transpose()
+        let found = rows.first().map(app).transpose()?;
+        if let Some(found) = &found {
+            self.recent.put_app(found);
+        }
+        Ok(found)
     }
 
     pub(super) async fn add_device(&self, d: DeviceRecord) -> Result<DeviceRecord, StoreError> {
@@ -317,7 +276,7 @@ impl PgStore {
             .map_err(|e| self.fault(e))?;
         tx.commit().await.map_err(|e| self.fault(e))?;
         drop(client);
-        self.subscribed.forget(id);
+        self.recent.forget(id);
         Ok(self
             .devices_where(Some(("id = $1", id.as_str())))
             .await?
@@ -399,7 +358,7 @@ impl PgStore {
                 ],
             )
             .await?;
-        self.subscribed.forget(device);
+        self.recent.forget(device);
         rows.first()
             .map(subscription)
             .transpose()?
@@ -428,7 +387,7 @@ impl PgStore {
         host: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        if let Some(answer) = self.subscribed.get(device, host) {
+        if let Some(answer) = self.recent.get(device, host) {
             return Ok(answer.expires.is_some_and(|at| at > now));
         }
         let rows = self
@@ -442,7 +401,7 @@ impl PgStore {
             .map(|row| col(row, 0))
             .transpose()?
             .map(time_of);
-        self.subscribed.put(device, host, expires);
+        self.recent.put(device, host, expires);
         Ok(expires.is_some_and(|at| at > now))
     }
 
@@ -459,7 +418,7 @@ impl PgStore {
             .await?;
         let ended = rows.first().map(subscription).transpose()?;
         if let Some(record) = &ended {
-            self.subscribed.forget(&record.device);
+            self.recent.forget(&record.device);
         }
         Ok(ended)
     }

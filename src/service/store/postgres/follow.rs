@@ -9,8 +9,10 @@
 //!
 //! The listener holds its own connection with `LISTEN tidings_feed` (and
 //! `tidings_revoked`: a device revoked on one node has its channels closed on all; those
-//! revoked while the link was down are looked up when it is back). Each notification
-//! names a user and a `seq` (and when it was committed, for the notify-lag metric).
+//! revoked while the link was down are looked up when it is back). Each committed batch
+//! sends one notification naming each of its users with the user's new head (and when
+//! it was committed, for the notify-lag metric); the follower reads what it has not
+//! published of all of them in one query.
 //! After every (re)connection the node catches up every user from `feed_heads` before
 //! handling notifications, so notifications lost with a dropped link cost a read,
 //! never a change.
@@ -128,26 +130,119 @@ impl Follow {
 
 impl PgStore {
     /// Publishes `user`'s changes up to the committed `upto` that this node has not
-    /// published yet. `local` is the change at `upto` when this node just wrote it.
-    pub(super) async fn advance(
-        &self,
-        user: &UserId,
-        upto: Seq,
-        local: Option<Committed>,
-    ) -> Result<(), StoreError> {
+    /// published yet.
+    pub(super) async fn advance(&self, user: &UserId, upto: Seq) -> Result<(), StoreError> {
         let gate = self.follow.gate(user);
         let _one_at_a_time = gate.lock().await;
+        self.advance_held(user, upto).await
+    }
+
+    /// [`Self::advance`], with `user`'s gate held.
+    async fn advance_held(&self, user: &UserId, upto: Seq) -> Result<(), StoreError> {
         let mut from = self.follow.published(user);
-        if let Some(change) = local.filter(|c| c.seq == upto && from.next() == upto) {
-            self.follow.publish_upto(user, vec![change], upto);
-            return Ok(());
-        }
         while from < upto {
             let (changes, reached) = self.changes(user, from, upto).await?;
             self.follow.publish_upto(user, changes, reached);
             from = reached;
         }
         Ok(())
+    }
+
+    /// Publishes `changes`, consecutive changes of `user` this node just committed,
+    /// unless published already (the announcement came first); what lies between the
+    /// last published and them (another node's) is read from the database first.
+    pub(super) async fn publish_local(
+        &self,
+        user: &UserId,
+        changes: Vec<Committed>,
+    ) -> Result<(), StoreError> {
+        let Some(upto) = changes.last().map(|c| c.seq) else {
+            return Ok(());
+        };
+        let gate = self.follow.gate(user);
+        let _one_at_a_time = gate.lock().await;
+        let from = self.follow.published(user);
+        let fresh: Vec<Committed> = changes.into_iter().filter(|c| c.seq > from).collect();
+        match fresh.first() {
+            None => Ok(()),
+            Some(first) if first.seq == from.next() => {
+                self.follow.publish_upto(user, fresh, upto);
+                Ok(())
+            }
+            Some(_) => self.advance_held(user, upto).await,
+        }
+    }
+
+    /// Advances each user to its announced head: with few changes to read, one query
+    /// for all of them; else user by user, in chunks.
+    async fn advance_many(&self, heads: HashMap<UserId, Seq>) -> Result<(), StoreError> {
+        let mut behind: Vec<(UserId, Seq)> = heads
+            .into_iter()
+            .filter(|(user, upto)| *upto > self.follow.published(user))
+            .collect();
+        if behind.is_empty() {
+            return Ok(());
+        }
+        // In user order, as every taker of several gates does: no deadlock.
+        behind.sort_unstable();
+        let mut held = Vec::with_capacity(behind.len());
+        for (user, _) in &behind {
+            held.push(self.follow.gate(user).lock_owned().await);
+        }
+        let ranges: Vec<(UserId, Seq, Seq)> = behind
+            .into_iter()
+            .map(|(user, upto)| {
+                let from = self.follow.published(&user);
+                (user, from, upto)
+            })
+            .filter(|(_, from, upto)| upto > from)
+            .collect();
+        let span: u64 = ranges.iter().map(|(_, from, upto)| upto.0 - from.0).sum();
+        if span > CATCH_UP_CHUNK.unsigned_abs() {
+            for (user, _, upto) in &ranges {
+                self.advance_held(user, *upto).await?;
+            }
+            return Ok(());
+        }
+        let mut changes = self.changes_of_many(&ranges).await?;
+        for (user, _, upto) in ranges {
+            let mine = changes.remove(&user).unwrap_or_default();
+            self.follow.publish_upto(&user, mine, upto);
+        }
+        Ok(())
+    }
+
+    /// The committed changes in each range (user, after, upto], by user in `seq`
+    /// order: one query.
+    async fn changes_of_many(
+        &self,
+        ranges: &[(UserId, Seq, Seq)],
+    ) -> Result<HashMap<UserId, Vec<Committed>>, StoreError> {
+        let users: Vec<&str> = ranges.iter().map(|(u, _, _)| u.as_str()).collect();
+        let afters: Vec<i64> = ranges.iter().map(|(_, a, _)| seq_sql(*a)).collect();
+        let uptos: Vec<i64> = ranges.iter().map(|(_, _, u)| seq_sql(*u)).collect();
+        let rows = self
+            .rows(
+                // A LATERAL lookup per range (see `batch::READ`): index scans only.
+                "SELECT n.user_id, n.record FROM unnest($1::text[], $2::bigint[], $3::bigint[])
+                     AS r(u, after, upto)
+                 CROSS JOIN LATERAL (SELECT user_id, seq, record FROM notifications
+                     WHERE user_id = r.u AND seq > r.after AND seq <= r.upto OFFSET 0) n
+                 ORDER BY n.user_id, n.seq",
+                &[&users, &afters, &uptos],
+            )
+            .await?;
+        let mut changes: HashMap<UserId, Vec<Committed>> = HashMap::new();
+        for row in rows {
+            let user = UserId::new(col::<String>(&row, 0)?);
+            let record: NotificationRecord = decode(col(&row, 1)?)?;
+            changes.entry(user.clone()).or_default().push(Committed {
+                user,
+                seq: record.seq,
+                notification: record.to_notification(),
+            });
+        }
+        Ok(changes)
     }
 
     /// The committed changes of `user` in (`after`, `upto`], at most
@@ -205,7 +300,7 @@ impl PgStore {
     pub(super) async fn catch_up_all(&self) -> Result<(), StoreError> {
         for (user, head) in self.heads().await? {
             if head > self.follow.published(&user) {
-                self.advance(&user, head, None).await?;
+                self.advance(&user, head).await?;
             }
         }
         Ok(())
@@ -223,9 +318,15 @@ impl PgStore {
             .rows("SELECT id FROM devices WHERE revoked_at >= $1", &[&since])
             .await?;
         for row in rows {
-            self.follow.revoked(&DeviceId::new(col::<String>(&row, 0)?));
+            self.revoked_elsewhere(&DeviceId::new(col::<String>(&row, 0)?));
         }
         Ok(())
+    }
+
+    /// A device another node revoked: forget its subscriptions, close its channels.
+    fn revoked_elsewhere(&self, device: &DeviceId) {
+        self.recent.forget(device);
+        self.follow.revoked(device);
     }
 
     /// Handles a batch of notifications: each user advanced to the highest `seq` named.
@@ -233,10 +334,10 @@ impl PgStore {
         let mut highest: HashMap<UserId, Seq> = HashMap::new();
         for note in batch {
             if note.channel() == REVOKED {
-                self.follow.revoked(&DeviceId::new(note.payload()));
+                self.revoked_elsewhere(&DeviceId::new(note.payload()));
                 continue;
             }
-            let Some((user, seq, at)) = parse(note.payload()) else {
+            let Some((at, heads)) = parse(note.payload()) else {
                 tracing::warn!(
                     payload = note.payload(),
                     "ignoring a malformed feed notification"
@@ -249,27 +350,59 @@ impl PgStore {
                     u64::try_from(lag).unwrap_or_default(),
                 ));
             }
-            let entry = highest.entry(user).or_insert(seq);
-            *entry = (*entry).max(seq);
+            for (user, seq) in heads {
+                let entry = highest.entry(user).or_insert(seq);
+                *entry = (*entry).max(seq);
+            }
         }
-        for (user, seq) in highest {
-            self.advance(&user, seq, None).await?;
-        }
-        Ok(())
+        self.advance_many(highest).await
     }
 }
 
-/// The payload `pg_notify` carries: "<seq> <committed millis> <user id>".
-pub(super) fn payload(user: &UserId, seq: Seq, at: Timestamp) -> String {
-    format!("{} {} {}", seq.0, at.as_millis(), user.as_str())
+/// The payload of a batch's `pg_notify`: when it was committed (milliseconds, for the
+/// notify-lag metric), then a line per user, "<new head> <user id>":
+/// `"1733480000000\n42 3f0c...\n7 9ab1..."`. A user id is a UUID (no newline).
+pub(super) fn batch_payload<'a>(
+    heads: impl IntoIterator<Item = (&'a UserId, &'a Seq)>,
+    at: Timestamp,
+) -> String {
+    use std::fmt::Write as _;
+    let mut text = at.as_millis().to_string();
+    for (user, seq) in heads {
+        let _ = write!(text, "\n{} {}", seq.0, user.as_str());
+    }
+    text
 }
 
-fn parse(payload: &str) -> Option<(UserId, Seq, Timestamp)> {
-    let mut parts = payload.splitn(3, ' ');
-    let seq = parts.next()?.parse().ok()?;
-    let at = parts.next()?.parse().ok()?;
-    let user = parts.next().filter(|u| !u.is_empty())?;
-    Some((UserId::new(user), Seq(seq), Timestamp::from_millis(at)))
+/// The bytes one user adds to [`batch_payload`] at most.
+pub(super) fn entry_size(user: &UserId) -> usize {
+    // A newline, up to 20 digits, a space, the id.
+    22 + user.as_str().len()
+}
+
+/// A feed notification's time and heads. Besides the batch form of [`batch_payload`],
+/// the one-change form "<seq> <committed millis> <user id>" of earlier versions is
+/// read too, so a node follows one that is not upgraded yet.
+fn parse(payload: &str) -> Option<(Timestamp, Vec<(UserId, Seq)>)> {
+    let Some((at, lines)) = payload.split_once('\n') else {
+        let mut parts = payload.splitn(3, ' ');
+        let seq = parts.next()?.parse().ok()?;
+        let at = parts.next()?.parse().ok()?;
+        let user = parts.next().filter(|u| !u.is_empty())?;
+        return Some((
+            Timestamp::from_millis(at),
+            vec![(UserId::new(user), Seq(seq))],
+        ));
+    };
+    let heads = lines
+        .split('\n')
+        .map(|line| {
+            let (seq, user) = line.split_once(' ')?;
+            let user = Some(user).filter(|u| !u.is_empty())?;
+            Some((UserId::new(user), Seq(seq.parse().ok()?)))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((Timestamp::from_millis(at.parse().ok()?), heads))
 }
 
 /// Starts the listener task; it ends when the store is dropped.
@@ -430,19 +563,38 @@ impl PgStore {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[test]
     fn payloads_round_trip_and_bad_ones_are_refused() {
-        let user = UserId::new("u 1");
-        let text = payload(&user, Seq(42), Timestamp::from_millis(7));
+        let (a, b) = (UserId::new("a"), UserId::new("b"));
+        let heads = BTreeMap::from([(a.clone(), Seq(42)), (b.clone(), Seq(7))]);
+        let text = batch_payload(&heads, Timestamp::from_millis(9));
+        assert_eq!(text, "9\n42 a\n7 b");
         assert_eq!(
             parse(&text),
-            Some((user, Seq(42), Timestamp::from_millis(7)))
+            Some((Timestamp::from_millis(9), vec![(a, Seq(42)), (b, Seq(7))]))
+        );
+        assert!(text.len() <= 1 + heads.keys().map(entry_size).sum::<usize>());
+        assert_eq!(parse("9\nx a"), None);
+        assert_eq!(parse("9\n1 "), None);
+        assert_eq!(parse("x\n1 a"), None);
+        assert_eq!(parse(""), None);
+    }
+
+    #[test]
+    fn the_one_change_payloads_of_earlier_versions_are_read_too() {
+        assert_eq!(
+            parse("42 7 u 1"),
+            Some((
+                Timestamp::from_millis(7),
+                vec![(UserId::new("u 1"), Seq(42))]
+            ))
         );
         assert_eq!(parse("x 1 u"), None);
         assert_eq!(parse("1 2"), None);
         assert_eq!(parse("1 2 "), None);
-        assert_eq!(parse(""), None);
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! - `schema`: versioned migrations, applied at start under an advisory lock.
 //! - `accounts`: users, apps, devices, refresh tokens, subscriptions (plain columns).
-//! - `notes`: notifications and the feed. Each user's `seq` is taken from `feed_heads`
-//!   in the writing transaction (its row lock orders the user's writers), so `seq` order
-//!   is commit order; the transaction ends with `pg_notify`.
+//! - `notes`: notifications and the feed; its writes go through `batch`, the group
+//!   committer: concurrent writes of any users in one transaction, each user's `seq`
+//!   taken from `feed_heads` under its row lock (so `seq` order is commit order), worked
+//!   out in memory by `plan`, announced with one `pg_notify` per batch.
 //! - `follow`: publishing. Every node `LISTEN`s; a committed change, its own or another
 //!   node's, is published to the node's hub in `seq` order with no gap and no
 //!   duplicate: a node reads what it has not published yet, so a lost notification (a
@@ -15,8 +16,11 @@
 //! listener or the recovery task finds the database again and has caught up.
 
 mod accounts;
+mod batch;
 mod follow;
 mod notes;
+mod plan;
+mod recent;
 mod remove;
 mod schema;
 mod seam;
@@ -93,10 +97,13 @@ impl PgConfig {
         }
         config.connect_timeout(POOL_WAIT);
         // A `201` means committed: a database (or role) default of
-        // `synchronous_commit = off` must not answer before the WAL is on disk.
+        // `synchronous_commit = off` must not answer before the WAL is on disk. Every
+        // statement is a lookup by key (`batch` keeps even its array joins so), so one
+        // generic plan per statement serves: no planning at each execution.
+        let ours = "-c synchronous_commit=on -c plan_cache_mode=force_generic_plan";
         let options = match config.get_options() {
-            Some(given) => format!("{given} -c synchronous_commit=on"),
-            None => "-c synchronous_commit=on".to_owned(),
+            Some(given) => format!("{given} {ours}"),
+            None => ours.to_owned(),
         };
         config.options(options);
         Ok(config)
@@ -112,8 +119,11 @@ pub struct PgStore {
     where_: String,
     health: Arc<Health>,
     follow: follow::Follow,
+    /// Feed writes waiting for their batch.
+    queue: batch::Queue,
     acks: accounts::Acks,
-    subscribed: accounts::Recent,
+    /// Lookups read lately (apps, subscriptions).
+    recent: recent::Recent,
     commit_observer: OnceLock<TimeHook>,
     /// Stops the listener and the ack writer when the store is dropped.
     stop: CancellationToken,
@@ -168,6 +178,7 @@ impl PgStore {
             tracing::info!(versions = ?applied, "database schema migrated");
         }
         drop(client);
+        let (queue, intake) = batch::queue();
         let store = Arc::new(Self {
             pool,
             connection,
@@ -175,14 +186,16 @@ impl PgStore {
             where_,
             health: Arc::default(),
             follow: follow::Follow::new(publish, config.notify_queue),
+            queue,
             acks: accounts::Acks::default(),
-            subscribed: accounts::Recent::default(),
+            recent: recent::Recent::default(),
             commit_observer: OnceLock::new(),
             stop: CancellationToken::new(),
         });
         let heads = store.heads().await?;
         store.follow.seed(heads);
         follow::start_listener(&store);
+        batch::start(&store, intake);
         accounts::start_ack_writer(&store);
         Ok(store)
     }

@@ -1,21 +1,15 @@
 //! Notifications and the feed in PostgreSQL.
 //!
-//! Every change is one transaction: it first takes the user's next `seq` from
-//! `feed_heads` (`INSERT ... ON CONFLICT DO UPDATE`, whose row lock orders the user's
-//! writers, so `seq` order is commit order), writes the notification's row, which
-//! carries the `seq`, and announces itself with `pg_notify`. The caller is answered
-//! after the commit; the change is then published ([`PgStore::advance`]).
-//!
-//! A change that finds nothing to change rolls back, so no `seq` is spent on it.
+//! Writes (posts, state changes, deletes, group deletes) go through the group committer
+//! (`batch`): many writers, one transaction, each user's `seq` taken from `feed_heads`
+//! under its row lock, so `seq` order is commit order. A change that finds nothing to
+//! change spends no `seq`. Reads (one notification, a feed page) and the purge of
+//! expired notifications are plain statements here.
 
-use std::time::Instant;
-
-use deadpool_postgres::Transaction;
-
-use super::super::records::{NotificationRecord, decode, encode};
-use super::super::{Committed, FeedScan, StoreError, Stored, changed, is_live, posted};
-use super::follow::payload;
-use super::{CHANNEL, LOCK_PURGE, PgStore, col, seq_of, seq_sql};
+use super::super::records::{NotificationRecord, decode};
+use super::super::{FeedScan, StoreError, Stored, is_live};
+use super::plan::{Op, Write};
+use super::{LOCK_PURGE, PgStore, col, seq_sql};
 use crate::protocol::validate::StatePatch;
 use crate::protocol::{
     NotificationContent, NotificationId, Seq, Status, Timestamp, UserId, UserState,
@@ -30,48 +24,10 @@ impl PgStore {
         content: NotificationContent,
         now: Timestamp,
     ) -> Result<Stored, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| self.fault(e))?;
-        let seq = self.next_seq(&tx, user).await?;
-        let old = match &content.app_notification_id {
-            Some(app_id) => {
-                let sql = format!("{RECORD} WHERE user_id = $1 AND host = $2 AND app_id = $3");
-                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
-                    [&user.as_str(), &content.target_host_name, app_id];
-                self.record_in(&tx, &sql, &params).await?
-            }
-            None => None,
-        };
-        let record = posted(old.as_ref(), seq, content, now);
-        self.write(tx, user, &record).await?;
-        // Publishing may read the database: not while holding a pooled connection.
-        drop(client);
-        Ok(self.stored(user, record).await)
-    }
-
-    /// Applies `edit` to a live notification's state, with a new `seq`.
-    pub(super) async fn change(
-        &self,
-        user: &UserId,
-        id: &NotificationId,
-        now: Timestamp,
-        edit: impl Fn(&mut UserState) + Send,
-    ) -> Result<Option<Stored>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| self.fault(e))?;
-        let seq = self.next_seq(&tx, user).await?;
-        let sql = format!("{RECORD} WHERE user_id = $1 AND id = $2");
-        let old = self
-            .record_in(&tx, &sql, &[&user.as_str(), &id.as_str()])
-            .await?;
-        let Some(old) = old.filter(|r| is_live(r, now)) else {
-            // Dropping the transaction rolls it back: the `seq` is not spent.
-            return Ok(None);
-        };
-        let record = changed(&old, seq, now, edit);
-        self.write(tx, user, &record).await?;
-        drop(client);
-        Ok(Some(self.stored(user, record).await))
+        let made = self.write_feed(user, Op::Upsert(content), now).await?;
+        made.into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Corrupt("a post made no change".to_owned()))
     }
 
     pub(super) async fn update_state(
@@ -81,8 +37,11 @@ impl PgStore {
         patch: StatePatch,
         now: Timestamp,
     ) -> Result<Option<Stored>, StoreError> {
-        self.change(user, id, now, |state| patch.apply_to(state))
-            .await
+        let edit = Box::new(move |state: &mut UserState| patch.apply_to(state));
+        let made = self
+            .write_feed(user, Op::Change(id.clone(), edit), now)
+            .await?;
+        Ok(made.into_iter().next())
     }
 
     pub(super) async fn delete(
@@ -91,8 +50,11 @@ impl PgStore {
         id: &NotificationId,
         now: Timestamp,
     ) -> Result<Option<Stored>, StoreError> {
-        self.change(user, id, now, |state| state.status = Status::Deleted)
-            .await
+        let edit = Box::new(|state: &mut UserState| state.status = Status::Deleted);
+        let made = self
+            .write_feed(user, Op::Change(id.clone(), edit), now)
+            .await?;
+        Ok(made.into_iter().next())
     }
 
     pub(super) async fn delete_group(
@@ -102,20 +64,26 @@ impl PgStore {
         group: &str,
         now: Timestamp,
     ) -> Result<usize, StoreError> {
-        let rows = self
-            .rows(
-                &format!("{RECORD} WHERE user_id = $1 AND host = $2 AND group_name = $3"),
-                &[&user.as_str(), &host, &group],
-            )
-            .await?;
-        let mut deleted = 0;
-        for row in rows {
-            let record: NotificationRecord = decode(col(&row, 0)?)?;
-            if is_live(&record, now) && self.delete(user, &record.id, now).await?.is_some() {
-                deleted += 1;
-            }
-        }
-        Ok(deleted)
+        let op = Op::DeleteGroup {
+            host: host.to_owned(),
+            group: group.to_owned(),
+        };
+        Ok(self.write_feed(user, op, now).await?.len())
+    }
+
+    /// One write, committed with whatever else is queued ([`super::batch`]).
+    async fn write_feed(
+        &self,
+        user: &UserId,
+        op: Op,
+        now: Timestamp,
+    ) -> Result<Vec<Stored>, StoreError> {
+        self.submit(Write {
+            user: user.clone(),
+            op,
+            now,
+        })
+        .await
     }
 
     pub(super) async fn get(
@@ -198,101 +166,5 @@ impl PgStore {
             .map_err(|e| self.fault(e))?;
         tx.commit().await.map_err(|e| self.fault(e))?;
         Ok(usize::try_from(removed).unwrap_or(usize::MAX))
-    }
-
-    /// Takes `user`'s next `seq` (and the row lock that orders the user's writers).
-    async fn next_seq(&self, tx: &Transaction<'_>, user: &UserId) -> Result<Seq, StoreError> {
-        let statement = tx
-            .prepare_cached(
-                "INSERT INTO feed_heads (user_id, seq) VALUES ($1, 1)
-                 ON CONFLICT (user_id) DO UPDATE SET seq = feed_heads.seq + 1 RETURNING seq",
-            )
-            .await
-            .map_err(|e| self.fault(e))?;
-        let row = tx
-            .query_one(&statement, &[&user.as_str()])
-            .await
-            .map_err(|e| self.fault(e))?;
-        Ok(seq_of(col(&row, 0)?))
-    }
-
-    async fn record_in(
-        &self,
-        tx: &Transaction<'_>,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Option<NotificationRecord>, StoreError> {
-        let statement = tx.prepare_cached(sql).await.map_err(|e| self.fault(e))?;
-        let row = tx
-            .query_opt(&statement, params)
-            .await
-            .map_err(|e| self.fault(e))?;
-        row.map(|row| decode(col(&row, 0)?)).transpose()
-    }
-
-    /// Writes a notification's new version, announces it and commits.
-    async fn write(
-        &self,
-        tx: Transaction<'_>,
-        user: &UserId,
-        record: &NotificationRecord,
-    ) -> Result<(), StoreError> {
-        let statement = tx
-            .prepare_cached(
-                "INSERT INTO notifications
-                     (user_id, id, seq, host, app_id, group_name, expires, record)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (user_id, id) DO UPDATE SET seq = EXCLUDED.seq,
-                     host = EXCLUDED.host, app_id = EXCLUDED.app_id,
-                     group_name = EXCLUDED.group_name, expires = EXCLUDED.expires,
-                     record = EXCLUDED.record",
-            )
-            .await
-            .map_err(|e| self.fault(e))?;
-        let content = &record.content;
-        tx.execute(
-            &statement,
-            &[
-                &user.as_str(),
-                &record.id.as_str(),
-                &seq_sql(record.seq),
-                &content.target_host_name,
-                &content.app_notification_id,
-                &content.group_name,
-                &content.expiration_date_time.as_millis(),
-                &encode(record)?,
-            ],
-        )
-        .await
-        .map_err(|e| self.fault(e))?;
-        tx.execute(
-            "SELECT pg_notify($1, $2)",
-            &[&CHANNEL, &payload(user, record.seq, Timestamp::now())],
-        )
-        .await
-        .map_err(|e| self.fault(e))?;
-        let started = Instant::now();
-        tx.commit().await.map_err(|e| self.fault(e))?;
-        self.committed(started);
-        Ok(())
-    }
-
-    /// Publishes a change this node committed and returns it as stored. A publish that
-    /// cannot read the database (a gap to fill, a link lost after the commit) leaves
-    /// the change to the catch-up that follows the link's recovery: it is committed.
-    async fn stored(&self, user: &UserId, record: NotificationRecord) -> Stored {
-        let notification = record.to_notification();
-        let change = Committed {
-            user: user.clone(),
-            seq: record.seq,
-            notification: notification.clone(),
-        };
-        if let Err(e) = self.advance(user, record.seq, Some(change)).await {
-            tracing::warn!(error = %e, "a committed change waits for the catch-up to be published");
-        }
-        Stored {
-            notification,
-            seq: record.seq,
-        }
     }
 }

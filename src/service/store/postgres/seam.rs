@@ -194,10 +194,18 @@ impl Store for PgStore {
     }
 
     async fn subscription(&self, unsid: &Unsid) -> Result<Option<SubscriptionRecord>, StoreError> {
+        if let Some(kept) = self.recent.subscription(unsid, Timestamp::now()) {
+            return Ok(Some(kept));
+        }
         let found = self
             .subscriptions_where("unsid = $1", &[&unsid.as_str()])
-            .await?;
-        Ok(found.into_iter().next())
+            .await?
+            .into_iter()
+            .next();
+        if let Some(found) = &found {
+            self.recent.put_subscription(found);
+        }
+        Ok(found)
     }
 
     async fn is_subscribed(

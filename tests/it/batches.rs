@@ -1,0 +1,154 @@
+//! Group commit on PostgreSQL (a private cluster, `pg.rs`): a burst of concurrent
+//! writes of several users is committed in a few transactions, each announced with one
+//! `pg_notify` that names every user's new head; each user's changes keep consecutive
+//! `seq`s in order, replacements and state changes queued together apply one after the
+//! other, and a device gets every change once, in order.
+
+use std::collections::HashMap;
+
+use futures_util::StreamExt;
+use tidings::protocol::validate::StatePatch;
+use tidings::protocol::{NotificationInput, ReadState, Seq, Timestamp, UserId};
+use tidings::service::store::PgConfig;
+use tokio_postgres::AsyncMessage;
+
+use crate::helpers::{DEADLINE, TestService, note};
+use crate::pg;
+
+/// Every `tidings_feed` payload sent on the database at `url` from now on (while the
+/// client returned is kept).
+async fn listen(
+    url: &str,
+) -> (
+    tokio_postgres::Client,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let (client, mut connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = messages.next().await {
+            if let AsyncMessage::Notification(note) = message {
+                let _ = tx.send(note.payload().to_owned());
+            }
+        }
+    });
+    client.batch_execute("LISTEN tidings_feed").await.unwrap();
+    (client, rx)
+}
+
+/// The heads a batch payload names: "<millis>\n<seq> <user>\n...".
+fn heads(payload: &str) -> Vec<(String, u64)> {
+    let (_, lines) = payload.split_once('\n').expect("a batch announcement");
+    lines
+        .split('\n')
+        .map(|line| {
+            let (seq, user) = line.split_once(' ').unwrap();
+            (user.to_owned(), seq.parse().unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_burst_of_writes_is_committed_in_few_transactions_each_announced_once() {
+    let url = pg::shared().new_database();
+    let config = PgConfig::new(&url);
+    let service = TestService::start_with(move |s| s.database = Some(config)).await;
+    let (_, device, _) = service.alice_and_contoso().await;
+    service.add_user("bob").await;
+    let store = service.state.store.clone();
+    let id_of = |name: &'static str| {
+        let store = store.clone();
+        async move { store.user_by_name(name).await.unwrap().unwrap().id }
+    };
+    let (alice, bob) = (id_of("alice").await, id_of("bob").await);
+    // Listening before the channel: its setup makes no feed change.
+    let (_listening, mut announced) = listen(&url).await;
+    let mut channel = device.channel(0).await;
+    channel.until_synced().await;
+
+    // 64 posts at once: alice's replace four notifications in turn (same
+    // appNotificationId), bob's are all new.
+    let now = Timestamp::now();
+    let content = |app_id: Option<String>, title: String| {
+        let mut body = note("contoso.com", &title);
+        if let Some(app_id) = app_id {
+            body["appNotificationId"] = app_id.into();
+        }
+        NotificationInput::from_json(body.to_string().as_bytes())
+            .unwrap()
+            .validate(now)
+            .unwrap()
+    };
+    let writes = (0..64).map(|i| {
+        let store = store.clone();
+        let (user, app_id) = if i % 2 == 0 {
+            (alice.clone(), Some(format!("slot-{}", i % 8)))
+        } else {
+            (bob.clone(), None)
+        };
+        let content = content(app_id, format!("n{i}"));
+        async move { (user.clone(), store.upsert(&user, content, now).await.unwrap()) }
+    });
+    let stored = futures_util::future::join_all(writes).await;
+    let mut by_user: HashMap<UserId, Vec<u64>> = HashMap::new();
+    for (user, s) in &stored {
+        by_user.entry(user.clone()).or_default().push(s.seq.0);
+    }
+    for seqs in by_user.values_mut() {
+        seqs.sort_unstable();
+        assert_eq!(*seqs, (1..=32).collect::<Vec<u64>>(), "consecutive, none twice");
+    }
+    let alice_ids: std::collections::HashSet<_> = stored
+        .iter()
+        .filter(|(user, _)| *user == alice)
+        .map(|(_, s)| s.notification.id.clone())
+        .collect();
+    assert_eq!(alice_ids.len(), 4, "replaced in place: four notifications");
+
+    // Then, at once: a read of each of alice's four and a post of bob's.
+    let read = StatePatch {
+        read_state: Some(ReadState::Read),
+        user_action_state: None,
+    };
+    let changes = alice_ids.iter().map(|id| {
+        let (store, alice) = (store.clone(), alice.clone());
+        async move { store.update_state(&alice, id, read, Timestamp::now()).await.unwrap() }
+    });
+    let extra = store.upsert(&bob, content(None, "last".to_owned()), now);
+    let (changed, extra) = tokio::join!(futures_util::future::join_all(changes), extra);
+    let mut changed: Vec<u64> = changed.into_iter().map(|c| c.unwrap().seq.0).collect();
+    changed.sort_unstable();
+    assert_eq!(changed, [33, 34, 35, 36]);
+    assert_eq!(extra.unwrap().seq, Seq(33));
+
+    // The device sees alice's 36 changes, in order, once each.
+    let mut seen = Vec::new();
+    while seen.len() < 36 {
+        seen.push(channel.next_change().await.0.0);
+    }
+    assert_eq!(seen, (1..=36).collect::<Vec<u64>>());
+
+    // Every head was announced, in few announcements.
+    let mut payloads = Vec::new();
+    let mut highest: HashMap<String, u64> = HashMap::new();
+    while highest.get(alice.as_str()) != Some(&36) || highest.get(bob.as_str()) != Some(&33) {
+        let payload = tokio::time::timeout(DEADLINE, announced.recv())
+            .await
+            .expect("every head announced")
+            .unwrap();
+        for (user, seq) in heads(&payload) {
+            let head = highest.entry(user).or_default();
+            *head = (*head).max(seq);
+        }
+        payloads.push(payload);
+    }
+    assert!(
+        payloads.len() <= 69 / 4,
+        "69 writes in {} transactions: not gathered",
+        payloads.len()
+    );
+    service.stop().await;
+}
