@@ -9,6 +9,10 @@
 //!    user's devices one on each node), 16 posters taking turns over the users:
 //!    deliveries (change frames received) per second, until every post's arrived.
 //!
+//! Beside each measure, what it cost (the capacity model of `docs/capacity.md`): CPU
+//! time of the nodes and of the PostgreSQL server and the WAL written, per 1,000 posts
+//! and per 1,000 deliveries, and the notifications table's size per 100,000 rows.
+//!
 //! Then a database outage: the real binary (a subprocess, so its CPU time is its own) on
 //! PostgreSQL, the database stopped for 5 s (1 s under `cargo test`): how many
 //! reconnect attempts it logged and the CPU it spent meanwhile (target: one log line
@@ -41,6 +45,8 @@ use tokio_util::sync::CancellationToken;
 
 #[path = "support/load.rs"]
 mod load;
+#[path = "support/meter.rs"]
+mod meter;
 #[path = "../tests/it/pg.rs"]
 #[allow(dead_code)]
 mod pg;
@@ -82,14 +88,22 @@ fn main() {
     let mut rows = Vec::new();
     for (name, database, count) in setups {
         println!("== {name}");
-        rows.push((name, measure(database.as_deref(), count, duration)));
+        let server = database.as_ref().and_then(|_| cluster.server_pid());
+        rows.push((name, measure(database.as_deref(), server, count, duration)));
     }
     println!(
         "\n| store | durable posts/s (16 posters) | POST -> device p50 / p99 at {LATENCY_RATE}/s | fan-out {USERS} users x {DEVICES} devices, deliveries/s |"
     );
     println!("|---|---|---|---|");
-    for (name, row) in rows {
+    for (name, (row, _)) in &rows {
         println!("| {name} | {row} |");
+    }
+    println!(
+        "\n| store | cost per 1,000 durable posts | cost per 1,000 fan-out deliveries | notifications table |"
+    );
+    println!("|---|---|---|---|");
+    for (name, (_, cost)) in &rows {
+        println!("| {name} | {cost} |");
     }
     let down = Duration::from_secs(if measuring { 5 } else { 1 });
     outage(&cluster, down);
@@ -155,10 +169,19 @@ fn outage(cluster: &pg::Cluster, down: Duration) {
 }
 
 /// The three measures against `count` fresh nodes of one store.
-fn measure(database: Option<&str>, count: usize, duration: Duration) -> String {
+/// The three measures against `count` fresh nodes of one store (`database`, on the
+/// PostgreSQL server whose pid is `db_server`; else sled): the row of figures, and the
+/// row of costs.
+fn measure(
+    database: Option<&str>,
+    db_server: Option<u32>,
+    count: usize,
+    duration: Duration,
+) -> (String, String) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let server = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name(meter::NODE_THREADS)
         .enable_all()
         .build()
         .unwrap();
@@ -171,10 +194,13 @@ fn measure(database: Option<&str>, count: usize, duration: Duration) -> String {
         .build()
         .unwrap();
 
+    let before = meter::read(db_server, database);
     let (posted, took) = client.block_on(load::throughput(&cast.posts[..POSTERS], duration));
+    let post_cost =
+        meter::since(before, db_server, database).per_thousand(posted, "posts", database.is_some());
     let rate = posted as f64 / took.as_secs_f64();
     println!(
-        "  durable posts: {posted} in {:.2} s = {rate:.0}/s",
+        "  durable posts: {posted} in {:.2} s = {rate:.0}/s; {post_cost}",
         took.as_secs_f64()
     );
 
@@ -192,18 +218,37 @@ fn measure(database: Option<&str>, count: usize, duration: Duration) -> String {
         latencies.len()
     );
 
+    let before = meter::read(db_server, database);
     let (delivered, posts, took) =
         client.block_on(load::fanout(&cast.listen, &cast.posts, duration));
+    let fanout_cost = meter::since(before, db_server, database).per_thousand(
+        delivered,
+        "deliveries",
+        database.is_some(),
+    );
     let deliveries = delivered as f64 / took.as_secs_f64();
     println!(
-        "  fan-out: {posts} posts, {delivered} deliveries in {:.2} s = {deliveries:.0}/s",
+        "  fan-out: {posts} posts, {delivered} deliveries in {:.2} s = {deliveries:.0}/s; {fanout_cost}",
         took.as_secs_f64()
+    );
+    let table = database.map_or_else(
+        || "-".to_owned(),
+        |url| {
+            let (bytes, rows) = meter::notifications_size(url);
+            format!(
+                "{:.1} MiB per 100,000 notifications ({rows} rows)",
+                bytes as f64 / rows.max(1) as f64 * 1e5 / 1024.0 / 1024.0
+            )
+        },
     );
     for node in nodes {
         node.shutdown.cancel();
         server.block_on(node.task).unwrap().unwrap();
     }
-    format!("{rate:.0} | {p50:.2} / {p99:.2} ms | {deliveries:.0}")
+    (
+        format!("{rate:.0} | {p50:.2} / {p99:.2} ms | {deliveries:.0}"),
+        format!("{post_cost} | {fanout_cost} | {table}"),
+    )
 }
 
 fn start_node(server: &Runtime, dir: &std::path::Path, database: Option<&str>) -> Node {

@@ -124,6 +124,13 @@ impl Cluster {
             .args(["-m", "fast", "-w", "stop"]));
     }
 
+    /// The server's process id (its postmaster), while it runs.
+    #[allow(dead_code)] // the nodes bench's capacity measures
+    pub fn server_pid(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.data().join("postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
     /// The connection URL of database `name`.
     pub fn url(&self, name: &str) -> String {
         format!(

@@ -30,11 +30,11 @@ use deadpool_postgres::Object;
 use tokio::sync::{Mutex as AsyncMutex, mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 
-use super::super::records::{NotificationRecord, decode, encode};
+use super::super::records::{NotificationRecord, encode};
 use super::super::{Committed, StoreError, Stored};
 use super::plan::{self, Plan, Write};
-use super::{CHANNEL, PgStore, col, follow, seq_of, seq_sql};
-use crate::protocol::{Timestamp, UserId};
+use super::{CHANNEL, PgStore, col, follow, note_of, seq_of, seq_sql};
+use crate::protocol::{Seq, Timestamp, UserId};
 use crate::service::store::health::Failure;
 
 /// Transactions in flight at once, each on its own pooled connection. One: a second
@@ -63,15 +63,15 @@ const LOCK_HEADS: &str = "INSERT INTO feed_heads (user_id, seq)
 /// lookup is a `LATERAL` subquery the planner cannot flatten (`LIMIT` / `OFFSET 0`), so
 /// it stays an index lookup per key whatever the table's size (a join of the arrays
 /// could be planned as a hash join over the whole table).
-const READ: &str = "SELECT n.user_id, n.record FROM unnest($1::text[], $2::text[]) AS k(u, i)
-         CROSS JOIN LATERAL (SELECT user_id, record FROM notifications
+const READ: &str = "SELECT n.user_id, n.seq, n.record FROM unnest($1::text[], $2::text[]) AS k(u, i)
+         CROSS JOIN LATERAL (SELECT user_id, seq, record FROM notifications
              WHERE user_id = k.u AND id = k.i LIMIT 1) n
-     UNION ALL SELECT n.user_id, n.record FROM unnest($3::text[], $4::text[], $5::text[]) AS k(u, h, a)
-         CROSS JOIN LATERAL (SELECT user_id, record FROM notifications
+     UNION ALL SELECT n.user_id, n.seq, n.record FROM unnest($3::text[], $4::text[], $5::text[]) AS k(u, h, a)
+         CROSS JOIN LATERAL (SELECT user_id, seq, record FROM notifications
              WHERE user_id = k.u AND host = k.h AND app_id = k.a
                  AND app_id IS NOT NULL LIMIT 1) n
-     UNION ALL SELECT n.user_id, n.record FROM unnest($6::text[], $7::text[], $8::text[]) AS k(u, h, g)
-         CROSS JOIN LATERAL (SELECT user_id, record FROM notifications
+     UNION ALL SELECT n.user_id, n.seq, n.record FROM unnest($6::text[], $7::text[], $8::text[]) AS k(u, h, g)
+         CROSS JOIN LATERAL (SELECT user_id, seq, record FROM notifications
              WHERE user_id = k.u AND host = k.h AND group_name = k.g OFFSET 0) n";
 
 /// Writes each changed notification's last version, moves each user's head (rows the
@@ -90,6 +90,28 @@ const WRITE: &str = "WITH written AS (
          ON CONFLICT (user_id) DO UPDATE SET seq = EXCLUDED.seq
          RETURNING 1)
      SELECT pg_notify($11, $12)";
+
+/// A batch of plain posts (no `appNotificationId`: nothing to read first) in one
+/// statement: each user's head moved by the user's count of posts (locking it, in user
+/// order; a concurrent writer's commit is waited for and built on), the rows written
+/// with `seq`s counted back from the new head (`back`: 0 for the user's last post), the
+/// batch announced, and the new heads returned. The records were encoded before their
+/// `seq`s were known: the column is the one that counts (`note_of`).
+const POSTS: &str = "WITH heads AS (
+         INSERT INTO feed_heads (user_id, seq) SELECT * FROM unnest($1::text[], $2::bigint[])
+         ON CONFLICT (user_id) DO UPDATE SET seq = feed_heads.seq + EXCLUDED.seq
+         RETURNING user_id, seq),
+     written AS (
+         INSERT INTO notifications (user_id, id, seq, host, app_id, group_name, expires, record)
+         SELECT r.u, r.i, h.seq - r.back, r.h, NULL, r.g, r.e, r.rec
+         FROM unnest($3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
+             $8::bigint[], $9::bytea[]) AS r(u, i, back, h, g, e, rec)
+         JOIN heads h ON h.user_id = r.u
+         RETURNING 1),
+     announced AS (
+         SELECT pg_notify($10, $11 || string_agg(E'\\n' || seq::text || ' ' || user_id, ''))
+         FROM heads)
+     SELECT h.user_id, h.seq FROM heads h, announced";
 
 /// What a writer is answered: the versions its write made, or why it failed.
 pub(super) type Answer = Result<Vec<Stored>, StoreError>;
@@ -164,6 +186,9 @@ impl PgStore {
     }
 
     async fn transact(&self, client: &Object, writes: &[Write]) -> Result<Plan, StoreError> {
+        if writes.iter().all(plain_post) {
+            return self.posts_in_one_trip(client, writes).await;
+        }
         let wanted = plan::wanted(writes);
         let (lock, read) = tokio::try_join!(
             client.prepare_cached(LOCK_HEADS),
@@ -207,7 +232,7 @@ impl PgStore {
             .map_err(|e| self.fault(e))?
             .iter()
             .map(|row| {
-                let record: NotificationRecord = decode(col(row, 1)?)?;
+                let record = note_of(row, 1)?;
                 Ok((UserId::new(col::<String>(row, 0)?), record))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -221,6 +246,65 @@ impl PgStore {
             return Ok(plan);
         }
         self.write_and_commit(client, &plan).await?;
+        Ok(plan)
+    }
+
+    /// A batch of plain posts: `BEGIN`, [`POSTS`] and `COMMIT` in one round trip.
+    async fn posts_in_one_trip(
+        &self,
+        client: &Object,
+        writes: &[Write],
+    ) -> Result<Plan, StoreError> {
+        let posts = client
+            .prepare_cached(POSTS)
+            .await
+            .map_err(|e| self.fault(e))?;
+        // Worked out from heads of zero: each user's posts numbered from 1, so a user's
+        // head in the plan is their count of posts.
+        let mut plan = plan::plan(writes, Vec::new(), HashMap::new());
+        let count = |user: &UserId| plan.heads.get(user).map_or(0, |head| head.0);
+        let rows = Rows::of(&plan.rows)?;
+        let back: Vec<i64> = plan
+            .rows
+            .iter()
+            .map(|(user, record)| seq_sql(Seq(count(user) - record.seq.0)))
+            .collect();
+        let (users, counts): (Vec<&str>, Vec<i64>) = plan
+            .heads
+            .iter()
+            .map(|(user, head)| (user.as_str(), seq_sql(*head)))
+            .unzip();
+        let at = Timestamp::now().as_millis().to_string();
+        let params: [&(dyn ToSql + Sync); 11] = [
+            &users,
+            &counts,
+            &rows.users,
+            &rows.ids,
+            &back,
+            &rows.hosts,
+            &rows.groups,
+            &rows.expires,
+            &rows.records,
+            &CHANNEL,
+            &at,
+        ];
+        let started = Instant::now();
+        let (begun, moved, committed) = tokio::join!(
+            client.batch_execute("BEGIN"),
+            client.query(&posts, &params),
+            client.batch_execute("COMMIT"),
+        );
+        begun.map_err(|e| self.fault(e))?;
+        let moved = moved.map_err(|e| self.fault(e))?;
+        committed.map_err(|e| self.fault(e))?;
+        self.committed(started);
+        let mut offsets = HashMap::with_capacity(moved.len());
+        for row in &moved {
+            let user = UserId::new(col::<String>(row, 0)?);
+            let offset = seq_of(col(row, 1)?).0.saturating_sub(count(&user));
+            offsets.insert(user, offset);
+        }
+        shift(&mut plan, writes, &offsets)?;
         Ok(plan)
     }
 
@@ -408,6 +492,38 @@ impl<'a> Rows<'a> {
         }
         Ok(columns)
     }
+}
+
+/// Whether `write` is a post with no `appNotificationId`: it reads nothing first.
+fn plain_post(write: &Write) -> bool {
+    matches!(&write.op, plan::Op::Upsert(content) if content.app_notification_id.is_none())
+}
+
+/// Moves a plan worked out from heads of zero to the heads the database had: each
+/// user's `seq`s up by the user's `offset`.
+fn shift(
+    plan: &mut Plan,
+    writes: &[Write],
+    offsets: &HashMap<UserId, u64>,
+) -> Result<(), StoreError> {
+    let offset = |user: &UserId| {
+        offsets.get(user).copied().ok_or_else(|| {
+            StoreError::Corrupt(format!("the database moved no feed head for user {user}"))
+        })
+    };
+    for (write, made) in writes.iter().zip(&mut plan.made) {
+        let by = offset(&write.user)?;
+        for record in made {
+            record.seq = Seq(record.seq.0 + by);
+        }
+    }
+    for (user, record) in &mut plan.rows {
+        record.seq = Seq(record.seq.0 + offset(user)?);
+    }
+    for (user, head) in &mut plan.heads {
+        *head = Seq(head.0 + offset(user)?);
+    }
+    Ok(())
 }
 
 /// Refuses a write whose text PostgreSQL cannot store (a NUL), before it can fail a

@@ -31,9 +31,8 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_postgres::AsyncMessage;
 
-use super::super::records::{NotificationRecord, decode};
 use super::super::{Committed, CountHook, Publish, RevokeHook, StoreError, TimeHook};
-use super::{CHANNEL, PgStore, REVOKED, col, seq_of, seq_sql};
+use super::{CHANNEL, PgStore, REVOKED, col, note_of, seq_of, seq_sql};
 use crate::protocol::{DeviceId, Seq, Timestamp, UserId};
 use crate::sync::lock;
 
@@ -224,7 +223,7 @@ impl PgStore {
         let rows = self
             .rows(
                 // A LATERAL lookup per range (see `batch::READ`): index scans only.
-                "SELECT n.user_id, n.record FROM unnest($1::text[], $2::bigint[], $3::bigint[])
+                "SELECT n.user_id, n.seq, n.record FROM unnest($1::text[], $2::bigint[], $3::bigint[])
                      AS r(u, after, upto)
                  CROSS JOIN LATERAL (SELECT user_id, seq, record FROM notifications
                      WHERE user_id = r.u AND seq > r.after AND seq <= r.upto OFFSET 0) n
@@ -235,7 +234,7 @@ impl PgStore {
         let mut changes: HashMap<UserId, Vec<Committed>> = HashMap::new();
         for row in rows {
             let user = UserId::new(col::<String>(&row, 0)?);
-            let record: NotificationRecord = decode(col(&row, 1)?)?;
+            let record = note_of(&row, 1)?;
             changes.entry(user.clone()).or_default().push(Committed {
                 user,
                 seq: record.seq,
@@ -256,7 +255,7 @@ impl PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT record FROM notifications
+                "SELECT seq, record FROM notifications
                  WHERE user_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
                 &[
                     &user.as_str(),
@@ -270,7 +269,7 @@ impl PgStore {
         let full = rows.len() == usize::try_from(CATCH_UP_CHUNK).unwrap_or(usize::MAX);
         let mut changes = Vec::with_capacity(rows.len());
         for row in rows {
-            let record: NotificationRecord = decode(col(&row, 0)?)?;
+            let record = note_of(&row, 0)?;
             changes.push(Committed {
                 user: user.clone(),
                 seq: record.seq,

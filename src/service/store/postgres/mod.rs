@@ -35,6 +35,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use tokio_util::sync::CancellationToken;
 
 use super::health::{Failure, Health};
+use super::records::{NotificationRecord, decode};
 use super::{Publish, StoreError, TimeHook};
 use crate::protocol::{Seq, Timestamp};
 
@@ -340,6 +341,16 @@ fn col<'a, T: tokio_postgres::types::FromSql<'a>>(
 ) -> Result<T, StoreError> {
     row.try_get(index)
         .map_err(|e| StoreError::Corrupt(format!("database column {index}: {e}")))
+}
+
+/// A notification from columns `at` (its `seq`) and `at + 1` (its `record`). The
+/// `seq` column is the one that counts: a batch of plain posts has the database assign
+/// `seq`s, after the records were encoded (`batch`), so the one inside may be a
+/// placeholder.
+fn note_of(row: &tokio_postgres::Row, at: usize) -> Result<NotificationRecord, StoreError> {
+    let mut record: NotificationRecord = decode(col(row, at + 1)?)?;
+    record.seq = seq_of(col(row, at)?);
+    Ok(record)
 }
 
 /// A `seq` as PostgreSQL's `bigint`.

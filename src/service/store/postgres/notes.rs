@@ -6,16 +6,16 @@
 //! change spends no `seq`. Reads (one notification, a feed page) and the purge of
 //! expired notifications are plain statements here.
 
-use super::super::records::{NotificationRecord, decode};
+use super::super::records::NotificationRecord;
 use super::super::{FeedScan, StoreError, Stored, is_live};
 use super::plan::{Op, Write};
-use super::{LOCK_PURGE, PgStore, col, seq_sql};
+use super::{LOCK_PURGE, PgStore, col, note_of, seq_sql};
 use crate::protocol::validate::StatePatch;
 use crate::protocol::{
     NotificationContent, NotificationId, Seq, Status, Timestamp, UserId, UserState,
 };
 
-const RECORD: &str = "SELECT record FROM notifications";
+const RECORD: &str = "SELECT seq, record FROM notifications";
 
 impl PgStore {
     pub(super) async fn upsert(
@@ -99,9 +99,7 @@ impl PgStore {
             )
             .await?;
         match rows.first() {
-            Some(row) => {
-                Ok(Some(decode::<NotificationRecord>(col(row, 0)?)?).filter(|r| is_live(r, now)))
-            }
+            Some(row) => Ok(Some(note_of(row, 0)?).filter(|r| is_live(r, now))),
             None => Ok(None),
         }
     }
@@ -128,7 +126,7 @@ impl PgStore {
             .await?;
         let mut scan = FeedScan::default();
         for row in rows {
-            let record: NotificationRecord = decode(col(&row, 0)?)?;
+            let record = note_of(&row, 0)?;
             scan.last_scanned = Some(record.seq);
             scan.records.push(record);
         }
