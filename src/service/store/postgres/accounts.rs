@@ -380,7 +380,7 @@ impl PgStore {
         rows.iter().map(subscription).collect()
     }
 
-    /// Whether `device` holds an unexpired subscription to `host` (see [`Recent`]).
+    /// Whether `device` holds an unexpired subscription to `host` (see `recent`).
     pub(super) async fn is_subscribed(
         &self,
         device: &DeviceId,

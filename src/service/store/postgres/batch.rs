@@ -30,11 +30,15 @@ use deadpool_postgres::Object;
 use tokio::sync::{Mutex as AsyncMutex, mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 
-use super::super::records::{NotificationRecord, encode};
+mod posts;
+mod statements;
+use posts::plain_post;
+use statements::{LOCK_HEADS, READ, Rows, WRITE};
+
 use super::super::{Committed, StoreError, Stored};
 use super::plan::{self, Plan, Write};
 use super::{CHANNEL, PgStore, col, follow, note_of, seq_of, seq_sql};
-use crate::protocol::{Seq, Timestamp, UserId};
+use crate::protocol::{Timestamp, UserId};
 use crate::service::store::health::Failure;
 
 /// Transactions in flight at once, each on its own pooled connection. One: a second
@@ -52,66 +56,6 @@ const QUEUE: usize = 4096;
 /// Bytes of a batch's announcement at most (PostgreSQL refuses 8000 or more): a batch
 /// closes when one more user would not fit.
 const MAX_PAYLOAD: usize = 7_800;
-
-/// Locks (creating when new) the head of each user, in the order given, and reads it.
-const LOCK_HEADS: &str = "INSERT INTO feed_heads (user_id, seq)
-     SELECT u, 0 FROM unnest($1::text[]) AS u
-     ON CONFLICT (user_id) DO UPDATE SET seq = feed_heads.seq
-     RETURNING user_id, seq";
-
-/// Every notification the batch names: by id, by appNotificationId, by group. Each
-/// lookup is a `LATERAL` subquery the planner cannot flatten (`LIMIT` / `OFFSET 0`), so
-/// it stays an index lookup per key whatever the table's size (a join of the arrays
-/// could be planned as a hash join over the whole table).
-const READ: &str = "SELECT n.user_id, n.seq, n.record FROM unnest($1::text[], $2::text[]) AS k(u, i)
-         CROSS JOIN LATERAL (SELECT user_id, seq, record FROM notifications
-             WHERE user_id = k.u AND id = k.i LIMIT 1) n
-     UNION ALL SELECT n.user_id, n.seq, n.record FROM unnest($3::text[], $4::text[], $5::text[]) AS k(u, h, a)
-         CROSS JOIN LATERAL (SELECT user_id, seq, record FROM notifications
-             WHERE user_id = k.u AND host = k.h AND app_id = k.a
-                 AND app_id IS NOT NULL LIMIT 1) n
-     UNION ALL SELECT n.user_id, n.seq, n.record FROM unnest($6::text[], $7::text[], $8::text[]) AS k(u, h, g)
-         CROSS JOIN LATERAL (SELECT user_id, seq, record FROM notifications
-             WHERE user_id = k.u AND host = k.h AND group_name = k.g OFFSET 0) n";
-
-/// Writes each changed notification's last version, moves each user's head (rows the
-/// batch locked; by key, as `LOCK_HEADS`) and announces the batch: one statement.
-const WRITE: &str = "WITH written AS (
-         INSERT INTO notifications (user_id, id, seq, host, app_id, group_name, expires, record)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
-             $6::text[], $7::bigint[], $8::bytea[])
-         ON CONFLICT (user_id, id) DO UPDATE SET seq = EXCLUDED.seq,
-             host = EXCLUDED.host, app_id = EXCLUDED.app_id,
-             group_name = EXCLUDED.group_name, expires = EXCLUDED.expires,
-             record = EXCLUDED.record
-         RETURNING 1),
-     moved AS (
-         INSERT INTO feed_heads (user_id, seq) SELECT * FROM unnest($9::text[], $10::bigint[])
-         ON CONFLICT (user_id) DO UPDATE SET seq = EXCLUDED.seq
-         RETURNING 1)
-     SELECT pg_notify($11, $12)";
-
-/// A batch of plain posts (no `appNotificationId`: nothing to read first) in one
-/// statement: each user's head moved by the user's count of posts (locking it, in user
-/// order; a concurrent writer's commit is waited for and built on), the rows written
-/// with `seq`s counted back from the new head (`back`: 0 for the user's last post), the
-/// batch announced, and the new heads returned. The records were encoded before their
-/// `seq`s were known: the column is the one that counts (`note_of`).
-const POSTS: &str = "WITH heads AS (
-         INSERT INTO feed_heads (user_id, seq) SELECT * FROM unnest($1::text[], $2::bigint[])
-         ON CONFLICT (user_id) DO UPDATE SET seq = feed_heads.seq + EXCLUDED.seq
-         RETURNING user_id, seq),
-     written AS (
-         INSERT INTO notifications (user_id, id, seq, host, app_id, group_name, expires, record)
-         SELECT r.u, r.i, h.seq - r.back, r.h, NULL, r.g, r.e, r.rec
-         FROM unnest($3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
-             $8::bigint[], $9::bytea[]) AS r(u, i, back, h, g, e, rec)
-         JOIN heads h ON h.user_id = r.u
-         RETURNING 1),
-     announced AS (
-         SELECT pg_notify($10, $11 || string_agg(E'\\n' || seq::text || ' ' || user_id, ''))
-         FROM heads)
-     SELECT h.user_id, h.seq FROM heads h, announced";
 
 /// What a writer is answered: the versions its write made, or why it failed.
 pub(super) type Answer = Result<Vec<Stored>, StoreError>;
@@ -246,65 +190,6 @@ impl PgStore {
             return Ok(plan);
         }
         self.write_and_commit(client, &plan).await?;
-        Ok(plan)
-    }
-
-    /// A batch of plain posts: `BEGIN`, [`POSTS`] and `COMMIT` in one round trip.
-    async fn posts_in_one_trip(
-        &self,
-        client: &Object,
-        writes: &[Write],
-    ) -> Result<Plan, StoreError> {
-        let posts = client
-            .prepare_cached(POSTS)
-            .await
-            .map_err(|e| self.fault(e))?;
-        // Worked out from heads of zero: each user's posts numbered from 1, so a user's
-        // head in the plan is their count of posts.
-        let mut plan = plan::plan(writes, Vec::new(), HashMap::new());
-        let count = |user: &UserId| plan.heads.get(user).map_or(0, |head| head.0);
-        let rows = Rows::of(&plan.rows)?;
-        let back: Vec<i64> = plan
-            .rows
-            .iter()
-            .map(|(user, record)| seq_sql(Seq(count(user) - record.seq.0)))
-            .collect();
-        let (users, counts): (Vec<&str>, Vec<i64>) = plan
-            .heads
-            .iter()
-            .map(|(user, head)| (user.as_str(), seq_sql(*head)))
-            .unzip();
-        let at = Timestamp::now().as_millis().to_string();
-        let params: [&(dyn ToSql + Sync); 11] = [
-            &users,
-            &counts,
-            &rows.users,
-            &rows.ids,
-            &back,
-            &rows.hosts,
-            &rows.groups,
-            &rows.expires,
-            &rows.records,
-            &CHANNEL,
-            &at,
-        ];
-        let started = Instant::now();
-        let (begun, moved, committed) = tokio::join!(
-            client.batch_execute("BEGIN"),
-            client.query(&posts, &params),
-            client.batch_execute("COMMIT"),
-        );
-        begun.map_err(|e| self.fault(e))?;
-        let moved = moved.map_err(|e| self.fault(e))?;
-        committed.map_err(|e| self.fault(e))?;
-        self.committed(started);
-        let mut offsets = HashMap::with_capacity(moved.len());
-        for row in &moved {
-            let user = UserId::new(col::<String>(row, 0)?);
-            let offset = seq_of(col(row, 1)?).0.saturating_sub(count(&user));
-            offsets.insert(user, offset);
-        }
-        shift(&mut plan, writes, &offsets)?;
         Ok(plan)
     }
 
@@ -451,79 +336,6 @@ impl Announced {
         self.users.insert(user.clone());
         true
     }
-}
-
-/// The plan's rows as the columns `WRITE_ROWS` takes.
-struct Rows<'a> {
-    users: Vec<&'a str>,
-    ids: Vec<&'a str>,
-    seqs: Vec<i64>,
-    hosts: Vec<&'a str>,
-    apps: Vec<Option<&'a str>>,
-    groups: Vec<Option<&'a str>>,
-    expires: Vec<i64>,
-    records: Vec<Vec<u8>>,
-}
-
-impl<'a> Rows<'a> {
-    fn of(rows: &'a [(UserId, NotificationRecord)]) -> Result<Self, StoreError> {
-        let mut columns = Rows {
-            users: Vec::with_capacity(rows.len()),
-            ids: Vec::with_capacity(rows.len()),
-            seqs: Vec::with_capacity(rows.len()),
-            hosts: Vec::with_capacity(rows.len()),
-            apps: Vec::with_capacity(rows.len()),
-            groups: Vec::with_capacity(rows.len()),
-            expires: Vec::with_capacity(rows.len()),
-            records: Vec::with_capacity(rows.len()),
-        };
-        for (user, record) in rows {
-            let content = &record.content;
-            columns.users.push(user.as_str());
-            columns.ids.push(record.id.as_str());
-            columns.seqs.push(seq_sql(record.seq));
-            columns.hosts.push(&content.target_host_name);
-            columns.apps.push(content.app_notification_id.as_deref());
-            columns.groups.push(content.group_name.as_deref());
-            columns
-                .expires
-                .push(content.expiration_date_time.as_millis());
-            columns.records.push(encode(record)?);
-        }
-        Ok(columns)
-    }
-}
-
-/// Whether `write` is a post with no `appNotificationId`: it reads nothing first.
-fn plain_post(write: &Write) -> bool {
-    matches!(&write.op, plan::Op::Upsert(content) if content.app_notification_id.is_none())
-}
-
-/// Moves a plan worked out from heads of zero to the heads the database had: each
-/// user's `seq`s up by the user's `offset`.
-fn shift(
-    plan: &mut Plan,
-    writes: &[Write],
-    offsets: &HashMap<UserId, u64>,
-) -> Result<(), StoreError> {
-    let offset = |user: &UserId| {
-        offsets.get(user).copied().ok_or_else(|| {
-            StoreError::Corrupt(format!("the database moved no feed head for user {user}"))
-        })
-    };
-    for (write, made) in writes.iter().zip(&mut plan.made) {
-        let by = offset(&write.user)?;
-        for record in made {
-            record.seq = Seq(record.seq.0 + by);
-        }
-    }
-    for (user, record) in &mut plan.rows {
-        record.seq = Seq(record.seq.0 + offset(user)?);
-    }
-    for (user, head) in &mut plan.heads {
-        *head = Seq(head.0 + offset(user)?);
-    }
-    Ok(())
 }
 
 /// Refuses a write whose text PostgreSQL cannot store (a NUL), before it can fail a

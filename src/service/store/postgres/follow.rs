@@ -23,18 +23,20 @@
 //! looks up the devices revoked since, the same as after a lost link. Memory stays
 //! bounded; no change is lost (`tidings_notify_overflows_total` counts these).
 
+mod announce;
+mod listen;
+
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use tokio::sync::mpsc;
-use tokio_postgres::AsyncMessage;
-
 use super::super::{Committed, CountHook, Publish, RevokeHook, StoreError, TimeHook};
-use super::{CHANNEL, PgStore, REVOKED, col, note_of, seq_of, seq_sql};
+use super::{PgStore, REVOKED, col, note_of, seq_of, seq_sql};
 use crate::protocol::{DeviceId, Seq, Timestamp, UserId};
 use crate::sync::lock;
+use announce::parse;
+pub(super) use announce::{batch_payload, entry_size};
+pub(super) use listen::start_listener;
 
 /// Changes read per query while catching up.
 const CATCH_UP_CHUNK: i64 = 1000;
@@ -42,9 +44,6 @@ const CATCH_UP_CHUNK: i64 = 1000;
 /// Feed notifications queued for the listener at most, by default (about 100 bytes
 /// each).
 pub const NOTIFY_QUEUE: usize = 10_000;
-
-/// Longest wait between two attempts to reconnect the listener.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// What the node has published.
 pub(super) struct Follow {
@@ -355,245 +354,5 @@ impl PgStore {
             }
         }
         self.advance_many(highest).await
-    }
-}
-
-/// The payload of a batch's `pg_notify`: when it was committed (milliseconds, for the
-/// notify-lag metric), then a line per user, "<new head> <user id>":
-/// `"1733480000000\n42 3f0c...\n7 9ab1..."`. A user id is a UUID (no newline).
-pub(super) fn batch_payload<'a>(
-    heads: impl IntoIterator<Item = (&'a UserId, &'a Seq)>,
-    at: Timestamp,
-) -> String {
-    use std::fmt::Write as _;
-    let mut text = at.as_millis().to_string();
-    for (user, seq) in heads {
-        let _ = write!(text, "\n{} {}", seq.0, user.as_str());
-    }
-    text
-}
-
-/// The bytes one user adds to [`batch_payload`] at most.
-pub(super) fn entry_size(user: &UserId) -> usize {
-    // A newline, up to 20 digits, a space, the id.
-    22 + user.as_str().len()
-}
-
-/// A feed notification's time and heads. Besides the batch form of [`batch_payload`],
-/// the one-change form "<seq> <committed millis> <user id>" of earlier versions is
-/// read too, so a node follows one that is not upgraded yet.
-fn parse(payload: &str) -> Option<(Timestamp, Vec<(UserId, Seq)>)> {
-    let Some((at, lines)) = payload.split_once('\n') else {
-        let mut parts = payload.splitn(3, ' ');
-        let seq = parts.next()?.parse().ok()?;
-        let at = parts.next()?.parse().ok()?;
-        let user = parts.next().filter(|u| !u.is_empty())?;
-        return Some((
-            Timestamp::from_millis(at),
-            vec![(UserId::new(user), Seq(seq))],
-        ));
-    };
-    let heads = lines
-        .split('\n')
-        .map(|line| {
-            let (seq, user) = line.split_once(' ')?;
-            let user = Some(user).filter(|u| !u.is_empty())?;
-            Some((UserId::new(user), Seq(seq.parse().ok()?)))
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some((Timestamp::from_millis(at.parse().ok()?), heads))
-}
-
-/// Starts the listener task; it ends when the store is dropped.
-pub(super) fn start_listener(store: &Arc<PgStore>) {
-    let weak = Arc::downgrade(store);
-    let stop = store.stop.clone();
-    tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            let outcome = tokio::select! {
-                () = stop.cancelled() => return,
-                outcome = session(&weak) => outcome,
-            };
-            let Some(store) = weak.upgrade() else { return };
-            match outcome {
-                Ok(()) => return,
-                Err(e) => {
-                    // A failed session that had connected starts the backoff over.
-                    if e.connected {
-                        backoff = Duration::from_millis(50);
-                    }
-                    store.link_lost(&format!("the database link failed: {}", e.message));
-                    lock(&store.follow.lost_at).get_or_insert_with(Timestamp::now);
-                }
-            }
-            drop(store);
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
-    });
-}
-
-/// How a session that had (`connected`) or had not connected ended, from its message.
-fn ended(connected: bool) -> impl Fn(String) -> Ended {
-    move |message| Ended { message, connected }
-}
-
-/// Why a listening session ended.
-struct Ended {
-    message: String,
-    /// Whether it had connected (and so caught up) before it ended.
-    connected: bool,
-}
-
-/// The listener's queue: notifications (or the error that ended the link) and when
-/// notifications were first dropped from it, full, since the follower last looked.
-type Queue = mpsc::Receiver<Result<tokio_postgres::Notification, String>>;
-type Dropped = Arc<Mutex<Option<Timestamp>>>;
-
-/// One listening connection: `LISTEN`, catch up, then follow notifications until the
-/// link drops (an error) or the store is gone (`Ok`).
-async fn session(weak: &Weak<PgStore>) -> Result<(), Ended> {
-    let (config, tls, queue) = match weak.upgrade() {
-        Some(store) => (
-            store.connection.clone(),
-            store.tls.clone(),
-            store.follow.queue,
-        ),
-        None => return Ok(()),
-    };
-    let (client, mut connection) = config
-        .connect(tls)
-        .await
-        .map_err(|e| ended(false)(super::message(&e)))?;
-    let (tx, mut rx) = mpsc::channel(queue);
-    let dropped = Dropped::default();
-    let noted = dropped.clone();
-    let driver = tokio::spawn(async move {
-        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(AsyncMessage::Notification(note)) => match tx.try_send(Ok(note)) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        lock(&noted).get_or_insert_with(Timestamp::now);
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => return,
-                },
-                Ok(_) => {}
-                Err(e) => {
-                    let _ = tx.send(Err(super::message(&e))).await;
-                    return;
-                }
-            }
-        }
-        let _ = tx
-            .send(Err("the database closed the connection".to_owned()))
-            .await;
-    });
-    let result = follow(weak, &client, &mut rx, &dropped).await;
-    driver.abort();
-    result
-}
-
-async fn follow(
-    weak: &Weak<PgStore>,
-    client: &tokio_postgres::Client,
-    rx: &mut Queue,
-    dropped: &Dropped,
-) -> Result<(), Ended> {
-    client
-        .batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {REVOKED}"))
-        .await
-        .map_err(|e| ended(false)(super::message(&e)))?;
-    {
-        let Some(store) = weak.upgrade() else {
-            return Ok(());
-        };
-        let lost = *lock(&store.follow.lost_at);
-        store
-            .catch_up_everything(lost)
-            .await
-            .map_err(|e| ended(false)(e.to_string()))?;
-        *lock(&store.follow.lost_at) = None;
-        store.link_back();
-    }
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first.map_err(ended(true))?];
-        while let Ok(next) = rx.try_recv() {
-            batch.push(next.map_err(ended(true))?);
-        }
-        let Some(store) = weak.upgrade() else {
-            return Ok(());
-        };
-        store
-            .notified(batch)
-            .await
-            .map_err(|e| ended(true)(e.to_string()))?;
-        let since = lock(dropped).take();
-        if since.is_some() {
-            tracing::warn!(
-                queue = store.follow.queue,
-                "this node fell behind the database's notifications and dropped some; catching up every user"
-            );
-            if let Some(observe) = store.follow.overflow_observer.get() {
-                observe();
-            }
-            store
-                .catch_up_everything(since)
-                .await
-                .map_err(|e| ended(true)(e.to_string()))?;
-        }
-    }
-    Err(ended(true)("the listener stopped".to_owned()))
-}
-
-impl PgStore {
-    /// Everything notifications would have told since `lost` (when some were lost):
-    /// every user's committed changes not yet published, and the devices revoked.
-    async fn catch_up_everything(&self, lost: Option<Timestamp>) -> Result<(), StoreError> {
-        self.catch_up_all().await?;
-        self.revoked_while_away(lost).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use super::*;
-
-    #[test]
-    fn payloads_round_trip_and_bad_ones_are_refused() {
-        let (a, b) = (UserId::new("a"), UserId::new("b"));
-        let heads = BTreeMap::from([(a.clone(), Seq(42)), (b.clone(), Seq(7))]);
-        let text = batch_payload(&heads, Timestamp::from_millis(9));
-        assert_eq!(text, "9\n42 a\n7 b");
-        assert_eq!(
-            parse(&text),
-            Some((Timestamp::from_millis(9), vec![(a, Seq(42)), (b, Seq(7))]))
-        );
-        assert!(text.len() <= 1 + heads.keys().map(entry_size).sum::<usize>());
-        assert_eq!(parse("9\nx a"), None);
-        assert_eq!(parse("9\n1 "), None);
-        assert_eq!(parse("x\n1 a"), None);
-        assert_eq!(parse(""), None);
-    }
-
-    #[test]
-    fn the_one_change_payloads_of_earlier_versions_are_read_too() {
-        assert_eq!(
-            parse("42 7 u 1"),
-            Some((
-                Timestamp::from_millis(7),
-                vec![(UserId::new("u 1"), Seq(42))]
-            ))
-        );
-        assert_eq!(parse("x 1 u"), None);
-        assert_eq!(parse("1 2"), None);
-        assert_eq!(parse("1 2 "), None);
     }
 }

@@ -1,0 +1,175 @@
+//! The listener: one connection of its own with `LISTEN tidings_feed` (and
+//! `tidings_revoked`), reconnected with a backoff when it drops. After every
+//! (re)connection it catches every user up from `feed_heads` before it handles
+//! announcements, and announcements wait in a bounded queue (see the parent module).
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_postgres::AsyncMessage;
+
+use super::super::super::StoreError;
+use super::super::{CHANNEL, PgStore, REVOKED};
+use crate::protocol::Timestamp;
+use crate::sync::lock;
+
+/// Longest wait between two attempts to reconnect the listener.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Starts the listener task; it ends when the store is dropped.
+pub(in super::super) fn start_listener(store: &Arc<PgStore>) {
+    let weak = Arc::downgrade(store);
+    let stop = store.stop.clone();
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let outcome = tokio::select! {
+                () = stop.cancelled() => return,
+                outcome = session(&weak) => outcome,
+            };
+            let Some(store) = weak.upgrade() else { return };
+            match outcome {
+                Ok(()) => return,
+                Err(e) => {
+                    // A failed session that had connected starts the backoff over.
+                    if e.connected {
+                        backoff = Duration::from_millis(50);
+                    }
+                    store.link_lost(&format!("the database link failed: {}", e.message));
+                    lock(&store.follow.lost_at).get_or_insert_with(Timestamp::now);
+                }
+            }
+            drop(store);
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    });
+}
+
+/// How a session that had (`connected`) or had not connected ended, from its message.
+fn ended(connected: bool) -> impl Fn(String) -> Ended {
+    move |message| Ended { message, connected }
+}
+
+/// Why a listening session ended.
+struct Ended {
+    message: String,
+    /// Whether it had connected (and so caught up) before it ended.
+    connected: bool,
+}
+
+/// The listener's queue: notifications (or the error that ended the link) and when
+/// notifications were first dropped from it, full, since the follower last looked.
+type Queue = mpsc::Receiver<Result<tokio_postgres::Notification, String>>;
+type Dropped = Arc<Mutex<Option<Timestamp>>>;
+
+/// One listening connection: `LISTEN`, catch up, then follow notifications until the
+/// link drops (an error) or the store is gone (`Ok`).
+async fn session(weak: &Weak<PgStore>) -> Result<(), Ended> {
+    let (config, tls, queue) = match weak.upgrade() {
+        Some(store) => (
+            store.connection.clone(),
+            store.tls.clone(),
+            store.follow.queue,
+        ),
+        None => return Ok(()),
+    };
+    let (client, mut connection) = config
+        .connect(tls)
+        .await
+        .map_err(|e| ended(false)(super::super::message(&e)))?;
+    let (tx, mut rx) = mpsc::channel(queue);
+    let dropped = Dropped::default();
+    let noted = dropped.clone();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(note)) => match tx.try_send(Ok(note)) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        lock(&noted).get_or_insert_with(Timestamp::now);
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
+                },
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = tx.send(Err(super::super::message(&e))).await;
+                    return;
+                }
+            }
+        }
+        let _ = tx
+            .send(Err("the database closed the connection".to_owned()))
+            .await;
+    });
+    let result = follow(weak, &client, &mut rx, &dropped).await;
+    driver.abort();
+    result
+}
+
+async fn follow(
+    weak: &Weak<PgStore>,
+    client: &tokio_postgres::Client,
+    rx: &mut Queue,
+    dropped: &Dropped,
+) -> Result<(), Ended> {
+    client
+        .batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {REVOKED}"))
+        .await
+        .map_err(|e| ended(false)(super::super::message(&e)))?;
+    {
+        let Some(store) = weak.upgrade() else {
+            return Ok(());
+        };
+        let lost = *lock(&store.follow.lost_at);
+        store
+            .catch_up_everything(lost)
+            .await
+            .map_err(|e| ended(false)(e.to_string()))?;
+        *lock(&store.follow.lost_at) = None;
+        store.link_back();
+    }
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first.map_err(ended(true))?];
+        while let Ok(next) = rx.try_recv() {
+            batch.push(next.map_err(ended(true))?);
+        }
+        let Some(store) = weak.upgrade() else {
+            return Ok(());
+        };
+        store
+            .notified(batch)
+            .await
+            .map_err(|e| ended(true)(e.to_string()))?;
+        let since = lock(dropped).take();
+        if since.is_some() {
+            tracing::warn!(
+                queue = store.follow.queue,
+                "this node fell behind the database's notifications and dropped some; catching up every user"
+            );
+            if let Some(observe) = store.follow.overflow_observer.get() {
+                observe();
+            }
+            store
+                .catch_up_everything(since)
+                .await
+                .map_err(|e| ended(true)(e.to_string()))?;
+        }
+    }
+    Err(ended(true)("the listener stopped".to_owned()))
+}
+
+impl PgStore {
+    /// Everything notifications would have told since `lost` (when some were lost):
+    /// every user's committed changes not yet published, and the devices revoked.
+    async fn catch_up_everything(&self, lost: Option<Timestamp>) -> Result<(), StoreError> {
+        self.catch_up_all().await?;
+        self.revoked_while_away(lost).await
+    }
+}
