@@ -1,9 +1,9 @@
 //! Group commit on PostgreSQL: many writers, one transaction.
 //!
 //! A feed write (a post, a state change, a delete, a group delete, of any user) is
-//! queued here and its writer waits. A few lanes ([`LANES`], each a task with a pooled
+//! queued here and its writer waits. The lanes ([`LANES`], each a task with a pooled
 //! connection) take what is queued, up to [`MAX_WRITES`] writes, and make it one
-//! transaction of two round trips:
+//! transaction of two round trips (one for a batch of plain posts, `posts`):
 //!
 //! 1. `BEGIN`; lock the head of every user in the batch (`feed_heads`, in user order,
 //!    so two batches never deadlock), and read every notification the writes name;
