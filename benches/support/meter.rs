@@ -102,7 +102,7 @@ fn tree_cpu(root: u32) -> Duration {
 
 /// The database server's WAL position, in bytes.
 fn wal_position(url: &str) -> u64 {
-    let mut client = postgres_client(url);
+    let mut client = Blocking::connect(url);
     let row = client
         .query_one(
             "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint",
@@ -114,7 +114,7 @@ fn wal_position(url: &str) -> u64 {
 
 /// The size of the `notifications` table with its indexes, and its rows.
 pub fn notifications_size(url: &str) -> (u64, u64) {
-    let mut client = postgres_client(url);
+    let mut client = Blocking::connect(url);
     let row = client
         .query_one(
             "SELECT pg_total_relation_size('notifications'), count(*) FROM notifications",
@@ -125,12 +125,7 @@ pub fn notifications_size(url: &str) -> (u64, u64) {
     (bytes.unsigned_abs(), rows.unsigned_abs())
 }
 
-/// A blocking client (a runtime of its own: called between measures).
-fn postgres_client(url: &str) -> Blocking {
-    Blocking::connect(url)
-}
-
-/// tokio-postgres driven by a small runtime of its own.
+/// tokio-postgres driven by a small runtime of its own (called between measures).
 struct Blocking {
     runtime: tokio::runtime::Runtime,
     client: tokio_postgres::Client,

@@ -19,6 +19,8 @@
 //! - a failure of the disk or the database link is reported ([`Store::failure`]), writes
 //!   are refused meanwhile, and [`Store::recover`] brings the store back.
 
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod health;
 mod postgres;
 pub mod records;
@@ -119,6 +121,17 @@ pub struct Committed {
     pub seq: Seq,
     /// The notification's new state.
     pub notification: Notification,
+}
+
+impl Committed {
+    /// `record`'s latest change, to `user`'s feed.
+    pub(crate) fn of(user: &UserId, record: &NotificationRecord) -> Self {
+        Self {
+            user: user.clone(),
+            seq: record.seq,
+            notification: record.to_notification(),
+        }
+    }
 }
 
 /// Called with each group of durable changes, per user in `seq` order.

@@ -233,12 +233,8 @@ impl PgStore {
         let mut changes: HashMap<UserId, Vec<Committed>> = HashMap::new();
         for row in rows {
             let user = UserId::new(col::<String>(&row, 0)?);
-            let record = note_of(&row, 1)?;
-            changes.entry(user.clone()).or_default().push(Committed {
-                user,
-                seq: record.seq,
-                notification: record.to_notification(),
-            });
+            let change = Committed::of(&user, &note_of(&row, 1)?);
+            changes.entry(user).or_default().push(change);
         }
         Ok(changes)
     }
@@ -268,12 +264,7 @@ impl PgStore {
         let full = rows.len() == usize::try_from(CATCH_UP_CHUNK).unwrap_or(usize::MAX);
         let mut changes = Vec::with_capacity(rows.len());
         for row in rows {
-            let record = note_of(&row, 0)?;
-            changes.push(Committed {
-                user: user.clone(),
-                seq: record.seq,
-                notification: record.to_notification(),
-            });
+            changes.push(Committed::of(user, &note_of(&row, 0)?));
         }
         let reached = match changes.last() {
             Some(last) if full => last.seq,

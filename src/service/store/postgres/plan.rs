@@ -264,23 +264,11 @@ pub(super) fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Payload, Priority, ReadState, TargetPolicy};
+    use crate::protocol::ReadState;
+    use crate::service::store::fixtures;
 
     fn content(app_id: Option<&str>, group: Option<&str>) -> NotificationContent {
-        NotificationContent {
-            target_host_name: "contoso.com".to_owned(),
-            app_notification_id: app_id.map(str::to_owned),
-            group_name: group.map(str::to_owned),
-            display_time_to_live: None,
-            expiration_date_time: Timestamp::from_millis(1_000_000),
-            priority: Priority::None,
-            payload: Payload {
-                visual_content: None,
-                raw_content: Some("r".to_owned()),
-            },
-            target_policy: TargetPolicy::default(),
-            fallback_policy: None,
-        }
+        fixtures::content(app_id, group, 1_000_000)
     }
 
     fn write(user: &str, op: Op) -> Write {
@@ -299,14 +287,10 @@ mod tests {
     }
 
     fn stored(seq: u64, id: &str, app_id: Option<&str>, group: Option<&str>) -> NotificationRecord {
-        NotificationRecord {
-            seq: Seq(seq),
-            id: NotificationId::new(id),
-            content: content(app_id, group),
-            created: Timestamp::from_millis(1),
-            modified: Timestamp::from_millis(1),
-            state: UserState::FRESH,
-        }
+        let mut record = fixtures::record(seq, id, app_id, group, 1_000_000);
+        record.created = Timestamp::from_millis(1);
+        record.modified = Timestamp::from_millis(1);
+        record
     }
 
     fn seqs(plan: &Plan) -> Vec<Vec<u64>> {

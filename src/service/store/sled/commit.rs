@@ -149,35 +149,12 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::protocol::{NotificationId, Seq, Timestamp, UserId};
+    use crate::protocol::UserId;
+    use crate::service::store::fixtures;
 
     fn change(seq: u64) -> Committed {
-        let record = crate::protocol::stored::NotificationRecord {
-            seq: Seq(seq),
-            id: NotificationId::new(format!("n{seq}")),
-            content: crate::protocol::NotificationContent {
-                target_host_name: "contoso.com".to_owned(),
-                app_notification_id: None,
-                group_name: None,
-                display_time_to_live: None,
-                expiration_date_time: Timestamp::from_millis(i64::MAX / 2),
-                priority: crate::protocol::Priority::None,
-                payload: crate::protocol::Payload {
-                    visual_content: None,
-                    raw_content: Some("r".to_owned()),
-                },
-                target_policy: crate::protocol::TargetPolicy::default(),
-                fallback_policy: None,
-            },
-            created: Timestamp::from_millis(0),
-            modified: Timestamp::from_millis(0),
-            state: crate::protocol::UserState::FRESH,
-        };
-        Committed {
-            user: UserId::new("u"),
-            seq: Seq(seq),
-            notification: record.to_notification(),
-        }
+        let record = fixtures::record(seq, &format!("n{seq}"), None, None, i64::MAX / 2);
+        Committed::of(&UserId::new("u"), &record)
     }
 
     /// A change written to memory before a flush failed, and queued after it, must not be

@@ -206,30 +206,10 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{NotificationContent, Payload, Priority, TargetPolicy, UserState};
+    use crate::service::store::fixtures;
 
     fn record(seq: u64, id: &str, app_id: Option<&str>, expires: i64) -> NotificationRecord {
-        NotificationRecord {
-            seq: Seq(seq),
-            id: NotificationId::new(id),
-            content: NotificationContent {
-                target_host_name: "contoso.com".to_owned(),
-                app_notification_id: app_id.map(str::to_owned),
-                group_name: None,
-                display_time_to_live: None,
-                expiration_date_time: Timestamp::from_millis(expires),
-                priority: Priority::None,
-                payload: Payload {
-                    visual_content: None,
-                    raw_content: Some("r".to_owned()),
-                },
-                target_policy: TargetPolicy::default(),
-                fallback_policy: None,
-            },
-            created: Timestamp::from_millis(0),
-            modified: Timestamp::from_millis(0),
-            state: UserState::FRESH,
-        }
+        fixtures::record(seq, id, app_id, None, expires)
     }
 
     #[test]

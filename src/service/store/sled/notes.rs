@@ -242,11 +242,7 @@ impl SledStore {
             .insert(keys::note(user, &record.id), encode(record)?)
             .map_err(|e| self.failed_write(e))?;
         index.put(user, old, record);
-        Ok(backend.committer.enqueue(vec![Committed {
-            user: user.clone(),
-            seq: record.seq,
-            notification: record.to_notification(),
-        }]))
+        Ok(backend.committer.enqueue(vec![Committed::of(user, record)]))
     }
 }
 
