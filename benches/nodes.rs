@@ -23,6 +23,8 @@
 //! cluster the bench starts (`tests/it/pg.rs`; durable settings: fsync and
 //! synchronous commit on), the load from a separate thread. `TIDINGS_BENCH_SECS`
 //! (default 10) per measure; under `cargo test` one second each, as a smoke test.
+//! `TIDINGS_BENCH_STATEMENTS=1` also prints, after each durable-posts measure, the
+//! statements PostgreSQL spent its time on (`pg_stat_statements`).
 
 #![allow(
     clippy::unwrap_used,
@@ -79,7 +81,11 @@ fn main() {
         .unwrap_or(10);
     let measuring = std::env::args().any(|a| a == "--bench");
     let duration = Duration::from_secs(if measuring { secs } else { 1 });
-    let cluster = pg::Cluster::start();
+    let cluster = if meter::statements_wanted() {
+        pg::Cluster::start_with(|_| meter::STATEMENTS_OPTIONS.to_owned())
+    } else {
+        pg::Cluster::start()
+    };
     let setups: [(&str, Option<String>, usize); 3] = [
         ("sled", None, 1),
         ("PostgreSQL, 1 node", Some(cluster.new_database()), 1),
@@ -199,6 +205,9 @@ fn measure(
     let post_cost =
         meter::since(before, db_server, database).per_thousand(posted, "posts", database.is_some());
     let rate = posted as f64 / took.as_secs_f64();
+    if let Some(url) = database.filter(|_| meter::statements_wanted()) {
+        meter::print_statements(url);
+    }
     println!(
         "  durable posts: {posted} in {:.2} s = {rate:.0}/s; {post_cost}",
         took.as_secs_f64()

@@ -125,6 +125,33 @@ pub fn notifications_size(url: &str) -> (u64, u64) {
     (bytes.unsigned_abs(), rows.unsigned_abs())
 }
 
+/// The server options that load `pg_stat_statements`.
+pub const STATEMENTS_OPTIONS: &str = "-c shared_preload_libraries=pg_stat_statements";
+
+/// Whether `TIDINGS_BENCH_STATEMENTS` asks for the statements' costs.
+pub fn statements_wanted() -> bool {
+    std::env::var_os("TIDINGS_BENCH_STATEMENTS").is_some_and(|v| v != "0")
+}
+
+/// Prints the statements the database at `url` spent most time on since the last call
+/// (calls, time per call, rows), then starts counting afresh.
+pub fn print_statements(url: &str) {
+    let mut client = Blocking::connect(url);
+    client.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+    for row in client.query(
+        "SELECT calls, total_exec_time, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 80)
+         FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 8",
+    ) {
+        let (calls, total, rows, query): (i64, f64, i64, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        println!(
+            "    {calls:>7} calls {:>7.1} us each {rows:>7} rows  {query}",
+            total * 1e3 / calls.max(1) as f64
+        );
+    }
+    client.execute("SELECT pg_stat_statements_reset()");
+}
+
 /// tokio-postgres driven by a small runtime of its own (called between measures).
 struct Blocking {
     runtime: tokio::runtime::Runtime,
@@ -145,6 +172,16 @@ impl Blocking {
             client
         });
         Self { runtime, client }
+    }
+
+    fn query(&mut self, sql: &str) -> Vec<tokio_postgres::Row> {
+        self.runtime.block_on(self.client.query(sql, &[])).unwrap()
+    }
+
+    fn execute(&mut self, sql: &str) {
+        self.runtime
+            .block_on(self.client.batch_execute(sql))
+            .unwrap();
     }
 
     fn query_one(

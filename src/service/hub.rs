@@ -208,6 +208,24 @@ impl Hub {
         }
     }
 
+    /// Counts `user`'s feed durable up to `upto` without offering the changes, when no
+    /// channel of theirs is open: true then. Under the lock registration takes, so a
+    /// channel registered after learns `upto` and reads the changes from the store, and
+    /// one registered before makes this false and the changes are published.
+    pub fn pass_over(&self, user: &UserId, upto: Seq) -> bool {
+        let mut inner = self.lock();
+        if inner
+            .channels
+            .get(user)
+            .is_some_and(|slots| !slots.is_empty())
+        {
+            return false;
+        }
+        let durable = inner.durable.entry(user.clone()).or_insert(upto);
+        *durable = (*durable).max(upto);
+        true
+    }
+
     /// After the store was reopened: takes each user's durable `seq` from what is on
     /// disk and closes every channel, so each device resyncs from its cursor (a change
     /// answered with an error may have reached the disk unpublished).

@@ -120,6 +120,8 @@ impl ServiceState {
         store.on_notify_overflow(Box::new(move || observed.notify_overflowed()));
         let closer = hub.clone();
         store.on_remote_revoke(Box::new(move |device| closer.revoke(device)));
+        let watcher = hub.clone();
+        store.on_unwatched(Box::new(move |user, upto| watcher.pass_over(user, upto)));
         let admission = admission::Admission::new(settings.posts.clone());
         Ok(Arc::new(Self {
             passwords,

@@ -90,3 +90,59 @@ async fn expired_notifications_are_purged_everywhere() {
     );
     service.stop().await;
 }
+
+/// What a user keeps (the quota's input) is counted as rows come and go: a replace in
+/// place and a state change keep the count, a purge takes off exactly what it removed,
+/// down to nothing.
+#[tokio::test]
+async fn what_a_user_keeps_is_counted_through_replace_change_and_purge() {
+    let service = TestService::start().await;
+    let user = UserId::new(service.add_user("alice").await);
+    let app = service.add_app("contoso.com").await;
+    let device = service.sign_in("alice", "linux").await;
+    let unsid = device.subscribe("contoso.com").await;
+    let usage = || async {
+        let usage = service.state.store.usage(&user).await.unwrap();
+        (usage.notifications, usage.bytes)
+    };
+    assert_eq!(usage().await, (0, 0));
+    let mut short = note("contoso.com", "short-lived");
+    short["appNotificationId"] = json!("short");
+    short["expirationDateTime"] = json!(
+        service
+            .state
+            .now()
+            .plus(Duration::from_secs(60))
+            .to_rfc3339()
+    );
+    service.post_ok(&app, &unsid, &short).await;
+    let kept = service
+        .post_ok(&app, &unsid, &note("contoso.com", "default expiry"))
+        .await;
+    let (count, two) = usage().await;
+    assert_eq!(count, 2);
+
+    short["payload"]["visualContent"]["body"] = json!("b".repeat(2_000));
+    service.post_ok(&app, &unsid, &short).await;
+    let (count, replaced) = usage().await;
+    assert_eq!(count, 2, "a replace in place is no new notification");
+    assert!(replaced > two + 1_900, "{replaced} bytes after {two}");
+    device.mark_read(kept.id.as_str()).await;
+    assert_eq!(usage().await.0, 2, "a state change is no new notification");
+
+    service.state.clock.advance(Duration::from_secs(120));
+    wait_until("the short-lived one is purged and uncounted", || async {
+        usage().await.0 == 1
+    })
+    .await;
+    assert!(usage().await.1 < two, "its bytes went with it");
+    service
+        .state
+        .clock
+        .advance(Duration::from_secs(8 * 24 * 3600));
+    wait_until("everything is purged and nothing counted", || async {
+        usage().await == (0, 0)
+    })
+    .await;
+    service.stop().await;
+}

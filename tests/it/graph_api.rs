@@ -76,15 +76,7 @@ async fn replace_keeps_the_id_resets_state_and_reaches_devices_in_place() {
     body["appNotificationId"] = json!("order-42");
     let first = service.post_ok(&app, &unsid, &body).await;
 
-    let patched = device
-        .http
-        .patch(format!("{}/v1/me/notifications/{}", service.url, first.id))
-        .bearer_auth(&device.token)
-        .json(&json!({"readState": "read"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(patched.status(), 200);
+    device.mark_read(first.id.as_str()).await;
 
     let mut channel = device.channel(2).await;
     channel.until_synced().await;

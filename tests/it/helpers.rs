@@ -305,6 +305,19 @@ impl Device {
         body["value"].as_array().unwrap().clone()
     }
 
+    /// Marks notification `id` read with this device's token; must answer 200.
+    pub async fn mark_read(&self, id: &str) {
+        let patched = self
+            .http
+            .patch(format!("{}/v1/me/notifications/{id}", self.url))
+            .bearer_auth(&self.token)
+            .json(&serde_json::json!({"readState": "read"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(patched.status(), 200);
+    }
+
     /// `GET path` with this device's token; must answer 200. Returns the JSON body.
     pub async fn get_json(&self, path: &str) -> Value {
         let response = self

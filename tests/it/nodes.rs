@@ -371,6 +371,96 @@ async fn a_node_refuses_a_database_of_a_newer_schema_and_says_what_to_do() {
     );
 }
 
+/// A node reads other nodes' changes only for users it has channels for; a channel
+/// that opens there while another node posts still gets every change once, in order,
+/// whether the node passed over them (the backlog then brings them) or published them.
+#[tokio::test]
+async fn a_channel_opening_on_a_node_that_passed_over_its_user_misses_nothing() {
+    const BEFORE: u64 = 10;
+    const DURING: u64 = 60;
+    let url = pg::shared().new_database();
+    let (a, b) = tokio::join!(node(&url), node(&url));
+    let (app, _on_a, unsid) = a.alice_and_contoso().await;
+    let on_b = b.sign_in("alice", "windows").await;
+    on_b.subscribe("contoso.com").await;
+    for i in 0..BEFORE {
+        a.post_ok(&app, &unsid, &note("contoso.com", &format!("before {i}")))
+            .await;
+    }
+    let burst = async {
+        for i in 0..DURING {
+            a.post_ok(&app, &unsid, &note("contoso.com", &format!("during {i}")))
+                .await;
+        }
+    };
+    let watch = async {
+        // Opened once the burst is under way.
+        tokio::task::yield_now().await;
+        let mut channel = on_b.channel(0).await;
+        let (backlog, synced) = channel.until_synced().await;
+        let mut seen: Vec<u64> = backlog.iter().map(|(seq, _)| seq.0).collect();
+        assert_eq!(seen.last().copied().unwrap_or(0), synced.0);
+        while seen.len() < usize::try_from(BEFORE + DURING).unwrap() {
+            seen.push(channel.next_change().await.0.0);
+        }
+        seen
+    };
+    let ((), seen) = tokio::join!(burst, watch);
+    let every: Vec<u64> = (1..=BEFORE + DURING).collect();
+    assert_eq!(seen, every, "each change once, in seq order");
+    a.stop().await;
+    b.stop().await;
+}
+
+/// A database of schema 1 (no usage kept beside the heads) gets each user's usage
+/// counted from their rows when a node of this version first opens it.
+#[tokio::test]
+async fn the_usage_a_user_keeps_is_counted_when_the_schema_is_upgraded() {
+    let url = pg::shared().new_database();
+    let service = node(&url).await;
+    let (app, _device, unsid) = service.alice_and_contoso().await;
+    for i in 0..3 {
+        service
+            .post_ok(&app, &unsid, &note("contoso.com", &format!("n{i}")))
+            .await;
+    }
+    let dir = service.stop().await;
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "ALTER TABLE feed_heads DROP COLUMN kept, DROP COLUMN kept_bytes;
+             DELETE FROM tidings_schema WHERE version = 2",
+        )
+        .await
+        .unwrap();
+    let row = client
+        .query_one(
+            "SELECT user_id, count(*), sum(octet_length(record))::bigint FROM notifications GROUP BY user_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (user, count, bytes): (String, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    let mut settings = crate::helpers::test_settings(dir.path().to_owned());
+    settings.database = Some(PgConfig::new(&url));
+    let state = tidings::service::ServiceState::open(settings)
+        .await
+        .unwrap();
+    let usage = state
+        .store
+        .usage(&tidings::protocol::UserId::new(user))
+        .await
+        .unwrap();
+    assert_eq!(
+        (usage.notifications, usage.bytes),
+        (count.unsigned_abs(), bytes.unsigned_abs())
+    );
+    assert_eq!(count, 3);
+}
+
 #[tokio::test]
 async fn the_database_link_is_tls_checked_against_the_ca_given() {
     let cluster = Cluster::start_with(|dir| {

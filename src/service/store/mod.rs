@@ -150,6 +150,11 @@ pub type CountHook = Box<dyn Fn() + Send + Sync>;
 /// Told of a device another node revoked.
 pub type RevokeHook = Box<dyn Fn(&DeviceId) + Send + Sync>;
 
+/// Asked whether a user's changes up to a `seq`, committed by another node, may go
+/// unread: true (and the user's feed counted as published up to there) when no channel
+/// of this node watches that user, whose devices will read them from the store.
+pub type PassHook = Box<dyn Fn(&UserId, Seq) -> bool + Send + Sync>;
+
 /// A change as stored (a post, a state change or a delete): the notification as it
 /// now is, and the feed position of the change.
 #[derive(Debug, Clone)]
@@ -205,6 +210,9 @@ pub trait Store: Send + Sync {
     /// Tells `revoked` of each device another node revoked (a shared store only), so
     /// this node closes its channels too.
     fn on_remote_revoke(&self, _revoked: RevokeHook) {}
+    /// Lets `pass` spare this node reading other nodes' changes of users it has no
+    /// channel for (a shared store only).
+    fn on_unwatched(&self, _pass: PassHook) {}
     /// Bytes the store takes (on disk, or the database's size).
     async fn size(&self) -> Result<u64, StoreError>;
 

@@ -9,10 +9,12 @@
 //!    so two batches never deadlock), and read every notification the writes name;
 //! 2. work out the batch in memory ([`plan`]: each user's writes take consecutive
 //!    `seq`s, in queue order); then one statement writes every changed row, moves the
-//!    heads (`UNNEST` of arrays) and sends one `pg_notify` naming each user's new head;
-//!    `COMMIT`.
+//!    heads and what each user keeps (`UNNEST` of arrays) and sends one `pg_notify`
+//!    naming each user's new head; `COMMIT`.
 //!
-//! Only then is the batch published to this node's hub and every writer answered, so a
+//! The batch holds its users' gates (`follow`) from before it commits until it is
+//! published, so the node's own announcement of it never reads it back. Only then is
+//! the batch published to this node's hub and every writer answered, so a
 //! `201` still means committed (the service's sessions run with
 //! `synchronous_commit = on`). A batch that fails fails each of its writers with the
 //! same error, and nothing of it is published. A value PostgreSQL cannot hold (a NUL in
@@ -22,12 +24,13 @@
 //! order is still commit order, and what a batch reads is what the batches before it
 //! committed.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
 
 use deadpool_postgres::Object;
-use tokio::sync::{Mutex as AsyncMutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 
 mod posts;
@@ -41,10 +44,12 @@ use super::{CHANNEL, PgStore, col, follow, note_of, seq_of, seq_sql};
 use crate::protocol::{Timestamp, UserId};
 use crate::service::store::health::Failure;
 
-/// Transactions in flight at once, each on its own pooled connection. One: a second
-/// lane takes what arrives while the first commits, so both commit smaller batches, and
-/// the database's cost is per statement more than per row (`cargo bench --bench nodes`,
-/// one node, 16 posters: 1 lane 5,908 posts/s, 2 lanes 5,501, 4 lanes 4,505).
+/// Transactions in flight at once, each on its own pooled connection, each user's
+/// writes always in the same lane (so two lanes of a node never wait on each other's
+/// head locks). One: the database's cost is per statement more than per row, and on 2
+/// cores a second lane only splits the batches (`cargo bench --bench nodes`, 16
+/// posters: one node 1 lane 8,294 to 10,005 posts/s, 2 lanes 7,024; two nodes 2 lanes
+/// 2,483, their four transactions waiting on each other's heads through every fsync).
 pub const LANES: usize = 1;
 
 /// Writes in one transaction at most.
@@ -66,21 +71,37 @@ struct Queued {
     done: oneshot::Sender<Answer>,
 }
 
-/// Where writers queue their writes.
+/// Where writers queue their writes: one queue per lane, each user's writes always on
+/// the same one.
 pub(super) struct Queue {
-    tx: mpsc::Sender<Queued>,
+    lanes: Vec<mpsc::Sender<Queued>>,
 }
 
-/// The lanes' end of the queue, and a write that did not fit the last batch.
+impl Queue {
+    /// The queue of the lane that takes `user`'s writes.
+    fn of(&self, user: &UserId) -> &mpsc::Sender<Queued> {
+        let mut hasher = std::hash::DefaultHasher::new();
+        user.hash(&mut hasher);
+        let lane = usize::try_from(hasher.finish() % self.lanes.len() as u64).unwrap_or(0);
+        &self.lanes[lane]
+    }
+}
+
+/// One lane's end of its queue, and a write that did not fit its last batch.
 pub(super) struct Intake {
     rx: mpsc::Receiver<Queued>,
     carry: Option<Queued>,
 }
 
-/// A new queue and its lanes' end.
-pub(super) fn queue() -> (Queue, Intake) {
-    let (tx, rx) = mpsc::channel(QUEUE);
-    (Queue { tx }, Intake { rx, carry: None })
+/// A new queue and its lanes' ends.
+pub(super) fn queue() -> (Queue, Vec<Intake>) {
+    let (lanes, intakes) = (0..LANES)
+        .map(|_| {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            (tx, Intake { rx, carry: None })
+        })
+        .unzip();
+    (Queue { lanes }, intakes)
 }
 
 impl PgStore {
@@ -91,17 +112,24 @@ impl PgStore {
         let closed = || StoreError::Unavailable(Failure::other("the store is closed"));
         let (done, answer) = oneshot::channel();
         self.queue
-            .tx
+            .of(&write.user)
             .send(Queued { write, done })
             .await
             .map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }
 
-    /// Commits one batch, publishes it, and answers its writers.
+    /// Commits one batch, publishes it, and answers its writers. The batch's users'
+    /// gates are held from before the commit until it is published, so the node's own
+    /// announcement of it, which may come first, waits and then has nothing to read.
     async fn run_batch(&self, batch: Vec<Queued>) {
         let (writes, answers): (Vec<Write>, Vec<_>) =
             batch.into_iter().map(|q| (q.write, q.done)).unzip();
+        let users: BTreeSet<&UserId> = writes.iter().map(|w| &w.user).collect();
+        let _held = self
+            .follow
+            .hold(&users.into_iter().collect::<Vec<_>>())
+            .await;
         match self.commit_batch(&writes).await {
             Ok(plan) => {
                 let stored = self.publish_batch(&writes, plan).await;
@@ -262,7 +290,7 @@ impl PgStore {
             answers.push(stored);
         }
         for (user, changes) in by_user {
-            if let Err(e) = self.publish_local(&user, changes).await {
+            if let Err(e) = self.publish_held(&user, changes).await {
                 tracing::warn!(error = %e, "a committed change waits for the catch-up to be published");
             }
         }
@@ -271,17 +299,15 @@ impl PgStore {
 }
 
 /// Starts the lanes; they end when the store is dropped.
-pub(super) fn start(store: &Arc<PgStore>, intake: Intake) {
-    let intake = Arc::new(AsyncMutex::new(intake));
-    for _ in 0..LANES {
+pub(super) fn start(store: &Arc<PgStore>, intakes: Vec<Intake>) {
+    for mut intake in intakes {
         let weak = Arc::downgrade(store);
-        let intake = intake.clone();
         let stop = store.stop.clone();
         tokio::spawn(async move {
             loop {
                 let batch = tokio::select! {
                     () = stop.cancelled() => return,
-                    batch = next_batch(&intake) => batch,
+                    batch = next_batch(&mut intake) => batch,
                 };
                 let (Some(batch), Some(store)) = (batch, weak.upgrade()) else {
                     return;
@@ -293,8 +319,7 @@ pub(super) fn start(store: &Arc<PgStore>, intake: Intake) {
 }
 
 /// The next batch: the first write to come, and every one queued behind it that fits.
-async fn next_batch(intake: &AsyncMutex<Intake>) -> Option<Vec<Queued>> {
-    let mut intake = intake.lock().await;
+async fn next_batch(intake: &mut Intake) -> Option<Vec<Queued>> {
     let first = match intake.carry.take() {
         Some(carried) => carried,
         None => intake.rx.recv().await?,

@@ -30,7 +30,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::super::{Committed, CountHook, Publish, RevokeHook, StoreError, TimeHook};
+use tokio::sync::OwnedMutexGuard;
+
+use super::super::{Committed, CountHook, PassHook, Publish, RevokeHook, StoreError, TimeHook};
 use super::{PgStore, REVOKED, col, note_of, seq_of, seq_sql};
 use crate::protocol::{DeviceId, Seq, Timestamp, UserId};
 use crate::sync::lock;
@@ -52,6 +54,8 @@ pub(super) struct Follow {
     gates: Mutex<HashMap<UserId, Arc<tokio::sync::Mutex<()>>>>,
     lag_observer: std::sync::OnceLock<TimeHook>,
     revoke_observer: std::sync::OnceLock<RevokeHook>,
+    /// Says whether a user's changes may go unread (no channel here watches them).
+    unwatched: std::sync::OnceLock<PassHook>,
     /// When the listener last lost its link (revocations since then are looked up when
     /// it is back: their notifications were lost with it).
     lost_at: Mutex<Option<Timestamp>>,
@@ -69,6 +73,7 @@ impl Follow {
             gates: Mutex::default(),
             lag_observer: std::sync::OnceLock::new(),
             revoke_observer: std::sync::OnceLock::new(),
+            unwatched: std::sync::OnceLock::new(),
             lost_at: Mutex::new(None),
             queue: queue.max(1),
             overflow_observer: std::sync::OnceLock::new(),
@@ -108,6 +113,23 @@ impl Follow {
         let _ = self.revoke_observer.set(observe);
     }
 
+    /// Lets `pass` spare reads of users no channel here watches.
+    pub fn on_unwatched(&self, pass: PassHook) {
+        let _ = self.unwatched.set(pass);
+    }
+
+    /// Counts `user`'s changes up to `upto` published without reading them, if no
+    /// channel here watches `user`: true then. Called with `user`'s gate held.
+    fn pass_over(&self, user: &UserId, upto: Seq) -> bool {
+        let passed = self.unwatched.get().is_some_and(|pass| pass(user, upto));
+        if passed {
+            let mut published = lock(&self.published);
+            let at = published.entry(user.clone()).or_insert(upto);
+            *at = (*at).max(upto);
+        }
+        passed
+    }
+
     fn revoked(&self, device: &DeviceId) {
         if let Some(observe) = self.revoke_observer.get() {
             observe(device);
@@ -116,6 +138,16 @@ impl Follow {
 
     fn gate(&self, user: &UserId) -> Arc<tokio::sync::Mutex<()>> {
         lock(&self.gates).entry(user.clone()).or_default().clone()
+    }
+
+    /// Holds the gates of `users`, which come in user order: every taker of several
+    /// gates takes them in that order, so none waits on another in a cycle.
+    pub(super) async fn hold(&self, users: &[&UserId]) -> Vec<OwnedMutexGuard<()>> {
+        let mut held = Vec::with_capacity(users.len());
+        for user in users {
+            held.push(self.gate(user).lock_owned().await);
+        }
+        held
     }
 
     fn publish_upto(&self, user: &UserId, changes: Vec<Committed>, upto: Seq) {
@@ -138,6 +170,9 @@ impl PgStore {
     /// [`Self::advance`], with `user`'s gate held.
     async fn advance_held(&self, user: &UserId, upto: Seq) -> Result<(), StoreError> {
         let mut from = self.follow.published(user);
+        if from < upto && self.follow.pass_over(user, upto) {
+            return Ok(());
+        }
         while from < upto {
             let (changes, reached) = self.changes(user, from, upto).await?;
             self.follow.publish_upto(user, changes, reached);
@@ -147,9 +182,11 @@ impl PgStore {
     }
 
     /// Publishes `changes`, consecutive changes of `user` this node just committed,
-    /// unless published already (the announcement came first); what lies between the
-    /// last published and them (another node's) is read from the database first.
-    pub(super) async fn publish_local(
+    /// with `user`'s gate held (`Follow::hold`); what lies between the last published
+    /// and them (another node's) is read from the database first. The batch took the
+    /// gate before it committed, so the announcement of its own commit waits for this
+    /// and then finds nothing left to read.
+    pub(super) async fn publish_held(
         &self,
         user: &UserId,
         changes: Vec<Committed>,
@@ -157,8 +194,6 @@ impl PgStore {
         let Some(upto) = changes.last().map(|c| c.seq) else {
             return Ok(());
         };
-        let gate = self.follow.gate(user);
-        let _one_at_a_time = gate.lock().await;
         let from = self.follow.published(user);
         let fresh: Vec<Committed> = changes.into_iter().filter(|c| c.seq > from).collect();
         match fresh.first() {
@@ -181,20 +216,22 @@ impl PgStore {
         if behind.is_empty() {
             return Ok(());
         }
-        // In user order, as every taker of several gates does: no deadlock.
         behind.sort_unstable();
-        let mut held = Vec::with_capacity(behind.len());
-        for (user, _) in &behind {
-            held.push(self.follow.gate(user).lock_owned().await);
-        }
+        let users: Vec<&UserId> = behind.iter().map(|(user, _)| user).collect();
+        let _held = self.follow.hold(&users).await;
         let ranges: Vec<(UserId, Seq, Seq)> = behind
             .into_iter()
             .map(|(user, upto)| {
                 let from = self.follow.published(&user);
                 (user, from, upto)
             })
-            .filter(|(_, from, upto)| upto > from)
+            // Nothing left: this node's own batch, published while its announcement
+            // waited; nothing to read: no channel here watches the user.
+            .filter(|(user, from, upto)| upto > from && !self.follow.pass_over(user, *upto))
             .collect();
+        if ranges.is_empty() {
+            return Ok(());
+        }
         let span: u64 = ranges.iter().map(|(_, from, upto)| upto.0 - from.0).sum();
         if span > CATCH_UP_CHUNK.unsigned_abs() {
             for (user, _, upto) in &ranges {

@@ -179,7 +179,7 @@ impl PgStore {
             tracing::info!(versions = ?applied, "database schema migrated");
         }
         drop(client);
-        let (queue, intake) = batch::queue();
+        let (queue, intakes) = batch::queue();
         let store = Arc::new(Self {
             pool,
             connection,
@@ -196,7 +196,7 @@ impl PgStore {
         let heads = store.heads().await?;
         store.follow.seed(heads);
         follow::start_listener(&store);
-        batch::start(&store, intake);
+        batch::start(&store, intakes);
         accounts::start_ack_writer(&store);
         Ok(store)
     }

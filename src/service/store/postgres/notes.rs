@@ -134,8 +134,10 @@ impl PgStore {
     }
 
     /// Removes up to `max` expired notifications, unless another node is purging now
-    /// (then 0: it will have removed them). `feed_heads` is untouched, so feed
-    /// positions never go back.
+    /// (then 0: it will have removed them). Each user's `seq` is untouched, so feed
+    /// positions never go back; what they keep goes down by what was removed. Their
+    /// heads are locked first, in user order, as a batch locks them before it touches
+    /// a row: a purge and a batch never wait on each other in a cycle.
     pub(super) async fn purge_expired(
         &self,
         now: Timestamp,
@@ -153,15 +155,40 @@ impl PgStore {
             return Ok(0);
         }
         let limit = i64::try_from(max).unwrap_or(i64::MAX);
-        let removed = tx
-            .execute(
-                "DELETE FROM notifications WHERE ctid IN (
-                     SELECT ctid FROM notifications WHERE expires <= $1 LIMIT $2
-                     FOR UPDATE SKIP LOCKED)",
-                &[&now.as_millis(), &limit],
+        let now = now.as_millis();
+        let users: Vec<String> = tx
+            .query(
+                "SELECT user_id FROM feed_heads WHERE user_id IN (
+                     SELECT user_id FROM notifications WHERE expires <= $1 LIMIT $2)
+                 ORDER BY user_id FOR UPDATE",
+                &[&now, &limit],
             )
             .await
-            .map_err(|e| self.fault(e))?;
+            .map_err(|e| self.fault(e))?
+            .iter()
+            .map(|row| col(row, 0))
+            .collect::<Result<_, _>>()?;
+        let removed: i64 = col(
+            &tx.query_one(
+                "WITH gone AS (
+                     DELETE FROM notifications WHERE ctid IN (
+                         SELECT ctid FROM notifications
+                         WHERE expires <= $1 AND user_id = ANY($3) LIMIT $2
+                         FOR UPDATE SKIP LOCKED)
+                     RETURNING user_id, octet_length(record) AS len),
+                 per_user AS (
+                     SELECT user_id, count(*) AS n, sum(len) AS len FROM gone GROUP BY user_id),
+                 lowered AS (
+                     UPDATE feed_heads h SET kept = h.kept - p.n, kept_bytes = h.kept_bytes - p.len
+                     FROM per_user p WHERE h.user_id = p.user_id
+                     RETURNING 1)
+                 SELECT coalesce(sum(n), 0)::bigint FROM per_user",
+                &[&now, &limit, &users],
+            )
+            .await
+            .map_err(|e| self.fault(e))?,
+            0,
+        )?;
         tx.commit().await.map_err(|e| self.fault(e))?;
         Ok(usize::try_from(removed).unwrap_or(usize::MAX))
     }

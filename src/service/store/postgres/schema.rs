@@ -8,7 +8,10 @@
 //!
 //! Accounts are plain columns (readable with `psql`); a notification keeps its full
 //! state in `record` (the versioned postcard encoding the sled store uses too), beside
-//! the columns the queries need.
+//! the columns the queries need. `feed_heads` holds each user's last `seq` and what they
+//! keep (`kept` notifications of `kept_bytes` record bytes): every statement that adds
+//! or removes a user's rows moves these in the same transaction, under the head's row
+//! lock.
 
 use tokio_postgres::Client;
 
@@ -73,6 +76,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX notifications_by_app_id ON notifications (user_id, host, app_id)
         WHERE app_id IS NOT NULL;
     CREATE INDEX notifications_by_expiry ON notifications (expires);
+    ",
+    // 2: each user's usage kept beside their head (the quota reads it, not a count of
+    // their rows), counted once from the rows there are.
+    r"
+    ALTER TABLE feed_heads ADD COLUMN kept bigint NOT NULL DEFAULT 0,
+        ADD COLUMN kept_bytes bigint NOT NULL DEFAULT 0;
+    UPDATE feed_heads h SET kept = c.kept, kept_bytes = c.kept_bytes
+        FROM (SELECT user_id, count(*) AS kept, sum(octet_length(record)) AS kept_bytes
+              FROM notifications GROUP BY user_id) c
+        WHERE c.user_id = h.user_id;
     ",
 ];
 

@@ -8,8 +8,9 @@ use crate::protocol::{
 };
 
 use super::super::{
-    AppRecord, CountHook, DeviceRecord, FeedScan, NotificationRecord, RefreshRecord, Removed,
-    Reseed, RevokeHook, Store, StoreError, Stored, SubscriptionRecord, TimeHook, Usage, UserRecord,
+    AppRecord, CountHook, DeviceRecord, FeedScan, NotificationRecord, PassHook, RefreshRecord,
+    Removed, Reseed, RevokeHook, Store, StoreError, Stored, SubscriptionRecord, TimeHook, Usage,
+    UserRecord,
 };
 use super::{PgStore, col};
 use crate::service::store::health::Failure;
@@ -55,6 +56,10 @@ impl Store for PgStore {
         self.follow.on_revoke(revoked);
     }
 
+    fn on_unwatched(&self, pass: PassHook) {
+        self.follow.on_unwatched(pass);
+    }
+
     async fn size(&self) -> Result<u64, StoreError> {
         let rows = self
             .rows("SELECT pg_database_size(current_database())", &[])
@@ -78,7 +83,7 @@ impl Store for PgStore {
     async fn usage(&self, user: &UserId) -> Result<Usage, StoreError> {
         let rows = self
             .rows(
-                "SELECT count(*), coalesce(sum(octet_length(record)), 0)::bigint FROM notifications WHERE user_id = $1",
+                "SELECT kept, kept_bytes FROM feed_heads WHERE user_id = $1",
                 &[&user.as_str()],
             )
             .await?;

@@ -35,13 +35,21 @@ impl PgStore {
             .iter()
             .map(|(user, record)| seq_sql(Seq(count(user) - record.seq.0)))
             .collect();
+        let mut bytes: HashMap<&str, i64> = HashMap::with_capacity(plan.heads.len());
+        for (user, record) in rows.users.iter().zip(&rows.records) {
+            *bytes.entry(user).or_default() += i64::try_from(record.len()).unwrap_or(i64::MAX);
+        }
         let (users, counts): (Vec<&str>, Vec<i64>) = plan
             .heads
             .iter()
             .map(|(user, head)| (user.as_str(), seq_sql(*head)))
             .unzip();
+        let sizes: Vec<i64> = users
+            .iter()
+            .map(|user| bytes.get(user).copied().unwrap_or_default())
+            .collect();
         let at = Timestamp::now().as_millis().to_string();
-        let params: [&(dyn ToSql + Sync); 11] = [
+        let params: [&(dyn ToSql + Sync); 12] = [
             &users,
             &counts,
             &rows.users,
@@ -53,6 +61,7 @@ impl PgStore {
             &rows.records,
             &CHANNEL,
             &at,
+            &sizes,
         ];
         let started = Instant::now();
         let (begun, moved, committed) = tokio::join!(

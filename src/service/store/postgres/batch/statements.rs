@@ -27,32 +27,53 @@ pub(super) const READ: &str = "SELECT n.user_id, n.seq, n.record FROM unnest($1:
          CROSS JOIN LATERAL (SELECT user_id, seq, record FROM notifications
              WHERE user_id = k.u AND host = k.h AND group_name = k.g OFFSET 0) n";
 
-/// Writes each changed notification's last version, moves each user's head (rows the
-/// batch locked; by key, as `LOCK_HEADS`) and announces the batch: one statement.
-pub(super) const WRITE: &str = "WITH written AS (
-         INSERT INTO notifications (user_id, id, seq, host, app_id, group_name, expires, record)
+/// Writes each changed notification's last version, moves each user's head and what
+/// they keep (rows the batch locked; by key, as `LOCK_HEADS`; the versions replaced are
+/// read by key from the statement's snapshot, which does not see its own writes) and
+/// announces the batch: one statement.
+pub(super) const WRITE: &str = "WITH new AS (
          SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
-             $6::text[], $7::bigint[], $8::bytea[])
+             $6::text[], $7::bigint[], $8::bytea[]) AS r(u, i, s, h, a, g, e, rec)),
+     old AS (
+         SELECT n.user_id AS u, octet_length(n.record) AS len FROM new
+         CROSS JOIN LATERAL (SELECT user_id, record FROM notifications
+             WHERE user_id = new.u AND id = new.i LIMIT 1) n),
+     kept AS (
+         SELECT u, sum(n) AS n, sum(len) AS len FROM (
+             SELECT u, 1 AS n, octet_length(rec) AS len FROM new
+             UNION ALL SELECT u, -1, -len FROM old) d
+         GROUP BY u),
+     written AS (
+         INSERT INTO notifications (user_id, id, seq, host, app_id, group_name, expires, record)
+         SELECT * FROM new
          ON CONFLICT (user_id, id) DO UPDATE SET seq = EXCLUDED.seq,
              host = EXCLUDED.host, app_id = EXCLUDED.app_id,
              group_name = EXCLUDED.group_name, expires = EXCLUDED.expires,
              record = EXCLUDED.record
          RETURNING 1),
      moved AS (
-         INSERT INTO feed_heads (user_id, seq) SELECT * FROM unnest($9::text[], $10::bigint[])
-         ON CONFLICT (user_id) DO UPDATE SET seq = EXCLUDED.seq
+         INSERT INTO feed_heads (user_id, seq, kept, kept_bytes)
+         SELECT h.u, h.s, coalesce(k.n, 0), coalesce(k.len, 0)
+         FROM unnest($9::text[], $10::bigint[]) AS h(u, s) LEFT JOIN kept k ON k.u = h.u
+         ON CONFLICT (user_id) DO UPDATE SET seq = EXCLUDED.seq,
+             kept = feed_heads.kept + EXCLUDED.kept,
+             kept_bytes = feed_heads.kept_bytes + EXCLUDED.kept_bytes
          RETURNING 1)
      SELECT pg_notify($11, $12)";
 
 /// A batch of plain posts (no `appNotificationId`: nothing to read first) in one
-/// statement: each user's head moved by the user's count of posts (locking it, in user
-/// order; a concurrent writer's commit is waited for and built on), the rows written
+/// statement: each user's head moved by the user's count of posts, and what they keep
+/// by those posts and their bytes (locking it, in user order; a concurrent writer's
+/// commit is waited for and built on), the rows written
 /// with `seq`s counted back from the new head (`back`: 0 for the user's last post), the
 /// batch announced, and the new heads returned. The records were encoded before their
 /// `seq`s were known: the column is the one that counts (`note_of`).
 pub(super) const POSTS: &str = "WITH heads AS (
-         INSERT INTO feed_heads (user_id, seq) SELECT * FROM unnest($1::text[], $2::bigint[])
-         ON CONFLICT (user_id) DO UPDATE SET seq = feed_heads.seq + EXCLUDED.seq
+         INSERT INTO feed_heads (user_id, seq, kept, kept_bytes)
+         SELECT u, n, n, len FROM unnest($1::text[], $2::bigint[], $12::bigint[]) AS p(u, n, len)
+         ON CONFLICT (user_id) DO UPDATE SET seq = feed_heads.seq + EXCLUDED.seq,
+             kept = feed_heads.kept + EXCLUDED.kept,
+             kept_bytes = feed_heads.kept_bytes + EXCLUDED.kept_bytes
          RETURNING user_id, seq),
      written AS (
          INSERT INTO notifications (user_id, id, seq, host, app_id, group_name, expires, record)
