@@ -75,6 +75,20 @@ pub enum ClientFrame {
     },
 }
 
+/// A `change` frame's JSON from borrowed parts: the same text as
+/// [`ServerFrame::Change`] gives, without cloning the notification (the hub shares one
+/// change among every channel of its user).
+pub fn change_json(seq: Seq, notification: &Notification) -> Result<String, serde_json::Error> {
+    /// `ServerFrame::Change`, borrowed.
+    #[derive(Serialize)]
+    #[serde(tag = "type", rename = "change")]
+    struct Change<'a> {
+        seq: Seq,
+        notification: &'a Notification,
+    }
+    serde_json::to_string(&Change { seq, notification })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,11 +5,13 @@
 //! Every send waits at most `SEND_TIMEOUT` (30 s) and gives way to the hub's kill signal and
 //! to shutdown, so a device that stops reading never holds a task or memory for long.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite;
 
@@ -19,7 +21,7 @@ use crate::protocol::{
 
 use super::State;
 use super::feed;
-use super::hub::{CloseReason, Kill, Registration};
+use super::hub::{CloseReason, Kill, Live, Registration};
 use super::store::{DeviceRecord, StoreError, Stored};
 
 /// Longest wait for one frame to be written before the device counts as too slow.
@@ -28,6 +30,8 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Backlog items read from the store per page.
 const BACKLOG_PAGE: usize = 256;
+/// Live changes sent in one write at most (when the hub has queued several).
+const LIVE_BATCH: usize = 64;
 
 /// Why a channel ended.
 #[derive(Debug)]
@@ -111,14 +115,7 @@ impl Session {
                     let change = change.ok_or_else(|| {
                         End::Killed(kill.reason().unwrap_or(CloseReason::TooSlow))
                     })?;
-                    let now = self.state.now();
-                    if change.seq > durable
-                        && feed::visible(self.state.store.as_ref(), &self.device, &change.notification, now).await?
-                    {
-                        let frame = ServerFrame::Change { seq: change.seq, notification: change.notification.clone() };
-                        self.send(&frame).await?;
-                        self.sent = self.sent.max(change.seq);
-                    }
+                    self.live(change, &mut registration.rx, durable).await?;
                 }
                 message = stream.next() => {
                     let message = message.ok_or(End::Peer)?.map_err(|e| read_failed(&e))?;
@@ -133,6 +130,47 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Sends `first` and whatever else the hub has queued (up to [`LIVE_BATCH`]) that
+    /// this device may see, newer than the backlog's end `durable`: each change's frame
+    /// as the hub serialised it once for all the user's channels, all in one write.
+    async fn live(
+        &mut self,
+        first: Arc<Live>,
+        queued: &mut mpsc::Receiver<Arc<Live>>,
+        durable: Seq,
+    ) -> Result<(), End> {
+        let mut changes = vec![first];
+        while changes.len() < LIVE_BATCH {
+            let Ok(next) = queued.try_recv() else { break };
+            changes.push(next);
+        }
+        let now = self.state.now();
+        let mut frames = Vec::with_capacity(changes.len());
+        let mut newest = self.sent;
+        for live in &changes {
+            let change = &live.change;
+            if change.seq > durable
+                && feed::visible(
+                    self.state.store.as_ref(),
+                    &self.device,
+                    &change.notification,
+                    now,
+                )
+                .await?
+            {
+                frames.push(Message::Text(live.frame().map_err(|_| End::Peer)?));
+                newest = newest.max(change.seq);
+            }
+        }
+        let count = frames.len();
+        self.write_all(frames).await?;
+        self.sent = newest;
+        for _ in 0..count {
+            self.state.metrics.delivered();
+        }
+        Ok(())
     }
 
     async fn backlog(&mut self, cursor: Seq, durable: Seq) -> Result<(), End> {
@@ -278,10 +316,26 @@ impl Session {
 
     /// Writes one message, giving way to the hub's kill, shutdown and the send timeout.
     async fn write(&mut self, message: Message) -> Result<(), End> {
+        self.write_all(vec![message]).await
+    }
+
+    /// Writes `messages` and flushes once (one write for all, as far as the socket
+    /// takes them), giving way to the hub's kill, shutdown and the send timeout.
+    async fn write_all(&mut self, messages: Vec<Message>) -> Result<(), End> {
+        if messages.is_empty() {
+            return Ok(());
+        }
         let shutdown = self.state.shutdown.clone();
         let kill = self.kill.clone();
+        let sink = &mut self.sink;
+        let written = async move {
+            for message in messages {
+                sink.feed(message).await?;
+            }
+            sink.flush().await
+        };
         tokio::select! {
-            result = tokio::time::timeout(SEND_TIMEOUT, self.sink.send(message)) => match result {
+            result = tokio::time::timeout(SEND_TIMEOUT, written) => match result {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(_)) => Err(End::Peer),
                 Err(_) => Err(End::Killed(CloseReason::TooSlow)),

@@ -1,14 +1,17 @@
 //! The hub: fan-out of durable feed changes to the open channels of each user.
 //!
 //! The group committer calls [`Hub::publish`] after every flush, in `seq` order. The hub
-//! records each user's durable `seq` and offers the change to every registered channel
-//! of that user with `try_send` on a bounded queue: a channel whose queue is full is
+//! records each user's durable `seq` and offers the change (one [`Live`], its frame
+//! serialised once for all of them) to every registered channel of that user with
+//! `try_send` on a bounded queue: a channel whose queue is full is
 //! disconnected (its device resyncs from its cursor), so a slow device never makes the
 //! service buffer without bound.
 //!
 //! Registration and publishing share one lock, so a channel learns the durable `seq`
 //! at the instant it registered: every change up to it is in the store for the backlog,
-//! every later one arrives on its queue.
+//! every later one arrives on its queue. A node that shares its store with others
+//! passes over the changes of users it has no channel for ([`Hub::pass_over`]) under
+//! that same lock.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -16,6 +19,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use axum::extract::ws::Utf8Bytes;
+
+use crate::protocol::frames::change_json;
 use crate::protocol::{DeviceId, Seq, UserId};
 
 use super::store::Committed;
@@ -58,10 +64,36 @@ impl Kill {
     }
 }
 
+/// A durable change as the hub offers it: one shared by every channel of its user,
+/// its `change` frame serialised once, by the first channel that sends it.
+pub struct Live {
+    /// The change.
+    pub change: Committed,
+    frame: OnceLock<Utf8Bytes>,
+}
+
+impl Live {
+    fn new(change: Committed) -> Self {
+        Self {
+            change,
+            frame: OnceLock::new(),
+        }
+    }
+
+    /// The change's frame, as JSON text.
+    pub fn frame(&self) -> Result<Utf8Bytes, serde_json::Error> {
+        if let Some(frame) = self.frame.get() {
+            return Ok(frame.clone());
+        }
+        let text = Utf8Bytes::from(change_json(self.change.seq, &self.change.notification)?);
+        Ok(self.frame.get_or_init(|| text).clone())
+    }
+}
+
 struct Slot {
     id: u64,
     device: DeviceId,
-    tx: mpsc::Sender<Arc<Committed>>,
+    tx: mpsc::Sender<Arc<Live>>,
     kill: Kill,
 }
 
@@ -82,7 +114,7 @@ pub struct Hub {
 /// A channel's place in the hub; unregisters when dropped.
 pub struct Registration {
     /// Live changes of the user, after `durable`.
-    pub rx: mpsc::Receiver<Arc<Committed>>,
+    pub rx: mpsc::Receiver<Arc<Live>>,
     /// The user's durable `seq` when the channel registered.
     pub durable: Seq,
     /// Fires when the hub closes this channel.
@@ -195,7 +227,7 @@ impl Hub {
             let Some(slots) = inner.channels.get_mut(&change.user) else {
                 continue;
             };
-            let change = Arc::new(change);
+            let change = Arc::new(Live::new(change));
             slots.retain(|slot| match slot.tx.try_send(change.clone()) {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
@@ -280,6 +312,24 @@ mod tests {
                 state: crate::protocol::UserState::FRESH,
             },
         }
+    }
+
+    #[test]
+    fn a_live_change_is_serialised_once_as_the_change_frame() {
+        let committed = change(&UserId::new("alice"), 9);
+        let owned = crate::protocol::ServerFrame::Change {
+            seq: committed.seq,
+            notification: committed.notification.clone(),
+        };
+        let live = Live::new(committed);
+        let first = live.frame().unwrap();
+        assert_eq!(first.as_str(), serde_json::to_string(&owned).unwrap());
+        let again = live.frame().unwrap();
+        assert_eq!(
+            first.as_str().as_ptr(),
+            again.as_str().as_ptr(),
+            "the second channel shares the first one's text"
+        );
     }
 
     #[test]
