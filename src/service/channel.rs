@@ -134,7 +134,8 @@ impl Session {
 
     /// Sends `first` and whatever else the hub has queued (up to [`LIVE_BATCH`]) that
     /// this device may see, newer than the backlog's end `durable`: each change's frame
-    /// as the hub serialised it once for all the user's channels, all in one write.
+    /// as the hub serialised it once for all the user's channels, flushed once (the
+    /// channel's write buffer gathers them into as few writes as its size allows).
     async fn live(
         &mut self,
         first: Arc<Live>,

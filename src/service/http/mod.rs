@@ -33,6 +33,11 @@ use error::ApiError;
 /// Bytes read from a channel's socket at a time.
 const CHANNEL_READ_BUFFER: usize = 1024;
 
+/// Bytes of frames a channel gathers before writing them to its socket (it flushes
+/// after each group of live changes anyway): several queued changes go out in one
+/// write. An idle channel's buffer stays empty, so it costs nothing there.
+const CHANNEL_WRITE_BUFFER: usize = 4096;
+
 /// The router of every route.
 pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
@@ -195,7 +200,7 @@ async fn channel_upgrade(
         .max_message_size(MAX_CLIENT_FRAME_BYTES)
         .max_frame_size(MAX_CLIENT_FRAME_BYTES)
         .read_buffer_size(CHANNEL_READ_BUFFER)
-        .write_buffer_size(0)
+        .write_buffer_size(CHANNEL_WRITE_BUFFER)
         .on_upgrade(move |socket| {
             tasks.track_future(channel::serve(socket, state, device, cursor))
         }))
