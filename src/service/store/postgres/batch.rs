@@ -47,9 +47,10 @@ use crate::service::store::health::Failure;
 /// Transactions in flight at once, each on its own pooled connection, each user's
 /// writes always in the same lane (so two lanes of a node never wait on each other's
 /// head locks). One: the database's cost is per statement more than per row, and on 2
-/// cores a second lane only splits the batches (`cargo bench --bench nodes`, 16
-/// posters: one node 1 lane 8,294 to 10,005 posts/s, 2 lanes 7,024; two nodes 2 lanes
-/// 2,483, their four transactions waiting on each other's heads through every fsync).
+/// cores a second lane only splits the batches; it did no better within the noise
+/// (`cargo bench --bench nodes`, 16 posters, alternating runs: one node 5,280 and
+/// 8,636 posts/s with 1 lane, 7,803 and 5,763 with 2; two nodes 5,604 and 4,680
+/// against 4,380 and 5,207).
 pub const LANES: usize = 1;
 
 /// Writes in one transaction at most.
