@@ -165,12 +165,10 @@ impl Session {
                 newest = newest.max(change.seq);
             }
         }
-        let count = frames.len();
+        let count = frames.len() as u64;
         self.write_all(frames).await?;
         self.sent = newest;
-        for _ in 0..count {
-            self.state.metrics.delivered();
-        }
+        self.state.metrics.delivered(count);
         Ok(())
     }
 
@@ -310,7 +308,7 @@ impl Session {
         let text = serde_json::to_string(frame).map_err(|_| End::Peer)?;
         self.write(Message::Text(Utf8Bytes::from(text))).await?;
         if matches!(frame, ServerFrame::Change { .. }) {
-            self.state.metrics.delivered();
+            self.state.metrics.delivered(1);
         }
         Ok(())
     }

@@ -166,9 +166,9 @@ impl Metrics {
         self.accepted.inc();
     }
 
-    /// A change was sent on a channel.
-    pub fn delivered(&self) {
-        self.delivered.inc();
+    /// `changes` changes were sent on a channel.
+    pub fn delivered(&self, changes: u64) {
+        self.delivered.inc_by(changes);
     }
 
     /// Something was refused.

@@ -58,16 +58,7 @@ async fn two_agents_of_one_user_both_store_what_is_posted() {
     assert_eq!(on_phone.recorder.shown(), 3);
     // Read elsewhere (here: through the REST API) closes the toast on both.
     let first = on_phone.recorder.shown.lock().unwrap()[0].clone();
-    let url = format!("{}/v1/me/notifications/{first}", service.url);
-    let patch = laptop
-        .http
-        .patch(&url)
-        .bearer_auth(&laptop.token)
-        .json(&serde_json::json!({"readState": "read"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(patch.status(), 200);
+    laptop.mark_read(first.as_str()).await;
     wait_acked(&service, &laptop.id, 4).await;
     wait_acked(&service, &phone.id, 4).await;
     assert_eq!(

@@ -24,7 +24,7 @@
 //! order is still commit order, and what a batch reads is what the batches before it
 //! committed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
@@ -81,6 +81,9 @@ pub(super) struct Queue {
 impl Queue {
     /// The queue of the lane that takes `user`'s writes.
     fn of(&self, user: &UserId) -> &mpsc::Sender<Queued> {
+        if let [only] = self.lanes.as_slice() {
+            return only;
+        }
         let mut hasher = std::hash::DefaultHasher::new();
         user.hash(&mut hasher);
         let lane = usize::try_from(hasher.finish() % self.lanes.len() as u64).unwrap_or(0);
@@ -126,11 +129,10 @@ impl PgStore {
     async fn run_batch(&self, batch: Vec<Queued>) {
         let (writes, answers): (Vec<Write>, Vec<_>) =
             batch.into_iter().map(|q| (q.write, q.done)).unzip();
-        let users: BTreeSet<&UserId> = writes.iter().map(|w| &w.user).collect();
-        let _held = self
-            .follow
-            .hold(&users.into_iter().collect::<Vec<_>>())
-            .await;
+        let mut users: Vec<&UserId> = writes.iter().map(|w| &w.user).collect();
+        users.sort_unstable();
+        users.dedup();
+        let _held = self.follow.hold(&users).await;
         match self.commit_batch(&writes).await {
             Ok(plan) => {
                 let stored = self.publish_batch(&writes, plan).await;
