@@ -30,7 +30,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::process::Command;
 
-use super::{BIN, add_alice, device_token, start, status_kib};
+use super::{add_alice, bin, device_token, start, status_kib};
 
 /// A note near the 64 KiB body limit as JSON: raw content of 9,000 control characters
 /// (six bytes each as JSON), a 4,096-character body and a 1 KB fallback policy; about
@@ -282,7 +282,7 @@ pub async fn hostile_service_agent(changes: u64) {
     let runtime = home.path().join("run");
     std::fs::create_dir_all(&runtime).unwrap();
     let tidings = |args: &[&str]| {
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(bin());
         command
             .args(args)
             .env_clear()

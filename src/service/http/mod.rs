@@ -30,8 +30,10 @@ use super::channel;
 use access::{bearer, device, device_token};
 use error::ApiError;
 
-/// Bytes read from a channel's socket at a time.
-const CHANNEL_READ_BUFFER: usize = 1024;
+/// Bytes read from a channel's socket at a time: what devices send is small (an ack is
+/// about 30 bytes, an update under 200), and every idle channel holds this buffer. A
+/// larger frame is read in several reads, into a buffer grown to the frame's size.
+const CHANNEL_READ_BUFFER: usize = 128;
 
 /// Bytes of frames a channel gathers before writing them to its socket (it flushes
 /// after each group of live changes anyway): several queued changes go out in one
