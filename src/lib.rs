@@ -37,16 +37,6 @@
 //! store's group committer flushes before any writer is answered, and publishes a change
 //! to devices only after it is durable.
 
-/// The allocator of every program built on this crate: mimalloc. On the service's
-/// post path the C library's allocator took a fifth of the CPU (`perf` over
-/// `cargo bench --bench nodes`); mimalloc's per-thread free lists make that a fraction,
-/// and it gives freed pages back to the system soon after a burst, so an agent's
-/// catch-up does not leave its resident size high. (Not under the fuzzer, which brings
-/// its own.)
-#[cfg(not(fuzzing))]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub mod agent;
 pub mod cli;
 pub mod config;
