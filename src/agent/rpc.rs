@@ -12,11 +12,12 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::ipc::codec::{INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND};
-use crate::ipc::{Handler, Peer, Request, RpcError, Server, ServerOptions};
+use crate::ipc::{Handler, Peer, Reply, Request, RpcError, Server, ServerOptions};
 use crate::protocol::local::codes::{NOT_FOUND, NOT_SIGNED_IN};
 use crate::protocol::local::{
     DEFAULT_LIST, DndParams, Event, EventKind, GetParams, IdsParams, Item, ListParams, ListResult,
@@ -89,7 +90,7 @@ impl AgentRpc {
         })
     }
 
-    fn list(&self, params: ListParams) -> Result<Value, RpcError> {
+    fn list(&self, params: ListParams) -> Result<Reply, RpcError> {
         let limit = params.limit.unwrap_or(DEFAULT_LIST);
         if !(1..=MAX_LIST).contains(&limit) {
             return Err(RpcError::invalid_params(format!(
@@ -106,23 +107,25 @@ impl AgentRpc {
             .store()
             .page(&filter, limit, params.before)
             .map_err(store_error)?;
-        let mut items: Vec<Item> = Vec::with_capacity(page.records.len());
+        // Each item is written once: its text counts towards the answer's bytes and
+        // goes into the answer as it is.
+        let mut items = Vec::with_capacity(page.records.len());
         let mut bytes = 0;
         let mut next = page.next;
-        for record in &page.records {
-            let item = Item {
+        for (at, record) in page.records.iter().enumerate() {
+            let item = to_raw(&Item {
                 seq: record.seq,
                 notification: record.to_notification(),
-            };
-            bytes += crate::protocol::json_len(&item);
+            })?;
+            bytes += item.get().len();
             // Always at least one item: one notification is far below the line limit.
-            if bytes > MAX_LIST_BYTES && !items.is_empty() {
-                next = items.last().map(|i| i.seq);
+            if bytes > MAX_LIST_BYTES && at > 0 {
+                next = Some(page.records[at - 1].seq);
                 break;
             }
             items.push(item);
         }
-        to_value(&ListResult { items, next })
+        to_raw(&ListResult { items, next }).map(Reply::Json)
     }
 
     /// Refuses a change (before making any) if an id is not stored here, or names a
@@ -274,7 +277,17 @@ async fn forward(
 }
 
 impl Handler for AgentRpc {
-    async fn call(&self, request: Request, peer: &Peer) -> Result<Value, RpcError> {
+    async fn call(&self, request: Request, peer: &Peer) -> Result<Reply, RpcError> {
+        if request.method == method::LIST {
+            return self.list(params_or_default(request.params)?);
+        }
+        self.answer(request, peer).await.map(Reply::from)
+    }
+}
+
+impl AgentRpc {
+    /// Every method but `list`, whose answer is a value.
+    async fn answer(&self, request: Request, peer: &Peer) -> Result<Value, RpcError> {
         let read = |state| {
             LocalChange::Update(StatePatch {
                 read_state: Some(state),
@@ -283,7 +296,6 @@ impl Handler for AgentRpc {
         };
         match request.method.as_str() {
             method::STATUS => self.status(),
-            method::LIST => self.list(params_or_default(request.params)?),
             method::GET => self.get(&params(request.params)?),
             method::MARK_READ => {
                 self.change(params(request.params)?, read(ReadState::Read))
@@ -335,6 +347,11 @@ fn params_or_default<T: DeserializeOwned + Default>(params: Option<Value>) -> Re
 
 fn to_value<T: Serialize>(value: &T) -> Result<Value, RpcError> {
     serde_json::to_value(value).map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))
+}
+
+/// `value` written as JSON text.
+fn to_raw<T: Serialize>(value: &T) -> Result<Box<RawValue>, RpcError> {
+    serde_json::value::to_raw_value(value).map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))
 }
 
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(store_error)`

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 /// Longest line accepted, newline excluded.
@@ -82,24 +83,25 @@ impl RpcError {
     }
 }
 
-/// A response: exactly one of `result` and `error`.
+/// A response: exactly one of `result` and `error`. A server answers with a [`Reply`];
+/// a client reads the result as a [`Value`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Response {
+pub struct Response<R = Value> {
     /// Always `"2.0"`.
     pub jsonrpc: String,
     /// The request's id (`null` when it could not be read).
     pub id: Value,
     /// The result on success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<Value>,
+    pub result: Option<R>,
     /// The error on failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<RpcError>,
 }
 
-impl Response {
+impl<R> Response<R> {
     /// A success or failure answer to `id`.
-    pub fn new(id: Value, outcome: Result<Value, RpcError>) -> Self {
+    pub fn new(id: Value, outcome: Result<R, RpcError>) -> Self {
         let (result, error) = match outcome {
             Ok(value) => (Some(value), None),
             Err(err) => (None, Some(err)),
@@ -111,7 +113,9 @@ impl Response {
             error,
         }
     }
+}
 
+impl Response {
     /// The outcome carried.
     pub fn into_result(self) -> Result<Value, RpcError> {
         match (self.result, self.error) {
@@ -122,9 +126,35 @@ impl Response {
     }
 }
 
+/// What a handler answers: a value, or JSON it has already written. A large result
+/// (a page of history) is written once, item by item, instead of being built as a tree
+/// of values and then written.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// A value, written when the answer is.
+    Value(Value),
+    /// One JSON value, already written.
+    Json(Box<RawValue>),
+}
+
+impl From<Value> for Reply {
+    fn from(value: Value) -> Self {
+        Self::Value(value)
+    }
+}
+
+impl Serialize for Reply {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Value(value) => value.serialize(serializer),
+            Self::Json(json) => json.serialize(serializer),
+        }
+    }
+}
+
 /// One error line with a `null` id (for a connection refused before any request).
 pub fn error_line(code: i32, message: impl Into<String>) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec(&Response::new(
+    let mut bytes = serde_json::to_vec(&Response::<Value>::new(
         Value::Null,
         Err(RpcError::new(code, message)),
     ))
@@ -134,7 +164,7 @@ pub fn error_line(code: i32, message: impl Into<String>) -> Vec<u8> {
 }
 
 /// Parses one line into a request, or the error response to send back.
-pub fn parse_request(line: &[u8]) -> Result<Request, Box<Response>> {
+pub fn parse_request(line: &[u8]) -> Result<Request, Box<Response<Reply>>> {
     let value: Value = serde_json::from_slice(line).map_err(|e| {
         Box::new(Response::new(
             Value::Null,

@@ -11,5 +11,5 @@ mod server;
 mod transport;
 
 pub use client::{Client, ClientError};
-pub use codec::{Request, Response, RpcError};
+pub use codec::{Reply, Request, Response, RpcError};
 pub use server::{Handler, Peer, Server, ServerOptions};

@@ -24,7 +24,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::codec::{self, LineRead, Request, Response, RpcError};
+use super::codec::{self, LineRead, Reply, Request, Response, RpcError};
 use super::transport::{Listener, ServerStream};
 
 /// Answers requests. One value serves every connection.
@@ -34,7 +34,7 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         request: Request,
         peer: &Peer,
-    ) -> impl Future<Output = Result<Value, RpcError>> + Send;
+    ) -> impl Future<Output = Result<Reply, RpcError>> + Send;
 }
 
 /// Lines a connection may have queued for writing; a peer that reads slower than its

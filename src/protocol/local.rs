@@ -90,11 +90,12 @@ pub struct Item {
     pub notification: Notification,
 }
 
-/// `list` result.
+/// `list` result. (The agent writes each item's JSON once, as it counts the answer's
+/// bytes, and answers with those texts as the items: `ListResult<Box<RawValue>>`.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListResult {
+pub struct ListResult<I = Item> {
     /// Newest change first.
-    pub items: Vec<Item>,
+    pub items: Vec<I>,
     /// Pass as `before` for the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<Seq>,

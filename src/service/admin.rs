@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::ipc::codec::{INTERNAL_ERROR, METHOD_NOT_FOUND};
-use crate::ipc::{Handler, Peer, Request, RpcError};
+use crate::ipc::{Handler, Peer, Reply, Request, RpcError};
 use crate::protocol::local::codes::{CONFLICT, NOT_FOUND};
 use crate::protocol::validate::{LOCAL_HOST_NAME, validate_host_name};
 use crate::protocol::{ClientId, DeviceId, Platform, Seq, Timestamp, UserId};
@@ -106,16 +106,23 @@ fn to_value(value: impl Serialize) -> Result<Value, RpcError> {
 }
 
 impl Handler for Admin {
-    async fn call(&self, request: Request, _peer: &Peer) -> Result<Value, RpcError> {
+    async fn call(&self, request: Request, _peer: &Peer) -> Result<Reply, RpcError> {
+        self.answer(&request).await.map(Reply::from)
+    }
+}
+
+impl Admin {
+    /// The answer to `request`.
+    async fn answer(&self, request: &Request) -> Result<Value, RpcError> {
         match request.method.as_str() {
-            "user.add" => self.user_add(params(&request)?).await,
-            "user.passwd" => self.user_passwd(params(&request)?).await,
+            "user.add" => self.user_add(params(request)?).await,
+            "user.passwd" => self.user_passwd(params(request)?).await,
             "user.list" => self.user_list().await,
-            "user.remove" => self.user_remove(params(&request)?).await,
-            "app.add" => self.app_add(params(&request)?).await,
+            "user.remove" => self.user_remove(params(request)?).await,
+            "app.add" => self.app_add(params(request)?).await,
             "app.list" => self.app_list().await,
             "device.list" => to_value(self.device_list().await?),
-            "device.revoke" => self.device_revoke(params(&request)?).await,
+            "device.revoke" => self.device_revoke(params(request)?).await,
             "backup.create" => self.backup().await,
             other => Err(RpcError::new(
                 METHOD_NOT_FOUND,

@@ -220,6 +220,48 @@ async fn list_pages_filter_and_watch_filters_by_app_with_raw_content() {
 }
 
 #[tokio::test]
+async fn a_list_answer_stops_at_its_byte_cap_and_pages_on_with_next() {
+    let home = Home::new();
+    let agent = home.serving_agent().await;
+    let mut raw = Raw::connect(&home).await;
+    let mut watcher = Raw::connect(&home).await;
+    assert!(watcher.call(1, "watch", json!({})).await["result"].is_object());
+    // 40 notes of 15,000 bytes each: about 600 KB of items, over the 512 KiB an answer
+    // may hold.
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let body = json!({"payload": {"rawContent": format!("{i:05}{}", "x".repeat(14_995))}});
+        let sent = raw.call(10 + i, "send", body).await;
+        ids.push(sent["result"]["id"].as_str().unwrap().to_owned());
+    }
+    for _ in 0..40 {
+        assert_eq!(watcher.read().await["params"]["kind"], "created");
+    }
+    let first = raw.call(60, "list", json!({"limit": 40})).await["result"].clone();
+    let items = first["items"].as_array().unwrap();
+    let bytes: usize = items.iter().map(|item| item.to_string().len()).sum();
+    assert!(
+        (30..40).contains(&items.len()) && bytes <= 512 * 1024,
+        "{} items, {bytes} bytes",
+        items.len()
+    );
+    assert_eq!(first["next"], items.last().unwrap()["seq"]);
+    let rest = raw
+        .call(61, "list", json!({"limit": 40, "before": first["next"]}))
+        .await["result"]
+        .clone();
+    assert!(rest["next"].is_null(), "the second page is the last");
+    let seen: Vec<&str> = items
+        .iter()
+        .chain(rest["items"].as_array().unwrap())
+        .map(|item| item["id"].as_str().unwrap())
+        .collect();
+    let newest_first: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
+    assert_eq!(seen, newest_first);
+    terminate(agent).await;
+}
+
+#[tokio::test]
 async fn two_hundred_clients_at_once_are_all_answered() {
     let home = Home::new();
     let agent = home.serving_agent().await;
@@ -298,8 +340,8 @@ impl tidings::ipc::Handler for Echo {
         &self,
         request: tidings::ipc::Request,
         _peer: &tidings::ipc::Peer,
-    ) -> Result<Value, tidings::ipc::RpcError> {
-        Ok(Value::String(request.method))
+    ) -> Result<tidings::ipc::Reply, tidings::ipc::RpcError> {
+        Ok(Value::String(request.method).into())
     }
 }
 
