@@ -76,7 +76,7 @@ pub fn serve(
     device: DeviceRecord,
     cursor: Seq,
 ) -> impl Future<Output = ()> + Send {
-    let registration = state.hub.register(&device.user, &device.id);
+    let mut registration = state.hub.register(&device.user, &device.id);
     let (sink, mut stream) = socket.split();
     let mut session = Session {
         kill: registration.kill.clone(),
@@ -85,7 +85,6 @@ pub fn serve(
         sink,
         sent: cursor,
     };
-    let mut registration = registration;
     async move {
         tracing::debug!(device = %session.device.id, %cursor, "channel open");
         let end = match session.run(&mut registration, &mut stream, cursor).await {
