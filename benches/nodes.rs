@@ -4,7 +4,8 @@
 //!
 //! 1. durable posts/s: 16 posters (each its own user), every post answered `201`;
 //! 2. POST-to-device latency at 200 posts/s (with two nodes: posted on one node, the
-//!    device's channel on the other);
+//!    device's channel on the other), and where that time goes: p50 / p99 of each stage
+//!    of a post (`tidings::service::stage`, recorded by `support/stages.rs`);
 //! 3. fan-out: 50 users with 2 devices each, every channel open (with two nodes: each
 //!    user's devices one on each node), 16 posters taking turns over the users:
 //!    deliveries (change frames received) per second, until every post's arrived.
@@ -52,6 +53,8 @@ mod meter;
 #[path = "../tests/it/pg.rs"]
 #[allow(dead_code)]
 mod pg;
+#[path = "support/stages.rs"]
+mod stages;
 
 use load::{LATENCY_RATE, Listen, POSTERS, Post};
 
@@ -80,6 +83,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
     let measuring = std::env::args().any(|a| a == "--bench");
+    let stages = stages::Stages::install();
     let duration = Duration::from_secs(if measuring { secs } else { 1 });
     let cluster = if meter::statements_wanted() {
         pg::Cluster::start_with(|_| meter::STATEMENTS_OPTIONS.to_owned())
@@ -95,7 +99,10 @@ fn main() {
     for (name, database, count) in setups {
         println!("== {name}");
         let server = database.as_ref().and_then(|_| cluster.server_pid());
-        rows.push((name, measure(database.as_deref(), server, count, duration)));
+        rows.push((
+            name,
+            measure(database.as_deref(), server, count, duration, &stages),
+        ));
     }
     println!(
         "\n| store | durable posts/s (16 posters) | POST -> device p50 / p99 at {LATENCY_RATE}/s | fan-out {USERS} users x {DEVICES} devices, deliveries/s |"
@@ -174,7 +181,6 @@ fn outage(cluster: &pg::Cluster, down: Duration) {
     );
 }
 
-/// The three measures against `count` fresh nodes of one store.
 /// The three measures against `count` fresh nodes of one store (`database`, on the
 /// PostgreSQL server whose pid is `db_server`; else sled): the row of figures, and the
 /// row of costs.
@@ -183,6 +189,7 @@ fn measure(
     db_server: Option<u32>,
     count: usize,
     duration: Duration,
+    stages: &stages::Stages,
 ) -> (String, String) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let server = tokio::runtime::Builder::new_multi_thread()
@@ -215,6 +222,7 @@ fn measure(
 
     // Posted on the first node, received on the last one's channel.
     let listen = cast.listen[count - 1].clone();
+    stages.start();
     let mut latencies = client.block_on(load::latency(&listen, &cast.posts[0], duration));
     latencies.sort_unstable();
     let pct = |p: f64| {
@@ -226,6 +234,7 @@ fn measure(
         "  latency: n={} p50={p50:.2} ms p99={p99:.2} ms",
         latencies.len()
     );
+    stages.report();
 
     let before = meter::read(db_server, database);
     let (delivered, posts, took) =

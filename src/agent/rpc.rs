@@ -107,20 +107,20 @@ impl AgentRpc {
             .store()
             .page(&filter, limit, params.before)
             .map_err(store_error)?;
-        // Each item is written once: its text counts towards the answer's bytes and
-        // goes into the answer as it is.
+        // Each item is counted (no copy is made of it), then the answer is written
+        // once: no tree of values, no notification cloned.
         let mut items = Vec::with_capacity(page.records.len());
         let mut bytes = 0;
         let mut next = page.next;
-        for (at, record) in page.records.iter().enumerate() {
-            let item = to_raw(&Item {
+        for record in page.records {
+            let item = Item {
                 seq: record.seq,
-                notification: record.to_notification(),
-            })?;
-            bytes += item.get().len();
+                notification: record.into_notification(),
+            };
+            bytes += crate::protocol::json_len(&item);
             // Always at least one item: one notification is far below the line limit.
-            if bytes > MAX_LIST_BYTES && at > 0 {
-                next = Some(page.records[at - 1].seq);
+            if bytes > MAX_LIST_BYTES && !items.is_empty() {
+                next = items.last().map(|last: &Item| last.seq);
                 break;
             }
             items.push(item);

@@ -86,7 +86,10 @@ pub fn change_json(seq: Seq, notification: &Notification) -> Result<String, serd
         seq: Seq,
         notification: &'a Notification,
     }
-    serde_json::to_string(&Change { seq, notification })
+    let json =
+        super::notification_json(&Change { seq, notification }, notification.content.size())?;
+    // serde_json writes UTF-8 only.
+    String::from_utf8(json).map_err(|e| serde::ser::Error::custom(e.utf8_error()))
 }
 
 #[cfg(test)]

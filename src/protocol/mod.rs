@@ -45,3 +45,18 @@ pub fn json_len<T: serde::Serialize>(value: &T) -> usize {
     let _ = serde_json::to_writer(&mut count, value);
     count.0
 }
+
+/// Room a notification's JSON usually fits in: its text and data (the content's
+/// `size`) plus this for the keys, ids and timestamps around them.
+const JSON_ROOM: usize = 512;
+
+/// A notification-bearing `value` as compact JSON, written into a buffer sized once
+/// for `content_size` bytes of text and data (rather than grown several times).
+pub fn notification_json<T: serde::Serialize>(
+    value: &T,
+    content_size: usize,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(content_size.saturating_add(JSON_ROOM));
+    serde_json::to_writer(&mut out, value)?;
+    Ok(out)
+}

@@ -6,7 +6,7 @@
 //! number and a decoder for the old one; a record of an unknown version is an error,
 //! never a misread.
 
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize};
 
 use super::ids::{NotificationId, Seq};
 use super::notification::{Notification, NotificationContent, UserState};
@@ -31,13 +31,18 @@ pub enum RecordError {
 
 /// Encodes a record as version byte + postcard.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, RecordError> {
-    let mut out = vec![VERSION];
+    // Sized first (a pass that only counts), so the buffer is allocated once rather
+    // than grown several times as the record is written.
+    let size = postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
+        .map_err(RecordError::Encode)?;
+    let mut out = Vec::with_capacity(1 + size);
+    out.push(VERSION);
     postcard::to_io(value, &mut out).map_err(RecordError::Encode)?;
     Ok(out)
 }
 
 /// Decodes a record written by [`encode`].
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RecordError> {
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, RecordError> {
     match bytes.split_first() {
         Some((&VERSION, rest)) => postcard::from_bytes(rest).map_err(RecordError::Decode),
         Some((version, _)) => Err(RecordError::Version(format!(
@@ -90,6 +95,17 @@ impl NotificationRecord {
             created: notification.created_date_time,
             modified: notification.last_modified_date_time,
             state: notification.state,
+        }
+    }
+
+    /// The wire resource, made from this record (no copy of its content).
+    pub fn into_notification(self) -> Notification {
+        Notification {
+            id: self.id,
+            content: self.content,
+            created_date_time: self.created,
+            last_modified_date_time: self.modified,
+            state: self.state,
         }
     }
 

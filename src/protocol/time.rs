@@ -58,24 +58,73 @@ impl Timestamp {
 
     /// Formats as RFC 3339 in UTC.
     pub fn to_rfc3339(self) -> String {
+        self.rfc3339().as_str().to_owned()
+    }
+
+    /// The RFC 3339 form in UTC, on the stack: what `Display` and the JSON form write,
+    /// with no allocation (a post writes several timestamps).
+    fn rfc3339(self) -> Rfc3339Text {
+        let mut text = Rfc3339Text::default();
         let nanos = i128::from(self.0) * 1_000_000;
-        OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        let mut rest = &mut text.bytes[..];
+        let formatted = OffsetDateTime::from_unix_timestamp_nanos(nanos)
             .ok()
-            .and_then(|t| t.format(&Rfc3339).ok())
-            .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
+            .and_then(|t| t.format_into(&mut rest, &Rfc3339).ok());
+        // What was written is what the slice moved past (the count `format_into`
+        // returns leaves out part of the fraction).
+        let len = TEXT_ROOM - rest.len();
+        match formatted {
+            Some(_) => text.len = len,
+            None => text.set(EPOCH),
+        }
+        text
+    }
+}
+
+/// What an instant outside the formattable years is written as.
+const EPOCH: &str = "1970-01-01T00:00:00Z";
+
+/// Room for the longest RFC 3339 text [`Rfc3339Text`] holds.
+const TEXT_ROOM: usize = 40;
+
+/// An RFC 3339 date-time's text, held inline: the longest, with a five-digit year and
+/// nanoseconds, is 36 bytes.
+struct Rfc3339Text {
+    bytes: [u8; TEXT_ROOM],
+    len: usize,
+}
+
+impl Default for Rfc3339Text {
+    fn default() -> Self {
+        Self {
+            bytes: [0; TEXT_ROOM],
+            len: 0,
+        }
+    }
+}
+
+impl Rfc3339Text {
+    fn set(&mut self, text: &str) {
+        self.bytes[..text.len()].copy_from_slice(text.as_bytes());
+        self.len = text.len();
+    }
+
+    fn as_str(&self) -> &str {
+        // The formatter writes ASCII only; anything else would be a bug in it.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or(EPOCH)
     }
 }
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_rfc3339())
+        f.write_str(self.rfc3339().as_str())
     }
 }
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if serializer.is_human_readable() {
-            serializer.serialize_str(&self.to_rfc3339())
+            serializer.serialize_str(self.rfc3339().as_str())
         } else {
             serializer.serialize_i64(self.0)
         }
@@ -85,11 +134,25 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         if deserializer.is_human_readable() {
-            let text = String::deserialize(deserializer)?;
-            Timestamp::parse_rfc3339(&text).map_err(de::Error::custom)
+            deserializer.deserialize_str(Rfc3339Visitor)
         } else {
             i64::deserialize(deserializer).map(Timestamp)
         }
+    }
+}
+
+/// Reads the RFC 3339 text in place (no copy when the input holds it unescaped).
+struct Rfc3339Visitor;
+
+impl de::Visitor<'_> for Rfc3339Visitor {
+    type Value = Timestamp;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an RFC 3339 date-time string")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Timestamp, E> {
+        Timestamp::parse_rfc3339(text).map_err(E::custom)
     }
 }
 
@@ -111,6 +174,15 @@ mod tests {
     fn offsets_are_converted_to_utc() {
         let t = Timestamp::parse_rfc3339("2026-01-02T05:04:05+02:00").unwrap();
         assert_eq!(t.to_rfc3339(), "2026-01-02T03:04:05Z");
+    }
+
+    #[test]
+    fn years_past_9999_are_written_as_the_epoch_not_cut_short() {
+        let far = Timestamp::from_millis(i64::MAX);
+        assert_eq!(far.to_rfc3339(), EPOCH);
+        assert_eq!(format!("{far}"), EPOCH);
+        let last = Timestamp::parse_rfc3339("9999-12-31T23:59:59.999Z").unwrap();
+        assert_eq!(last.to_string(), "9999-12-31T23:59:59.999Z");
     }
 
     #[test]

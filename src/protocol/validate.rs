@@ -113,6 +113,11 @@ pub fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Valid
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ValidationError::new("body", "must be a JSON object"));
     }
+    // Read once without tracking the path (tracking copies every key it passes); only
+    // a body that fails is read again, with the path, to say where it failed.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
@@ -141,10 +146,9 @@ impl NotificationInput {
 
     /// Checks every rule and fills in defaults, as of `now`.
     pub fn validate(self, now: Timestamp) -> Result<NotificationContent, ValidationError> {
-        let target_host_name = validate_host_name(
+        let target_host_name = normalize_host_name(
             "targetHostName",
             self.target_host_name
-                .as_deref()
                 .ok_or_else(|| ValidationError::new("targetHostName", "is required"))?,
         )?;
         let content = NotificationContent {
@@ -173,7 +177,7 @@ impl NotificationInput {
 /// not make an agent store or show more than an app may post). The expiry is not
 /// checked here: a stored notification may be expired by the time it is read.
 pub fn check_content(content: &NotificationContent) -> Result<(), ValidationError> {
-    validate_host_name("targetHostName", &content.target_host_name)?;
+    check_host_name("targetHostName", &content.target_host_name)?;
     if let Some(id) = &content.app_notification_id {
         check_chars("appNotificationId", id, 1, MAX_ID_CHARS, Controls::Refused)?;
     }
@@ -285,6 +289,19 @@ fn check_chars(
 
 /// Checks that `value` is a DNS host name and returns it in lower case.
 pub fn validate_host_name(field: &str, value: &str) -> Result<String, ValidationError> {
+    check_host_name(field, value).map(str::to_ascii_lowercase)
+}
+
+/// [`validate_host_name`] of a name already owned: lower-cased in place, no copy.
+fn normalize_host_name(field: &str, mut value: String) -> Result<String, ValidationError> {
+    let len = check_host_name(field, &value)?.len();
+    value.truncate(len);
+    value.make_ascii_lowercase();
+    Ok(value)
+}
+
+/// Checks that `value` is a DNS host name: the name without its trailing dot.
+fn check_host_name<'a>(field: &str, value: &'a str) -> Result<&'a str, ValidationError> {
     let bad =
         |why: &str| ValidationError::new(field, format!("{value:?} is not a DNS host name: {why}"));
     if value.is_empty() {
@@ -308,7 +325,7 @@ pub fn validate_host_name(field: &str, value: &str) -> Result<String, Validation
             return Err(bad("a label cannot start or end with '-'"));
         }
     }
-    Ok(host.to_ascii_lowercase())
+    Ok(host)
 }
 
 fn validate_ttl(ttl: Option<u64>) -> Result<Option<u32>, ValidationError> {

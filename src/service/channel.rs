@@ -14,6 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite;
+use tracing::Instrument;
 
 use crate::protocol::{
     ClientFrame, ErrorBody, ErrorCode, NotificationId, Seq, ServerFrame, StatePatch,
@@ -22,6 +23,7 @@ use crate::protocol::{
 use super::State;
 use super::feed;
 use super::hub::{CloseReason, Kill, Live, Registration};
+use super::stage;
 use super::store::{DeviceRecord, StoreError, Stored};
 
 /// Longest wait for one frame to be written before the device counts as too slow.
@@ -130,7 +132,10 @@ impl Session {
                     let change = change.ok_or_else(|| {
                         End::Killed(kill.reason().unwrap_or(CloseReason::TooSlow))
                     })?;
-                    Box::pin(self.live(change, &mut registration.rx, durable)).await?;
+                    stage::hop(change.published);
+                    let span = tracing::debug_span!(target: stage::TARGET, "deliver");
+                    Box::pin(self.live(change, &mut registration.rx, durable).instrument(span))
+                        .await?;
                 }
                 message = stream.next() => {
                     let message = message.ok_or(End::Peer)?.map_err(|e| read_failed(&e))?;

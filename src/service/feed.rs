@@ -71,18 +71,16 @@ pub async fn page(
             .await?;
         let Some(last) = scan.last_scanned else { break };
         for record in scan.records {
-            let notification = record.to_notification();
+            let seq = record.seq;
+            let notification = record.into_notification();
             if visible(store, device, &notification, now).await? {
-                let item = FeedItem {
-                    seq: record.seq,
-                    notification,
-                };
+                let item = FeedItem { seq, notification };
                 if limit.bytes < usize::MAX {
                     bytes += crate::protocol::json_len(&item);
                 }
                 page.items.push(item);
                 if page.items.len() == limit.items || bytes >= limit.bytes {
-                    page.last = record.seq;
+                    page.last = seq;
                     page.full = true;
                     return Ok(page);
                 }

@@ -70,6 +70,8 @@ pub struct Live {
     /// The change.
     pub change: Committed,
     frame: OnceLock<Utf8Bytes>,
+    /// When the hub offered it (the `hop` stage ends when a channel takes it).
+    pub published: std::time::Instant,
 }
 
 impl Live {
@@ -77,6 +79,7 @@ impl Live {
         Self {
             change,
             frame: OnceLock::new(),
+            published: std::time::Instant::now(),
         }
     }
 
@@ -223,7 +226,12 @@ impl Hub {
     pub fn publish(&self, changes: Vec<Committed>) {
         let mut inner = self.lock();
         for change in changes {
-            inner.durable.insert(change.user.clone(), change.seq);
+            match inner.durable.get_mut(&change.user) {
+                Some(durable) => *durable = change.seq,
+                None => {
+                    inner.durable.insert(change.user.clone(), change.seq);
+                }
+            }
             let Some(slots) = inner.channels.get_mut(&change.user) else {
                 continue;
             };

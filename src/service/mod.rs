@@ -22,6 +22,7 @@ pub mod recovery;
 pub mod serve;
 mod settings;
 pub mod signin;
+pub mod stage;
 pub mod store;
 pub mod tls;
 

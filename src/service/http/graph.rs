@@ -7,10 +7,13 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use tracing::{Instrument, debug_span};
 
 use crate::protocol::{Notification, NotificationId, NotificationInput};
 use crate::service::State as AppState;
 use crate::service::admission::Sender;
+use crate::service::stage;
+use crate::service::store::Stored;
 
 use super::access::{AppCall, app_call};
 use super::body::{self, Media};
@@ -23,7 +26,7 @@ pub async fn post(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let call = app_call(&state, &headers).await?;
+    let call = authorized(&state, &headers).await?;
     create(&state, &call, &uri, &headers, body).await
 }
 
@@ -35,9 +38,16 @@ pub async fn post_for_user(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let call = app_call(&state, &headers).await?;
+    let call = authorized(&state, &headers).await?;
     check_user(&call, &user)?;
     create(&state, &call, &uri, &headers, body).await
+}
+
+/// The app's credentials checked, as the `auth` stage of a post.
+async fn authorized(state: &AppState, headers: &HeaderMap) -> Result<AppCall, ApiError> {
+    app_call(state, headers)
+        .instrument(debug_span!(target: stage::TARGET, "auth"))
+        .await
 }
 
 async fn create(
@@ -47,9 +57,13 @@ async fn create(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = body::read(headers, body, Media::Json).await?;
     let now = state.now();
-    let content = NotificationInput::from_json(&bytes)?.validate(now)?;
+    let content = async {
+        let bytes = body::read(headers, body, Media::Json).await?;
+        Ok::<_, ApiError>(NotificationInput::from_json(&bytes)?.validate(now)?)
+    }
+    .instrument(debug_span!(target: stage::TARGET, "body"))
+    .await?;
     if content.target_host_name != call.app.host {
         return Err(ApiError::forbidden(format!(
             "targetHostName {:?} is not this app's host {:?}",
@@ -61,17 +75,35 @@ async fn create(
     state
         .admission
         .admit(state.store.as_ref(), &sender, user, content.size())
+        .instrument(debug_span!(target: stage::TARGET, "admit"))
         .await?;
-    let stored = state.store.upsert(user, content, now).await?;
+    let stored = state
+        .store
+        .upsert(user, content, now)
+        .instrument(debug_span!(target: stage::TARGET, "store"))
+        .await?;
     state.metrics.accepted();
+    debug_span!(target: stage::TARGET, "answer").in_scope(|| created(uri, &stored))
+}
+
+/// The `201` answer to a post: the notification, and its address in `Location`.
+fn created(uri: &Uri, stored: &Stored) -> Result<Response, ApiError> {
     let location = format!(
         "{}/{}",
         uri.path().trim_end_matches('/'),
         stored.notification.id
     );
-    let mut response = (StatusCode::CREATED, Json(stored.notification)).into_response();
+    let size = stored.notification.content.size();
+    let json = crate::protocol::notification_json(&stored.notification, size)
+        .map_err(|e| ApiError::internal(&e))?;
+    let mut response = (StatusCode::CREATED, Body::from(json)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
+        headers.insert(header::LOCATION, value);
     }
     Ok(response)
 }

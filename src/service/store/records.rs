@@ -2,7 +2,7 @@
 //! [`NotificationRecord`]. All are written with the versioned encoding of
 //! [`crate::protocol::stored`].
 
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize};
 
 use crate::protocol::stored;
 pub use crate::protocol::stored::NotificationRecord;
@@ -16,7 +16,7 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 }
 
 /// Decodes a record written by [`encode`].
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, StoreError> {
     Ok(stored::decode(bytes)?)
 }
 
@@ -84,6 +84,19 @@ pub struct SubscriptionRecord {
     pub expires: Timestamp,
 }
 
+/// A [`SubscriptionRecord`] read in place, for the one question asked of it on every
+/// delivery (is it still current?) with no copy of its strings. Its fields must stay
+/// those of [`SubscriptionRecord`], in order (a test checks it).
+#[derive(Deserialize)]
+pub(crate) struct SubscriptionExpiry<'a> {
+    _unsid: &'a str,
+    _user: &'a str,
+    _device: &'a str,
+    _host: &'a str,
+    /// When it lapses unless renewed.
+    pub expires: Timestamp,
+}
+
 /// Replaced tokens remembered per device.
 const RETIRED_KEPT: usize = 16;
 
@@ -110,5 +123,24 @@ impl RefreshRecord {
         let excess = self.retired.len().saturating_sub(RETIRED_KEPT);
         self.retired.drain(..excess);
         self.issued = Some(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subscription_s_expiry_reads_in_place_from_the_full_record() {
+        let record = SubscriptionRecord {
+            unsid: Unsid::new("u-1".to_owned()),
+            user: UserId::new("user-1".to_owned()),
+            device: DeviceId::new("device-1".to_owned()),
+            host: "app.example.com".to_owned(),
+            expires: Timestamp::from_millis(1_234_567),
+        };
+        let bytes = encode(&record).unwrap();
+        let view: SubscriptionExpiry<'_> = decode(&bytes).unwrap();
+        assert_eq!(view.expires, record.expires);
     }
 }

@@ -32,6 +32,7 @@ use std::time::Instant;
 use deadpool_postgres::Object;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
+use tracing::{Instrument, debug_span};
 
 mod posts;
 mod statements;
@@ -42,6 +43,7 @@ use super::super::{Committed, StoreError, Stored};
 use super::plan::{self, Plan, Write};
 use super::{CHANNEL, PgStore, col, follow, note_of, seq_of, seq_sql};
 use crate::protocol::{Timestamp, UserId};
+use crate::service::stage;
 use crate::service::store::health::Failure;
 
 /// Transactions in flight at once, each on its own pooled connection, each user's
@@ -133,9 +135,16 @@ impl PgStore {
         users.sort_unstable();
         users.dedup();
         let _held = self.follow.hold(&users).await;
-        match self.commit_batch(&writes).await {
+        let committed = self
+            .commit_batch(&writes)
+            .instrument(debug_span!(target: stage::TARGET, "flush"))
+            .await;
+        match committed {
             Ok(plan) => {
-                let stored = self.publish_batch(&writes, plan).await;
+                let stored = self
+                    .publish_batch(&writes, plan)
+                    .instrument(debug_span!(target: stage::TARGET, "publish"))
+                    .await;
                 for (answer, stored) in answers.into_iter().zip(stored) {
                     let _ = answer.send(Ok(stored));
                 }

@@ -9,7 +9,9 @@ use sled::transaction::ConflictableTransactionError;
 
 use crate::protocol::{ClientId, DeviceId, Seq, Timestamp, Unsid, UserId};
 
-use super::records::{AppRecord, DeviceRecord, SubscriptionRecord, UserRecord, decode, encode};
+use super::records::{
+    AppRecord, DeviceRecord, SubscriptionExpiry, SubscriptionRecord, UserRecord, decode, encode,
+};
 use super::{SledStore, StoreError, keys};
 
 impl SledStore {
@@ -248,10 +250,10 @@ impl SledStore {
         else {
             return Ok(false);
         };
-        Ok(
-            one::<SubscriptionRecord>(&self.backend()?.trees.subs, &unsid)?
-                .is_some_and(|s| s.expires > now),
-        )
+        let Some(value) = self.backend()?.trees.subs.get(&unsid)? else {
+            return Ok(false);
+        };
+        Ok(decode::<SubscriptionExpiry<'_>>(&value)?.expires > now)
     }
 }
 

@@ -20,9 +20,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
+use tracing::debug_span;
 
 use super::health::{Failure, Health};
 use super::{Committed, Publish};
+use crate::service::stage;
 
 /// A writer's answer: durable, or why not.
 pub(crate) type Outcome = Result<(), Failure>;
@@ -105,14 +107,15 @@ fn run(context: &Context, mut rx: mpsc::UnboundedReceiver<Pending>) {
         while let Ok(next) = rx.try_recv() {
             batch.push(next);
         }
-        let result = flush(context);
+        let result = debug_span!(target: stage::TARGET, "flush").in_scope(|| flush(context));
         if result.is_ok() {
             let changes: Vec<Committed> = batch
                 .iter_mut()
                 .flat_map(|p| std::mem::take(&mut p.changes))
                 .collect();
             if !changes.is_empty() {
-                (context.publish)(changes);
+                debug_span!(target: stage::TARGET, "publish")
+                    .in_scope(|| (context.publish)(changes));
             }
         }
         for pending in batch {

@@ -99,7 +99,12 @@ impl Index {
             self.remove(user, &Entry::from(old));
         }
         let entry = Entry::from(new);
-        let index = self.users.entry(user.clone()).or_default();
+        if !self.users.contains_key(user) {
+            self.users.insert(user.clone(), UserIndex::default());
+        }
+        let Some(index) = self.users.get_mut(user) else {
+            return;
+        };
         index.last_seq = index.last_seq.max(entry.seq);
         index.forget(entry.seq);
         index.feed.insert(entry.seq, (entry.id.clone(), entry.size));

@@ -46,8 +46,8 @@ impl SledStore {
         };
         wait_durable(wait).await?;
         Ok(Stored {
-            notification: record.to_notification(),
             seq: record.seq,
+            notification: record.into_notification(),
         })
     }
 
@@ -202,8 +202,8 @@ impl SledStore {
         };
         wait_durable(wait).await?;
         Ok(Some(Stored {
-            notification: record.to_notification(),
             seq: record.seq,
+            notification: record.into_notification(),
         }))
     }
 
