@@ -16,8 +16,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{Notify, mpsc};
 
 use axum::extract::ws::Utf8Bytes;
 
@@ -39,28 +38,43 @@ pub enum CloseReason {
     Resync,
 }
 
-/// Lets the hub close one channel and say why.
+/// Lets the hub close one channel and say why. One allocation per channel: a
+/// `CancellationToken` and a shared reason took two, and three times the bytes (an idle
+/// channel's memory is mostly such small parts; see docs/performance.md).
 #[derive(Clone, Debug, Default)]
 pub struct Kill {
-    token: CancellationToken,
-    reason: Arc<OnceLock<CloseReason>>,
+    state: Arc<KillState>,
+}
+
+#[derive(Debug, Default)]
+struct KillState {
+    reason: OnceLock<CloseReason>,
+    woken: Notify,
 }
 
 impl Kill {
     fn kill(&self, reason: CloseReason) {
-        let _ = self.reason.set(reason);
-        self.token.cancel();
+        let _ = self.state.reason.set(reason);
+        self.state.woken.notify_waiters();
     }
 
     /// Why the hub closed the channel, if it did (its queue is closed then too).
     pub fn reason(&self) -> Option<CloseReason> {
-        self.reason.get().copied()
+        self.state.reason.get().copied()
     }
 
     /// Resolves once the channel must close.
     pub async fn killed(&self) -> CloseReason {
-        self.token.cancelled().await;
-        self.reason.get().copied().unwrap_or(CloseReason::TooSlow)
+        loop {
+            // Registered before the reason is looked at, so a kill in between wakes it.
+            let woken = self.state.woken.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if let Some(reason) = self.reason() {
+                return reason;
+            }
+            woken.await;
+        }
     }
 }
 
@@ -354,5 +368,25 @@ mod tests {
         let device = DeviceId::new("d");
         assert_eq!(hub.register(&alice, &device).durable, Seq(5));
         assert_eq!(hub.register(&bob, &device).durable, Seq(7));
+    }
+
+    #[tokio::test]
+    async fn a_kill_reaches_a_channel_waiting_for_it_and_one_that_looks_later() {
+        let waiting = Kill::default();
+        let waiter = tokio::spawn({
+            let kill = waiting.clone();
+            async move { kill.killed().await }
+        });
+        tokio::task::yield_now().await;
+        waiting.kill(CloseReason::Revoked);
+        waiting.kill(CloseReason::TooSlow);
+        let woke = tokio::time::timeout(std::time::Duration::from_secs(10), waiter).await;
+        let reason = woke.expect("the waiting channel was not woken").unwrap();
+        assert_eq!(reason, CloseReason::Revoked, "the first reason holds");
+
+        let later = Kill::default();
+        later.kill(CloseReason::Replaced);
+        assert_eq!(later.killed().await, CloseReason::Replaced);
+        assert_eq!(later.reason(), Some(CloseReason::Replaced));
     }
 }
