@@ -107,22 +107,25 @@ impl AgentRpc {
             .store()
             .page(&filter, limit, params.before)
             .map_err(store_error)?;
-        // Each item is counted (no copy is made of it), then the answer is written
-        // once: no tree of values, no notification cloned.
+        // Each item is written once: its text counts towards the answer's bytes and
+        // goes into the answer as it is (the record moved into it, not cloned).
         let mut items = Vec::with_capacity(page.records.len());
         let mut bytes = 0;
         let mut next = page.next;
+        let mut previous = None;
         for record in page.records {
-            let item = Item {
-                seq: record.seq,
+            let seq = record.seq;
+            let item = to_raw(&Item {
+                seq,
                 notification: record.into_notification(),
-            };
-            bytes += crate::protocol::json_len(&item);
+            })?;
+            bytes += item.get().len();
             // Always at least one item: one notification is far below the line limit.
-            if bytes > MAX_LIST_BYTES && !items.is_empty() {
-                next = items.last().map(|last: &Item| last.seq);
+            if bytes > MAX_LIST_BYTES && previous.is_some() {
+                next = previous;
                 break;
             }
+            previous = Some(seq);
             items.push(item);
         }
         to_raw(&ListResult { items, next }).map(Reply::Json)
