@@ -46,6 +46,7 @@ pub struct Kill {
     state: Arc<KillState>,
 }
 
+/// What a [`Kill`] shares: the first reason given, and the wake-up of its waiters.
 #[derive(Debug, Default)]
 struct KillState {
     reason: OnceLock<CloseReason>,
@@ -240,11 +241,11 @@ impl Hub {
     pub fn publish(&self, changes: Vec<Committed>) {
         let mut inner = self.lock();
         for change in changes {
-            match inner.durable.get_mut(&change.user) {
-                Some(durable) => *durable = change.seq,
-                None => {
-                    inner.durable.insert(change.user.clone(), change.seq);
-                }
+            // The user's id is cloned only for a user new to the map.
+            if let Some(durable) = inner.durable.get_mut(&change.user) {
+                *durable = change.seq;
+            } else {
+                inner.durable.insert(change.user.clone(), change.seq);
             }
             let Some(slots) = inner.channels.get_mut(&change.user) else {
                 continue;

@@ -99,11 +99,10 @@ impl Index {
             self.remove(user, &Entry::from(old));
         }
         let entry = Entry::from(new);
-        if !self.users.contains_key(user) {
-            self.users.insert(user.clone(), UserIndex::default());
-        }
-        let Some(index) = self.users.get_mut(user) else {
-            return;
+        // The user's id is cloned only for a user new to the index.
+        let index = match self.users.get_mut(user) {
+            Some(index) => index,
+            None => self.users.entry(user.clone()).or_default(),
         };
         index.last_seq = index.last_seq.max(entry.seq);
         index.forget(entry.seq);
