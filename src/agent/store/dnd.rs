@@ -37,7 +37,7 @@ impl AgentStore {
         } else {
             self.cache.remove(DND)?;
         }
-        self.db.flush_async().await?;
+        self.flush().await?;
         Ok(())
     }
 }

@@ -54,6 +54,9 @@ pub enum AgentStoreError {
     /// A stored value is malformed.
     #[error("corrupt agent store: {0}")]
     Corrupt(String),
+    /// Flushing failed.
+    #[error("agent store I/O error: {0}")]
+    Flush(#[from] crate::protocol::stored::SledFlushError),
 }
 
 /// What applying one change did.
@@ -153,7 +156,7 @@ impl AgentStore {
         changes: Vec<(Seq, Notification)>,
     ) -> Result<(Vec<Applied>, Seq), AgentStoreError> {
         let outcome = self.write_group(changes)?;
-        self.db.flush_async().await?;
+        self.flush().await?;
         Ok(outcome)
     }
 
@@ -216,6 +219,12 @@ impl AgentStore {
     }
 
     /// The write lock (see the field).
+    /// Makes every change so far durable (after each write that must last, and at
+    /// shutdown).
+    pub async fn flush(&self) -> Result<(), AgentStoreError> {
+        Ok(crate::protocol::stored::flush_sled(&self.db).await?)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         crate::sync::lock(&self.write)
     }
@@ -233,7 +242,7 @@ impl AgentStore {
         let mut key = vec![SUBSCRIPTION];
         key.extend_from_slice(sub.target_host_name.as_bytes());
         self.cache.insert(key, encode(sub)?)?;
-        self.db.flush_async().await?;
+        self.flush().await?;
         Ok(())
     }
 
@@ -257,12 +266,6 @@ impl AgentStore {
     /// Whether nothing is stored.
     pub fn is_empty(&self) -> bool {
         self.cache.scan_prefix([BY_SEQ]).next().is_none()
-    }
-
-    /// Makes everything durable (at shutdown).
-    pub async fn flush(&self) -> Result<(), AgentStoreError> {
-        self.db.flush_async().await?;
-        Ok(())
     }
 }
 

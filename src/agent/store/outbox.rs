@@ -64,7 +64,7 @@ impl AgentStore {
         change: LocalChange,
     ) -> Result<Vec<Applied>, AgentStoreError> {
         let changed = self.write_local(ids, change)?;
-        self.db.flush_async().await?;
+        self.flush().await?;
         Ok(changed)
     }
 

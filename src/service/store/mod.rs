@@ -92,6 +92,17 @@ impl<E: Into<StoreError>> From<::sled::transaction::TransactionError<E>> for Sto
     }
 }
 
+impl From<crate::protocol::stored::SledFlushError> for StoreError {
+    fn from(err: crate::protocol::stored::SledFlushError) -> Self {
+        match err {
+            crate::protocol::stored::SledFlushError::Sled(e) => StoreError::Sled(e),
+            job @ crate::protocol::stored::SledFlushError::Job(_) => {
+                StoreError::Commit(job.to_string())
+            }
+        }
+    }
+}
+
 /// What removing a user took away.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Removed {

@@ -315,7 +315,7 @@ impl SledStore {
     /// Makes everything written so far durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.writable()?;
-        self.backend()?.db.flush_async().await?;
+        crate::protocol::stored::flush_sled(&self.backend()?.db).await?;
         Ok(())
     }
 
