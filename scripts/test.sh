@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # commands (scripts/readme-check.sh) use curl and jq; the full-disk test mounts a tmpfs;
 # the unit check (scripts/check-units.sh) runs systemd-analyze; the web app's tests drive a
 # headless Chromium through chromedriver; the PostgreSQL store's tests start a private
-# PostgreSQL cluster (initdb, pg_ctl) in a temp dir.
-packages=(gcc libc6-dev pkg-config ca-certificates dbus-daemon dbus-bin dunst xvfb curl jq mount systemd chromium chromium-driver postgresql)
+# PostgreSQL cluster (initdb, pg_ctl) in a temp dir; the encryption tests check against
+# Python's http_ece, in a virtual environment (python3-venv).
+packages=(gcc libc6-dev pkg-config ca-certificates dbus-daemon dbus-bin dunst xvfb curl jq mount systemd chromium chromium-driver postgresql python3-venv)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -32,6 +33,9 @@ if ! command -v cargo >/dev/null; then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+
+# Independent implementations the tests compare with (target/python).
+./scripts/python-env.sh
 
 # A one-off full build gains nothing from cargo's incremental cache (1.4 GB when it was
 # kept); CI machines have limited disk.

@@ -12,6 +12,7 @@ pub mod ids;
 pub mod local;
 pub mod notification;
 pub mod rest;
+pub mod sealed;
 pub mod stored;
 pub mod time;
 pub mod validate;

@@ -36,6 +36,7 @@ mod nodes;
 mod pg;
 mod process;
 mod requests;
+mod sealed;
 mod stand_in;
 mod supervisor;
 mod test_agent;
