@@ -12,8 +12,21 @@ use super::ids::{NotificationId, Seq};
 use super::notification::{Notification, NotificationContent, UserState};
 use super::time::Timestamp;
 
-/// The version byte every record is written with today.
-const VERSION: u8 = 1;
+/// A value the stores keep, and the version of its encoding.
+///
+/// A type whose fields change takes a higher [`Versioned::VERSION`] and reads what older
+/// builds wrote in [`Versioned::read_older`]; a version it does not know is an error.
+pub trait Versioned: Sized {
+    /// The version byte it is written with today.
+    const VERSION: u8 = 1;
+
+    /// Reads a value an older build wrote with `version`; `None` when no build wrote
+    /// this type with it.
+    fn read_older(version: u8, bytes: &[u8]) -> Option<Result<Self, postcard::Error>> {
+        let _ = (version, bytes);
+        None
+    }
+}
 
 /// A value that could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
@@ -30,24 +43,30 @@ pub enum RecordError {
 }
 
 /// Encodes a record as version byte + postcard.
-pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, RecordError> {
+pub fn encode<T: Serialize + Versioned>(value: &T) -> Result<Vec<u8>, RecordError> {
     // Sized first (a pass that only counts), so the buffer is allocated once rather
     // than grown several times as the record is written.
     let size = postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
         .map_err(RecordError::Encode)?;
     let mut out = Vec::with_capacity(1 + size);
-    out.push(VERSION);
+    out.push(T::VERSION);
     postcard::to_io(value, &mut out).map_err(RecordError::Encode)?;
     Ok(out)
 }
 
 /// Decodes a record written by [`encode`].
-pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, RecordError> {
+pub fn decode<'a, T: Deserialize<'a> + Versioned>(bytes: &'a [u8]) -> Result<T, RecordError> {
     match bytes.split_first() {
-        Some((&VERSION, rest)) => postcard::from_bytes(rest).map_err(RecordError::Decode),
-        Some((version, _)) => Err(RecordError::Version(format!(
-            "record version {version} is not known to this build"
-        ))),
+        Some((&version, rest)) if version == T::VERSION => {
+            postcard::from_bytes(rest).map_err(RecordError::Decode)
+        }
+        Some((&version, rest)) => T::read_older(version, rest)
+            .ok_or_else(|| {
+                RecordError::Version(format!(
+                    "record version {version} is not known to this build"
+                ))
+            })?
+            .map_err(RecordError::Decode),
         None => Err(RecordError::Version("empty record".to_owned())),
     }
 }
@@ -107,6 +126,8 @@ pub struct NotificationRecord {
     pub state: UserState,
 }
 
+impl Versioned for NotificationRecord {}
+
 impl NotificationRecord {
     /// The stored form of `notification` at `seq`.
     pub fn new(seq: Seq, notification: Notification) -> Self {
@@ -147,10 +168,25 @@ impl NotificationRecord {
 mod tests {
     use super::*;
 
+    /// A value whose second version added a field.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Grown(u64, String, Option<u8>);
+
+    impl Versioned for Grown {
+        const VERSION: u8 = 2;
+        fn read_older(version: u8, bytes: &[u8]) -> Option<Result<Self, postcard::Error>> {
+            (version == 1).then(|| {
+                postcard::from_bytes::<(u64, String)>(bytes).map(|(n, s)| Grown(n, s, None))
+            })
+        }
+    }
+
+    impl Versioned for (u64, String) {}
+
     #[test]
     fn unknown_versions_are_refused_not_misread() {
         let bytes = encode(&(1u64, "x".to_owned())).unwrap();
-        assert_eq!(bytes[0], VERSION);
+        assert_eq!(bytes[0], 1);
         assert_eq!(
             decode::<(u64, String)>(&bytes).unwrap(),
             (1, "x".to_owned())
@@ -162,5 +198,25 @@ mod tests {
             Err(RecordError::Version(_))
         ));
         assert!(decode::<(u64, String)>(&[]).is_err());
+    }
+
+    #[test]
+    fn what_an_older_version_wrote_is_read_by_the_type_that_grew() {
+        let old = encode(&(7u64, "x".to_owned())).unwrap();
+        assert_eq!(decode::<Grown>(&old).unwrap(), Grown(7, "x".into(), None));
+        let new = encode(&Grown(8, "y".into(), Some(1))).unwrap();
+        assert_eq!(new[0], 2);
+        assert_eq!(
+            decode::<Grown>(&new).unwrap(),
+            Grown(8, "y".into(), Some(1))
+        );
+        // The old type refuses the new version rather than misreading it.
+        assert!(decode::<(u64, String)>(&new).is_err());
+        let mut unknown = new.clone();
+        unknown[0] = 3;
+        assert!(matches!(
+            decode::<Grown>(&unknown),
+            Err(RecordError::Version(_))
+        ));
     }
 }

@@ -81,6 +81,9 @@ pub struct AgentStore {
     write: std::sync::Mutex<()>,
 }
 
+/// The agent keeps its subscriptions as the service answered them.
+impl crate::protocol::stored::Versioned for Subscription {}
+
 fn note_key(id: &NotificationId) -> Vec<u8> {
     let mut key = vec![NOTE];
     key.extend_from_slice(id.as_str().as_bytes());

@@ -48,6 +48,8 @@ pub struct OutboxEntry {
     pub change: LocalChange,
 }
 
+impl crate::protocol::stored::Versioned for OutboxEntry {}
+
 fn outbox_key(n: u64) -> [u8; 9] {
     let mut key = [OUTBOX; 9];
     key[1..].copy_from_slice(&n.to_be_bytes());

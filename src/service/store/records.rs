@@ -11,12 +11,14 @@ use crate::protocol::{ClientId, DeviceId, Platform, Seq, Timestamp, Unsid, UserI
 use super::StoreError;
 
 /// Encodes a record (version byte + postcard).
-pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn encode<T: Serialize + stored::Versioned>(value: &T) -> Result<Vec<u8>, StoreError> {
     Ok(stored::encode(value)?)
 }
 
 /// Decodes a record written by [`encode`].
-pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, StoreError> {
+pub(crate) fn decode<'a, T: Deserialize<'a> + stored::Versioned>(
+    bytes: &'a [u8],
+) -> Result<T, StoreError> {
     Ok(stored::decode(bytes)?)
 }
 
@@ -82,6 +84,15 @@ pub struct SubscriptionRecord {
     pub host: String,
     /// When it lapses unless renewed.
     pub expires: Timestamp,
+}
+
+impl stored::Versioned for UserRecord {}
+impl stored::Versioned for AppRecord {}
+impl stored::Versioned for DeviceRecord {}
+impl stored::Versioned for SubscriptionRecord {}
+impl stored::Versioned for RefreshRecord {}
+impl stored::Versioned for SubscriptionExpiry<'_> {
+    const VERSION: u8 = <SubscriptionRecord as stored::Versioned>::VERSION;
 }
 
 /// A [`SubscriptionRecord`] read in place, for the one question asked of it on every

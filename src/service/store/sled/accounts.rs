@@ -7,6 +7,7 @@
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
+use crate::protocol::stored::Versioned;
 use crate::protocol::{ClientId, DeviceId, Seq, Timestamp, Unsid, UserId};
 
 use super::records::{
@@ -257,13 +258,15 @@ impl SledStore {
     }
 }
 
-fn one<T: serde::de::DeserializeOwned>(
+fn one<T: serde::de::DeserializeOwned + Versioned>(
     tree: &sled::Tree,
     key: &[u8],
 ) -> Result<Option<T>, StoreError> {
     tree.get(key)?.map(|v| decode(&v)).transpose()
 }
 
-fn all<T: serde::de::DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>, StoreError> {
+fn all<T: serde::de::DeserializeOwned + Versioned>(
+    tree: &sled::Tree,
+) -> Result<Vec<T>, StoreError> {
     tree.iter().map(|entry| decode(&entry?.1)).collect()
 }
