@@ -18,6 +18,7 @@ pub const MAX_CLIENT_FRAME_BYTES: usize = 64 * 1024;
     rename_all = "camelCase",
     rename_all_fields = "camelCase"
 )]
+#[allow(clippy::large_enum_variant)] // nearly every frame is a Change: boxing it would cost an allocation each
 pub enum ServerFrame {
     /// A notification changed (created, replaced, state changed or deleted).
     Change {

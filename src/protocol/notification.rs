@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 use super::enums::{Platform, Priority, ReadState, Status, UserActionState};
 use super::ids::{NotificationId, Seq};
+use super::sealed::SealedContent;
 use super::time::Timestamp;
 
 /// The visible part of a notification, shown as a toast.
@@ -21,14 +22,36 @@ pub struct VisualContent {
     pub body: Option<String>,
 }
 
-/// What a notification carries: something to show, opaque data for local apps, or both.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What a notification carries: something to show, opaque data for local apps, or both;
+/// or, in their place, the same encrypted for each of the user's devices.
+#[allow(clippy::struct_field_names)] // the names are Graph's
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Payload {
     /// Shown as a toast.
     pub visual_content: Option<VisualContent>,
     /// Handed to local apps over IPC, never shown; at most 16 KiB.
     pub raw_content: Option<String>,
+    /// End-to-end encrypted content (`docs/encryption.md`): one entry per subscription,
+    /// each the JSON of a payload with visual and raw content, encrypted for that
+    /// device. The service carries it without a key. On a device that opened its entry,
+    /// the opened content is in the fields above and this list is empty.
+    pub encrypted_content: Option<Vec<SealedContent>>,
+}
+
+impl Payload {
+    /// Whether it arrived encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.encrypted_content.is_some()
+    }
+
+    /// Whether it arrived encrypted and was not opened here (no entry for this device,
+    /// or one that could not be decrypted): nothing to show.
+    pub fn is_sealed(&self) -> bool {
+        self.encrypted_content
+            .as_ref()
+            .is_some_and(|e| !e.is_empty())
+    }
 }
 
 /// Which platforms a notification is for.
@@ -122,7 +145,7 @@ pub struct NotificationContent {
 
 impl NotificationContent {
     /// Its size as a user's quota counts it: the bytes of its text and data (host,
-    /// ids, group, title, body, raw content, fallback policy).
+    /// ids, group, title, body, raw content, encrypted content, fallback policy).
     pub fn size(&self) -> usize {
         let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
         let visual = self
@@ -135,6 +158,16 @@ impl NotificationContent {
             + text(&self.group_name)
             + visual
             + text(&self.payload.raw_content)
+            + self
+                .payload
+                .encrypted_content
+                .as_ref()
+                .map_or(0, |entries| {
+                    entries
+                        .iter()
+                        .map(|e| e.unsid.as_str().len() + e.content.len())
+                        .sum()
+                })
             + self.fallback_policy.as_ref().map_or(0, JsonObject::len)
     }
 }

@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+mod v1;
+
 use super::ids::{NotificationId, Seq};
 use super::notification::{Notification, NotificationContent, UserState};
 use super::time::Timestamp;
@@ -126,7 +128,14 @@ pub struct NotificationRecord {
     pub state: UserState,
 }
 
-impl Versioned for NotificationRecord {}
+/// Version 2 added encrypted content to the payload.
+impl Versioned for NotificationRecord {
+    const VERSION: u8 = 2;
+
+    fn read_older(version: u8, bytes: &[u8]) -> Option<Result<Self, postcard::Error>> {
+        (version == 1).then(|| v1::read(bytes))
+    }
+}
 
 impl NotificationRecord {
     /// The stored form of `notification` at `seq`.
@@ -198,6 +207,42 @@ mod tests {
             Err(RecordError::Version(_))
         ));
         assert!(decode::<(u64, String)>(&[]).is_err());
+    }
+
+    /// A record as the build before encrypted content wrote it (version 1).
+    const V1_RECORD: &str = "0105026e310b636f6e746f736f2e636f6d01026131010167011e808098cbcd68044869676801024869010574686572650103726177000080f0b38ac968d0ffb38ac9680472656164096469736d697373656406616374697665";
+
+    #[test]
+    fn a_notification_record_of_version_1_reads_whole() {
+        let bytes: Vec<u8> = (0..V1_RECORD.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&V1_RECORD[i..i + 2], 16).unwrap())
+            .collect();
+        let record: NotificationRecord = decode(&bytes).unwrap();
+        assert_eq!(record.seq, Seq(5));
+        assert_eq!(record.id.as_str(), "n1");
+        let content = &record.content;
+        assert_eq!(content.target_host_name, "contoso.com");
+        assert_eq!(content.app_notification_id.as_deref(), Some("a1"));
+        assert_eq!(content.group_name.as_deref(), Some("g"));
+        assert_eq!(content.display_time_to_live, Some(30));
+        assert_eq!(content.priority, crate::protocol::Priority::High);
+        let visual = content.payload.visual_content.as_ref().unwrap();
+        assert_eq!(
+            (visual.title.as_str(), visual.body.as_deref()),
+            ("Hi", Some("there"))
+        );
+        assert_eq!(content.payload.raw_content.as_deref(), Some("raw"));
+        assert!(!content.payload.is_encrypted());
+        assert_eq!(record.state.read_state, crate::protocol::ReadState::Read);
+        assert_eq!(
+            record.modified,
+            Timestamp::parse_rfc3339("2026-12-06T00:00:01Z").unwrap()
+        );
+        // Written again, it is a version 2 record that reads back the same.
+        let again = encode(&record).unwrap();
+        assert_eq!(again[0], 2);
+        assert_eq!(decode::<NotificationRecord>(&again).unwrap(), record);
     }
 
     #[test]

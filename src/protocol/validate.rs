@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, de};
 
 use super::enums::{Platform, Priority, ReadState, UserActionState};
-use super::notification::{JsonObject, NotificationContent, Payload, TargetPolicy, VisualContent};
+use super::notification::{JsonObject, NotificationContent, TargetPolicy};
 use super::time::Timestamp;
 
 /// Largest request body accepted, after decompression.
@@ -68,23 +68,9 @@ pub struct NotificationInput {
     display_time_to_live: Option<u64>,
     expiration_date_time: Option<String>,
     priority: Option<String>,
-    payload: Option<PayloadInput>,
+    payload: Option<payload::PayloadInput>,
     target_policy: Option<TargetPolicyInput>,
     fallback_policy: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PayloadInput {
-    visual_content: Option<VisualInput>,
-    raw_content: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct VisualInput {
-    title: Option<String>,
-    body: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -163,7 +149,7 @@ impl NotificationInput {
                 .transpose()
                 .map_err(|e| ValidationError::new("priority", e))?
                 .unwrap_or(Priority::None),
-            payload: validate_payload(self.payload.unwrap_or_default())?,
+            payload: payload::validate_payload(self.payload.unwrap_or_default())?,
             target_policy: validate_target_policy(self.target_policy)?,
             fallback_policy: self.fallback_policy.as_ref().map(JsonObject::from_value),
         };
@@ -187,29 +173,7 @@ pub fn check_content(content: &NotificationContent) -> Result<(), ValidationErro
     if let Some(ttl) = content.display_time_to_live {
         validate_ttl(Some(u64::from(ttl)))?;
     }
-    let payload = &content.payload;
-    if let Some(visual) = &payload.visual_content {
-        let title = "payload.visualContent.title";
-        check_chars(title, &visual.title, 1, MAX_TITLE_CHARS, Controls::Allowed)?;
-        if let Some(body) = &visual.body {
-            let field = "payload.visualContent.body";
-            check_chars(field, body, 0, MAX_BODY_CHARS, Controls::Allowed)?;
-        }
-    }
-    if let Some(raw) = &payload.raw_content
-        && raw.len() > MAX_RAW_BYTES
-    {
-        return Err(ValidationError::new(
-            "payload.rawContent",
-            format!("must be at most {MAX_RAW_BYTES} bytes, got {}", raw.len()),
-        ));
-    }
-    if payload.visual_content.is_none() && payload.raw_content.is_none() {
-        return Err(ValidationError::new(
-            "payload",
-            "needs visualContent, rawContent or both",
-        ));
-    }
+    payload::check_payload(&content.payload)?;
     if let Some(policy) = &content.fallback_policy
         && policy.len() > MAX_FALLBACK_POLICY_BYTES
     {
@@ -356,25 +320,6 @@ fn validate_expiry(text: Option<&str>, now: Timestamp) -> Result<Timestamp, Vali
     Ok(at.min(now.plus(MAX_EXPIRY)))
 }
 
-fn validate_payload(input: PayloadInput) -> Result<Payload, ValidationError> {
-    let visual_content = input
-        .visual_content
-        .map(|visual| {
-            let title = visual.title.ok_or_else(|| {
-                ValidationError::new("payload.visualContent.title", "is required")
-            })?;
-            Ok(VisualContent {
-                title,
-                body: visual.body,
-            })
-        })
-        .transpose()?;
-    Ok(Payload {
-        visual_content,
-        raw_content: input.raw_content,
-    })
-}
-
 fn validate_target_policy(
     input: Option<TargetPolicyInput>,
 ) -> Result<TargetPolicy, ValidationError> {
@@ -434,5 +379,7 @@ impl StatePatch {
     }
 }
 
+mod payload;
+pub use payload::entry_field;
 #[cfg(test)]
 mod tests;

@@ -202,3 +202,92 @@ fn state_patch_needs_a_field() {
     let err = StatePatch::from_json(br#"{"userActionState":"gone"}"#).unwrap_err();
     assert_eq!(err.field, "userActionState");
 }
+
+/// A body whose payload is `entries` of encrypted content.
+fn sealed(entries: &serde_json::Value) -> serde_json::Value {
+    json!({"targetHostName": "contoso.com", "payload": {"encryptedContent": entries}})
+}
+
+/// A well-formed `aes128gcm` body for a fresh device.
+fn ciphertext() -> String {
+    let keys = crate::protocol::sealed::DeviceKeys::generate().unwrap();
+    keys.public()
+        .seal(br#"{"visualContent":{"title":"t"}}"#)
+        .unwrap()
+}
+
+#[test]
+fn encrypted_content_replaces_the_payload_and_each_entry_is_checked() {
+    let good = ciphertext();
+    let content = check(&sealed(&json!([{"unsid": "u1", "content": good}]))).unwrap();
+    assert!(content.payload.is_sealed());
+    assert!(content.size() > good.len());
+    let many: Vec<_> = (0..32)
+        .map(|n| json!({"unsid": format!("u{n}"), "content": good}))
+        .collect();
+    assert!(check(&sealed(&json!(many))).is_ok());
+
+    let entry = |unsid: serde_json::Value, content: serde_json::Value| json!({"unsid": unsid, "content": content});
+    let too_many: Vec<_> = (0..33)
+        .map(|n| entry(json!(format!("u{n}")), json!(good)))
+        .collect();
+    let short = &good[..100];
+    let cases: Vec<(serde_json::Value, &str, &str)> = vec![
+        (sealed(&json!([])), "payload.encryptedContent", "1 to 32"),
+        (
+            sealed(&json!(too_many)),
+            "payload.encryptedContent",
+            "got 33",
+        ),
+        (
+            sealed(&json!([{"content": good}])),
+            "payload.encryptedContent[0].unsid",
+            "required",
+        ),
+        (
+            sealed(&json!([entry(json!("u1"), json!(good)), {"unsid": "u2"}])),
+            "payload.encryptedContent[1].content",
+            "required",
+        ),
+        (
+            sealed(&json!([
+                entry(json!("u1"), json!(good)),
+                entry(json!("u1"), json!(good))
+            ])),
+            "payload.encryptedContent[1].unsid",
+            "earlier entry",
+        ),
+        (
+            sealed(&json!([entry(json!("a\u{7}b"), json!(good))])),
+            "payload.encryptedContent[0].unsid",
+            "control",
+        ),
+        (
+            sealed(&json!([entry(json!("u1"), json!("not base64!"))])),
+            "payload.encryptedContent[0].content",
+            "base64url",
+        ),
+        (
+            sealed(&json!([entry(json!("u1"), json!(short))])),
+            "payload.encryptedContent[0].content",
+            "bytes",
+        ),
+        (
+            sealed(&json!([entry(json!("u1"), json!("A".repeat(40_000)))])),
+            "payload.encryptedContent[0].content",
+            "bytes",
+        ),
+        (
+            json!({"targetHostName": "contoso.com", "payload": {
+                "visualContent": {"title": "in the clear"},
+                "encryptedContent": [entry(json!("u1"), json!(good))]}}),
+            "payload.encryptedContent",
+            "replaces visualContent",
+        ),
+    ];
+    for (body, field, words) in cases {
+        let err = check(&body).expect_err(&body.to_string()[..80.min(body.to_string().len())]);
+        assert_eq!(err.field, field, "{err}");
+        assert!(err.message.contains(words), "{err}");
+    }
+}

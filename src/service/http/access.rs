@@ -6,7 +6,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 
-use crate::protocol::{Timestamp, Unsid};
+use crate::protocol::validate::entry_field;
+use crate::protocol::{Payload, Timestamp, Unsid, UserId};
 use crate::service::auth::Claims;
 use crate::service::store::{AppRecord, DeviceRecord, SubscriptionRecord};
 use crate::service::{ServiceState, State as AppState};
@@ -191,4 +192,35 @@ async fn subscription(
             "X-UNS-ID: no such subscription (unknown, or its device was revoked)",
         )),
     }
+}
+
+/// Each entry of encrypted content must name a current subscription of `user` to
+/// `host` (a device that can open it): else `400` naming the entry, as an unknown
+/// `X-UNS-ID` is refused. A backend drops a subscription it is told of, as it drops one a
+/// Web Push service answers `410 Gone` for.
+pub async fn check_sealed_entries(
+    state: &ServiceState,
+    user: &UserId,
+    host: &str,
+    payload: &Payload,
+) -> Result<(), ApiError> {
+    let Some(entries) = &payload.encrypted_content else {
+        return Ok(());
+    };
+    let now = state.now();
+    for (at, entry) in entries.iter().enumerate() {
+        let current = state
+            .store
+            .subscription(&entry.unsid)
+            .await?
+            .is_some_and(|s| &s.user == user && s.host == host && s.expires > now);
+        if !current {
+            return Err(ApiError::bad_request(format!(
+                "{}: {:?} is not a current subscription of this user to {host:?} (unknown, expired, revoked, or another user's); leave the entry out",
+                entry_field(at, "unsid"),
+                entry.unsid.as_str()
+            )));
+        }
+    }
+    Ok(())
 }

@@ -15,7 +15,7 @@ use crate::service::admission::Sender;
 use crate::service::stage;
 use crate::service::store::Stored;
 
-use super::access::{AppCall, app_call};
+use super::access::{AppCall, app_call, check_sealed_entries};
 use super::body::{self, Media};
 use super::error::ApiError;
 
@@ -70,8 +70,9 @@ async fn create(
             content.target_host_name, call.app.host
         )));
     }
-    let sender = Sender::App(call.app.client_id.clone());
     let user = &call.subscription.user;
+    check_sealed_entries(state, user, &call.app.host, &content.payload).await?;
+    let sender = Sender::App(call.app.client_id.clone());
     state
         .admission
         .admit(state.store.as_ref(), &sender, user, content.size())

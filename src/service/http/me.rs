@@ -18,7 +18,7 @@ use crate::service::admission::Sender;
 use crate::service::auth;
 use crate::service::feed;
 
-use super::access::Caller;
+use super::access::{Caller, check_sealed_entries};
 use super::body::{self, Media};
 use super::error::ApiError;
 
@@ -129,6 +129,7 @@ pub async fn note(
             "targetHostName: a note to your own devices carries {LOCAL_HOST_NAME:?} (or leave it out)"
         )));
     }
+    check_sealed_entries(&state, &device.user, LOCAL_HOST_NAME, &content.payload).await?;
     let sender = Sender::User(device.user.clone());
     state
         .admission

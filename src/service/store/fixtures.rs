@@ -17,6 +17,7 @@ pub fn content(app_id: Option<&str>, group: Option<&str>, expires: i64) -> Notif
         payload: Payload {
             visual_content: None,
             raw_content: Some("r".to_owned()),
+            encrypted_content: None,
         },
         target_policy: TargetPolicy::default(),
         fallback_policy: None,

@@ -24,6 +24,7 @@ fn content(title: &str) -> NotificationContent {
                 body: None,
             }),
             raw_content: None,
+            encrypted_content: None,
         },
         target_policy: TargetPolicy::default(),
         fallback_policy: None,
