@@ -23,6 +23,7 @@ use crate::protocol::{
 use super::AgentError;
 use super::endpoint::{Endpoint, describe};
 use super::link::Link;
+use super::open::{self, Keyring, Opening};
 use super::store::{AgentStore, Applied, LocalChange};
 
 /// Changes stored (and acked) together at most.
@@ -135,7 +136,8 @@ pub async fn session(
         let Some(group) = group else {
             return Ok(SessionEnd::Lost { healthy });
         };
-        let changes = plausible(group.changes, store.cursor()?);
+        let mut changes = plausible(group.changes, store.cursor()?);
+        open_sealed(&mut changes, store, signals.link)?;
         if !changes.is_empty() {
             let in_order = signals.telling.lock().await;
             let (applied, cursor) = store.apply(changes).await?;
@@ -345,6 +347,29 @@ fn plausible(changes: Vec<(Seq, Notification)>, cursor: Seq) -> Vec<(Seq, Notifi
             true
         })
         .collect()
+}
+
+/// Opens each change's encrypted content for this device, in place (`open.rs`).
+fn open_sealed(
+    changes: &mut [(Seq, Notification)],
+    store: &AgentStore,
+    link: &Link,
+) -> Result<(), AgentError> {
+    if !changes.iter().any(|(_, n)| n.content.payload.is_sealed()) {
+        return Ok(());
+    }
+    let keyring: Keyring = store
+        .keyring()?
+        .into_iter()
+        .map(|(unsid, host, keys)| (unsid, (host, keys)))
+        .collect();
+    for (seq, notification) in changes {
+        if let Opening::Failed(why) = open::open(notification, &keyring) {
+            tracing::warn!(%seq, id = %notification.id, %why, "an encrypted notification for this device could not be opened; it is kept but not shown");
+            link.unopened();
+        }
+    }
+    Ok(())
 }
 
 async fn ack(socket: &mut Socket, seq: Seq) -> Result<(), AgentError> {

@@ -10,6 +10,7 @@ use super::link::Link;
 use super::store::{AgentStore, AgentStoreError, LocalChange};
 use super::{AgentError, AgentHandle};
 use crate::protocol::rest::Subscription;
+use crate::protocol::sealed::PublicKeys;
 
 /// How long `send` waits for its note to come back over the channel.
 const SEND_SETTLES: std::time::Duration = std::time::Duration::from_secs(5);
@@ -44,13 +45,15 @@ impl AgentHandle {
     }
 
     /// Subscribes this device to an app host and keeps the subscription (renewed
-    /// before it expires). Returns the UNSID for the app's backend.
-    pub async fn subscribe(&self, host: &str) -> Result<Subscription, AgentError> {
+    /// before it expires) and its keys. Returns the UNSID and the public keys, for the
+    /// app's backend.
+    pub async fn subscribe(&self, host: &str) -> Result<(Subscription, PublicKeys), AgentError> {
         let host = crate::protocol::validate::validate_host_name("targetHostName", host)
             .map_err(|e| AgentError::Refused(e.to_string()))?;
         let sub = self.api.subscribe(&host).await?;
         self.store.save_subscription(&sub).await?;
-        Ok(sub)
+        let keys = self.store.ensure_keys(&sub.unsid).await?;
+        Ok((sub, keys.public()))
     }
 
     /// Renews every subscription that expires before `due`; returns how many.
@@ -60,6 +63,8 @@ impl AgentHandle {
             if sub.expiration_date_time < due {
                 let fresh = self.api.subscribe(&sub.target_host_name).await?;
                 self.store.save_subscription(&fresh).await?;
+                // A subscription made before this device kept keys gets them now.
+                self.store.ensure_keys(&fresh.unsid).await?;
                 renewed += 1;
             }
         }

@@ -1,8 +1,9 @@
-//! What the agent knows about its link to the service, for `status`: the state and
-//! when it last caught up. Written by the agent's loop and its channel session; each
+//! What the agent knows about its link to the service, for `status`: the state, when it
+//! last caught up, and how many encrypted notifications it could not open. Written by the agent's loop and its channel session; each
 //! change of state is also the unit's status line under systemd (`supervisor`).
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::protocol::Timestamp;
 use crate::protocol::local::LinkState;
@@ -11,17 +12,31 @@ use crate::protocol::local::LinkState;
 #[derive(Debug)]
 pub struct Link {
     inner: Mutex<(LinkState, Option<Timestamp>)>,
+    /// Encrypted notifications for this device that could not be opened, since start.
+    unopened: AtomicU64,
 }
 
 impl Default for Link {
     fn default() -> Self {
         Self {
             inner: Mutex::new((LinkState::Connecting, None)),
+            unopened: AtomicU64::new(0),
         }
     }
 }
 
 impl Link {
+    /// Counts an encrypted notification for this device that could not be opened.
+    pub fn unopened(&self) {
+        self.unopened.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many encrypted notifications for this device could not be opened since the
+    /// agent started.
+    pub fn unopened_count(&self) -> u64 {
+        self.unopened.load(Ordering::Relaxed)
+    }
+
     /// Sets the state.
     pub fn set(&self, state: LinkState) {
         let before = std::mem::replace(&mut self.lock().0, state);

@@ -28,6 +28,7 @@ pub mod credentials;
 pub mod endpoint;
 mod handle;
 pub mod link;
+pub mod open;
 mod present;
 mod responder;
 pub mod rpc;

@@ -23,6 +23,7 @@ use crate::protocol::local::{
     DEFAULT_LIST, DndParams, Event, EventKind, GetParams, IdsParams, Item, ListParams, ListResult,
     MAX_IDS, MAX_LIST, MAX_LIST_BYTES, StatusInfo, SubscribeParams, Updated, WatchParams, method,
 };
+use crate::protocol::sealed::DeviceKeys;
 use crate::protocol::{
     NotificationId, ReadState, Status, Timestamp, UserActionState, validate::StatePatch,
 };
@@ -87,6 +88,7 @@ impl AgentRpc {
             toasts: self.handle.toasts(),
             do_not_disturb: self.handle.dnd(Timestamp::now()).map_err(store_error)?,
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            undecryptable: self.handle.link().unopened_count(),
         })
     }
 
@@ -188,7 +190,7 @@ impl AgentRpc {
     }
 
     async fn subscribe(&self, params: SubscribeParams) -> Result<Value, RpcError> {
-        let sub = self
+        let (sub, keys) = self
             .handle
             .subscribe(&params.target_host_name)
             .await
@@ -197,7 +199,31 @@ impl AgentRpc {
             "unsid": sub.unsid,
             "targetHostName": sub.target_host_name,
             "expirationDateTime": sub.expiration_date_time,
+            "keys": keys,
         }))
+    }
+
+    /// This device's subscriptions, each with its public keys (none yet for one made
+    /// before this device kept keys: it gets them at its next renewal).
+    fn subscriptions(&self) -> Result<Value, RpcError> {
+        let store = self.handle.store();
+        let keys = store.all_keys().map_err(store_error)?;
+        let subs = store.subscriptions().map_err(store_error)?;
+        let listed: Vec<Value> = subs
+            .into_iter()
+            .map(|sub| {
+                let public = keys.get(&sub.unsid).map(DeviceKeys::public);
+                let mut value = serde_json::to_value(&sub).unwrap_or_default();
+                if let Value::Object(map) = &mut value {
+                    map.insert(
+                        "keys".into(),
+                        serde_json::to_value(public).unwrap_or_default(),
+                    );
+                }
+                value
+            })
+            .collect();
+        Ok(Value::Array(listed))
     }
 
     async fn send(&self, params: Option<Value>) -> Result<Value, RpcError> {
@@ -320,9 +346,7 @@ impl AgentRpc {
                     .await
             }
             method::SUBSCRIBE => self.subscribe(params(request.params)?).await,
-            method::SUBSCRIPTIONS => {
-                to_value(&self.handle.store().subscriptions().map_err(store_error)?)
-            }
+            method::SUBSCRIPTIONS => self.subscriptions(),
             method::SEND => self.send(request.params).await,
             method::WATCH => Ok(self.watch(params_or_default(request.params)?, peer)),
             method::DND => self.dnd(params_or_default(request.params)?).await,

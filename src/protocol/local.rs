@@ -238,4 +238,8 @@ pub struct StatusInfo {
     pub do_not_disturb: Dnd,
     /// The agent's version.
     pub version: String,
+    /// Encrypted notifications for this device that could not be opened (tampered,
+    /// truncated, or made for other keys) since the agent started; never shown.
+    #[serde(default)]
+    pub undecryptable: u64,
 }

@@ -380,6 +380,6 @@ impl StatePatch {
 }
 
 mod payload;
-pub use payload::entry_field;
+pub use payload::{entry_field, opened_payload};
 #[cfg(test)]
 mod tests;

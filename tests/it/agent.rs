@@ -373,7 +373,7 @@ async fn the_agent_subscribes_keeps_and_renews_its_subscriptions() {
     let agent = start_agent(&service.url, &device, dir.path());
     let refused = agent.handle.subscribe("not a host").await.unwrap_err();
     assert!(refused.to_string().contains("targetHostName"), "{refused}");
-    let sub = agent.handle.subscribe("Contoso.com").await.unwrap();
+    let (sub, keys) = agent.handle.subscribe("Contoso.com").await.unwrap();
     assert_eq!(sub.target_host_name, "contoso.com");
     service
         .post_ok(
@@ -392,6 +392,8 @@ async fn the_agent_subscribes_keeps_and_renews_its_subscriptions() {
     assert_eq!(renewed.len(), 1);
     assert_eq!(renewed[0].unsid, sub.unsid, "renewing keeps the UNSID");
     assert!(renewed[0].expiration_date_time >= sub.expiration_date_time);
+    let (_, again) = agent.handle.subscribe("contoso.com").await.unwrap();
+    assert_eq!(again, keys, "renewing keeps the keys");
     assert_eq!(
         agent
             .handle

@@ -105,7 +105,7 @@ async fn the_agent_syncs_over_the_services_own_tls_trusting_only_its_ca() {
     settings.ca_file = Some(pki.ca.clone());
     let agent = crate::test_agent::TestAgent::launch(settings);
     let handle = agent.handle.clone();
-    let sub = handle.subscribe("contoso.com").await.unwrap();
+    let (sub, _keys) = handle.subscribe("contoso.com").await.unwrap();
     let posted = post_as_app(&http, &url, &app.token, sub.unsid.as_str(), "over TLS").await;
     let id = tidings::protocol::NotificationId::new(posted["id"].as_str().unwrap());
     wait_until("the notification arrives over wss://", || async {

@@ -5,7 +5,8 @@
 //! `Q` + seq → id, the history order; `O` + n → the outbox (`outbox.rs`);
 //! `S` + host → this device's subscription to that app; `E` + expiry + seq → id, the
 //! expiry order (so retention never reads every record);
-//! `M` + name → meta (the cursor, the outbox counter).
+//! `M` + name → meta (the cursor, the outbox counter); `K` + UNSID → that subscription's
+//! keys (`keys.rs`).
 //!
 //! Changes are applied in groups ([`AgentStore::apply`]): every change of the group in
 //! one atomic batch together with the new cursor, then one flush; only then may the
@@ -13,6 +14,7 @@
 //! id changes nothing, so replays after a reconnect or a crash are harmless.
 
 mod dnd;
+mod keys;
 mod outbox;
 mod query;
 mod retention;

@@ -75,6 +75,21 @@ pub(super) fn validate_payload(input: PayloadInput) -> Result<Payload, Validatio
     })
 }
 
+/// The cleartext of an entry a device opened: the JSON of a payload with visual
+/// content, raw content or both (not encrypted again), held to a post's limits.
+pub fn opened_payload(cleartext: &[u8]) -> Result<Payload, ValidationError> {
+    let input: PayloadInput = super::parse_json(cleartext)?;
+    if input.encrypted_content.is_some() {
+        return Err(ValidationError::new(
+            "encryptedContent",
+            "encrypted content holds a payload of visual and raw content, not encrypted content again",
+        ));
+    }
+    let payload = validate_payload(input)?;
+    check_payload(&payload)?;
+    Ok(payload)
+}
+
 /// The field name of entry `at`'s `name`.
 pub fn entry_field(at: usize, name: &str) -> String {
     format!("payload.encryptedContent[{at}].{name}")
