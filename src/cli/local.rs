@@ -32,7 +32,7 @@ pub async fn run(command: Command) -> Result<(), Failure> {
                 )
                 .into());
             }
-            let created = client.call(method::SEND, send::body(&args)).await?;
+            let created = client.call(method::SEND, send::body(&args)?).await?;
             send::print_created(&created, args.out.json)
         }
         Command::Watch { app, out } => watch(&mut client, app, out.json).await,
@@ -155,11 +155,29 @@ fn row(item: &Item, now: Timestamp) -> Vec<String> {
 }
 
 fn title(n: &Notification) -> &str {
-    n.content
-        .payload
+    let payload = &n.content.payload;
+    if payload.is_sealed() {
+        return SEALED;
+    }
+    payload
         .visual_content
         .as_ref()
         .map_or("(raw content)", |v| v.title.as_str())
+}
+
+/// What stands for a notification encrypted for the user's other devices only.
+const SEALED: &str = "(encrypted for another device)";
+
+/// The `encrypted` row of `show`.
+fn encryption_word(n: &Notification) -> String {
+    let payload = &n.content.payload;
+    if payload.is_sealed() {
+        SEALED.trim_matches(['(', ')']).to_owned()
+    } else if payload.is_encrypted() {
+        "end to end, opened on this device".to_owned()
+    } else {
+        String::new()
+    }
 }
 
 /// A priority as `--priority` spells it (the wire's `None` is "normal").
@@ -217,6 +235,7 @@ async fn show(client: &mut Client, id: &str, json: bool) -> Result<(), Failure> 
             "raw",
             n.content.payload.raw_content.clone().unwrap_or_default(),
         ),
+        ("encrypted", encryption_word(n)),
         ("state", state_word(n).to_owned()),
         ("priority", priority_word(n.content.priority).to_owned()),
         (
@@ -235,7 +254,7 @@ async fn show(client: &mut Client, id: &str, json: bool) -> Result<(), Failure> 
         ),
     ];
     for (name, value) in rows.iter().filter(|(_, v)| !v.is_empty()) {
-        output::line(&format!("{name:<9} {value}"))?;
+        output::line(&format!("{name:<10} {value}"))?;
     }
     Ok(())
 }

@@ -214,6 +214,12 @@ pub struct SendArgs {
     /// Also trust the CAs in this PEM file (a service with its own CA).
     #[arg(long, env = "TIDINGS_CA_FILE", requires = "unsid")]
     pub ca_file: Option<std::path::PathBuf>,
+    /// As an app backend: encrypt the content end to end for a device, with the keys
+    /// its `tidings subscribe --json` printed: `P256DH:AUTH` for the --unsid device, or
+    /// `UNSID=P256DH:AUTH` for another device of the same user. Repeat it for each
+    /// device; only those devices can read the notification (docs/encryption.md).
+    #[arg(long, value_name = "[UNSID=]P256DH:AUTH", requires = "unsid")]
+    pub encrypt_for: Vec<String>,
     /// Machine output.
     #[command(flatten)]
     pub out: Out,

@@ -10,13 +10,15 @@ use crate::agent::endpoint::Endpoint;
 use crate::agent::{api, tls};
 use crate::protocol::Notification;
 use crate::protocol::rest::TokenResponse;
+use crate::protocol::sealed::PublicKeys;
 
 use super::output;
 use super::{Failure, PriorityArg, SendArgs};
 
 /// The notification's JSON body (`targetHostName` only when `--host` gave one: a note
-/// through the agent has none).
-pub fn body(args: &SendArgs) -> Value {
+/// through the agent has none); with `--encrypt-for`, its content encrypted for each
+/// device named.
+pub fn body(args: &SendArgs) -> Result<Value, Failure> {
     let mut visual = json!({"title": args.title});
     if let Some(text) = &args.body {
         visual["body"] = json!(text);
@@ -24,6 +26,9 @@ pub fn body(args: &SendArgs) -> Value {
     let mut payload = json!({"visualContent": visual});
     if let Some(raw) = &args.raw {
         payload["rawContent"] = json!(raw);
+    }
+    if !args.encrypt_for.is_empty() {
+        payload = json!({"encryptedContent": sealed(&payload, args)?});
     }
     let mut body = Map::new();
     body.insert("payload".to_owned(), payload);
@@ -45,7 +50,35 @@ pub fn body(args: &SendArgs) -> Value {
             body.insert(name.to_owned(), value);
         }
     }
-    Value::Object(body)
+    Ok(Value::Object(body))
+}
+
+/// One `encryptedContent` entry per `--encrypt-for`: `cleartext` encrypted as a Web
+/// Push sender does, for the keys given.
+fn sealed(cleartext: &Value, args: &SendArgs) -> Result<Vec<Value>, Failure> {
+    let text = cleartext.to_string();
+    args.encrypt_for
+        .iter()
+        .map(|target| {
+            // `UNSID=` comes first when given; a padded key holds `=` too, so the
+            // split is taken only when what follows it reads as keys.
+            let prefixed = target
+                .split_once('=')
+                .and_then(|(unsid, pair)| Some((unsid, PublicKeys::parse_pair(pair).ok()?)));
+            let (unsid, keys) = match prefixed {
+                Some(found) => found,
+                None => (
+                    args.unsid.as_deref().unwrap_or_default(),
+                    PublicKeys::parse_pair(target)
+                        .map_err(|e| anyhow!("--encrypt-for {target}: {e}"))?,
+                ),
+            };
+            let content = keys
+                .seal(text.as_bytes())
+                .map_err(|e| anyhow!("--encrypt-for {target}: {e}"))?;
+            Ok(json!({"unsid": unsid, "content": content}))
+        })
+        .collect()
 }
 
 /// The URL of the service a local-mode agent runs, from the file it writes.
@@ -95,7 +128,7 @@ pub async fn as_backend(args: SendArgs) -> Result<(), Failure> {
         .post(url)
         .bearer_auth(token)
         .header("X-UNS-ID", unsid)
-        .json(&body(&args))
+        .json(&body(&args)?)
         .send()
         .await
         .with_context(|| format!("posting to {service}"))?;

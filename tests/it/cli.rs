@@ -425,7 +425,7 @@ async fn errors_are_one_sentence_and_deleted_or_dismissed_mean_what_they_say() {
         assert!(refused.contains("was deleted"), "{action}: {refused}");
     }
     let shown = String::from_utf8(home.run(&["show", &id]).await.stdout).unwrap();
-    assert!(shown.contains("state     deleted"), "{shown}");
+    assert!(shown.contains("state      deleted"), "{shown}");
 
     // A normal priority reads as the flag spells it.
     let normal = home

@@ -41,6 +41,15 @@ impl Process {
     /// its own (the same one again when started on the same data directory), unless
     /// `extra` names a store.
     pub async fn start_with(data_dir: &Path, listen: &str, extra: &[&str]) -> Self {
+        Self::spawn(data_dir, listen, extra, "info").await
+    }
+
+    /// Starts the service logging at `level` (`debug`: everything it would say).
+    pub async fn start_logging(data_dir: &Path, level: &str) -> Self {
+        Self::spawn(data_dir, "127.0.0.1:0", &[], level).await
+    }
+
+    async fn spawn(data_dir: &Path, listen: &str, extra: &[&str], level: &str) -> Self {
         let mut store = Vec::new();
         if !extra.contains(&"--store") {
             tidings::config::create_private_dir(data_dir).unwrap();
@@ -53,7 +62,7 @@ impl Process {
             .arg(data_dir)
             .args(&store)
             .args(extra)
-            .env("TIDINGS_LOG", "info")
+            .env("TIDINGS_LOG", level)
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -86,6 +95,11 @@ impl Process {
 }
 
 impl Process {
+    /// Everything it logged so far.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
     /// Whether it logged a line containing every one of `parts`.
     pub fn logged(&self, parts: &[&str]) -> bool {
         let log = self.log.lock().unwrap();

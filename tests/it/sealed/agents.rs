@@ -1,0 +1,120 @@
+//! Agents open what is encrypted for them, show it and sync its state; a device with
+//! no entry keeps it sealed; wrong keys are counted, never shown.
+
+use serde_json::json;
+use tidings::agent::store::LocalChange;
+use tidings::agent::toast::Presenter;
+use tidings::protocol::{Notification, NotificationId, ReadState, StatePatch};
+
+use super::sealed_by_python;
+use crate::helpers::{TestService, wait_until};
+use crate::test_agent::TestAgent;
+
+/// The notification `id` as `agent` stores it, once it has it.
+async fn stored_on(agent: &TestAgent, id: &NotificationId) -> Notification {
+    wait_until(&format!("the agent stores {id}"), || async {
+        agent.handle.store().get(id).unwrap().is_some()
+    })
+    .await;
+    agent
+        .handle
+        .store()
+        .get(id)
+        .unwrap()
+        .unwrap()
+        .to_notification()
+}
+
+#[tokio::test]
+async fn encrypted_for_two_devices_each_agent_shows_the_cleartext_and_a_third_cannot() {
+    let service = TestService::start().await;
+    service.add_user("alice").await;
+    let app = service.add_app("contoso.com").await;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut agents = Vec::new();
+    let mut subs = Vec::new();
+    for (dir, platform) in dirs.iter().zip(["linux", "windows", "linux"]) {
+        let device = service.sign_in("alice", platform).await;
+        let agent = TestAgent::start(&service.url, &device, dir.path());
+        subs.push(agent.handle.subscribe("contoso.com").await.unwrap());
+        agents.push(agent);
+    }
+    // The backend knows the first two devices' keys (handed to it by a local app).
+    let secret = format!("Your code is {}", std::process::id() % 1_000_000);
+    let cleartext = json!({"visualContent": {"title": secret, "body": "ünïcödé"}}).to_string();
+    let entries: Vec<_> = subs[..2]
+        .iter()
+        .map(|(sub, keys)| {
+            let body = sealed_by_python(keys, &cleartext);
+            json!({"unsid": sub.unsid, "content": body})
+        })
+        .collect();
+    let body = json!({"targetHostName": "contoso.com", "payload": {"encryptedContent": entries}});
+    let created = service.post_ok(&app, subs[0].0.unsid.as_str(), &body).await;
+
+    for agent in &agents[..2] {
+        let stored = stored_on(agent, &created.id).await;
+        let payload = &stored.content.payload;
+        assert_eq!(payload.visual_content.as_ref().unwrap().title, secret);
+        assert!(payload.is_encrypted() && !payload.is_sealed());
+        wait_until("its toast", || async {
+            agent.recorder.is_shown(&created.id)
+        })
+        .await;
+    }
+    let third = stored_on(&agents[2], &created.id).await;
+    assert!(third.content.payload.is_sealed(), "stored as it came");
+    assert!(third.content.payload.visual_content.is_none());
+    assert!(
+        !agents[2].recorder.is_shown(&created.id),
+        "no toast for what it cannot read"
+    );
+    assert_eq!(
+        agents[2].handle.link().unopened_count(),
+        0,
+        "not a failure: not for it"
+    );
+
+    // A read on one device reaches the other, as for any notification.
+    let read = LocalChange::Update(StatePatch {
+        read_state: Some(ReadState::Read),
+        user_action_state: None,
+    });
+    agents[0]
+        .handle
+        .change(std::slice::from_ref(&created.id), read)
+        .await
+        .unwrap();
+    wait_until("the read reaches the second device", || async {
+        agents[1]
+            .handle
+            .store()
+            .get(&created.id)
+            .unwrap()
+            .unwrap()
+            .state
+            .read_state
+            == ReadState::Read
+    })
+    .await;
+    let again = agents[1].handle.store().get(&created.id).unwrap().unwrap();
+    assert_eq!(
+        again.content.payload.visual_content.unwrap().title,
+        secret,
+        "the new version is opened too"
+    );
+
+    // Content for the first device made with another device's keys: counted, not shown.
+    let wrong = sealed_by_python(&subs[1].1, &cleartext);
+    let body = json!({"targetHostName": "contoso.com", "payload": {"encryptedContent": [
+        {"unsid": subs[0].0.unsid, "content": wrong}]}});
+    let refused = service.post_ok(&app, subs[0].0.unsid.as_str(), &body).await;
+    let kept = stored_on(&agents[0], &refused.id).await;
+    assert!(kept.content.payload.is_sealed());
+    assert_eq!(agents[0].handle.link().unopened_count(), 1);
+    assert!(!agents[0].recorder.is_shown(&refused.id));
+    for agent in agents {
+        agent.stop().await;
+    }
+    service.stop().await;
+}
