@@ -98,6 +98,9 @@ wait_for agent_connected
 run everyday
 run backend
 [ "$(tidings history --app contoso.com --json | jq '.items | length')" -ge 1 ]
+run encrypted
+tidings history --app contoso.com --json \
+  | jq -e '[.items[] | select(.payload.encryptedContent == [] and .payload.visualContent.title == "Your code is 271828")] | length == 1' >/dev/null
 run completions
 grep -q "tidings" "$HOME/.local/share/bash-completion/completions/tidings"
 grep -q "^.TH tidings" "$HOME/.local/share/man/man1/tidings.1"

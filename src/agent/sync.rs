@@ -79,6 +79,10 @@ async fn sessions(
             }
             Err(AgentError::SignedOut) => {
                 handle.link.set(LinkState::SignedOut);
+                // The device's subscriptions ended with it: so do their keys.
+                if let Err(e) = handle.store.forget_all_keys().await {
+                    tracing::warn!(error = %e, "could not remove the subscriptions' keys");
+                }
                 return Err(AgentError::SignedOut);
             }
             Err(e) => return Err(e),

@@ -31,6 +31,21 @@ impl AgentStore {
         Ok(keys)
     }
 
+    /// Destroys the keys of `unsid` (flushed by the caller).
+    pub(super) fn forget_keys(&self, unsid: &Unsid) -> Result<(), AgentStoreError> {
+        self.cache.remove(keys_key(unsid))?;
+        Ok(())
+    }
+
+    /// Destroys every subscription's keys (the device was signed out); durable on
+    /// return.
+    pub async fn forget_all_keys(&self) -> Result<(), AgentStoreError> {
+        for entry in self.cache.scan_prefix([KEYS]) {
+            self.cache.remove(entry?.0)?;
+        }
+        self.flush().await
+    }
+
     /// Each subscription that has keys: its UNSID, its app's host and its keys.
     pub fn keyring(&self) -> Result<Vec<(Unsid, String, DeviceKeys)>, AgentStoreError> {
         let mut keys = self.all_keys()?;

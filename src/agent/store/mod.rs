@@ -242,11 +242,17 @@ impl AgentStore {
         Ok(pending)
     }
 
-    /// Keeps (or replaces) this device's subscription to its host.
+    /// Keeps (or replaces) this device's subscription to its host. A subscription it
+    /// replaces under another UNSID has ended: its keys are destroyed with it.
     pub async fn save_subscription(&self, sub: &Subscription) -> Result<(), AgentStoreError> {
         let mut key = vec![SUBSCRIPTION];
         key.extend_from_slice(sub.target_host_name.as_bytes());
-        self.cache.insert(key, encode(sub)?)?;
+        let before = self.cache.insert(key, encode(sub)?)?;
+        if let Some(old) = before.map(|v| decode::<Subscription>(&v)).transpose()?
+            && old.unsid != sub.unsid
+        {
+            self.forget_keys(&old.unsid)?;
+        }
         self.flush().await?;
         Ok(())
     }

@@ -249,3 +249,34 @@ async fn the_kept_tally_follows_every_write_path() {
     store.purge(far, 10).unwrap();
     assert_eq!(check(&store), (0, 0));
 }
+
+#[tokio::test]
+async fn keys_last_as_long_as_their_subscription() {
+    use crate::protocol::Unsid;
+    let (_dir, store) = open();
+    let sub = |unsid: &str| Subscription {
+        unsid: Unsid::new(unsid),
+        target_host_name: "contoso.com".into(),
+        expiration_date_time: Timestamp::now(),
+    };
+    store.save_subscription(&sub("u1")).await.unwrap();
+    let first = store.ensure_keys(&Unsid::new("u1")).await.unwrap();
+    // Renewed under the same UNSID: the same keys.
+    store.save_subscription(&sub("u1")).await.unwrap();
+    let again = store.ensure_keys(&Unsid::new("u1")).await.unwrap();
+    assert_eq!(first.public(), again.public());
+    assert_eq!(store.keyring().unwrap().len(), 1);
+    // Subscribed anew under another UNSID: the old subscription's keys are gone.
+    store.save_subscription(&sub("u2")).await.unwrap();
+    assert!(store.all_keys().unwrap().is_empty());
+    let second = store.ensure_keys(&Unsid::new("u2")).await.unwrap();
+    assert_ne!(second.public(), first.public());
+    let ring = store.keyring().unwrap();
+    assert_eq!(
+        (ring[0].0.as_str(), ring[0].1.as_str()),
+        ("u2", "contoso.com")
+    );
+    // Signed out: no keys at all.
+    store.forget_all_keys().await.unwrap();
+    assert!(store.keyring().unwrap().is_empty());
+}

@@ -118,3 +118,60 @@ async fn encrypted_for_two_devices_each_agent_shows_the_cleartext_and_a_third_ca
     }
     service.stop().await;
 }
+
+/// The block of `docs/encryption.md` marked `<!-- tested: NAME -->`.
+fn documented(name: &str) -> String {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/encryption.md"))
+        .unwrap();
+    let marker = format!("<!-- tested: {name} -->");
+    let after = &doc[doc.find(&marker).expect("the marked block") + marker.len()..];
+    let start = after.find("```python\n").unwrap() + "```python\n".len();
+    let end = after[start..].find("```").unwrap();
+    after[start..start + end].to_owned()
+}
+
+#[tokio::test]
+async fn the_documented_python_sender_reaches_the_agent_opened() {
+    let service = TestService::start().await;
+    service.add_user("alice").await;
+    let app = service.add_app("contoso.com").await;
+    let device = service.sign_in("alice", "linux").await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = TestAgent::start(&service.url, &device, dir.path());
+    let (sub, keys) = agent.handle.subscribe("contoso.com").await.unwrap();
+    let sub_json = json!({
+        "unsid": sub.unsid, "targetHostName": sub.target_host_name, "keys": keys,
+    })
+    .to_string();
+    let env = [
+        ("SUB", sub_json.as_str()),
+        ("SERVICE", service.url.as_str()),
+        ("APP_TOKEN", app.token.as_str()),
+    ];
+    // Off the runtime: the in-process service must answer meanwhile.
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let status = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        super::run_python_with(&documented("python-sender"), "", &env)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, "201");
+    wait_until("the agent stores it opened", || async {
+        let history = agent.handle.store().history(10, None).unwrap();
+        history.iter().any(|r| {
+            r.content.payload.is_encrypted()
+                && r.content
+                    .payload
+                    .visual_content
+                    .as_ref()
+                    .is_some_and(|v| v.title == "Your code is 271828")
+        })
+    })
+    .await;
+    agent.stop().await;
+    service.stop().await;
+}

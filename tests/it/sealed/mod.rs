@@ -28,8 +28,14 @@ fn python() -> PathBuf {
 
 /// Runs `script` with `input` on stdin; its stdout.
 fn run_python(script: &str, input: &str) -> String {
+    run_python_with(script, input, &[])
+}
+
+/// [`run_python`] with `env` added to its environment.
+fn run_python_with(script: &str, input: &str, env: &[(&str, &str)]) -> String {
     let mut child = Command::new(python())
         .args(["-c", script])
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
