@@ -212,7 +212,10 @@ function ackSoon() {
 // ---- the inbox ------------------------------------------------------------------
 
 const isUnread = (n) => n.readState === 'unread' && n.userActionState !== 'dismissed';
-const title = (n) => (n.payload && n.payload.visualContent && n.payload.visualContent.title) || '(raw notification)';
+// Encrypted end to end for the user's devices: the page holds no keys (docs/encryption.md).
+const sealed = (n) => !!(n.payload && n.payload.encryptedContent && n.payload.encryptedContent.length);
+const title = (n) => sealed(n) ? '(encrypted for another device)'
+  : (n.payload && n.payload.visualContent && n.payload.visualContent.title) || '(raw notification)';
 
 function filtered() {
   const unreadOnly = $('show').value === 'unread';

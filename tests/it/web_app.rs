@@ -84,6 +84,7 @@ async fn the_inbox_in_a_real_browser_stays_in_step_with_an_agent() {
     reads_travel_both_ways_and_a_delete_everywhere(&scene).await;
     a_note_reaches_the_agent(&scene).await;
     a_hostile_title_is_only_text(&scene).await;
+    an_encrypted_one_is_a_placeholder_here_and_opened_on_the_agent(&scene).await;
     every_control_is_labelled_and_the_page_fits_a_phone(&scene).await;
     desktop_notifications_follow_priority_do_not_disturb_and_reads_elsewhere(&scene).await;
     devices_are_revoked_and_signing_out_revokes_the_browser(&scene).await;
@@ -216,6 +217,41 @@ async fn a_hostile_title_is_only_text(scene: &Scene) {
         browser.client.get_alert_text().await.is_err(),
         "no alert ran"
     );
+}
+
+/// The page holds no keys: what is encrypted for the user's devices shows as such,
+/// while the agent that has the keys shows the cleartext.
+async fn an_encrypted_one_is_a_placeholder_here_and_opened_on_the_agent(scene: &Scene) {
+    let subscribed = scene.home.json(&["subscribe", "contoso.com"]).await;
+    let keys: tidings::protocol::sealed::PublicKeys =
+        serde_json::from_value(subscribed["keys"].clone()).unwrap();
+    let content = keys
+        .seal(br#"{"visualContent":{"title":"for the agent only"}}"#)
+        .unwrap();
+    let body = serde_json::json!({"targetHostName": "contoso.com", "payload": {
+        "encryptedContent": [{"unsid": scene.unsid, "content": content}]}});
+    let id = scene
+        .service
+        .post_ok(&scene.app, &scene.unsid, &body)
+        .await
+        .id
+        .to_string();
+    let browser = &scene.browser;
+    wait_until("the encrypted one appears", || async {
+        browser.item(&id).await.is_some()
+    })
+    .await;
+    assert_eq!(
+        browser.item(&id).await.unwrap()["title"],
+        "(encrypted for another device)"
+    );
+    wait_until("the agent opens it", || async {
+        scene
+            .on_agent(&id)
+            .await
+            .is_some_and(|n| n["payload"]["visualContent"]["title"] == "for the agent only")
+    })
+    .await;
 }
 
 async fn every_control_is_labelled_and_the_page_fits_a_phone(scene: &Scene) {
