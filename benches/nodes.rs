@@ -357,6 +357,7 @@ async fn provision_cast(nodes: &[Node]) -> Cast {
                     addr: nodes[u % nodes.len()].addr.clone(),
                     auth: auth.clone(),
                     unsid: sub.unsid.to_string(),
+                    sealed: None,
                 });
             }
         }

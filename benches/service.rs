@@ -6,6 +6,9 @@
 //! 2. Durable throughput: 16 concurrent posters, each on its own keep-alive HTTP/1.1
 //!    connection, post for a fixed time; every counted post got a `201` (on disk).
 //! 3. After each: a backup of the store it left (how long writes wait for one).
+//! 4. Both again with end-to-end encrypted content (`docs/encryption.md`) in place of
+//!    the visual content (the same plaintext, encrypted once for the device), and what
+//!    opening one costs the device.
 //!
 //! Each runs against a fresh service, in-process on its own 2-thread runtime with its
 //! store on the real disk (under `target/`); the load generator is a minimal raw HTTP/1.1 client on a separate thread so it
@@ -25,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tidings::ipc::Client;
+use tidings::protocol::sealed::DeviceKeys;
 use tidings::service::{self, ServiceState, Settings};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -43,11 +47,13 @@ struct Target {
 }
 
 impl Target {
-    fn post(&self) -> Post {
+    /// Posts as the app; with `keys`, encrypted for them.
+    fn post(&self, keys: Option<&DeviceKeys>) -> Post {
         Post {
             addr: self.addr.clone(),
             auth: format!("Bearer {}", self.app_token),
             unsid: self.unsid.clone(),
+            sealed: keys.map(|keys| keys.public().seal(PLAINTEXT.as_bytes()).unwrap()),
         }
     }
 
@@ -59,6 +65,9 @@ impl Target {
     }
 }
 
+/// The cleartext of an encrypted post: the typical notification's payload.
+const PLAINTEXT: &str = r#"{"visualContent":{"title":"lat","body":"A notification body of a typical length, about eighty bytes long."}}"#;
+
 fn main() {
     let secs: u64 = std::env::var("TIDINGS_BENCH_SECS")
         .ok()
@@ -67,9 +76,33 @@ fn main() {
     // `cargo test --all-targets` runs this too, without `--bench`: a one-second smoke run.
     let measuring = std::env::args().any(|a| a == "--bench");
     let duration = Duration::from_secs(if measuring { secs } else { 1 });
+    let keys = DeviceKeys::generate().unwrap();
+    for (name, keys) in [("plain", None), ("encrypted", Some(&keys))] {
+        println!("== {name}");
+        measure(keys, duration);
+    }
+    let sealed = keys.public().seal(PLAINTEXT.as_bytes()).unwrap();
+    let opens = if measuring { 2_000 } else { 20 };
+    let started = Instant::now();
+    for _ in 0..opens {
+        keys.open(&sealed).unwrap();
+    }
+    println!(
+        "the device opens one: {:.1} µs ({opens} opens; ciphertext {} bytes as base64url for {} of cleartext)",
+        started.elapsed().as_secs_f64() * 1e6 / f64::from(opens),
+        sealed.len(),
+        PLAINTEXT.len()
+    );
+}
 
+/// The latency and throughput measures, posting in the clear or encrypted for `keys`.
+fn measure(keys: Option<&DeviceKeys>, duration: Duration) {
     let mut latencies = with_service(|target, client| {
-        client.block_on(load::latency(&target.listen(), &target.post(), duration))
+        client.block_on(load::latency(
+            &target.listen(),
+            &target.post(keys),
+            duration,
+        ))
     });
     latencies.sort_unstable();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
@@ -82,7 +115,7 @@ fn main() {
     );
 
     let (posts, elapsed) = with_service(|target, client| {
-        client.block_on(load::throughput(&[target.post()], duration))
+        client.block_on(load::throughput(&[target.post(keys)], duration))
     });
     let rate = posts as f64 / elapsed.as_secs_f64();
     println!(

@@ -29,6 +29,28 @@ pub struct Post {
     pub addr: String,
     pub auth: String,
     pub unsid: String,
+    /// Encrypted content (`payload.encryptedContent`, for `unsid`) to send in place of
+    /// visual content, the same for every post: the service's cost is what is measured,
+    /// not the backend's encryption.
+    pub sealed: Option<String>,
+}
+
+impl Post {
+    /// The body of the post named `title`: the typical notification, or the same
+    /// encrypted, with `title` as its group name so that frames can be matched to posts.
+    pub fn body(&self, title: &str) -> String {
+        let Some(content) = &self.sealed else {
+            return body(title);
+        };
+        json!({
+            "targetHostName": "bench.example.com",
+            "groupName": title,
+            "payload": {"encryptedContent": [{"unsid": self.unsid, "content": content}]},
+            "priority": "High",
+            "displayTimeToLive": "60"
+        })
+        .to_string()
+    }
 }
 
 /// A device's channel to open: a node's address and the device's access token.
@@ -70,8 +92,7 @@ pub async fn throughput(posts: &[Post], duration: Duration) -> (u64, Duration) {
                     conns.insert(post.addr.clone(), Http::connect(&post.addr).await);
                 }
                 let conn = conns.get_mut(&post.addr).unwrap();
-                conn.post_notification(&post.auth, &post.unsid, &format!("{poster}-{i}"))
-                    .await;
+                conn.post_notification(post, &format!("{poster}-{i}")).await;
                 count.fetch_add(1, Ordering::Relaxed);
                 i += 1;
             }
@@ -128,8 +149,7 @@ pub async fn latency(listen: &Listen, post: &Post, duration: Duration) -> Vec<Du
                 tokio::spawn(async move {
                     let mut conn = conn.lock().await;
                     sent.lock().await.insert(title.clone(), Instant::now());
-                    conn.post_notification(&post.auth, &post.unsid, &title)
-                        .await;
+                    conn.post_notification(&post, &title).await;
                 });
             }
         })
@@ -141,8 +161,10 @@ pub async fn latency(listen: &Listen, post: &Post, duration: Duration) -> Vec<Du
         };
         let received = Instant::now();
         let frame: Value = serde_json::from_str(text.as_str()).unwrap();
-        let title = frame["notification"]["payload"]["visualContent"]["title"]
+        let notification = &frame["notification"];
+        let title = notification["payload"]["visualContent"]["title"]
             .as_str()
+            .or_else(|| notification["groupName"].as_str())
             .unwrap_or_default()
             .to_owned();
         if let Some(at) = sent.lock().await.remove(&title) {
@@ -195,12 +217,21 @@ pub struct Http {
 }
 
 impl Http {
-    /// Posts a notification titled `title` and checks it was stored (201).
-    pub async fn post_notification(&mut self, auth: &str, unsid: &str, title: &str) {
-        let headers = [("Authorization", auth), ("X-UNS-ID", unsid)];
+    /// Posts `post`'s notification named `title` and checks it was stored (201).
+    pub async fn post_notification(&mut self, post: &Post, title: &str) {
+        let headers = [
+            ("Authorization", post.auth.as_str()),
+            ("X-UNS-ID", post.unsid.as_str()),
+        ];
         let path = "/beta/me/notifications";
         let (status, _) = self
-            .request("POST", path, &headers, "application/json", &body(title))
+            .request(
+                "POST",
+                path,
+                &headers,
+                "application/json",
+                &post.body(title),
+            )
             .await;
         assert_eq!(status, 201);
     }

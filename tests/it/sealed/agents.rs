@@ -6,7 +6,7 @@ use tidings::agent::store::LocalChange;
 use tidings::agent::toast::Presenter;
 use tidings::protocol::{Notification, NotificationId, ReadState, StatePatch};
 
-use super::sealed_by_python;
+use super::{base64url, ciphertext, sealed_by_python};
 use crate::helpers::{TestService, wait_until};
 use crate::test_agent::TestAgent;
 
@@ -104,15 +104,26 @@ async fn encrypted_for_two_devices_each_agent_shows_the_cleartext_and_a_third_ca
         "the new version is opened too"
     );
 
-    // Content for the first device made with another device's keys: counted, not shown.
-    let wrong = sealed_by_python(&subs[1].1, &cleartext);
-    let body = json!({"targetHostName": "contoso.com", "payload": {"encryptedContent": [
-        {"unsid": subs[0].0.unsid, "content": wrong}]}});
-    let refused = service.post_ok(&app, subs[0].0.unsid.as_str(), &body).await;
-    let kept = stored_on(&agents[0], &refused.id).await;
-    assert!(kept.content.payload.is_sealed());
-    assert_eq!(agents[0].handle.link().unopened_count(), 1);
-    assert!(!agents[0].recorder.is_shown(&refused.id));
+    // What only the device can tell is wrong, the service passes on and the device
+    // counts and never shows: made with another device's keys (as with a wrong auth
+    // secret), a byte of the ciphertext changed, a record cut short.
+    let good = ciphertext(&sealed_by_python(&subs[0].1, &cleartext));
+    let mut tampered = good.clone();
+    tampered[120] ^= 1;
+    let cases = [
+        sealed_by_python(&subs[1].1, &cleartext),
+        base64url(&tampered),
+        base64url(&good[..good.len() - 5]),
+    ];
+    for (n, content) in cases.into_iter().enumerate() {
+        let body = json!({"targetHostName": "contoso.com", "payload": {"encryptedContent": [
+            {"unsid": subs[0].0.unsid, "content": content}]}});
+        let refused = service.post_ok(&app, subs[0].0.unsid.as_str(), &body).await;
+        let kept = stored_on(&agents[0], &refused.id).await;
+        assert!(kept.content.payload.is_sealed());
+        assert_eq!(agents[0].handle.link().unopened_count(), n as u64 + 1);
+        assert!(!agents[0].recorder.is_shown(&refused.id));
+    }
     for agent in agents {
         agent.stop().await;
     }

@@ -125,3 +125,17 @@ pub fn sealed_by_python(keys: &PublicKeys, message: &str) -> String {
         &format!("{}\n{}\n{message}\n4096\n", keys.p256dh, keys.auth),
     )
 }
+
+/// The bytes of base64url `content` (padded or not).
+pub fn ciphertext(content: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(content.trim_end_matches('='))
+        .unwrap()
+}
+
+/// `bytes` as base64url without padding.
+pub fn base64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde_json::json;
 use tidings::protocol::sealed::DeviceKeys;
 
-use super::sealed_by_python;
+use super::{ciphertext, sealed_by_python};
 use crate::helpers::TestService;
 
 /// Every file the service side keeps: its data directory, and with PostgreSQL the
@@ -122,7 +122,7 @@ async fn the_service_carries_encrypted_content_it_cannot_read_and_refuses_bad_en
         files
             .iter()
             .any(|(_, bytes)| holds(bytes, carried[1].content.as_bytes())
-                || holds(bytes, &ciphertext_bytes(&carried[1].content))),
+                || holds(bytes, &ciphertext(&carried[1].content))),
         "the ciphertext should be stored somewhere: is the scan looking in the right place?"
     );
     for (path, bytes) in &files {
@@ -133,11 +133,4 @@ async fn the_service_carries_encrypted_content_it_cannot_read_and_refuses_bad_en
         );
     }
     service.stop().await;
-}
-
-fn ciphertext_bytes(content: &str) -> Vec<u8> {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(content.trim_end_matches('='))
-        .unwrap()
 }
