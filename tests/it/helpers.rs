@@ -486,6 +486,12 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// The body of a plain `GET url`.
+pub async fn get_text(url: &str) -> String {
+    let response = http_client().get(url).send().await.unwrap();
+    response.text().await.unwrap()
+}
+
 /// Posts a notification titled `title` for contoso.com as an app (token) to `unsid`,
 /// checks the 201 and returns the resource.
 pub async fn post_as_app(

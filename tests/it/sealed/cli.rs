@@ -105,14 +105,7 @@ async fn the_command_line_subscribes_with_keys_and_sends_encrypted_content() {
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("--encrypt-for"), "{said}");
 
-    let metrics = crate::helpers::http_client()
-        .get(format!("{}/metrics", service.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::helpers::get_text(&format!("{}/metrics", service.url)).await;
     assert!(!metrics.contains(&secret));
     let log = service.log_text();
     assert!(log.contains("DEBUG"), "the service logged at debug level");

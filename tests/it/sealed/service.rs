@@ -110,13 +110,8 @@ async fn the_service_carries_encrypted_content_it_cannot_read_and_refuses_bad_en
     drop(laptop);
 
     // The cleartext is nowhere on the service side: not in its store, not in /metrics.
-    let metrics = service
-        .http
-        .get(format!("{}/metrics", service.url))
-        .send()
-        .await
-        .unwrap();
-    assert!(!metrics.text().await.unwrap().contains(&secret));
+    let (_, metrics) = crate::metrics::scrape(&service).await;
+    assert!(!metrics.contains(&secret));
     let files = service_side_files(&service).await;
     assert!(
         files
