@@ -25,7 +25,7 @@ pub struct VisualContent {
 /// What a notification carries: something to show, opaque data for local apps, or both;
 /// or, in their place, the same encrypted for each of the user's devices.
 #[allow(clippy::struct_field_names)] // the names are Graph's
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Payload {
     /// Shown as a toast.
@@ -37,6 +37,25 @@ pub struct Payload {
     /// device. The service carries it without a key. On a device that opened its entry,
     /// the opened content is in the fields above and this list is empty.
     pub encrypted_content: Option<Vec<SealedContent>>,
+}
+
+/// In JSON a payload sent in the clear has no `encryptedContent` at all, so the Graph
+/// resource is what it always was; the stores (postcard, not self-describing) always
+/// write every field.
+impl Serialize for Payload {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let plain = serializer.is_human_readable() && self.encrypted_content.is_none();
+        let mut out = serializer.serialize_struct("Payload", if plain { 2 } else { 3 })?;
+        out.serialize_field("visualContent", &self.visual_content)?;
+        out.serialize_field("rawContent", &self.raw_content)?;
+        if plain {
+            out.skip_field("encryptedContent")?;
+        } else {
+            out.serialize_field("encryptedContent", &self.encrypted_content)?;
+        }
+        out.end()
+    }
 }
 
 impl Payload {
@@ -251,4 +270,40 @@ pub struct FeedPage {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_link: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_payload_is_the_graph_resource_and_every_payload_round_trips() {
+        let plain = Payload {
+            visual_content: Some(VisualContent {
+                title: "t".into(),
+                body: None,
+            }),
+            raw_content: None,
+            encrypted_content: None,
+        };
+        let json = serde_json::to_value(&plain).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"visualContent": {"title": "t", "body": null}, "rawContent": null})
+        );
+        let opened = Payload {
+            encrypted_content: Some(Vec::new()),
+            ..plain.clone()
+        };
+        assert_eq!(
+            serde_json::to_value(&opened).unwrap()["encryptedContent"],
+            serde_json::json!([])
+        );
+        for payload in [plain, opened] {
+            let text = serde_json::to_string(&payload).unwrap();
+            assert_eq!(serde_json::from_str::<Payload>(&text).unwrap(), payload);
+            let bytes = postcard::to_stdvec(&payload).unwrap();
+            assert_eq!(postcard::from_bytes::<Payload>(&bytes).unwrap(), payload);
+        }
+    }
 }

@@ -434,7 +434,7 @@ async fn errors_are_one_sentence_and_deleted_or_dismissed_mean_what_they_say() {
     let normal_id = normal["id"].as_str().unwrap().to_owned();
     wait_stored(&home, &normal_id).await;
     let shown = String::from_utf8(home.run(&["show", &normal_id]).await.stdout).unwrap();
-    assert!(shown.contains("priority  normal"), "{shown}");
+    assert!(shown.contains("priority   normal"), "{shown}");
     terminate(agent).await;
 }
 
