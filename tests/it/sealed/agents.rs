@@ -4,6 +4,7 @@
 use serde_json::json;
 use tidings::agent::store::LocalChange;
 use tidings::agent::toast::Presenter;
+use tidings::protocol::sealed::PublicKeys;
 use tidings::protocol::{Notification, NotificationId, ReadState, StatePatch};
 
 use super::{base64url, ciphertext, sealed_by_python};
@@ -105,13 +106,18 @@ async fn encrypted_for_two_devices_each_agent_shows_the_cleartext_and_a_third_ca
     );
 
     // What only the device can tell is wrong, the service passes on and the device
-    // counts and never shows: made with another device's keys (as with a wrong auth
-    // secret), a byte of the ciphertext changed, a record cut short.
+    // counts and never shows: made with another device's keys, with this device's key
+    // but a wrong auth secret, a byte of the ciphertext changed, a record cut short.
     let good = ciphertext(&sealed_by_python(&subs[0].1, &cleartext));
     let mut tampered = good.clone();
     tampered[120] ^= 1;
+    let wrong_auth = PublicKeys {
+        auth: subs[1].1.auth.clone(),
+        ..subs[0].1.clone()
+    };
     let cases = [
         sealed_by_python(&subs[1].1, &cleartext),
+        sealed_by_python(&wrong_auth, &cleartext),
         base64url(&tampered),
         base64url(&good[..good.len() - 5]),
     ];
