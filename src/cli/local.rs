@@ -67,7 +67,7 @@ async fn status(client: &mut Client, json: bool) -> Result<(), Failure> {
     let info: StatusInfo = serde_json::from_value(value)?;
     let state = serde_json::to_value(info.state)?;
     let now = Timestamp::now();
-    let rows = [
+    let mut rows = vec![
         ("state", state.as_str().unwrap_or("?").to_owned()),
         ("service", info.service),
         ("user", info.user),
@@ -81,6 +81,13 @@ async fn status(client: &mut Client, json: bool) -> Result<(), Failure> {
         ("dnd", describe_dnd(info.do_not_disturb)),
         ("version", info.version),
     ];
+    if info.undecryptable > 0 {
+        let said = format!(
+            "{} encrypted for this device but could not be opened (see the agent's log)",
+            info.undecryptable
+        );
+        rows.push(("unreadable", said));
+    }
     for (name, value) in rows {
         output::line(&format!("{name:<10} {value}"))?;
     }
