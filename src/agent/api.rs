@@ -1,6 +1,7 @@
 //! The agent's REST calls to the service: an access-token cache (renewed before it
 //! expires) and subscriptions (UNSIDs).
 
+use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ pub struct Api {
     http: reqwest::Client,
     endpoint: Endpoint,
     /// The current refresh token; each use replaces it.
-    refresh_token: Mutex<String>,
+    refresh_token: Mutex<SecretString>,
     /// Where the credential is saved again when its refresh token is replaced.
     credentials_dir: Option<std::path::PathBuf>,
     token: Mutex<Option<(String, Instant)>>,
@@ -43,7 +44,7 @@ impl Api {
     /// A client for `endpoint` signing in with the device's refresh token, over `tls`.
     pub fn new(
         endpoint: Endpoint,
-        refresh_token: String,
+        refresh_token: SecretString,
         tls: Arc<rustls::ClientConfig>,
     ) -> Result<Self, AgentError> {
         Ok(Self {
@@ -83,10 +84,11 @@ impl Api {
             return Ok(token.clone());
         }
         let mut refresh_token = self.refresh_token.lock().await;
-        let (token, replaced) = access_token(&self.http, &self.endpoint, &refresh_token).await?;
+        let (token, replaced) =
+            access_token(&self.http, &self.endpoint, refresh_token.expose_secret()).await?;
         if let Some(replaced) = replaced {
             self.save_refresh_token(&replaced);
-            *refresh_token = replaced;
+            *refresh_token = replaced.into();
         }
         *cached = Some((token.clone(), Instant::now()));
         Ok(token)

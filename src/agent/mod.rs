@@ -39,6 +39,8 @@ pub mod toast;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+
+use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,7 +62,7 @@ pub struct Settings {
     /// The service's base URL.
     pub service: String,
     /// The device credential from sign-in.
-    pub refresh_token: String,
+    pub refresh_token: SecretString,
     /// Where the agent's store lives.
     pub data_dir: PathBuf,
     /// sled's page cache, in bytes (small: the agent should stay light).
@@ -89,7 +91,7 @@ impl Settings {
     /// Defaults for a device signed in to `service`, storing in `data_dir`.
     pub fn new(
         service: impl Into<String>,
-        refresh_token: impl Into<String>,
+        refresh_token: impl Into<SecretString>,
         data_dir: PathBuf,
     ) -> Self {
         Self {
@@ -181,7 +183,11 @@ pub async fn logout(creds: &credentials::Credentials) -> Result<(), AgentError> 
         AgentError::Config("this device runs in local mode; there is no sign-in to end".to_owned())
     })?;
     let tls = tls::client_config(creds.ca_file.as_deref())?;
-    let api = Api::new(Endpoint::parse(service)?, creds.refresh_token.clone(), tls)?;
+    let api = Api::new(
+        Endpoint::parse(service)?,
+        creds.refresh_token.clone().into(),
+        tls,
+    )?;
     api.sign_out().await
 }
 

@@ -132,7 +132,7 @@ async fn local(
     };
     tracing::info!(service = %url, user = %creds.user, "agent starting in local mode");
     settings.service = url;
-    settings.refresh_token = creds.refresh_token;
+    settings.refresh_token = creds.refresh_token.into();
     settings.user = creds.user;
     settings.device_id = creds.device_id;
     settings.ipc_socket = Some(config::agent_socket()?);

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use crate::agent::toast::AppPrefs;
@@ -102,8 +103,8 @@ pub fn service_settings(effective: &Effective) -> Result<service::Settings, Sett
     settings.database = database(e)?;
     settings.metrics_listen = e.address("metrics_listen");
     settings.metrics_token = match (e.text("metrics_token"), e.path("metrics_token_file")) {
-        (Some(token), _) => Some(token),
-        (None, Some(file)) => Some(read_password("metrics_token_file", &file)?),
+        (Some(token), _) => Some(token.into()),
+        (None, Some(file)) => Some(read_password("metrics_token_file", &file)?.into()),
         (None, None) => None,
     };
     warn_of_exposed_secrets(e);
@@ -136,7 +137,8 @@ fn database(e: &Effective) -> Result<Option<service::store::PgConfig>, SettingsE
         (None, None) => credential("db-password")
             .map(|file| read_password("the systemd credential db-password", &file))
             .transpose()?,
-    };
+    }
+    .map(SecretString::from);
     config.ca_file = e.path("store_ca_file");
     if let Some(pool) = e.size("store_pool") {
         config.pool_size = pool;
@@ -353,5 +355,75 @@ mod tests {
             format!("{built:?}"),
             format!("{:?}", service::Settings::new(dir))
         );
+    }
+}
+
+#[cfg(test)]
+mod secrets {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Everything logged while `log` runs, at debug level.
+    fn logged(log: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                crate::sync::lock(&self.0).extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, log);
+        let bytes = crate::sync::lock(&sink.0).clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn no_settings_struct_logs_a_secret() {
+        let env = |name: &str| match name {
+            "TIDINGS_METRICS_TOKEN" => Some("metrics-token-6d1f".to_owned()),
+            "TIDINGS_STORE" => Some("postgres://tidings@db.example.org/tidings".to_owned()),
+            "TIDINGS_STORE_PASSWORD" => Some("db-password-93ac".to_owned()),
+            _ => None,
+        };
+        let flags = BTreeMap::from([("data_dir", "/srv/tidings".to_owned())]);
+        let effective =
+            config::effective::resolve_with(Table::Service, &flags, &env, &ConfigFile::default())
+                .unwrap();
+        let service = service_settings(&effective).unwrap();
+        let agent = crate::agent::Settings::new(
+            "https://notify.example.com",
+            "refresh-token-5e2b".to_owned(),
+            PathBuf::from("/home/u/.local/share/tidings/agent"),
+        );
+        let text = logged(|| {
+            tracing::debug!(?service, "service settings");
+            tracing::debug!(?agent, "agent settings");
+        });
+        assert!(
+            text.contains("service settings") && text.contains("agent settings"),
+            "{text}"
+        );
+        assert!(
+            text.contains("metrics_token: Some("),
+            "the field is there, redacted: {text}"
+        );
+        for secret in [
+            "metrics-token-6d1f",
+            "db-password-93ac",
+            "refresh-token-5e2b",
+        ] {
+            assert!(!text.contains(secret), "{secret} was logged: {text}");
+        }
     }
 }

@@ -26,6 +26,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use secrecy::ExposeSecret;
 
 use super::State;
 
@@ -279,7 +280,7 @@ fn open_to(token_set: bool, peer: Option<std::net::IpAddr>) -> bool {
 pub async fn serve(Extract(state): Extract<State>, headers: HeaderMap) -> Response {
     if let Some(token) = &state.settings.metrics_token {
         let given = super::http::access::bearer(&headers).unwrap_or_default();
-        if !super::auth::secret_matches(given, &super::auth::sha256(token)) {
+        if !super::auth::secret_matches(given, &super::auth::sha256(token.expose_secret())) {
             return (
                 StatusCode::UNAUTHORIZED,
                 "metrics_token is set: send Authorization: Bearer TOKEN\n",

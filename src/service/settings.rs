@@ -40,7 +40,7 @@ pub struct Settings {
     /// Serve `/metrics` on this address instead of on the main listener.
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// The bearer token `/metrics` requires, if any.
-    pub metrics_token: Option<String>,
+    pub metrics_token: Option<secrecy::SecretString>,
     /// Host names the web app answers to besides IP addresses and localhost (lower
     /// case; see `http::host`).
     pub allowed_hosts: Vec<String>,

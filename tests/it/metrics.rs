@@ -110,7 +110,8 @@ async fn the_counters_move_as_notifications_flow_and_name_no_one() {
 
 #[tokio::test]
 async fn with_a_token_metrics_are_for_its_holder_only() {
-    let service = TestService::start_with(|s| s.metrics_token = Some("s3cret".to_owned())).await;
+    let service =
+        TestService::start_with(|s| s.metrics_token = Some("s3cret".to_owned().into())).await;
     let url = format!("{}/metrics", service.url);
     let anonymous = service.http.get(&url).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);

@@ -31,6 +31,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use secrecy::{ExposeSecret, SecretString};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use tokio_util::sync::CancellationToken;
 
@@ -61,7 +62,7 @@ pub struct PgConfig {
     pub url: String,
     /// The password, when not in the URL (from `store_password_file` or
     /// `TIDINGS_STORE_PASSWORD`).
-    pub password: Option<String>,
+    pub password: Option<SecretString>,
     /// CAs to trust for TLS to the database, beside the platform's.
     pub ca_file: Option<PathBuf>,
     /// Connections this node keeps open at most.
@@ -91,7 +92,7 @@ impl PgConfig {
             ))
         })?;
         if let Some(password) = &self.password {
-            config.password(password.as_bytes());
+            config.password(password.expose_secret().as_bytes());
         }
         if config.get_application_name().is_none() {
             config.application_name("tidings");
