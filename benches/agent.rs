@@ -20,6 +20,9 @@
     missing_docs
 )]
 
+#[path = "support/mode.rs"]
+mod mode;
+
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -233,7 +236,7 @@ fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
 }
 
 fn main() {
-    let measuring = std::env::args().any(|a| a == "--bench");
+    let measuring = mode::measuring("agent");
     let (big, small, settle) = if measuring {
         (100_000, 10_000, Duration::from_secs(5))
     } else {

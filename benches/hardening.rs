@@ -38,6 +38,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 #[path = "support/attacks.rs"]
 mod attacks;
+#[path = "support/mode.rs"]
+mod mode;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidings");
 
@@ -49,7 +51,7 @@ fn bin() -> String {
 }
 
 fn main() {
-    let measuring = std::env::args().any(|a| a == "--bench");
+    let measuring = mode::measuring("hardening");
     raise_fd_limit();
     tidings::agent::tls::install_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()

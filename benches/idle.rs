@@ -17,6 +17,9 @@
     missing_docs
 )]
 
+#[path = "support/mode.rs"]
+mod mode;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -29,7 +32,7 @@ fn main() {
         println!("idle: /proc is Linux's; nothing measured here");
         return;
     }
-    let measuring = std::env::args().any(|a| a == "--bench");
+    let measuring = mode::measuring("idle");
     let window = Duration::from_secs(if measuring { 20 } else { 2 });
     let home = tempfile::tempdir().unwrap();
     let run = home.path().join("run");

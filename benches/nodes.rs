@@ -50,6 +50,8 @@ use tokio_util::sync::CancellationToken;
 mod load;
 #[path = "support/meter.rs"]
 mod meter;
+#[path = "support/mode.rs"]
+mod mode;
 #[path = "../tests/it/pg.rs"]
 #[allow(dead_code)]
 mod pg;
@@ -82,7 +84,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
-    let measuring = std::env::args().any(|a| a == "--bench");
+    let measuring = mode::measuring("nodes");
     let stages = stages::Stages::install();
     let duration = Duration::from_secs(if measuring { secs } else { 1 });
     let cluster = if meter::statements_wanted() {

@@ -36,6 +36,8 @@ use tokio_util::sync::CancellationToken;
 #[path = "support/load.rs"]
 #[allow(dead_code)] // shared with nodes.rs, which also measures fan-out
 mod load;
+#[path = "support/mode.rs"]
+mod mode;
 
 use load::{Http, LATENCY_RATE, Listen, POSTERS, Post};
 
@@ -74,7 +76,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
     // `cargo test --all-targets` runs this too, without `--bench`: a one-second smoke run.
-    let measuring = std::env::args().any(|a| a == "--bench");
+    let measuring = mode::measuring("service");
     let duration = Duration::from_secs(if measuring { secs } else { 1 });
     let keys = DeviceKeys::generate().unwrap();
     for (name, keys) in [("plain", None), ("encrypted", Some(&keys))] {

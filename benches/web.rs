@@ -24,6 +24,9 @@
 #[path = "../tests/it/browser.rs"]
 mod browser;
 
+#[path = "support/mode.rs"]
+mod mode;
+
 use std::time::Duration;
 
 use browser::Browser;
@@ -37,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 const LOADS: usize = 5;
 
 fn main() {
-    let measuring = std::env::args().any(|a| a == "--bench");
+    let measuring = mode::measuring("web");
     let count: usize = if measuring {
         std::env::var("TIDINGS_BENCH_NOTIFICATIONS")
             .ok()

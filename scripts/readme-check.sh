@@ -5,7 +5,7 @@
 #
 # Two stand-ins, and only these: `cargo run --release -- ARGS` runs the debug build's
 # `tidings ARGS` (the first release build takes minutes and proves nothing more here),
-# and `cargo install --path .` does nothing (the build is on PATH already). The blocks
+# and `cargo install --locked --path .` does nothing (the build is on PATH already). The blocks
 # that start a long-running program (the agent, the service) run in the background, and
 # the script waits until it answers, as a person would before typing the next block.
 set -euo pipefail
@@ -33,7 +33,7 @@ cat > "$bin/cargo" <<'SHIM'
 # readme-check's stand-in for cargo (see scripts/readme-check.sh).
 case "$*" in
   "run --release -- "*) shift 3; exec tidings "$@" ;;
-  "install --path .") exit 0 ;;
+  "install --locked --path .") exit 0 ;;
   *) echo "readme-check: unexpected cargo $*" >&2; exit 1 ;;
 esac
 SHIM
