@@ -104,6 +104,7 @@ tidings history --app contoso.com --json \
 run completions
 grep -q "tidings" "$HOME/.local/share/bash-completion/completions/tidings"
 grep -q "^.TH tidings" "$HOME/.local/share/man/man1/tidings.1"
+grep -q "^.TH tidings-send" "$HOME/.local/share/man/man1/tidings-send.1"
 
 run_in_background service
 wait_for curl -sf http://127.0.0.1:7320/healthz

@@ -125,8 +125,13 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff) to standard output.
-    Manpage,
+    /// Print the manual page (roff) to standard output, or with --dir write it and one
+    /// page for each subcommand (`tidings-send(1)`, ...) into a directory.
+    Manpage {
+        /// Write every page into this directory (e.g. ~/.local/share/man/man1).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 /// `--json` for commands with machine output.
@@ -402,7 +407,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Logout => agent::logout().await,
         Command::Send(args) if args.unsid.is_some() => send::as_backend(*args).await,
         Command::Completions { shell } => output::completions(shell),
-        Command::Manpage => output::manpage(),
+        Command::Manpage { dir } => output::manpage(dir.as_deref()),
         other => local::run(other).await,
     }
 }

@@ -96,11 +96,24 @@ pub fn completions(shell: clap_complete::Shell) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `tidings manpage`.
-pub fn manpage() -> Result<(), Failure> {
-    let mut out = Vec::new();
-    clap_mangen::Man::new(Cli::command()).render(&mut out)?;
-    std::io::stdout().lock().write_all(&out)?;
+/// `tidings manpage [--dir DIR]`: the main page to standard output, or every page (the
+/// main page names one per subcommand) into `dir`.
+pub fn manpage(dir: Option<&std::path::Path>) -> Result<(), Failure> {
+    let Some(dir) = dir else {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+        std::io::stdout().lock().write_all(&out)?;
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+    clap_mangen::generate_to(Cli::command(), dir)
+        .map_err(|e| anyhow::anyhow!("writing the manual pages into {}: {e}", dir.display()))?;
+    let written = std::fs::read_dir(dir)?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("tidings"))
+        .count();
+    line(&format!("wrote {written} manual pages to {} (man tidings)", dir.display()))?;
     Ok(())
 }
 
