@@ -123,7 +123,8 @@ async fn local(
         _ => {
             let creds = provision_this_device(&state, agent_dir).await?;
             tracing::info!(
-                "first start: this device's data is in {}, the local service's in {}; send a first notification from another terminal with `tidings send --title Hello`",
+                "first start: signed in to the local service as {:?} (your OS user; from USER or LOGNAME, else \"me\"); this device's data is in {}, the local service's in {}; send a first notification from another terminal with `tidings send --title Hello`",
+                creds.user,
                 agent_dir.display(),
                 service_dir.display()
             );

@@ -155,10 +155,20 @@ fn row(item: &Item, now: Timestamp) -> Vec<String> {
     vec![
         n.id.to_string(),
         relative(Some(n.created_date_time), now),
-        n.content.target_host_name.clone(),
+        app_label(&n.content.target_host_name).to_owned(),
         state_word(n).to_owned(),
         shorten(title(n), 60),
     ]
+}
+
+/// The app a notification came from, as people read it: a note from the user to their
+/// own devices (host `localhost`) is labelled as the web inbox labels it.
+fn app_label(host: &str) -> &str {
+    if host == crate::protocol::validate::LOCAL_HOST_NAME {
+        "note to my devices"
+    } else {
+        host
+    }
 }
 
 fn title(n: &Notification) -> &str {
@@ -232,7 +242,7 @@ async fn show(client: &mut Client, id: &str, json: bool) -> Result<(), Failure> 
     let visual = n.content.payload.visual_content.as_ref();
     let rows = [
         ("id", n.id.to_string()),
-        ("app", n.content.target_host_name.clone()),
+        ("app", app_label(&n.content.target_host_name).to_owned()),
         ("title", visual.map(|v| v.title.clone()).unwrap_or_default()),
         (
             "body",
