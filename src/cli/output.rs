@@ -105,15 +105,17 @@ pub fn manpage(dir: Option<&std::path::Path>) -> Result<(), Failure> {
         std::io::stdout().lock().write_all(&out)?;
         return Ok(());
     };
-    std::fs::create_dir_all(dir)
-        .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
     clap_mangen::generate_to(Cli::command(), dir)
         .map_err(|e| anyhow::anyhow!("writing the manual pages into {}: {e}", dir.display()))?;
     let written = std::fs::read_dir(dir)?
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("tidings"))
         .count();
-    line(&format!("wrote {written} manual pages to {} (man tidings)", dir.display()))?;
+    line(&format!(
+        "wrote {written} manual pages to {} (man tidings)",
+        dir.display()
+    ))?;
     Ok(())
 }
 

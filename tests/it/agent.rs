@@ -394,6 +394,14 @@ async fn the_agent_subscribes_keeps_and_renews_its_subscriptions() {
     assert!(renewed[0].expiration_date_time >= sub.expiration_date_time);
     let (_, again) = agent.handle.subscribe("contoso.com").await.unwrap();
     assert_eq!(again, keys, "renewing keeps the keys");
+    // A subscription kept by an agent from before keys (none for it) gets them when it
+    // is next renewed.
+    agent.handle.store().forget_all_keys().await.unwrap();
+    assert!(agent.handle.store().keyring().unwrap().is_empty());
+    assert_eq!(agent.handle.renew_due(far).await.unwrap(), 1);
+    let ring = agent.handle.store().keyring().unwrap();
+    assert_eq!(ring.len(), 1, "keys made at renewal");
+    assert_eq!(ring[0].0, sub.unsid);
     assert_eq!(
         agent
             .handle

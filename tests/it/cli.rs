@@ -466,7 +466,10 @@ async fn the_first_start_says_where_data_lives_and_how_to_send() {
     .await
     .unwrap();
     assert!(said.contains("data/tidings/agent"), "{said}");
-    assert!(said.contains("as \"tester\""), "names the user it made: {said}");
+    assert!(
+        said.contains("as \"tester\""),
+        "names the user it made: {said}"
+    );
     assert!(said.contains("tidings send --title Hello"), "{said}");
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     terminate(agent).await;
