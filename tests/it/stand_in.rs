@@ -347,12 +347,20 @@ async fn what_the_user_does_to_a_toast_reaches_the_notification() {
         let id = send(home, title).await;
         let server_id = server.id_of(title).await;
         // The agent starts listening for the toast's answer just after the server
-        // answered `Notify`: the signals are sent until they are taken, as a user
-        // would click again.
+        // answered `Notify`: the first signal is sent until it is taken, as a user
+        // would click again. Only then the rest, so that a later one (the close after
+        // "Mark as read") cannot be the first the agent hears.
+        let (first, rest) = signals.split_first().unwrap();
+        let fresh = pair("unread", "noInteraction");
+        wait_until(&format!("{title}: the first signal is taken"), || async {
+            emit(serving, server_id, *first).await;
+            state(home, &id).await != fresh
+        })
+        .await;
+        for signal in rest {
+            emit(serving, server_id, *signal).await;
+        }
         wait_until(&format!("{title} is handled"), || async {
-            for signal in signals {
-                emit(serving, server_id, *signal).await;
-            }
             state(home, &id).await == *expected
         })
         .await;
