@@ -96,7 +96,8 @@ impl Cluster {
         cluster
     }
 
-    fn data(&self) -> PathBuf {
+    /// The cluster's data directory.
+    pub fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 

@@ -9,8 +9,9 @@ use tidings::protocol::sealed::DeviceKeys;
 use super::{ciphertext, sealed_by_python};
 use crate::helpers::TestService;
 
-/// Every file the service side keeps: its data directory, and with PostgreSQL the
-/// cluster's files after a checkpoint (so what the database holds is on disk).
+/// Every file the service side keeps: its data directory, and with PostgreSQL its
+/// database's files and the cluster's write-ahead log, after a checkpoint (so what the
+/// database holds is on disk).
 async fn service_side_files(service: &TestService) -> Vec<(PathBuf, Vec<u8>)> {
     let mut roots = vec![service.dir.path().to_owned()];
     if let Some(url) = crate::pg::enabled()
@@ -22,7 +23,11 @@ async fn service_side_files(service: &TestService) -> Vec<(PathBuf, Vec<u8>)> {
             .unwrap();
         tokio::spawn(connection);
         client.batch_execute("CHECKPOINT").await.unwrap();
-        roots.push(crate::pg::shared().dir.path().to_owned());
+        let current = "SELECT oid FROM pg_database WHERE datname = current_database()";
+        let oid: u32 = client.query_one(current, &[]).await.unwrap().get(0);
+        let data = crate::pg::shared().data();
+        roots.push(data.join("base").join(oid.to_string()));
+        roots.push(data.join("pg_wal"));
     }
     let mut files = Vec::new();
     while let Some(dir) = roots.pop() {
@@ -38,8 +43,10 @@ async fn service_side_files(service: &TestService) -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
+/// Whether `needle` is in `haystack` (memchr's search: the write-ahead log alone is
+/// tens of megabytes).
 fn holds(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 #[tokio::test]
