@@ -1,10 +1,10 @@
 //! The agent's REST calls to the service: an access-token cache (renewed before it
 //! expires) and subscriptions (UNSIDs).
 
-use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 

@@ -23,7 +23,7 @@ use crate::protocol::{
 use super::AgentError;
 use super::endpoint::{Endpoint, describe};
 use super::link::Link;
-use super::open::{self, Keyring, Opening};
+use super::open::{self, Opening};
 use super::store::{AgentStore, Applied, LocalChange};
 
 /// Changes stored (and acked) together at most.
@@ -358,11 +358,7 @@ fn open_sealed(
     if !changes.iter().any(|(_, n)| n.content.payload.is_sealed()) {
         return Ok(());
     }
-    let keyring: Keyring = store
-        .keyring()?
-        .into_iter()
-        .map(|(unsid, host, keys)| (unsid, (host, keys)))
-        .collect();
+    let keyring = store.keyring()?;
     for (seq, notification) in changes {
         if let Opening::Failed(why) = open::open(notification, &keyring) {
             tracing::warn!(%seq, id = %notification.id, %why, "an encrypted notification for this device could not be opened; it is kept but not shown");

@@ -1,6 +1,7 @@
 //! What the agent knows about its link to the service, for `status`: the state, when it
-//! last caught up, and how many encrypted notifications it could not open. Written by the agent's loop and its channel session; each
-//! change of state is also the unit's status line under systemd (`supervisor`).
+//! last caught up, and how many encrypted notifications it could not open. Written by
+//! the agent's loop and its channel session; each change of state is also the unit's
+//! status line under systemd (`supervisor`).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -39,10 +39,10 @@ pub mod toast;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-
-use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
+
+use secrecy::SecretString;
 
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;

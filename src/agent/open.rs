@@ -6,10 +6,8 @@
 //! shown; one whose entry cannot be opened (tampered, truncated, made for other keys,
 //! or not a payload) is the same, with a warning, and counted for `status`.
 
-use std::collections::HashMap;
-
-use crate::protocol::sealed::DeviceKeys;
-use crate::protocol::{Notification, Payload, Unsid};
+use crate::protocol::sealed::Keyring;
+use crate::protocol::{Notification, Payload};
 
 /// What opening a notification did.
 #[derive(Debug, PartialEq, Eq)]
@@ -23,10 +21,6 @@ pub enum Opening {
     /// Its entry for this device could not be opened: why.
     Failed(String),
 }
-
-/// This device's keys, by UNSID, with the host each subscription is to (an entry opens
-/// only in a notification of that app, so a service cannot move it to another).
-pub type Keyring = HashMap<Unsid, (String, DeviceKeys)>;
 
 /// Opens `notification`'s entry for this device, in place.
 pub fn open(notification: &mut Notification, keyring: &Keyring) -> Opening {
@@ -65,7 +59,8 @@ pub fn open(notification: &mut Notification, keyring: &Keyring) -> Opening {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::sealed::SealedContent;
+    use crate::protocol::Unsid;
+    use crate::protocol::sealed::{DeviceKeys, SealedContent};
     use crate::protocol::{NotificationInput, Timestamp};
 
     fn sealed_for(entries: Vec<SealedContent>) -> Notification {

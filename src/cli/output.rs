@@ -108,12 +108,8 @@ pub fn manpage(dir: Option<&std::path::Path>) -> Result<(), Failure> {
     std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
     clap_mangen::generate_to(Cli::command(), dir)
         .map_err(|e| anyhow::anyhow!("writing the manual pages into {}: {e}", dir.display()))?;
-    let written = std::fs::read_dir(dir)?
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("tidings"))
-        .count();
     line(&format!(
-        "wrote {written} manual pages to {} (man tidings)",
+        "wrote tidings.1 and a page for each subcommand to {} (man tidings)",
         dir.display()
     ))?;
     Ok(())

@@ -156,6 +156,10 @@ impl PublicKeys {
     }
 }
 
+/// A device's keys, by UNSID, with the host each subscription is to (an entry opens only
+/// in a notification of that app, so a service cannot move it to another).
+pub type Keyring = std::collections::HashMap<Unsid, (String, DeviceKeys)>;
+
 /// A subscription's key pair and auth secret, made and kept by its device. The private
 /// key never leaves it; `Debug` shows only the public part.
 #[derive(Clone)]

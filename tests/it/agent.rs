@@ -401,7 +401,7 @@ async fn the_agent_subscribes_keeps_and_renews_its_subscriptions() {
     assert_eq!(agent.handle.renew_due(far).await.unwrap(), 1);
     let ring = agent.handle.store().keyring().unwrap();
     assert_eq!(ring.len(), 1, "keys made at renewal");
-    assert_eq!(ring[0].0, sub.unsid);
+    assert!(ring.contains_key(&sub.unsid));
     assert_eq!(
         agent
             .handle

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::protocol::Unsid;
-use crate::protocol::sealed::DeviceKeys;
+use crate::protocol::sealed::{DeviceKeys, Keyring};
 
 use super::{AgentStore, AgentStoreError};
 
@@ -25,7 +25,7 @@ impl AgentStore {
         if let Some(bytes) = self.cache.get(keys_key(unsid))? {
             return read(&bytes);
         }
-        let keys = DeviceKeys::generate().map_err(|e| AgentStoreError::Corrupt(e.to_string()))?;
+        let keys = DeviceKeys::generate()?;
         self.cache.insert(keys_key(unsid), &keys.to_bytes()[..])?;
         self.flush().await?;
         Ok(keys)
@@ -46,15 +46,15 @@ impl AgentStore {
         self.flush().await
     }
 
-    /// Each subscription that has keys: its UNSID, its app's host and its keys.
-    pub fn keyring(&self) -> Result<Vec<(Unsid, String, DeviceKeys)>, AgentStoreError> {
+    /// Each subscription that has keys, with its app's host.
+    pub fn keyring(&self) -> Result<Keyring, AgentStoreError> {
         let mut keys = self.all_keys()?;
         Ok(self
             .subscriptions()?
             .into_iter()
             .filter_map(|sub| {
                 let of = keys.remove(&sub.unsid)?;
-                Some((sub.unsid, sub.target_host_name, of))
+                Some((sub.unsid, (sub.target_host_name, of)))
             })
             .collect())
     }

@@ -56,6 +56,9 @@ pub enum AgentStoreError {
     /// A stored value is malformed.
     #[error("corrupt agent store: {0}")]
     Corrupt(String),
+    /// New keys could not be made (no randomness from the system).
+    #[error("making a subscription's keys: {0}")]
+    Keys(#[from] crate::protocol::sealed::SealError),
     /// Flushing failed.
     #[error("agent store I/O error: {0}")]
     Flush(#[from] crate::protocol::stored::SledFlushError),
