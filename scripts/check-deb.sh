@@ -16,6 +16,7 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  apt-get clean  # the downloaded .debs are not needed again; CI disk is short
 fi
 
 rm -rf dist

@@ -22,6 +22,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    apt-get clean  # the downloaded .debs are not needed again; CI disk is short
   else
     echo "missing packages: ${missing[*]} (run as root, or install them with apt-get)" >&2
     exit 1

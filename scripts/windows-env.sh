@@ -33,6 +33,7 @@ windows_toolchain() {
       echo "cannot install the Windows toolchain (${missing[*]}); the Windows checks cannot run" >&2
       return 1
     }
+    apt-get clean  # the downloaded .debs are not needed again; CI disk is short
   fi
   local version
   version="$(/usr/bin/rustc --version | awk '{print $2}')"
