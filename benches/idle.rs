@@ -5,7 +5,7 @@
 //!
 //! Target: at most one wake-up a second, apart from the channel's pings. Before
 //! sled's periodic flusher was turned off and its IO threads were made to sleep
-//! (vendor/sled/PATCHES.md): 15.8 a second, 15 threads; after: 0.7 a second (the
+//! (vendor/PATCHES.md): 15.8 a second, 15 threads; after: 0.7 a second (the
 //! tokio worker; sled's threads 0), 13 threads.
 //!
 //! Under `cargo test` it samples 2 s, as a smoke test. Linux only.

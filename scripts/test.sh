@@ -52,6 +52,8 @@ if cargo tree --locked --target all -i aws-lc-rs >/dev/null 2>&1; then
   echo "aws-lc-rs is in the dependency tree; use ring-only features" >&2
   exit 1
 fi
+echo "== vendor/sled is the published sled plus vendor/sled.patch (scripts/check-sled.sh)"
+./scripts/check-sled.sh
 echo "== cargo test"
 cargo test --locked --all-targets
 cargo test --locked --doc
