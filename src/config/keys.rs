@@ -315,28 +315,20 @@ pub fn parse_bool(text: &str) -> Result<bool, String> {
     }
 }
 
-/// `500ms`, `10s`, `2m`, `1h`, `90d`, or plain seconds.
+/// `500ms`, `10s`, `2m`, `1h`, `90d`, `1h30m`, `2 hours`, ISO 8601's `PT10S`, or plain
+/// seconds: jiff's span syntax, with a day taken as 24 hours and a week as 7 days.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let amount: u64 = number
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    let hint = "use e.g. 500ms, 10s, 2m, 1h or 90d";
+    let span: jiff::Span = text
         .parse()
-        .map_err(|_| format!("{text:?} is not a duration: use e.g. 500ms, 10s, 2m, 1h or 90d"))?;
-    let millis = match unit {
-        "ms" => 1,
-        "" | "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in {text:?}: use ms, s, m, h or d"
-            ));
-        }
-    };
-    Ok(Duration::from_millis(amount.saturating_mul(millis)))
+        .map_err(|_| format!("{text:?} is not a duration: {hint}"))?;
+    let signed = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|_| format!("{text:?} has no fixed length (months or years): {hint}"))?;
+    Duration::try_from(signed).map_err(|_| format!("{text:?} is negative: {hint}"))
 }
 
 #[cfg(test)]
@@ -349,8 +341,21 @@ mod tests {
         assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86_400)));
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("3w").unwrap_err().contains("unknown unit"));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2 hours"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("PT10S"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1w"), Ok(Duration::from_secs(7 * 86_400)));
+        assert!(
+            parse_duration("ten")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+        assert!(
+            parse_duration("3mo")
+                .unwrap_err()
+                .contains("no fixed length")
+        );
+        assert!(parse_duration("-5s").unwrap_err().contains("negative"));
     }
 
     #[test]

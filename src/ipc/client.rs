@@ -5,9 +5,10 @@ use std::collections::VecDeque;
 use std::path::Path;
 
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::codec::{self, LineRead, Request, Response, RpcError};
+use super::codec::{self, Request, Response, RpcError};
+use super::lines::{LineRead, LineReader};
 use super::transport;
 
 /// Why a call failed.
@@ -34,10 +35,9 @@ pub enum ClientError {
 
 /// A connected client.
 pub struct Client {
-    reader: BufReader<Box<dyn AsyncRead + Send + Unpin>>,
+    reader: LineReader<Box<dyn AsyncRead + Send + Unpin>>,
     writer: Box<dyn AsyncWrite + Send + Unpin>,
     next_id: u64,
-    line: Vec<u8>,
     /// Notifications that arrived while a response was awaited.
     pushed: VecDeque<Request>,
 }
@@ -57,10 +57,9 @@ impl Client {
         })?;
         let (read, write) = tokio::io::split(stream);
         Ok(Self {
-            reader: BufReader::new(Box::new(read)),
+            reader: LineReader::new(Box::new(read), codec::MAX_LINE_BYTES),
             writer: Box::new(write),
             next_id: 1,
-            line: Vec::new(),
             pushed: VecDeque::new(),
         })
     }
@@ -120,12 +119,15 @@ impl Client {
 
     /// Reads one line as JSON.
     async fn read_message(&mut self) -> Result<Value, ClientError> {
-        match codec::read_line(&mut self.reader, &mut self.line, codec::MAX_LINE_BYTES).await? {
-            LineRead::Line => {}
+        let line = match self.reader.next().await? {
+            LineRead::Line(line) => line,
             LineRead::TooLong => return Err(ClientError::Protocol("message too long".to_owned())),
+            LineRead::NotUtf8 => {
+                return Err(ClientError::Protocol("a line not in UTF-8".to_owned()));
+            }
             LineRead::Eof => return Err(ClientError::Protocol(CLOSED.to_owned())),
-        }
-        serde_json::from_slice(&self.line).map_err(|e| ClientError::Protocol(e.to_string()))
+        };
+        serde_json::from_str(&line).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 }
 

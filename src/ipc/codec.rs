@@ -1,13 +1,8 @@
-//! JSON-RPC 2.0 messages and the line framing they travel in.
-//!
-//! A line is at most [`MAX_LINE_BYTES`]; a longer one is read to its end, discarded, and
-//! reported as [`LineRead::TooLong`] so the server can answer with an error and go on
-//! reading the next line on the same connection.
+//! JSON-RPC 2.0 messages, one per line (the lines are read by [`super::lines`]).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 /// Longest line accepted, newline excluded.
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
@@ -183,81 +178,9 @@ pub fn parse_request(line: &[u8]) -> Result<Request, Box<Response<Reply>>> {
     Ok(request)
 }
 
-/// What reading one line produced.
-#[derive(Debug, PartialEq, Eq)]
-pub enum LineRead {
-    /// A line (without its newline) is in the buffer.
-    Line,
-    /// The line was longer than the limit and was skipped.
-    TooLong,
-    /// The peer closed the connection.
-    Eof,
-}
-
-/// Reads one newline-terminated line of at most `max` bytes into `buf`.
-pub async fn read_line<R: AsyncBufRead + Unpin>(
-    reader: &mut R,
-    buf: &mut Vec<u8>,
-    max: usize,
-) -> std::io::Result<LineRead> {
-    buf.clear();
-    let mut too_long = false;
-    loop {
-        let available = reader.fill_buf().await?;
-        if available.is_empty() {
-            return Ok(if buf.is_empty() && !too_long {
-                LineRead::Eof
-            } else if too_long {
-                LineRead::TooLong
-            } else {
-                LineRead::Line
-            });
-        }
-        let (chunk, found) = match available.iter().position(|&b| b == b'\n') {
-            Some(i) => (&available[..i], Some(i)),
-            None => (available, None),
-        };
-        if !too_long && buf.len() + chunk.len() <= max {
-            buf.extend_from_slice(chunk);
-        } else {
-            too_long = true;
-            buf.clear();
-        }
-        let used = found.map_or(available.len(), |i| i + 1);
-        reader.consume(used);
-        if found.is_some() {
-            return Ok(if too_long {
-                LineRead::TooLong
-            } else {
-                LineRead::Line
-            });
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn long_lines_are_skipped_and_reading_goes_on() {
-        let input = format!("{}\nshort\n", "x".repeat(50));
-        let mut reader = tokio::io::BufReader::with_capacity(8, input.as_bytes());
-        let mut buf = Vec::new();
-        assert_eq!(
-            read_line(&mut reader, &mut buf, 10).await.unwrap(),
-            LineRead::TooLong
-        );
-        assert_eq!(
-            read_line(&mut reader, &mut buf, 10).await.unwrap(),
-            LineRead::Line
-        );
-        assert_eq!(buf, b"short");
-        assert_eq!(
-            read_line(&mut reader, &mut buf, 10).await.unwrap(),
-            LineRead::Eof
-        );
-    }
 
     #[test]
     fn bad_lines_get_the_right_codes() {

@@ -7,6 +7,7 @@
 
 mod client;
 pub mod codec;
+mod lines;
 mod server;
 mod transport;
 

@@ -19,12 +19,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::io::{AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
+use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::codec::{self, LineRead, Reply, Request, Response, RpcError};
+use super::codec::{self, Reply, Request, Response, RpcError};
+use super::lines::{LineRead, LineReader};
 use super::transport::{Listener, ServerStream};
 
 /// Answers requests. One value serves every connection.
@@ -295,22 +296,28 @@ async fn read_requests<H: Handler>(
     max_line: usize,
     slot: &Slot,
 ) -> std::io::Result<()> {
-    let mut reader = BufReader::new(read);
-    let mut line = Vec::new();
+    let mut lines = LineReader::new(read, max_line);
     loop {
-        let read = codec::read_line(&mut reader, &mut line, max_line).await?;
+        let read = lines.next().await?;
         slot.touch();
+        let refusal = |code, message: String| {
+            Some(Response::new(
+                Value::Null,
+                Err(RpcError::new(code, message)),
+            ))
+        };
         let response = match read {
             LineRead::Eof => return Ok(()),
-            LineRead::TooLong => Some(Response::new(
-                Value::Null,
-                Err(RpcError::new(
-                    codec::INVALID_REQUEST,
-                    format!("request line longer than {max_line} bytes"),
-                )),
-            )),
-            LineRead::Line if line.iter().all(u8::is_ascii_whitespace) => None,
-            LineRead::Line => match codec::parse_request(&line) {
+            LineRead::TooLong => refusal(
+                codec::INVALID_REQUEST,
+                format!("request line longer than {max_line} bytes"),
+            ),
+            LineRead::NotUtf8 => refusal(
+                codec::PARSE_ERROR,
+                "parse error: the line is not UTF-8".to_owned(),
+            ),
+            LineRead::Line(line) if line.bytes().all(|b| b.is_ascii_whitespace()) => None,
+            LineRead::Line(line) => match codec::parse_request(line.as_bytes()) {
                 Err(answer) => Some(*answer),
                 Ok(request) => {
                     let id = request.id.clone();

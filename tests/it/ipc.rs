@@ -112,6 +112,21 @@ async fn bad_requests_get_errors_and_the_connection_stays_usable() {
             .contains("longer than")
     );
 
+    // So is a line that is not UTF-8, and the one after it is read as usual.
+    let not_utf8 = raw
+        .exchange(b"{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"\xff\"}")
+        .await;
+    assert_eq!(
+        (code(&not_utf8), not_utf8["id"].clone()),
+        (-32700, Value::Null)
+    );
+    assert!(
+        not_utf8["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("UTF-8")
+    );
+
     // Still the same connection, still answering.
     let status = raw.call(6, "status", json!({})).await;
     assert_eq!(status["id"], 6);
