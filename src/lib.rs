@@ -13,6 +13,7 @@
 //! | [`protocol`] | wire and domain types of both sides: the notification resource and its validation, channel frames, the Graph error body, id newtypes |
 //! | [`config`] | default paths and the config file (every key, its sources, its errors) |
 //! | [`sync`] | poison-tolerant locks (usable by every layer, like `config`) |
+//! | [`embedded`] | sled as both stores open and flush it (usable by every layer) |
 //! | [`supervisor`] | readiness, status and watchdog for systemd (usable by every layer) |
 //! | [`tls`] | the TLS client configuration: platform roots plus a CA file (usable by every layer) |
 //! | [`ipc`] | JSON-RPC 2.0 over local sockets (Unix sockets, Windows named pipes): codec, `Server` (calls a `Handler`), `Client` |
@@ -24,7 +25,7 @@
 //!
 //! Arrows only point down: `cli -> {agent, service, ipc, protocol}`; `service -> {ipc,
 //! protocol}`; `agent -> {ipc, protocol}`; `ipc -> protocol`; `protocol` imports nothing
-//! of the crate (`config`, `sync`, `supervisor` and `tls` are usable by all). The agent and
+//! of the crate (`config`, `sync`, `embedded`, `supervisor` and `tls` are usable by all). The agent and
 //! the service never import each other: they meet only in `protocol`, so a test can run
 //! the real agent against the real service in one process. Local mode is wiring in
 //! `cli`, not a dependency.
@@ -40,6 +41,7 @@
 pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod embedded;
 pub mod ipc;
 pub mod protocol;
 pub mod service;

@@ -81,35 +81,6 @@ pub fn be_u64(bytes: &[u8]) -> Result<u64, RecordError> {
     Ok(u64::from_be_bytes(array))
 }
 
-/// Whether opening a sled database failed because another process holds it: sled
-/// reports its file lock as an I/O error (`WouldBlock`, or "could not acquire lock").
-pub fn is_sled_lock_error(error: &std::io::Error) -> bool {
-    error.kind() == std::io::ErrorKind::WouldBlock
-        || error.to_string().contains("could not acquire lock")
-}
-
-/// Flushes a sled database on the blocking pool, and lets go of it before answering.
-///
-/// sled's own `flush_async` runs on its pool with a handle that is dropped only after
-/// the awaiting task is woken, so a database dropped right after it may still be locked
-/// for a moment and cannot be opened again at once. Here the handle goes with the job.
-pub async fn flush_sled(db: &sled::Db) -> Result<(), SledFlushError> {
-    let db = db.clone();
-    tokio::task::spawn_blocking(move || db.flush()).await??;
-    Ok(())
-}
-
-/// Why [`flush_sled`] failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SledFlushError {
-    /// sled could not write.
-    #[error("{0}")]
-    Sled(#[from] sled::Error),
-    /// The job panicked or was cancelled at shutdown.
-    #[error("the flush did not finish: {0}")]
-    Job(#[from] tokio::task::JoinError),
-}
-
 /// A notification with its feed position, as the stores keep it. (The wire resource
 /// uses `#[serde(flatten)]`, which postcard cannot encode, so this is its flat twin.)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

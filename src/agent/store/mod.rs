@@ -61,7 +61,7 @@ pub enum AgentStoreError {
     Keys(#[from] crate::protocol::sealed::SealError),
     /// Flushing failed.
     #[error("agent store I/O error: {0}")]
-    Flush(#[from] crate::protocol::stored::SledFlushError),
+    Flush(#[from] crate::embedded::FlushError),
 }
 
 /// What applying one change did.
@@ -116,19 +116,12 @@ fn u64_of(bytes: &[u8]) -> Result<u64, AgentStoreError> {
 impl AgentStore {
     /// Opens (or creates) the store in `dir`, with a page cache of `cache_bytes`.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, AgentStoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            // Every change that must last is flushed when it is made; sled's periodic
-            // flusher would only wake an idle laptop 4 times a second.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io) if crate::protocol::stored::is_sled_lock_error(&io) => {
-                    AgentStoreError::AlreadyRunning(dir.display().to_string())
-                }
-                other => AgentStoreError::Sled(other),
-            })?;
+        let db = crate::embedded::open(dir, cache_bytes).map_err(|e| match e {
+            crate::embedded::OpenError::Locked => {
+                AgentStoreError::AlreadyRunning(dir.display().to_string())
+            }
+            crate::embedded::OpenError::Sled(e) => AgentStoreError::Sled(e),
+        })?;
         let cache = db.open_tree("cache")?;
         Ok(Self {
             db,
@@ -230,7 +223,7 @@ impl AgentStore {
     /// Makes every change so far durable (after each write that must last, and at
     /// shutdown).
     pub async fn flush(&self) -> Result<(), AgentStoreError> {
-        Ok(crate::protocol::stored::flush_sled(&self.db).await?)
+        Ok(crate::embedded::flush(&self.db).await?)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {

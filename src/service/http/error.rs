@@ -98,7 +98,7 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(message) => Self::bad_request(message),
             StoreError::Unavailable(failure) => Self::store_failed(&failure),
             // The database handle failed (it is being replaced): not the request's fault.
-            StoreError::Sled(sled::Error::Io(e)) => {
+            StoreError::Io(e) => {
                 tracing::warn!(error = %e, "store read failed");
                 Self::new(
                     ErrorCode::ServiceUnavailable,

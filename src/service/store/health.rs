@@ -34,19 +34,6 @@ impl Failure {
             since: Timestamp::now(),
         }
     }
-
-    /// A failure from an I/O error of the database.
-    pub fn from_sled(error: &sled::Error) -> Self {
-        let disk_full = match error {
-            sled::Error::Io(io) => is_disk_full(io),
-            _ => false,
-        };
-        Self {
-            disk_full,
-            message: format!("the store cannot write: {error}"),
-            since: Timestamp::now(),
-        }
-    }
 }
 
 /// Whether an I/O error means the disk is full.

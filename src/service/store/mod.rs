@@ -47,12 +47,14 @@ use crate::protocol::{
 /// else is a fault of the disk, the database or the data, not of the request.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// sled failed (I/O, or the database is locked by another process).
+    /// The database could not be read or written just now (an embedded database whose
+    /// handle is being replaced after a failure); try again.
     #[error("store I/O error: {0}")]
-    Sled(#[from] ::sled::Error),
-    /// PostgreSQL refused a statement (not a lost link: that is `Unavailable`).
+    Io(std::io::Error),
+    /// The database refused a statement or an operation (not a lost link: that is
+    /// `Unavailable`).
     #[error("database error: {0}")]
-    Postgres(String),
+    Database(String),
     /// The request holds a value the store cannot hold (a NUL in a text column of
     /// PostgreSQL); answered `400`. The HTTP edge refuses these first.
     #[error("{0}")]
@@ -81,26 +83,6 @@ pub enum StoreError {
         "the data directory {0} is in use by another tidings service; stop it or pass another --data-dir"
     )]
     Locked(String),
-}
-
-impl<E: Into<StoreError>> From<::sled::transaction::TransactionError<E>> for StoreError {
-    fn from(err: ::sled::transaction::TransactionError<E>) -> Self {
-        match err {
-            ::sled::transaction::TransactionError::Abort(e) => e.into(),
-            ::sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
-        }
-    }
-}
-
-impl From<crate::protocol::stored::SledFlushError> for StoreError {
-    fn from(err: crate::protocol::stored::SledFlushError) -> Self {
-        match err {
-            crate::protocol::stored::SledFlushError::Sled(e) => StoreError::Sled(e),
-            job @ crate::protocol::stored::SledFlushError::Job(_) => {
-                StoreError::Commit(job.to_string())
-            }
-        }
-    }
 }
 
 /// What removing a user took away.

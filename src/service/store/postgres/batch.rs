@@ -404,6 +404,6 @@ fn same(error: &StoreError) -> StoreError {
         StoreError::Invalid(m) => StoreError::Invalid(m.clone()),
         StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
         StoreError::Record(e) => StoreError::Corrupt(e.to_string()),
-        other => StoreError::Postgres(other.to_string()),
+        other => StoreError::Database(other.to_string()),
     }
 }

@@ -291,7 +291,7 @@ fn sql_error(error: tokio_postgres::Error) -> StoreError {
             message(&error)
         ));
     }
-    StoreError::Postgres(message(&error))
+    StoreError::Database(message(&error))
 }
 
 /// The database's own message when there is one (tokio-postgres's `Display` says

@@ -141,7 +141,7 @@ fn flush(context: &Context) -> Outcome {
         observe(started.elapsed());
     }
     result.map_err(|e| {
-        let failure = Failure::from_sled(&e);
+        let failure = super::error::failure(&e);
         context.health.fail(failure.clone());
         failure
     })

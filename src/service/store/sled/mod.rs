@@ -20,6 +20,7 @@
 mod accounts;
 mod backup;
 mod commit;
+mod error;
 mod index;
 mod keys;
 mod notes;
@@ -147,19 +148,15 @@ impl SledStore {
     /// committer, and returns the database and the rebuilt indexes for the caller to put
     /// in place (it holds their locks). Called with no database open.
     fn load(&self) -> Result<(Open, index::Index), StoreError> {
-        let db = sled::Config::new()
-            .path(self.dir.join("db"))
-            .cache_capacity(self.cache_bytes)
-            // Writes are flushed by the group committer (and the token key at once);
-            // what is written without a flush of its own (last contact, acked cursors,
-            // purges) reaches the disk with the next one. No periodic flusher thread.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io) if crate::protocol::stored::is_sled_lock_error(&io) => {
+        // Writes are flushed by the group committer (and the token key at once); what is
+        // written without a flush of its own (last contact, acked cursors, purges)
+        // reaches the disk with the next one.
+        let db =
+            crate::embedded::open(&self.dir.join("db"), self.cache_bytes).map_err(|e| match e {
+                crate::embedded::OpenError::Locked => {
                     StoreError::Locked(self.dir.display().to_string())
                 }
-                other => StoreError::Sled(other),
+                crate::embedded::OpenError::Sled(e) => e.into(),
             })?;
         let trees = Trees::open(&db)?;
         let rebuilt = rebuild_index(&trees.notifications)?;
@@ -236,12 +233,12 @@ impl SledStore {
 
     /// A write the database refused: an I/O error fails the store like a failed flush.
     fn failed_write(&self, error: sled::Error) -> StoreError {
-        if matches!(error, sled::Error::Io(_)) {
-            let failure = Failure::from_sled(&error);
+        if error::is_io(&error) {
+            let failure = error::failure(&error);
             self.health.fail(failure.clone());
             return StoreError::Unavailable(failure);
         }
-        StoreError::Sled(error)
+        error.into()
     }
 
     /// `user`'s last `seq` known to be on disk.
@@ -315,7 +312,7 @@ impl SledStore {
     /// Makes everything written so far durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.writable()?;
-        crate::protocol::stored::flush_sled(&self.backend()?.db).await?;
+        crate::embedded::flush(&self.backend()?.db).await?;
         Ok(())
     }
 

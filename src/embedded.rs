@@ -1,0 +1,63 @@
+//! sled, as both the agent's store and the service's sled store use it: opened without
+//! the periodic flusher, a lock held by another process told apart from other failures,
+//! and a flush that lets go of the database before it answers. Any layer may use this
+//! module; nothing else outside the two stores names sled.
+
+use std::path::Path;
+
+/// Why [`open`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Another process holds the database (sled locks its files).
+    #[error("the database is locked by another process")]
+    Locked,
+    /// sled could not open it.
+    #[error("{0}")]
+    Sled(#[from] sled::Error),
+}
+
+/// Opens (or creates) the database in `dir` with a page cache of `cache_bytes`.
+///
+/// No periodic flusher: each store flushes what must last when it writes it (the
+/// service's group committer, the agent's changes), and the flusher would wake an idle
+/// machine 4 times a second for nothing.
+pub fn open(dir: &Path, cache_bytes: u64) -> Result<sled::Db, OpenError> {
+    sled::Config::new()
+        .path(dir)
+        .cache_capacity(cache_bytes)
+        .flush_every_ms(None)
+        .open()
+        .map_err(|e| match e {
+            sled::Error::Io(io) if is_lock_error(&io) => OpenError::Locked,
+            other => OpenError::Sled(other),
+        })
+}
+
+/// Whether an open failed because another process holds the database: sled reports its
+/// file lock as an I/O error (`WouldBlock`, or "could not acquire lock").
+fn is_lock_error(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::WouldBlock
+        || error.to_string().contains("could not acquire lock")
+}
+
+/// Flushes the database on the blocking pool, and lets go of it before answering.
+///
+/// sled's own `flush_async` runs on its pool with a handle that is dropped only after
+/// the awaiting task is woken, so a database dropped right after it may still be locked
+/// for a moment and cannot be opened again at once. Here the handle goes with the job.
+pub async fn flush(db: &sled::Db) -> Result<(), FlushError> {
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || db.flush()).await??;
+    Ok(())
+}
+
+/// Why [`flush`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FlushError {
+    /// sled could not write.
+    #[error("{0}")]
+    Sled(#[from] sled::Error),
+    /// The job panicked or was cancelled at shutdown.
+    #[error("the flush did not finish: {0}")]
+    Job(#[from] tokio::task::JoinError),
+}
