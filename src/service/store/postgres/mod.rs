@@ -2,8 +2,10 @@
 //! any device.
 //!
 //! - `schema`: versioned migrations, applied at start under an advisory lock.
-//! - `accounts`: users, apps, devices, refresh tokens, subscriptions (plain columns).
-//! - `notes`: notifications and the feed; its writes go through `batch`, the group
+//! - `lifecycle`, `accounts`, `devices`, `subscriptions`, `notes`: each of the store's
+//!   traits (plain columns; `acks` writes acks in bulk, `recent` keeps lookups made
+//!   lately, `sql` runs one statement).
+//! - `notes`' writes go through `batch`, the group
 //!   committer: concurrent writes of any users in one transaction, each user's `seq`
 //!   taken from `feed_heads` under its row lock (so `seq` order is commit order), worked
 //!   out in memory by `plan`, announced with one `pg_notify` per batch.
@@ -16,14 +18,17 @@
 //! listener or the recovery task finds the database again and has caught up.
 
 mod accounts;
+mod acks;
 mod batch;
+mod devices;
 mod follow;
+mod lifecycle;
 mod notes;
 mod plan;
 mod recent;
-mod remove;
 mod schema;
-mod seam;
+mod sql;
+mod subscriptions;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -123,7 +128,7 @@ pub struct PgStore {
     follow: follow::Follow,
     /// Feed writes waiting for their batch.
     queue: batch::Queue,
-    acks: accounts::Acks,
+    acks: acks::Acks,
     /// Lookups read lately (apps, subscriptions).
     recent: recent::Recent,
     commit_observer: OnceLock<TimeHook>,
@@ -189,7 +194,7 @@ impl PgStore {
             health: Arc::default(),
             follow: follow::Follow::new(publish, config.notify_queue),
             queue,
-            acks: accounts::Acks::default(),
+            acks: acks::Acks::default(),
             recent: recent::Recent::default(),
             commit_observer: OnceLock::new(),
             stop: CancellationToken::new(),
@@ -198,7 +203,7 @@ impl PgStore {
         store.follow.seed(heads);
         follow::start_listener(&store);
         batch::start(&store, intakes);
-        accounts::start_ack_writer(&store);
+        acks::start_ack_writer(&store);
         Ok(store)
     }
 

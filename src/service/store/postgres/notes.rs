@@ -1,4 +1,4 @@
-//! Notifications and the feed in PostgreSQL.
+//! [`PgStore`] as [`Notes`]: notifications and the feed in PostgreSQL.
 //!
 //! Writes (posts, state changes, deletes, group deletes) go through the group committer
 //! (`batch`): many writers, one transaction, each user's `seq` taken from `feed_heads`
@@ -7,7 +7,7 @@
 //! expired notifications are plain statements here.
 
 use super::super::records::NotificationRecord;
-use super::super::{FeedScan, StoreError, Stored, is_live};
+use super::super::{FeedScan, Notes, StoreError, Stored, Usage, is_live};
 use super::plan::{Op, Write};
 use super::{LOCK_PURGE, PgStore, col, note_of, seq_sql};
 use crate::protocol::validate::StatePatch;
@@ -17,8 +17,26 @@ use crate::protocol::{
 
 const RECORD: &str = "SELECT seq, record FROM notifications";
 
-impl PgStore {
-    pub(super) async fn upsert(
+#[async_trait::async_trait]
+impl Notes for PgStore {
+    async fn usage(&self, user: &UserId) -> Result<Usage, StoreError> {
+        let rows = self
+            .rows(
+                "SELECT kept, kept_bytes FROM feed_heads WHERE user_id = $1",
+                &[&user.as_str()],
+            )
+            .await?;
+        let (count, bytes): (i64, i64) = match rows.first() {
+            Some(row) => (col(row, 0)?, col(row, 1)?),
+            None => (0, 0),
+        };
+        Ok(Usage {
+            notifications: u64::try_from(count).unwrap_or_default(),
+            bytes: u64::try_from(bytes).unwrap_or_default(),
+        })
+    }
+
+    async fn upsert(
         &self,
         user: &UserId,
         content: NotificationContent,
@@ -30,7 +48,7 @@ impl PgStore {
             .ok_or_else(|| StoreError::Corrupt("a post made no change".to_owned()))
     }
 
-    pub(super) async fn update_state(
+    async fn update_state(
         &self,
         user: &UserId,
         id: &NotificationId,
@@ -44,7 +62,7 @@ impl PgStore {
         Ok(made.into_iter().next())
     }
 
-    pub(super) async fn delete(
+    async fn delete(
         &self,
         user: &UserId,
         id: &NotificationId,
@@ -57,7 +75,7 @@ impl PgStore {
         Ok(made.into_iter().next())
     }
 
-    pub(super) async fn delete_group(
+    async fn delete_group(
         &self,
         user: &UserId,
         host: &str,
@@ -71,22 +89,7 @@ impl PgStore {
         Ok(self.write_feed(user, op, now).await?.len())
     }
 
-    /// One write, committed with whatever else is queued ([`super::batch`]).
-    async fn write_feed(
-        &self,
-        user: &UserId,
-        op: Op,
-        now: Timestamp,
-    ) -> Result<Vec<Stored>, StoreError> {
-        self.submit(Write {
-            user: user.clone(),
-            op,
-            now,
-        })
-        .await
-    }
-
-    pub(super) async fn get(
+    async fn get(
         &self,
         user: &UserId,
         id: &NotificationId,
@@ -106,7 +109,7 @@ impl PgStore {
 
     /// The feed after `after`, up to `upto` and never past what this node published
     /// (so a device's backlog and its live changes meet without a gap or an overlap).
-    pub(super) async fn feed_scan(
+    async fn feed_scan(
         &self,
         user: &UserId,
         after: Seq,
@@ -138,11 +141,7 @@ impl PgStore {
     /// positions never go back; what they keep goes down by what was removed. Their
     /// heads are locked first, in user order, as a batch locks them before it touches
     /// a row: a purge and a batch never wait on each other in a cycle.
-    pub(super) async fn purge_expired(
-        &self,
-        now: Timestamp,
-        max: usize,
-    ) -> Result<usize, StoreError> {
+    async fn purge_expired(&self, now: Timestamp, max: usize) -> Result<usize, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.fault(e))?;
         let ours: bool = col(
@@ -191,5 +190,22 @@ impl PgStore {
         )?;
         tx.commit().await.map_err(|e| self.fault(e))?;
         Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+    }
+}
+
+impl PgStore {
+    /// One write, committed with whatever else is queued ([`super::batch`]).
+    async fn write_feed(
+        &self,
+        user: &UserId,
+        op: Op,
+        now: Timestamp,
+    ) -> Result<Vec<Stored>, StoreError> {
+        self.submit(Write {
+            user: user.clone(),
+            op,
+            now,
+        })
+        .await
     }
 }

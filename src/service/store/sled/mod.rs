@@ -11,24 +11,24 @@
 //! committer (`commit`): applied in memory, then one shared flush, then published.
 //! Reads never go past what is on disk: the feed stops at each user's durable `seq`,
 //! and a notification whose latest version is not yet flushed is read after the flush.
-//! A failed flush fails the store for writes until [`SledStore::recover`] reopens it
+//! A failed flush fails the store for writes until `Lifecycle::recover` reopens it
 //! (`health`).
 //!
-//! The methods here are the sled side of the [`super::Store`] seam (`seam.rs` maps one
-//! onto the other); a few (backup, restore, the disk reserve) exist only here.
+//! Each of the store's traits is implemented in its own file (`lifecycle.rs`,
+//! `accounts.rs`, `devices.rs`, `subscriptions.rs`, `notes.rs`); a few things (backup,
+//! restore, the disk reserve) exist only here.
 
 mod accounts;
 mod backup;
 mod commit;
+mod devices;
 mod error;
 mod index;
 mod keys;
+mod lifecycle;
 mod notes;
-mod owned;
-mod refresh;
-mod remove;
 mod reserve;
-mod seam;
+mod subscriptions;
 #[cfg(test)]
 mod tests;
 
@@ -44,7 +44,7 @@ pub use backup::BackupSummary;
 
 use super::health::{self, Failure, Health};
 use super::records::{self, NotificationRecord};
-use super::{Committed, FeedScan, Publish, Removed, StoreError, Stored, changed, is_live, posted};
+use super::{Committed, FeedScan, Publish, Reseed, StoreError, Stored, changed, is_live, posted};
 use crate::protocol::{Seq, UserId};
 use crate::sync::{self, lock};
 use commit::{Committer, Context};
@@ -192,16 +192,11 @@ impl SledStore {
         }
         sync::read(&self.open).clone().ok_or_else(|| {
             StoreError::Unavailable(
-                self.failure()
+                self.health
+                    .failure()
                     .unwrap_or_else(|| Failure::other("the store is being reopened")),
             )
         })
-    }
-
-    /// Says that a recovery task runs (`service::recovery`): reads then wait for a failed
-    /// handle to be replaced instead of failing.
-    pub fn recovery_runs(&self) {
-        self.recovering.store(true, Ordering::SeqCst);
     }
 
     /// Keeps `bytes` of the disk in reserve for a recovery from a full disk
@@ -216,11 +211,6 @@ impl SledStore {
         })?;
         *lock(&self.reserve) = reserve;
         Ok(())
-    }
-
-    /// Why the store takes no writes, if it does not.
-    pub fn failure(&self) -> Option<Failure> {
-        self.health.failure()
     }
 
     /// Refuses a write while the store is failed.
@@ -241,57 +231,15 @@ impl SledStore {
         error.into()
     }
 
-    /// `user`'s last `seq` known to be on disk.
-    pub fn durable_seq(&self, user: &UserId) -> Seq {
-        lock(&self.durable).get(user).copied().unwrap_or(Seq::ZERO)
-    }
-
-    /// Tells `observe` how long each successful flush takes (once; later calls are
-    /// ignored).
-    pub fn on_flush(&self, observe: impl Fn(Duration) + Send + Sync + 'static) {
-        let _ = self.flush_hooks.observer.set(Box::new(observe));
-    }
-
     /// Makes every flush fail while `on` (to exercise the failure path in tests).
     #[doc(hidden)]
     pub fn fail_flushes(&self, on: bool) {
         self.flush_hooks.fail.store(on, Ordering::SeqCst);
     }
 
-    /// Recovers a failed store in two steps. First, at once, the failed database handle
-    /// (which sled then fails reads on too) is replaced by one opened afresh from disk:
-    /// the indexes and durable marks are rebuilt and `reseed` is called with every
-    /// user's last `seq` while no write can run (the hub takes them and closes every
-    /// channel, so each device resyncs from its cursor: a change answered with an error
-    /// may have reached the disk after all, unpublished). Then, once the disk takes a
-    /// write again, writes are accepted. Returns whether writes are accepted again.
-    /// Blocking: call it off the async runtime.
-    pub fn recover(&self, reseed: impl FnOnce(HashMap<UserId, Seq>)) -> Result<bool, StoreError> {
-        if self.health.failure().is_none() {
-            return Ok(false);
-        }
-        let reserve = lock(&self.reserve).clone();
-        if self.health.handle_broken() {
-            // Room for the reopen (sled writes as it opens).
-            reserve.release();
-            self.reopen(reseed)?;
-            self.health.handle_replaced();
-            tracing::warn!(
-                "store reopened for reads; writes stay refused until the disk takes them"
-            );
-        }
-        if let Err(e) = probe_disk(&self.dir).and_then(|()| reserve.fill()) {
-            tracing::debug!(error = %e, "the disk still takes no writes");
-            return Ok(false);
-        }
-        self.health.clear();
-        tracing::info!("the disk takes writes again; the store accepts them");
-        Ok(true)
-    }
-
-    /// Closes the database and opens it again from disk (see [`Self::recover`]).
+    /// Closes the database and opens it again from disk (see `Lifecycle::recover`).
     /// Readers wait for it (they hold the database for one call only).
-    fn reopen(&self, reseed: impl FnOnce(HashMap<UserId, Seq>)) -> Result<(), StoreError> {
+    fn reopen(&self, reseed: Reseed) -> Result<(), StoreError> {
         let mut writers = self.lock();
         let mut open = sync::write(&self.open);
         if let Some(old) = open.take() {
@@ -304,18 +252,6 @@ impl SledStore {
         Ok(())
     }
 
-    /// Resolves when the store fails.
-    pub async fn wait_failed(&self) {
-        self.health.wait_failed().await;
-    }
-
-    /// Makes everything written so far durable.
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        self.writable()?;
-        crate::embedded::flush(&self.backend()?.db).await?;
-        Ok(())
-    }
-
     /// Waits until everything written so far is durable, through the group committer.
     async fn barrier(&self) -> Result<(), StoreError> {
         self.backend()?
@@ -323,33 +259,6 @@ impl SledStore {
             .commit(Vec::new())
             .await
             .map_err(StoreError::Unavailable)
-    }
-
-    /// The last `seq` of every user's feed: the hub's starting point.
-    pub fn last_seqs(&self) -> HashMap<UserId, Seq> {
-        self.lock().last_seqs()
-    }
-
-    /// The key that signs access tokens, made on first use and kept.
-    pub fn token_key(&self, fresh: [u8; 32]) -> Result<Vec<u8>, StoreError> {
-        let key = b"token_key";
-        let backend = self.backend()?;
-        let meta = backend.trees.meta.clone();
-        if meta
-            .compare_and_swap(key, None as Option<&[u8]>, Some(&fresh[..]))?
-            .is_ok()
-        {
-            // A new key: on disk before any token is signed with it.
-            backend.db.flush()?;
-        }
-        meta.get(key)?
-            .map(|v| v.to_vec())
-            .ok_or_else(|| StoreError::Corrupt("token key missing".to_owned()))
-    }
-
-    /// Bytes the database takes on disk.
-    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.backend()?.db.size_on_disk()?)
     }
 }
 

@@ -1,4 +1,4 @@
-//! Notifications and the per-user feed: create / replace, state changes, deletes,
+//! [`SledStore`] as [`Notes`]: notifications and the per-user feed: create / replace, state changes, deletes,
 //! feed scans and the expiry purge.
 //!
 //! Every change runs under the write lock (which guards the in-memory [`Index`]):
@@ -15,16 +15,26 @@ use crate::protocol::{
     NotificationContent, NotificationId, Seq, Status, Timestamp, UserId, UserState,
 };
 
+use super::super::{Lifecycle, Notes, Usage};
 use super::index::Index;
 use super::records::{NotificationRecord, decode, encode};
 use super::{Committed, FeedScan, SledStore, StoreError, Stored, changed, is_live, keys, posted};
 
 type Durable = tokio::sync::oneshot::Receiver<super::commit::Outcome>;
 
-impl SledStore {
+#[async_trait::async_trait]
+impl Notes for SledStore {
+    async fn usage(&self, user: &UserId) -> Result<Usage, StoreError> {
+        let (notifications, bytes) = self.lock().usage(user);
+        Ok(Usage {
+            notifications,
+            bytes,
+        })
+    }
+
     /// Stores a new notification, or replaces the one with the same
     /// (user, host, `appNotificationId`) in place: same id, new content, fresh state.
-    pub async fn upsert(
+    async fn upsert(
         &self,
         user: &UserId,
         content: NotificationContent,
@@ -53,7 +63,7 @@ impl SledStore {
 
     /// Applies a device's state change. `None` when the notification does not exist
     /// (or is deleted or expired).
-    pub async fn update_state(
+    async fn update_state(
         &self,
         user: &UserId,
         id: &NotificationId,
@@ -65,7 +75,7 @@ impl SledStore {
     }
 
     /// Turns a notification into a tombstone that devices receive as a change.
-    pub async fn delete(
+    async fn delete(
         &self,
         user: &UserId,
         id: &NotificationId,
@@ -76,7 +86,7 @@ impl SledStore {
     }
 
     /// Deletes every live notification of `host` in `group` for `user`; returns how many.
-    pub async fn delete_group(
+    async fn delete_group(
         &self,
         user: &UserId,
         host: &str,
@@ -107,7 +117,7 @@ impl SledStore {
     /// A live (not deleted, not expired) notification of `user`, as it is on disk: if
     /// its latest version is not flushed yet, this waits for the flush (and fails when
     /// the flush does).
-    pub async fn get(
+    async fn get(
         &self,
         user: &UserId,
         id: &NotificationId,
@@ -128,7 +138,7 @@ impl SledStore {
     /// the user's durable `seq`), visiting at most `max` entries. Entries whose
     /// notification has changed again since are skipped: the newer change has its own,
     /// later entry.
-    pub fn feed_scan(
+    async fn feed_scan(
         &self,
         user: &UserId,
         after: Seq,
@@ -153,7 +163,7 @@ impl SledStore {
     /// Removes up to `max` notifications that expired by `now`. Each user's last `seq`
     /// is written down with the removal, so feed positions never go back. Returns how
     /// many were removed. Not flushed: a purge lost in a crash is simply redone.
-    pub fn purge_expired(&self, now: Timestamp, max: usize) -> Result<usize, StoreError> {
+    async fn purge_expired(&self, now: Timestamp, max: usize) -> Result<usize, StoreError> {
         let mut index = self.lock();
         self.writable()?;
         let expired = index.expired(now, max);
@@ -182,7 +192,9 @@ impl SledStore {
         self.backend()?.trees.notifications.apply_batch(batch)?;
         Ok(expired.len())
     }
+}
 
+impl SledStore {
     /// Changes the state of a live notification with a new `seq`.
     async fn change(
         &self,

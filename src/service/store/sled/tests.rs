@@ -8,6 +8,7 @@ use crate::protocol::{
     NotificationContent, Payload, Priority, Seq, TargetPolicy, Timestamp, UserId, VisualContent,
 };
 
+use super::super::{Lifecycle, Notes};
 use super::{Committed, SledStore, StoreError};
 
 fn content(title: &str) -> NotificationContent {
@@ -43,8 +44,8 @@ fn store() -> (SledStore, Arc<Mutex<Vec<u64>>>, tempfile::TempDir) {
     (store, published, dir)
 }
 
-fn feed_seqs(store: &SledStore, user: &UserId) -> Vec<u64> {
-    let scan = store.feed_scan(user, Seq::ZERO, None, 100).unwrap();
+async fn feed_seqs(store: &SledStore, user: &UserId) -> Vec<u64> {
+    let scan = store.feed_scan(user, Seq::ZERO, None, 100).await.unwrap();
     scan.records.iter().map(|r| r.seq.0).collect()
 }
 
@@ -59,7 +60,7 @@ async fn no_read_returns_a_change_that_is_not_on_disk() {
     assert!(matches!(lost, Err(StoreError::Unavailable(ref f)) if f.disk_full));
     assert_eq!(store.durable_seq(&user), kept.seq);
     // The failed change is in memory (its seq is taken), but no read shows it.
-    assert_eq!(feed_seqs(&store, &user), [kept.seq.0]);
+    assert_eq!(feed_seqs(&store, &user).await, [kept.seq.0]);
     let ids: Vec<_> = store
         .lock()
         .feed_range(&user, Seq::ZERO, Seq(u64::MAX), 10)
@@ -94,17 +95,19 @@ async fn a_failed_flush_fails_writes_until_reopened_and_publishes_in_order() {
     let refused = store.upsert(&user, content("c"), now).await;
     assert!(matches!(refused, Err(StoreError::Unavailable(_))));
     assert!(store.failure().is_some());
-    let mut reseeded = None;
-    assert!(store.recover(|seqs| reseeded = Some(seqs)).unwrap());
+    let reseeded = Arc::new(Mutex::new(None));
+    let reseed = reseeded.clone();
+    let reseed = Box::new(move |seqs| *reseed.lock().unwrap() = Some(seqs));
+    assert!(store.recover(reseed).unwrap());
     assert!(store.failure().is_none());
-    let after = reseeded.unwrap()[&user];
+    let after = reseeded.lock().unwrap().take().unwrap()[&user];
     // "b" may or may not have reached the disk as the old handle closed; either way the
     // hub learns the seq on disk and every device resyncs from its cursor.
     assert!(after == first.seq || after == first.seq.next(), "{after:?}");
     let last = store.upsert(&user, content("d"), now).await.unwrap();
     assert_eq!(last.seq, after.next(), "no seq is skipped or reused");
     assert_eq!(*published.lock().unwrap(), [first.seq.0, last.seq.0]);
-    let feed = feed_seqs(&store, &user);
+    let feed = feed_seqs(&store, &user).await;
     assert_eq!(feed.last(), Some(&last.seq.0));
     assert!(feed.windows(2).all(|w| w[1] == w[0] + 1), "{feed:?}");
 }
