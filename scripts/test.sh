@@ -54,15 +54,16 @@ if cargo tree --locked --target all -i aws-lc-rs >/dev/null 2>&1; then
 fi
 echo "== vendor/sled is the published sled plus vendor/sled.patch (scripts/check-sled.sh)"
 ./scripts/check-sled.sh
+# test-hooks: the test-only switches the integration tests set for the real binary.
 echo "== cargo test"
-cargo test --locked --all-targets
-cargo test --locked --doc
+cargo test --locked --all-targets --features test-hooks
+cargo test --locked --doc --features test-hooks
 # Every test again with the in-process service on PostgreSQL (each test its own
 # database in one private cluster): no list to keep, so a new test that starts a
 # service runs on both stores. A test about sled alone says so in its own settings
 # (local mode, the data-dir lock); the several-node tests run their own clusters.
 echo "== the tests again, the service on PostgreSQL"
-TIDINGS_TEST_STORE=postgres cargo test --locked --test it
+TIDINGS_TEST_STORE=postgres cargo test --locked --test it --features test-hooks
 echo "== the systemd units (systemd-analyze verify and security, offline)"
 ./scripts/check-units.sh target/debug/tidings
 echo "== the README's commands, as written"

@@ -26,6 +26,7 @@ pub mod channel;
 mod chores;
 pub mod credentials;
 pub mod endpoint;
+mod error;
 mod handle;
 pub mod link;
 pub mod open;
@@ -50,10 +51,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::protocol::local::Event;
 
+pub use error::AgentError;
+
 use api::Api;
 use endpoint::Endpoint;
 use link::Link;
-use store::{AgentStore, AgentStoreError};
+use store::AgentStore;
 use toast::{AppPrefs, Attachment, Presenter};
 
 /// How an agent runs.
@@ -109,36 +112,6 @@ impl Settings {
             apps: HashMap::new(),
             quiet_hours: None,
         }
-    }
-}
-
-/// Errors of the agent.
-#[derive(Debug, thiserror::Error)]
-pub enum AgentError {
-    /// The settings cannot work (bad URL, plain HTTP to a remote host, ...).
-    #[error("{0}")]
-    Config(String),
-    /// The local store failed.
-    #[error(transparent)]
-    Store(#[from] AgentStoreError),
-    /// The service could not be reached or answered oddly; retried.
-    #[error("{0}")]
-    Network(String),
-    /// The service refused a request for good (the message says why).
-    #[error("{0}")]
-    Refused(String),
-    /// The service refused the access token (expired or revoked); get a new one.
-    #[error("the service refused the access token")]
-    TokenRejected,
-    /// The service refused the device credential (revoked, or signed in elsewhere).
-    #[error("the service refused this device's credential (revoked?); sign in again")]
-    SignedOut,
-}
-
-impl AgentError {
-    /// Whether waiting and trying again may help.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, AgentError::Network(_) | AgentError::TokenRejected)
     }
 }
 

@@ -10,10 +10,6 @@ use super::backoff::Backoff;
 use super::channel::{self, SessionEnd};
 use super::{AgentError, AgentHandle};
 
-/// Test only: `TIDINGS_TEST_HANG_SYNC_LOOP=TIME` blocks the sync loop's thread for
-/// good `TIME` after it starts, as a hung loop would (the watchdog test).
-const HANG_SWITCH: &str = "TIDINGS_TEST_HANG_SYNC_LOOP";
-
 /// Runs push sessions until `shutdown` (`Ok`), or until an error retrying cannot mend
 /// (signed out, a bad configuration).
 pub(super) async fn run(
@@ -21,20 +17,36 @@ pub(super) async fn run(
     dead_link: std::time::Duration,
     shutdown: &CancellationToken,
 ) -> Result<(), AgentError> {
-    let hang_after = std::env::var(HANG_SWITCH)
-        .ok()
-        .and_then(|text| crate::config::keys::parse_duration(&text).ok());
     // Boxed: the sessions' future is large, and made once per agent.
     let sessions = Box::pin(sessions(handle, dead_link, shutdown));
-    let Some(after) = hang_after else {
-        return sessions.await;
-    };
-    tokio::select! {
-        result = sessions => result,
-        () = tokio::time::sleep(after) => {
-            tracing::warn!("{HANG_SWITCH}: the sync loop hangs now (a test of the watchdog)");
-            loop {
-                std::thread::sleep(std::time::Duration::from_secs(3600));
+    #[cfg(feature = "test-hooks")]
+    let sessions = hang::maybe(sessions);
+    sessions.await
+}
+
+/// Built with the `test-hooks` feature only (the test command's build, never a release).
+#[cfg(feature = "test-hooks")]
+mod hang {
+    /// `TIDINGS_TEST_HANG_SYNC_LOOP=TIME` blocks the sync loop's thread for good `TIME`
+    /// after it starts, as a hung loop would: the watchdog test. It blocks the thread on
+    /// purpose (an await would not do): the watchdog's pings come from the loop's own
+    /// task, so they stop only when that task cannot run.
+    const SWITCH: &str = "TIDINGS_TEST_HANG_SYNC_LOOP";
+
+    pub(super) async fn maybe<T>(work: impl Future<Output = T>) -> T {
+        let after = std::env::var(SWITCH)
+            .ok()
+            .and_then(|text| crate::config::values::parse_duration(&text).ok());
+        let Some(after) = after else {
+            return work.await;
+        };
+        tokio::select! {
+            result = work => result,
+            () = tokio::time::sleep(after) => {
+                tracing::warn!("{SWITCH}: the sync loop hangs now (a test of the watchdog)");
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(3600));
+                }
             }
         }
     }

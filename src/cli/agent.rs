@@ -185,7 +185,7 @@ fn presenter(no_toasts: bool) -> Arc<dyn Presenter> {
     if !no_toasts {
         if let Some(timeout) = std::env::var("TIDINGS_TOAST_CALL_TIMEOUT")
             .ok()
-            .and_then(|text| config::keys::parse_duration(&text).ok())
+            .and_then(|text| config::values::parse_duration(&text).ok())
         {
             crate::agent::toast::desktop::set_call_timeout(timeout);
         }

@@ -32,7 +32,7 @@ pub fn service_settings(effective: &Effective) -> Result<service::Settings, Sett
     let e = effective;
     set(&mut settings.max_connections, e.size("max_connections"));
     if let Some(hosts) = e.text("allowed_hosts") {
-        settings.allowed_hosts = crate::config::keys::host_list(&hosts)
+        settings.allowed_hosts = crate::config::values::host_list(&hosts)
             .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
             .collect();
     }

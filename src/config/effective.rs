@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::file::{ConfigError, ConfigFile};
-use super::keys::{self, Key, Table, Value};
+use super::keys::{self, Key, Table};
+use super::values::{self, Value};
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,8 +56,8 @@ impl Setting {
     pub fn shown(&self) -> String {
         match &self.value {
             None => format!("(unset: {})", self.key.unset),
-            Some(_) if self.key.kind == keys::Kind::Secret => "(secret)".to_owned(),
-            Some((text, _)) if self.key.kind == keys::Kind::Store => keys::shown_store(text),
+            Some(_) if self.key.kind == values::Kind::Secret => "(secret)".to_owned(),
+            Some((text, _)) if self.key.kind == values::Kind::Store => values::shown_store(text),
             Some((text, _)) => text.clone(),
         }
     }
@@ -183,7 +184,7 @@ impl Effective {
     pub fn secrets(&self) -> Vec<(&'static str, &Source)> {
         self.settings
             .iter()
-            .filter(|s| s.key.kind == keys::Kind::Secret && s.value.is_some())
+            .filter(|s| s.key.kind == values::Kind::Secret && s.value.is_some())
             .map(|s| (s.key.name, &s.source))
             .collect()
     }

@@ -13,6 +13,7 @@ pub mod effective;
 pub mod file;
 pub mod keys;
 pub mod quiet;
+pub mod values;
 
 use std::path::{Path, PathBuf};
 

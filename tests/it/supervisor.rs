@@ -81,6 +81,10 @@ async fn the_agent_says_when_it_is_ready_how_its_link_is_and_pings_its_watchdog(
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "test-hooks"),
+    ignore = "the hang switch is built with --features test-hooks only (scripts/test.sh)"
+)]
 async fn a_hung_agent_loop_stops_the_watchdog_pings() {
     let (mut home, mut manager) = supervised_home();
     home.set_env("TIDINGS_TEST_HANG_SYNC_LOOP", "300ms");
