@@ -1,7 +1,7 @@
 //! The command line: argument definitions and the command bodies.
 //!
 //! Commands reach a running process only through `ipc::Client`: `admin` the service's
-//! admin socket, `local` the agent's socket; `send --unsid` talks HTTP to a service as
+//! admin socket, `ipc` the agent's socket; `send --unsid` talks HTTP to a service as
 //! an app backend would. `service` and `agent` wire the entry points to listeners and
 //! signals.
 
@@ -9,8 +9,8 @@ mod admin;
 mod agent;
 pub mod entry;
 mod input;
+mod ipc;
 mod keys;
-mod local;
 pub mod logs;
 mod output;
 mod settings;
@@ -408,7 +408,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Send(args) if args.unsid.is_some() => send::as_backend(*args).await,
         Command::Completions { shell } => output::completions(shell),
         Command::Manpage { dir } => output::manpage(dir.as_deref()),
-        other => local::run(other).await,
+        other => ipc::run(other).await,
     }
 }
 

@@ -74,6 +74,8 @@ pub struct ServiceState {
     pub shutdown: CancellationToken,
     /// Channel tasks, waited for at shutdown.
     pub tasks: TaskTracker,
+    /// The store's own tasks, stopped and waited for last.
+    pub store_tasks: store::StoreTasks,
     /// Where password checks run.
     pub passwords: signin::PasswordPool,
     /// Failed sign-ins, by address and by user name.
@@ -99,7 +101,8 @@ impl ServiceState {
         let hub = Arc::new(Hub::new(settings.send_queue, settings.channels_per_device));
         let publisher = hub.clone();
         let publish: store::Publish = Arc::new(move |changes| publisher.publish(changes));
-        let store = open_store(&settings, publish).await?;
+        let store_tasks = store::StoreTasks::default();
+        let store = open_store(&settings, publish, &store_tasks).await?;
         hub.seed(store.last_seqs().await?);
         let key = store.token_key(auth::random_bytes()?).await?;
         let signer = TokenSigner::new(key, settings.access_token_ttl);
@@ -133,6 +136,7 @@ impl ServiceState {
             settings,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            store_tasks,
             clock: clock::Clock::default(),
             metrics,
             feed_reads: tokio::sync::Semaphore::new(http::me::FEED_READS),
@@ -181,9 +185,10 @@ impl ServiceState {
 async fn open_store(
     settings: &Settings,
     publish: store::Publish,
+    tasks: &store::StoreTasks,
 ) -> Result<Arc<dyn Store>, ServiceError> {
     if let Some(database) = &settings.database {
-        return Ok(store::PgStore::open(database, publish).await?);
+        return Ok(store::PgStore::open(database, publish, tasks).await?);
     }
     let sled = store::SledStore::open(&settings.data_dir, settings.cache_bytes, publish)?;
     sled.keep_reserve(settings.store_reserve)?;
@@ -359,6 +364,22 @@ pub async fn run(
         tracing::warn!("some channels did not close within {grace:?}");
     }
     let _ = tokio::time::timeout(grace, background.wait()).await;
+    let flushed = final_flush(&state).await;
+    // Last, the store's own tasks: nothing writes any more.
+    state.store_tasks.stop.cancel();
+    state.store_tasks.tracker.close();
+    if tokio::time::timeout(grace, state.store_tasks.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the store's tasks did not stop within {grace:?}");
+    }
+    flushed
+}
+
+/// Makes everything answered durable, unless the store failed (then what was answered
+/// `201` is on disk already).
+async fn final_flush(state: &State) -> Result<(), ServiceError> {
     if let Some(failure) = state.store.failure() {
         tracing::warn!(%failure, "service stopped with its store failed; everything answered 201 is on disk");
         return Ok(());

@@ -231,6 +231,13 @@ impl TestService {
     pub async fn stop(self) -> tempfile::TempDir {
         self.shutdown.cancel();
         self.task.await.unwrap().unwrap();
+        // Every task of the store (PostgreSQL's listener, batch lanes, ack writer) has
+        // stopped with the service.
+        assert!(
+            self.state.store_tasks.tracker.is_empty(),
+            "{} store tasks still run after the service stopped",
+            self.state.store_tasks.tracker.len()
+        );
         self.dir
     }
 }

@@ -85,6 +85,18 @@ pub enum StoreError {
     Locked(String),
 }
 
+/// Where a store runs its own tasks (the PostgreSQL listener, its batch lanes, the ack
+/// writer): the service's tracker for them, and a token the service cancels last, after
+/// its final flush, so that writes still in flight at shutdown are committed first.
+/// `service::run` stops and waits for them as the agent does its tasks.
+#[derive(Clone, Debug, Default)]
+pub struct StoreTasks {
+    /// The store's tasks, waited for at shutdown.
+    pub tracker: tokio_util::task::TaskTracker,
+    /// Cancelled once the service has stopped and flushed.
+    pub stop: tokio_util::sync::CancellationToken,
+}
+
 /// What removing a user took away.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Removed {

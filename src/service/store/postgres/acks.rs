@@ -30,20 +30,24 @@ impl Acks {
     }
 }
 
-/// Starts the task that writes acks; it ends when the store is dropped.
+/// Starts the task that writes acks. It ends when the store stops (after writing what
+/// is pending, so acks made before a clean shutdown are kept) or is dropped.
 pub(super) fn start_ack_writer(store: &Arc<PgStore>) {
     let weak = Arc::downgrade(store);
     let stop = store.stop.clone();
-    tokio::spawn(async move {
+    store.tasks.spawn(async move {
         loop {
-            let Some(wake) = weak.upgrade() else { return };
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = wake.acks.wake.notified() => {}
-            }
-            let batch = std::mem::take(&mut *lock(&wake.acks.pending));
-            if let Err(e) = wake.write_acks(batch).await {
+            let Some(store) = weak.upgrade() else { return };
+            let stopping = tokio::select! {
+                () = stop.cancelled() => true,
+                () = store.acks.wake.notified() => false,
+            };
+            let batch = std::mem::take(&mut *lock(&store.acks.pending));
+            if let Err(e) = store.write_acks(batch).await {
                 tracing::debug!(error = %e, "acks not recorded");
+            }
+            if stopping {
+                return;
             }
         }
     });

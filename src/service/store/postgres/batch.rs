@@ -315,7 +315,7 @@ pub(super) fn start(store: &Arc<PgStore>, intakes: Vec<Intake>) {
     for mut intake in intakes {
         let weak = Arc::downgrade(store);
         let stop = store.stop.clone();
-        tokio::spawn(async move {
+        store.tasks.spawn(async move {
             loop {
                 let batch = tokio::select! {
                     () = stop.cancelled() => return,

@@ -39,10 +39,11 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use secrecy::{ExposeSecret, SecretString};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::health::{Failure, Health};
 use super::records::{NotificationRecord, decode};
-use super::{Publish, StoreError, TimeHook};
+use super::{Publish, StoreError, StoreTasks, TimeHook};
 use crate::protocol::{Seq, Timestamp};
 
 /// Advisory lock keys (one 64-bit space per database; these spell "tidings" plus a
@@ -132,7 +133,9 @@ pub struct PgStore {
     /// Lookups read lately (apps, subscriptions).
     recent: recent::Recent,
     commit_observer: OnceLock<TimeHook>,
-    /// Stops the listener and the ack writer when the store is dropped.
+    /// Where its tasks run (the listener, the batch lanes, the ack writer).
+    tasks: TaskTracker,
+    /// Stops them: the service's store token (see [`StoreTasks`]), or this store's drop.
     stop: CancellationToken,
 }
 
@@ -145,7 +148,12 @@ impl Drop for PgStore {
 impl PgStore {
     /// Connects, applies the migrations, and starts listening for changes; `publish`
     /// is called with every committed change (of any node), per user in `seq` order.
-    pub async fn open(config: &PgConfig, publish: Publish) -> Result<Arc<Self>, StoreError> {
+    /// Its tasks run on `tasks` until it is cancelled or the store is dropped.
+    pub async fn open(
+        config: &PgConfig,
+        publish: Publish,
+        tasks: &StoreTasks,
+    ) -> Result<Arc<Self>, StoreError> {
         let connection = config.connection()?;
         let tls = MakeRustlsConnect::new(
             crate::tls::client_config(config.ca_file.as_deref())
@@ -197,7 +205,8 @@ impl PgStore {
             acks: acks::Acks::default(),
             recent: recent::Recent::default(),
             commit_observer: OnceLock::new(),
-            stop: CancellationToken::new(),
+            tasks: tasks.tracker.clone(),
+            stop: tasks.stop.child_token(),
         });
         let heads = store.heads().await?;
         store.follow.seed(heads);

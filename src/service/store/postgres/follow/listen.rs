@@ -22,7 +22,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub(in super::super) fn start_listener(store: &Arc<PgStore>) {
     let weak = Arc::downgrade(store);
     let stop = store.stop.clone();
-    tokio::spawn(async move {
+    store.tasks.spawn(async move {
         let mut backoff = Duration::from_millis(50);
         loop {
             let outcome = tokio::select! {

@@ -8,6 +8,8 @@
 //! Everything is written with `?` on I/O errors; `main` treats a broken pipe
 //! (`tidings history | head`) as a normal end, not an error.
 
+pub mod notes;
+
 use std::io::{IsTerminal, Write};
 
 use clap::CommandFactory;
