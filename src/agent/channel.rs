@@ -17,14 +17,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::protocol::validate::{MAX_EXPIRY, MAX_ID_CHARS, check_content};
 use crate::protocol::{
-    ClientFrame, ErrorCode, ErrorDetail, Notification, Seq, ServerFrame, Timestamp, ValidationError,
+    ClientFrame, ErrorDetail, Notification, Seq, ServerFrame, Timestamp, ValidationError,
 };
 
-use super::AgentError;
 use super::endpoint::{Endpoint, describe};
 use super::link::Link;
 use super::open::{self, Opening};
 use super::store::{AgentStore, Applied, LocalChange};
+use super::{AgentError, answers};
 
 /// Changes stored (and acked) together at most.
 const MAX_GROUP: usize = 256;
@@ -153,7 +153,7 @@ pub async fn session(
             }
         }
         for (request_id, ok, error) in group.results {
-            settle(store, &mut sent, &request_id, ok, error.as_ref())?;
+            answers::settle(store, &mut sent, &request_id, ok, error.as_ref())?;
         }
         if group.synced && !healthy {
             healthy = true;
@@ -192,33 +192,6 @@ async fn send_outbox(
         send(socket, &frame).await?;
         sent.insert(entry.request_id);
     }
-    Ok(())
-}
-
-/// Handles the service's answer to an outbox change: applied, or refused for good
-/// (the notification is gone, or the change is invalid), drops it; a transient
-/// failure leaves it for the next connection.
-fn settle(
-    store: &AgentStore,
-    sent: &mut HashSet<String>,
-    request_id: &str,
-    ok: bool,
-    error: Option<&ErrorDetail>,
-) -> Result<(), AgentError> {
-    tracing::debug!(request_id, ok, "outbox answer");
-    let permanent =
-        error.is_some_and(|e| matches!(e.code, ErrorCode::NotFound | ErrorCode::InvalidRequest));
-    if ok || permanent {
-        if !ok {
-            tracing::warn!(
-                request_id,
-                ?error,
-                "the service refused a local change; dropped"
-            );
-        }
-        store.confirm(request_id)?;
-    }
-    sent.remove(request_id);
     Ok(())
 }
 

@@ -20,6 +20,7 @@
 //! Not done (see `docs/agent.md`, `docs/toasts.md`): toasts on macOS, a run on real
 //! Windows, and the 10 MiB idle-memory target.
 
+mod answers;
 pub mod api;
 pub mod backoff;
 pub mod channel;

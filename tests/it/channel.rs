@@ -36,6 +36,16 @@ async fn an_offline_device_receives_all_100_posts_once_in_seq_order() {
         service.device_info(&device.id).await["ackedSeq"] == 60
     })
     .await;
+    // An ack past what the channel sent is held to what it sent: a device cannot mark
+    // changes it never got as delivered.
+    channel
+        .send_json(&json!({"type": "ack", "seq": 1000}))
+        .await;
+    wait_until("the second ack is recorded", || async {
+        service.device_info(&device.id).await["ackedSeq"] != 60
+    })
+    .await;
+    assert_eq!(service.device_info(&device.id).await["ackedSeq"], 100);
     drop(channel);
     let mut resumed = device.channel(60).await;
     let (rest, _) = resumed.until_synced().await;

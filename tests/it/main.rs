@@ -33,6 +33,7 @@ mod local_mode;
 mod metrics;
 mod mine;
 mod nodes;
+mod outbox;
 mod pg;
 mod process;
 mod requests;
