@@ -47,6 +47,22 @@ impl Scene {
         }
     }
 
+    /// The scene with alice signed in to the page.
+    async fn signed_in() -> Self {
+        let scene = Self::start().await;
+        scene.browser.sign_in("alice", "alice-pw").await;
+        scene.shows("inbox").await;
+        scene
+    }
+
+    async fn end(self) {
+        self.browser.close().await;
+        let mut agent = self.agent;
+        // Its device may have been revoked, so its exit status is not the point here.
+        agent.kill().await.unwrap();
+        self.service.stop().await;
+    }
+
     /// Posts as the app; returns the notification's id.
     async fn post(&self, title: &str) -> String {
         let posted = self
@@ -77,29 +93,9 @@ impl Scene {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_inbox_in_a_real_browser_stays_in_step_with_an_agent() {
-    let scene = Scene::start().await;
-    the_page_is_served_with_a_strict_policy(&scene).await;
-    a_wrong_password_is_refused_then_the_right_one_opens_the_inbox(&scene).await;
-    reads_travel_both_ways_and_a_delete_everywhere(&scene).await;
-    a_note_reaches_the_agent(&scene).await;
-    a_hostile_title_is_only_text(&scene).await;
-    an_encrypted_one_is_a_placeholder_here_and_opened_on_the_agent(&scene).await;
-    every_control_is_labelled_and_the_page_fits_a_phone(&scene).await;
-    desktop_notifications_follow_priority_do_not_disturb_and_reads_elsewhere(&scene).await;
-    devices_are_revoked_and_signing_out_revokes_the_browser(&scene).await;
-    let Scene {
-        browser, mut agent, ..
-    } = scene;
-    browser.close().await;
-    // Its device was revoked above, so its exit status is not the point here.
-    agent.kill().await.unwrap();
-}
-
-async fn the_page_is_served_with_a_strict_policy(scene: &Scene) {
-    let page = reqwest::get(format!("{}/", scene.service.url))
-        .await
-        .unwrap();
+async fn the_page_is_served_with_a_strict_policy() {
+    let service = TestService::start().await;
+    let page = reqwest::get(format!("{}/", service.url)).await.unwrap();
     let headers = page.headers();
     let policy = headers["content-security-policy"].to_str().unwrap();
     assert!(
@@ -112,9 +108,13 @@ async fn the_page_is_served_with_a_strict_policy(scene: &Scene) {
     );
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert_eq!(headers["referrer-policy"], "no-referrer");
+    service.stop().await;
 }
 
-async fn a_wrong_password_is_refused_then_the_right_one_opens_the_inbox(scene: &Scene) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_refused_then_the_right_one_opens_the_inbox() {
+    let owned = Scene::start().await;
+    let scene = &owned;
     let browser = &scene.browser;
     browser.sign_in("alice", "wrong").await;
     wait_until("the refusal shows", || async {
@@ -123,9 +123,13 @@ async fn a_wrong_password_is_refused_then_the_right_one_opens_the_inbox(scene: &
     .await;
     browser.sign_in("alice", "alice-pw").await;
     scene.shows("inbox").await;
+    owned.end().await;
 }
 
-async fn reads_travel_both_ways_and_a_delete_everywhere(scene: &Scene) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_travel_both_ways_and_a_delete_everywhere() {
+    let owned = Scene::signed_in().await;
+    let scene = &owned;
     let browser = &scene.browser;
     // Posted by an app backend: appears without a reload.
     let first = scene.post("Build passed").await;
@@ -173,9 +177,13 @@ async fn reads_travel_both_ways_and_a_delete_everywhere(scene: &Scene) {
         scene.on_agent(&first).await.is_none()
     })
     .await;
+    owned.end().await;
 }
 
-async fn a_note_reaches_the_agent(scene: &Scene) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_note_reaches_the_agent() {
+    let owned = Scene::signed_in().await;
+    let scene = &owned;
     let browser = &scene.browser;
     browser.click("#note summary").await;
     browser.fill("#note-title", "Pick up milk").await;
@@ -196,9 +204,13 @@ async fn a_note_reaches_the_agent(scene: &Scene) {
         shot,
     )
     .unwrap();
+    owned.end().await;
 }
 
-async fn a_hostile_title_is_only_text(scene: &Scene) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_title_is_only_text() {
+    let owned = Scene::signed_in().await;
+    let scene = &owned;
     let browser = &scene.browser;
     let hostile = "<img src=x onerror=alert(1)>";
     let evil = scene.post(hostile).await;
@@ -217,11 +229,15 @@ async fn a_hostile_title_is_only_text(scene: &Scene) {
         browser.client.get_alert_text().await.is_err(),
         "no alert ran"
     );
+    owned.end().await;
 }
 
 /// The page holds no keys: what is encrypted for the user's devices shows as such,
 /// while the agent that has the keys shows the cleartext.
-async fn an_encrypted_one_is_a_placeholder_here_and_opened_on_the_agent(scene: &Scene) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_one_is_a_placeholder_here_and_opened_on_the_agent() {
+    let owned = Scene::signed_in().await;
+    let scene = &owned;
     let subscribed = scene.home.json(&["subscribe", "contoso.com"]).await;
     let keys: tidings::protocol::sealed::PublicKeys =
         serde_json::from_value(subscribed["keys"].clone()).unwrap();
@@ -252,9 +268,13 @@ async fn an_encrypted_one_is_a_placeholder_here_and_opened_on_the_agent(scene: &
             .is_some_and(|n| n["payload"]["visualContent"]["title"] == "for the agent only")
     })
     .await;
+    owned.end().await;
 }
 
-async fn every_control_is_labelled_and_the_page_fits_a_phone(scene: &Scene) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_control_is_labelled_and_the_page_fits_a_phone() {
+    let owned = Scene::signed_in().await;
+    let scene = &owned;
     let browser = &scene.browser;
     let script = "return {
         unlabelled: [...document.querySelectorAll('input, select, textarea')]
@@ -276,6 +296,7 @@ async fn every_control_is_labelled_and_the_page_fits_a_phone(scene: &Scene) {
         "no sideways scrolling on a phone: {phone}"
     );
     browser.client.set_window_size(900, 1000).await.unwrap();
+    owned.end().await;
 }
 
 /// Records each desktop notification the page makes, and whether it was closed. The
@@ -298,7 +319,10 @@ const NOTIFICATION_SPY: &str = r"
     window.Notification = Spy;
 ";
 
-async fn desktop_notifications_follow_priority_do_not_disturb_and_reads_elsewhere(scene: &Scene) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_notifications_follow_priority_do_not_disturb_and_reads_elsewhere() {
+    let owned = Scene::signed_in().await;
+    let scene = &owned;
     let browser = &scene.browser;
     browser.eval(NOTIFICATION_SPY).await;
     browser.click("#desktop-toggle").await;
@@ -341,9 +365,13 @@ async fn desktop_notifications_follow_priority_do_not_disturb_and_reads_elsewher
         "nothing shown in do-not-disturb"
     );
     browser.click("#dnd").await;
+    owned.end().await;
 }
 
-async fn devices_are_revoked_and_signing_out_revokes_the_browser(scene: &Scene) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_are_revoked_and_signing_out_revokes_the_browser() {
+    let owned = Scene::signed_in().await;
+    let scene = &owned;
     let (browser, service) = (&scene.browser, &scene.service);
     // Revoke the agent's device from the Devices page (the button asks twice).
     browser.click(r#"nav button[data-page="devices"]"#).await;
@@ -374,4 +402,5 @@ async fn devices_are_revoked_and_signing_out_revokes_the_browser(scene: &Scene) 
     })
     .await;
     scene.shows("signin").await;
+    owned.end().await;
 }
