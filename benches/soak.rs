@@ -1,0 +1,104 @@
+//! A soak under faults: the release binary run as a user runs it (`tidings service` on
+//! sled, `tidings agent` processes of several users, an app backend posting at a
+//! steady rate with bursts and replacements), while a seeded schedule SIGKILLs and
+//! restarts the node and the agents and marks notifications read on devices. At the end
+//! every device is compared with what the backend was told: nothing answered `201` is
+//! missing, nothing is there that was never posted, every read reached every device,
+//! a user's devices agree; the processes' memory, descriptors, threads and the store's
+//! size are sampled throughout. It prints a report and fails on any violation.
+//!
+//! `cargo bench --bench soak -- --minutes 2 --seed 42` (also `--users N`, `--rate
+//! POSTS_PER_S`); without `--seed` one is drawn and printed, and the same seed replays the
+//! same schedule of faults (the report prints its digest). Under `cargo test` it runs for
+//! a few seconds, as a smoke test. `docs/soak.md` says what it checks and what not yet.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    missing_docs
+)]
+
+#[path = "support/soak/check.rs"]
+mod check;
+#[path = "support/soak/deploy.rs"]
+mod deploy;
+#[path = "support/soak/load.rs"]
+mod load;
+#[path = "support/mode.rs"]
+mod mode;
+#[path = "support/soak/plan.rs"]
+mod plan;
+#[path = "support/soak/report.rs"]
+mod report;
+#[path = "support/soak/run.rs"]
+mod run;
+
+use std::time::Duration;
+
+/// How a run is set up.
+pub struct Options {
+    pub length: Duration,
+    pub seed: u64,
+    pub users: usize,
+    pub devices_per_user: usize,
+    pub rate: u32,
+    pub sample_every: Duration,
+}
+
+fn options(measuring: bool) -> Options {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let minutes: f64 = value("--minutes").map_or(if measuring { 2.0 } else { 0.1 }, |m| {
+        m.parse().expect("--minutes takes a number")
+    });
+    let seed = value("--seed").map_or_else(
+        || u64::from(std::process::id()) ^ std::time::UNIX_EPOCH.elapsed().unwrap().as_secs(),
+        |s| s.parse().expect("--seed takes a whole number"),
+    );
+    Options {
+        length: Duration::from_secs_f64(minutes * 60.0),
+        seed,
+        users: value("--users").map_or(if measuring { 10 } else { 2 }, |u| {
+            u.parse().expect("--users takes a whole number")
+        }),
+        devices_per_user: 2,
+        rate: value("--rate").map_or(20, |r| r.parse().expect("--rate takes a whole number")),
+        sample_every: if measuring {
+            Duration::from_secs(5)
+        } else {
+            Duration::from_secs(1)
+        },
+    }
+}
+
+fn main() {
+    let measuring = mode::measuring("soak");
+    tidings::tls::install_provider();
+    let options = options(measuring);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let outcome = runtime.block_on(run::soak(&options));
+    match outcome {
+        Ok(outcome) => {
+            report::report(&options, &outcome, measuring);
+            if outcome.violations.total() > 0 {
+                std::process::exit(1);
+            }
+        }
+        Err(e) => {
+            eprintln!("soak: the run itself failed: {e}");
+            std::process::exit(2);
+        }
+    }
+}

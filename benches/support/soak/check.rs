@@ -1,0 +1,172 @@
+//! What a soak checks and reports: each device against the ledger (nothing lost,
+//! nothing that was never posted, every read everywhere, a user's devices agreeing),
+//! and the processes' resources over time.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use super::load::Ledger;
+
+/// One device's notifications by `appNotificationId`: (id, read state).
+pub type Held = HashMap<String, (String, String)>;
+
+/// What went wrong, by kind, with the first instance of each.
+#[derive(Default)]
+pub struct Violations {
+    pub by_kind: Vec<(&'static str, u64, String)>,
+}
+
+impl Violations {
+    pub fn add(&mut self, kind: &'static str, detail: impl FnOnce() -> String) {
+        match self.by_kind.iter_mut().find(|(k, _, _)| *k == kind) {
+            Some((_, count, _)) => *count += 1,
+            None => self.by_kind.push((kind, 1, detail())),
+        }
+    }
+
+    /// Takes in what `other` found too.
+    pub fn merge(&mut self, other: Violations) {
+        for (kind, count, first) in other.by_kind {
+            match self.by_kind.iter_mut().find(|(k, _, _)| *k == kind) {
+                Some((_, n, _)) => *n += count,
+                None => self.by_kind.push((kind, count, first)),
+            }
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.by_kind.iter().map(|(_, n, _)| n).sum()
+    }
+}
+
+/// Compares what each device holds (`held[i]` is device `i`, of user `users[i]`) with
+/// the ledger.
+pub fn compare(ledger: &Ledger, users: &[String], held: &[Held]) -> Violations {
+    let mut found = Violations::default();
+    let empty = HashSet::new();
+    for (device, (user, holds)) in users.iter().zip(held).enumerate() {
+        let posted = ledger.posted.get(user).unwrap_or(&empty);
+        let unanswered = ledger.unanswered.get(user).unwrap_or(&empty);
+        for app_id in posted.iter().filter(|a| !holds.contains_key(*a)) {
+            found.add("lost: answered 201, missing on a device", || {
+                format!("{app_id} of {user} on device {device}")
+            });
+        }
+        for app_id in holds
+            .keys()
+            .filter(|a| !posted.contains(*a) && !unanswered.contains(*a))
+        {
+            found.add("phantom: on a device, never posted", || {
+                format!("{app_id} of {user} on device {device}")
+            });
+        }
+        let read = ledger.read.get(user).unwrap_or(&empty);
+        for app_id in read {
+            if holds.get(app_id).is_some_and(|(_, state)| state != "read") {
+                found.add("a read did not reach every device", || {
+                    format!("{app_id} of {user} on device {device}")
+                });
+            }
+        }
+    }
+    disagreements(users, held, &mut found);
+    found
+}
+
+/// The devices of one user must hold the same notifications in the same state.
+fn disagreements(users: &[String], held: &[Held], found: &mut Violations) {
+    for (a, (user_a, held_a)) in users.iter().zip(held).enumerate() {
+        for (b, (user_b, held_b)) in users.iter().zip(held).enumerate().skip(a + 1) {
+            if user_a != user_b || held_a == held_b {
+                continue;
+            }
+            let differ = held_a
+                .iter()
+                .find(|(k, v)| held_b.get(*k) != Some(v))
+                .map(|(k, _)| k.clone())
+                .or_else(|| held_b.keys().find(|k| !held_a.contains_key(*k)).cloned());
+            found.add("two devices of a user disagree", || {
+                format!("devices {a} and {b} of {user_a} on {differ:?}")
+            });
+        }
+    }
+}
+
+/// One reading of a process: resident memory, open descriptors, threads.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Reading {
+    pub rss_kib: u64,
+    pub fds: u64,
+    pub threads: u64,
+}
+
+/// Reads `pid` from /proc; `None` when it is gone.
+pub fn read_process(pid: u32) -> Option<Reading> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
+    Some(Reading {
+        rss_kib: field("VmRSS:"),
+        fds,
+        threads: field("Threads:"),
+    })
+}
+
+/// Bytes under `dir`.
+pub fn size_of(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => size_of(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
+
+/// A figure of a sample, by name.
+type Figure = (&'static str, fn(&Sample) -> u64);
+
+/// A sample of the whole deployment at one moment.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample {
+    pub at: Duration,
+    pub service: Reading,
+    pub store_bytes: u64,
+    /// The largest agent.
+    pub agent: Reading,
+}
+
+/// The figures' growth over the last half of the samples, in percent (from the sample
+/// at the middle to the largest after it), per figure.
+pub fn growth(samples: &[Sample]) -> Vec<(&'static str, f64)> {
+    let Some(middle) = samples.get(samples.len() / 2) else {
+        return Vec::new();
+    };
+    let rest = &samples[samples.len() / 2..];
+    let figures: [Figure; 6] = [
+        ("service RSS", |s| s.service.rss_kib),
+        ("service fds", |s| s.service.fds),
+        ("service threads", |s| s.service.threads),
+        ("store size", |s| s.store_bytes),
+        ("largest agent RSS", |s| s.agent.rss_kib),
+        ("largest agent fds", |s| s.agent.fds),
+    ];
+    figures
+        .into_iter()
+        .map(|(name, figure)| {
+            let base = figure(middle).max(1) as f64;
+            let top = rest.iter().map(figure).max().unwrap_or(0) as f64;
+            (name, (top - base) / base * 100.0)
+        })
+        .collect()
+}

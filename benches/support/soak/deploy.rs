@@ -1,0 +1,286 @@
+//! The deployment a soak runs against, as a user runs it: `tidings service` on sled in
+//! its own data directory, and `tidings agent` processes, each in its own private HOME
+//! (XDG directories), signed in with `tidings login`. Every process is the release
+//! binary; each can be SIGKILLed and started again.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, Command};
+
+use tidings::ipc::Client;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tidings");
+/// How long starting a process may take.
+const START_WITHIN: Duration = Duration::from_secs(30);
+
+/// Runs `tidings` with `args` in `home` (or in none), its output kept for errors.
+fn command(home: Option<&Path>, args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env("TIDINGS_LOG", "warn")
+        .kill_on_drop(true);
+    if let Some(home) = home {
+        command
+            .env("HOME", home)
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_RUNTIME_DIR", home.join("run"));
+    }
+    command
+}
+
+/// Runs a command to its end; its standard output, or what went wrong.
+async fn run(mut command: Command, input: Option<&str>) -> Result<String, String> {
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("starting tidings: {e}"))?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin
+            .write_all(text.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let output = child.wait_with_output().await.map_err(|e| e.to_string())?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+/// A log file, opened to append to.
+fn append_to(path: &Path) -> Result<std::fs::File, String> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The last line of a log file.
+fn last_line(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.lines().last().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Polls `check` until it holds or `within` passes.
+pub async fn wait_for<F, Fut>(what: &str, within: Duration, mut check: F) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        if Instant::now() > deadline {
+            return Err(format!("{what}: not within {within:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// The service node.
+pub struct Service {
+    pub url: String,
+    listen: String,
+    pub data_dir: PathBuf,
+    pub process: Option<Child>,
+}
+
+impl Service {
+    /// Starts a node on a free loopback port, its store in `data_dir`.
+    pub async fn start(data_dir: PathBuf) -> Result<Self, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut service = Self {
+            url: format!("http://{listen}"),
+            listen,
+            data_dir,
+            process: None,
+        };
+        service.restart().await?;
+        Ok(service)
+    }
+
+    /// Starts the node again (after a kill) on the same port and data directory.
+    pub async fn restart(&mut self) -> Result<(), String> {
+        let dir = self.data_dir.to_string_lossy().into_owned();
+        let log_path = self.data_dir.with_extension("log");
+        let log = append_to(&log_path)?;
+        let args = ["service", "--listen", &self.listen, "--data-dir", &dir];
+        let mut service = command(None, &args);
+        service.stdout(Stdio::null()).stderr(log);
+        let process = service.spawn();
+        self.process = Some(process.map_err(|e| format!("starting the service: {e}"))?);
+        let health = format!("{}/healthz", self.url);
+        let http = reqwest::Client::new();
+        let up = wait_for("the service answers", START_WITHIN, || {
+            let (http, health) = (http.clone(), health.clone());
+            async move {
+                let answer = http.get(&health).send().await;
+                answer.is_ok_and(|r| r.status().is_success())
+            }
+        })
+        .await;
+        if let Err(e) = up {
+            self.kill().await;
+            return Err(format!("{e}: {}", last_line(&log_path)));
+        }
+        Ok(())
+    }
+
+    /// SIGKILLs the node.
+    pub async fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let _ = process.kill().await;
+        }
+    }
+
+    /// The node's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().and_then(Child::id)
+    }
+
+    /// `tidings admin ... --json` against this node.
+    pub async fn admin(&self, args: &[&str], input: Option<&str>) -> Result<Value, String> {
+        let dir = self.data_dir.to_string_lossy().into_owned();
+        let mut all = vec!["admin"];
+        all.extend_from_slice(args);
+        all.extend(["--data-dir", dir.as_str(), "--json"]);
+        let text = run(command(None, &all), input).await?;
+        serde_json::from_str(&text).map_err(|e| format!("admin {args:?}: {e}: {text}"))
+    }
+}
+
+/// One device: a private HOME, signed in as `user`, and its agent.
+pub struct Device {
+    pub user: String,
+    pub home: PathBuf,
+    pub unsid: String,
+    pub process: Option<Child>,
+}
+
+impl Device {
+    /// Signs a device of `user` in to `service` (in `home`), starts its agent and
+    /// subscribes it to `host`.
+    pub async fn start(
+        user: &str,
+        home: PathBuf,
+        service: &str,
+        host: &str,
+    ) -> Result<Self, String> {
+        std::fs::create_dir_all(home.join("run")).map_err(|e| e.to_string())?;
+        let private = std::os::unix::fs::PermissionsExt::from_mode(0o700);
+        std::fs::set_permissions(home.join("run"), private).map_err(|e| e.to_string())?;
+        let login = command(
+            Some(&home),
+            &["login", service, "--user", user, "--password-stdin"],
+        );
+        run(login, Some(&format!("{user}-pw\n"))).await?;
+        let mut device = Self {
+            user: user.to_owned(),
+            home,
+            unsid: String::new(),
+            process: None,
+        };
+        device.restart().await?;
+        let subscribed = device
+            .call("subscribe", json!({"targetHostName": host}))
+            .await?;
+        subscribed["unsid"]
+            .as_str()
+            .unwrap_or_default()
+            .clone_into(&mut device.unsid);
+        Ok(device)
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.home.join("run/tidings/agent.sock")
+    }
+
+    /// Starts the agent again (after a kill); on failure, says why with the end of its
+    /// log (`agent.log` in its home).
+    pub async fn restart(&mut self) -> Result<(), String> {
+        let log = append_to(&self.home.join("agent.log"))?;
+        let mut agent = command(Some(&self.home), &["agent", "--no-toasts"]);
+        agent.stdout(Stdio::null()).stderr(log);
+        let mut process = agent
+            .spawn()
+            .map_err(|e| format!("starting an agent: {e}"))?;
+        let socket = self.socket();
+        let deadline = Instant::now() + START_WITHIN;
+        loop {
+            if Client::connect(&socket).await.is_ok() {
+                self.process = Some(process);
+                return Ok(());
+            }
+            let exited = process.try_wait().ok().flatten();
+            if exited.is_some() || Instant::now() > deadline {
+                let _ = process.kill().await;
+                return Err(format!(
+                    "the agent of {} did not start ({}): {}",
+                    self.user,
+                    exited.map_or_else(|| "no socket in time".to_owned(), |s| s.to_string()),
+                    last_line(&self.home.join("agent.log"))
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILLs the agent.
+    pub async fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let _ = process.kill().await;
+        }
+    }
+
+    /// The agent's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().and_then(Child::id)
+    }
+
+    /// One IPC call to the agent.
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value, String> {
+        let mut client = Client::connect(&self.socket())
+            .await
+            .map_err(|e| e.to_string())?;
+        client.call(method, params).await.map_err(|e| e.to_string())
+    }
+
+    /// Every notification the agent holds, by its `appNotificationId`: (id, read state).
+    pub async fn history(&self) -> Result<HashMap<String, (String, String)>, String> {
+        let mut all = HashMap::new();
+        let mut before: Option<u64> = None;
+        loop {
+            let mut params = json!({"limit": 1000});
+            if let Some(before) = before {
+                params["before"] = before.into();
+            }
+            let page = self.call("list", params).await?;
+            for n in page["items"].as_array().into_iter().flatten() {
+                let text = |key: &str| n[key].as_str().unwrap_or_default().to_owned();
+                all.insert(text("appNotificationId"), (text("id"), text("readState")));
+            }
+            match page["next"].as_u64() {
+                Some(next) => before = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+}

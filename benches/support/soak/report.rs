@@ -1,0 +1,81 @@
+//! The soak's report: what ran, what was done to it, what was found, and the resources
+//! over time.
+
+use super::Options;
+use super::check::{self, Sample};
+use super::run::{CONVERGE_WITHIN, Outcome};
+
+/// Prints the report.
+pub fn report(options: &Options, outcome: &Outcome, measuring: bool) {
+    let [posted, refused, unanswered] = outcome.ledger.counts;
+    println!(
+        "soak: {:.1} min, seed {} (schedule digest {:016x}, {} faults), {} users x {} devices, one node on sled",
+        options.length.as_secs_f64() / 60.0,
+        options.seed,
+        outcome.digest,
+        outcome.scheduled,
+        options.users,
+        options.devices_per_user
+    );
+    println!(
+        "posts: {posted} answered 201, {refused} refused, {unanswered} unanswered (node killed); at the end the devices hold {} notifications",
+        outcome.held
+    );
+    let faults: Vec<String> = outcome
+        .faults
+        .iter()
+        .map(|(kind, n)| format!("{kind}: {n}"))
+        .collect();
+    println!("faults: {}", faults.join("; "));
+    match outcome.converged_in {
+        Some(took) => println!(
+            "converged {:.1} s after the faults stopped",
+            took.as_secs_f64()
+        ),
+        None => println!(
+            "NOT CONVERGED (within {} s, or an agent was down)",
+            CONVERGE_WITHIN.as_secs()
+        ),
+    }
+    if outcome.violations.total() == 0 {
+        println!("violations: none");
+    }
+    for (kind, count, first) in &outcome.violations.by_kind {
+        println!(
+            "VIOLATION {kind}: {count} (first: {first}; replay with --seed {})",
+            options.seed
+        );
+    }
+    resources(&outcome.samples, measuring);
+    println!(
+        "not checked yet: delivery exactly once and in seq order per channel, two nodes on PostgreSQL, cut links, expiries, group deletes, web sessions, a full disk (docs/soak.md)"
+    );
+}
+
+fn resources(samples: &[Sample], measuring: bool) {
+    println!("| at | service RSS | fds | threads | store | largest agent RSS | its fds |");
+    println!("|---|---|---|---|---|---|---|");
+    let step = (samples.len() / 8).max(1);
+    for s in samples.iter().step_by(step).chain(samples.last()) {
+        println!(
+            "| {:.0} s | {:.1} MiB | {} | {} | {:.1} MiB | {:.1} MiB | {} |",
+            s.at.as_secs_f64(),
+            s.service.rss_kib as f64 / 1024.0,
+            s.service.fds,
+            s.service.threads,
+            s.store_bytes as f64 / f64::from(1 << 20),
+            s.agent.rss_kib as f64 / 1024.0,
+            s.agent.fds
+        );
+    }
+    let growth: Vec<String> = check::growth(samples)
+        .iter()
+        .map(|(name, pct)| format!("{name} {pct:+.1} %"))
+        .collect();
+    let judged = if measuring {
+        ""
+    } else {
+        " (a smoke run: too short to judge)"
+    };
+    println!("growth over the last half: {}{judged}", growth.join(", "));
+}

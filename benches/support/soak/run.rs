@@ -1,0 +1,337 @@
+//! One soak run: the deployment set up, the load and the schedule of faults run side by
+//! side with the sampler, then everything started again and left to converge, and the
+//! devices compared with the ledger.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::Options;
+use super::check::{self, Sample, Violations};
+use super::deploy::{Device, Service};
+use super::load::{self, Ledger, Target};
+use super::plan::{self, Fault};
+
+/// A process that did not start again after its kill.
+const STUCK: &str = "a process did not start again";
+
+/// How long the devices may take to converge once the faults stop.
+pub const CONVERGE_WITHIN: Duration = Duration::from_secs(120);
+
+type Devices = Arc<Vec<tokio::sync::Mutex<Device>>>;
+
+/// What a run found.
+pub struct Outcome {
+    pub ledger: Ledger,
+    pub faults: Vec<(&'static str, u64)>,
+    pub digest: u64,
+    pub scheduled: usize,
+    pub violations: Violations,
+    pub samples: Vec<Sample>,
+    pub held: usize,
+    pub converged_in: Option<Duration>,
+}
+
+/// What the schedule's faults act on, and what they record.
+struct Faulting {
+    service: Service,
+    service_pid: Arc<AtomicU32>,
+    devices: Devices,
+    users: Vec<String>,
+    ledger: Arc<Mutex<Ledger>>,
+    bursts: mpsc::UnboundedSender<usize>,
+    restarts: JoinSet<()>,
+    stuck: Arc<Mutex<Violations>>,
+    done: Vec<(&'static str, u64)>,
+}
+
+/// Sets up, runs and checks one soak.
+pub async fn soak(options: &Options) -> Result<Outcome, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let (service, app, users, devices) = deploy(options, dir.path()).await?;
+    let target = Arc::new(Target {
+        url: service.url.clone(),
+        client_id: app["clientId"].as_str().unwrap_or_default().to_owned(),
+        client_secret: app["clientSecret"].as_str().unwrap_or_default().to_owned(),
+        unsids: devices
+            .iter()
+            .map(|d| (d.user.clone(), d.unsid.clone()))
+            .collect(),
+    });
+    let devices: Devices = Arc::new(devices.into_iter().map(tokio::sync::Mutex::new).collect());
+    let schedule = plan::schedule(options.seed, options.length, devices.len());
+    let stop = CancellationToken::new();
+    let (bursts, burst_rx) = mpsc::unbounded_channel();
+    let mut run = Faulting {
+        service_pid: Arc::new(AtomicU32::new(service.pid().unwrap_or(0))),
+        service,
+        devices,
+        users,
+        ledger: Arc::default(),
+        bursts,
+        restarts: JoinSet::new(),
+        stuck: Arc::default(),
+        done: plan::KINDS.map(|kind| (kind, 0u64)).to_vec(),
+    };
+    let poster = tokio::spawn(load::post(
+        target,
+        run.ledger.clone(),
+        options.seed,
+        options.rate,
+        burst_rx,
+        stop.clone(),
+    ));
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let sampling = tokio::spawn(sample(
+        run.service_pid.clone(),
+        run.service.data_dir.clone(),
+        run.devices.clone(),
+        samples.clone(),
+        options.sample_every,
+        stop.clone(),
+    ));
+    run.play(&schedule, options.length).await;
+    stop.cancel();
+    let _ = poster.await;
+    let (violations, held, converged_in) = run.finish().await?;
+    let _ = sampling.await;
+    let ledger = std::mem::take(&mut *run.ledger.lock().unwrap());
+    let samples = std::mem::take(&mut *samples.lock().unwrap());
+    Ok(Outcome {
+        ledger,
+        faults: run.done,
+        digest: plan::digest(&schedule),
+        scheduled: schedule.len(),
+        violations,
+        samples,
+        held,
+        converged_in,
+    })
+}
+
+impl Faulting {
+    /// Does each fault at its moment, then waits out the run's length; stops early
+    /// when the node does not start again.
+    async fn play(&mut self, schedule: &[(Duration, Fault)], length: Duration) {
+        let started = Instant::now();
+        for (at, fault) in schedule {
+            tokio::time::sleep_until((started + *at).into()).await;
+            let applied = self.apply(*fault).await;
+            let pid = self.service.pid().unwrap_or(0);
+            self.service_pid.store(pid, Ordering::Relaxed);
+            match applied {
+                Ok(true) => {
+                    let kind = fault.kind();
+                    if let Some(slot) = self.done.iter_mut().find(|(k, _)| *k == kind) {
+                        slot.1 += 1;
+                    }
+                }
+                Ok(false) => {}
+                // The node did not start again: nothing more can be learnt from this run.
+                Err(e) => {
+                    self.stuck.lock().unwrap().add(STUCK, || e);
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep_until((started + length).into()).await;
+    }
+
+    /// Starts every agent that is down, leaves the devices to converge, compares them
+    /// with the ledger and stops everything: what was found, the notifications the
+    /// devices hold, and how long converging took (`None`: it did not).
+    async fn finish(&mut self) -> Result<(Violations, usize, Option<Duration>), String> {
+        while self.restarts.join_next().await.is_some() {}
+        for device in self.devices.iter() {
+            let mut device = device.lock().await;
+            if device.process.is_none()
+                && let Err(e) = device.restart().await
+            {
+                self.stuck.lock().unwrap().add(STUCK, || e);
+            }
+        }
+        let converging = Instant::now();
+        let (mut violations, held, converged) = if self.service.process.is_some() {
+            converge(&self.devices, &self.users, &self.ledger).await
+        } else {
+            (Violations::default(), 0, false)
+        };
+        violations.merge(std::mem::take(&mut *self.stuck.lock().unwrap()));
+        self.service.kill().await;
+        for device in self.devices.iter() {
+            device.lock().await.kill().await;
+        }
+        Ok((violations, held, converged.then(|| converging.elapsed())))
+    }
+
+    /// Does one fault; false when there was nothing to do (the agent was down already).
+    async fn apply(&mut self, fault: Fault) -> Result<bool, String> {
+        match fault {
+            Fault::KillService { down } => {
+                self.service.kill().await;
+                tokio::time::sleep(down).await;
+                self.service.restart().await?;
+            }
+            Fault::KillAgent { device, down } => {
+                let mut held = self.devices[device].lock().await;
+                if held.process.is_none() {
+                    return Ok(false);
+                }
+                held.kill().await;
+                let (devices, stuck) = (self.devices.clone(), self.stuck.clone());
+                self.restarts.spawn(async move {
+                    tokio::time::sleep(down).await;
+                    let mut held = devices[device].lock().await;
+                    if held.process.is_none()
+                        && let Err(e) = held.restart().await
+                    {
+                        stuck.lock().unwrap().add(STUCK, || e);
+                    }
+                });
+            }
+            Fault::Read { device, pick } => {
+                let user = &self.users[device];
+                return read(&self.devices[device], user, pick, &self.ledger).await;
+            }
+            Fault::Burst { count } => {
+                let _ = self.bursts.send(count);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// The service, its app (as `app add` answered), and each device with its user.
+async fn deploy(
+    options: &Options,
+    dir: &std::path::Path,
+) -> Result<(Service, serde_json::Value, Vec<String>, Vec<Device>), String> {
+    let service = Service::start(dir.join("service")).await?;
+    let app = service.admin(&["app", "add", "contoso.com"], None).await?;
+    let mut users = Vec::new();
+    let mut devices = Vec::new();
+    for u in 0..options.users {
+        let user = format!("user{u}");
+        let password = format!("{user}-pw\n");
+        service
+            .admin(&["user", "add", &user, "--password-stdin"], Some(&password))
+            .await?;
+        for d in 0..options.devices_per_user {
+            let home = dir.join(format!("{user}-device{d}"));
+            devices.push(Device::start(&user, home, &service.url, "contoso.com").await?);
+            users.push(user.clone());
+        }
+    }
+    Ok((service, app, users, devices))
+}
+
+/// Marks one of the `s` notifications device holds read, through its agent.
+async fn read(
+    device: &tokio::sync::Mutex<Device>,
+    user: &str,
+    pick: u64,
+    ledger: &Mutex<Ledger>,
+) -> Result<bool, String> {
+    let device = device.lock().await;
+    if device.process.is_none() {
+        return Ok(false);
+    }
+    let Ok(held) = device.history().await else {
+        return Ok(false);
+    };
+    let mut plain: Vec<_> = held
+        .iter()
+        .filter(|(app_id, _)| app_id.starts_with('s'))
+        .collect();
+    if plain.is_empty() {
+        return Ok(false);
+    }
+    plain.sort();
+    let (app_id, (id, _)) = plain[(pick % plain.len() as u64) as usize];
+    if device.call("markRead", json!({"ids": [id]})).await.is_err() {
+        return Ok(false);
+    }
+    ledger
+        .lock()
+        .unwrap()
+        .read
+        .entry(user.to_owned())
+        .or_default()
+        .insert(app_id.clone());
+    Ok(true)
+}
+
+/// Compares the devices with the ledger until nothing is wrong, or for
+/// [`CONVERGE_WITHIN`]; what was found last, how many notifications the devices hold,
+/// and whether they converged.
+async fn converge(
+    devices: &Devices,
+    users: &[String],
+    ledger: &Mutex<Ledger>,
+) -> (Violations, usize, bool) {
+    let deadline = Instant::now() + CONVERGE_WITHIN;
+    loop {
+        let mut held = Vec::new();
+        // A device whose agent is down holds nothing here (its not starting again is a
+        // violation of its own); then there is nothing to wait for.
+        let mut all_up = true;
+        for device in devices.iter() {
+            let device = device.lock().await;
+            all_up &= device.process.is_some();
+            held.push(device.history().await.unwrap_or_default());
+        }
+        let found = check::compare(&ledger.lock().unwrap(), users, &held);
+        let count = held.iter().map(std::collections::HashMap::len).sum();
+        if found.total() == 0 || !all_up || Instant::now() > deadline {
+            let converged = found.total() == 0;
+            return (found, count, converged);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Samples the deployment every `every` until `stop` and once after.
+async fn sample(
+    service: Arc<AtomicU32>,
+    store: std::path::PathBuf,
+    devices: Devices,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(every);
+    loop {
+        let last = tokio::select! {
+            () = stop.cancelled() => true,
+            _ = tick.tick() => false,
+        };
+        let mut agent = check::Reading::default();
+        for device in devices.iter() {
+            let Ok(device) = device.try_lock() else {
+                continue;
+            };
+            if let Some(reading) = device.pid().and_then(check::read_process) {
+                agent.rss_kib = agent.rss_kib.max(reading.rss_kib);
+                agent.fds = agent.fds.max(reading.fds);
+                agent.threads = agent.threads.max(reading.threads);
+            }
+        }
+        let pid = service.load(Ordering::Relaxed);
+        let reading = check::read_process(pid).unwrap_or_default();
+        samples.lock().unwrap().push(Sample {
+            at: started.elapsed(),
+            service: reading,
+            store_bytes: check::size_of(&store),
+            agent,
+        });
+        if last {
+            return;
+        }
+    }
+}
