@@ -134,7 +134,10 @@ impl Admin {
 
 /// The password given (not empty), or a generated one; with its hash and whether it
 /// was generated (then it is shown once).
-async fn new_password(given: Option<String>) -> Result<(String, String, bool), RpcError> {
+async fn new_password(
+    passwords: &crate::service::signin::PasswordPool,
+    given: Option<String>,
+) -> Result<(String, String, bool), RpcError> {
     let generated = given.is_none();
     let password = match given {
         Some(p) if p.is_empty() => {
@@ -143,8 +146,8 @@ async fn new_password(given: Option<String>) -> Result<(String, String, bool), R
         Some(p) => p,
         None => auth::random_id().map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?,
     };
-    let to_hash = password.clone();
-    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&to_hash))
+    let hash = passwords
+        .hash(password.clone())
         .await
         .map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?
         .map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?;
@@ -224,7 +227,8 @@ impl Admin {
                 "name must be 1 to {MAX_USER_NAME_CHARS} characters without spaces"
             )));
         }
-        let (password, hash, generated) = new_password(params.password).await?;
+        let (password, hash, generated) =
+            new_password(&self.state.passwords, params.password).await?;
         let user = UserRecord {
             id: UserId::random(),
             name,
@@ -240,7 +244,8 @@ impl Admin {
     }
 
     async fn user_passwd(&self, params: UserAdd) -> Result<Value, RpcError> {
-        let (password, hash, generated) = new_password(params.password).await?;
+        let (password, hash, generated) =
+            new_password(&self.state.passwords, params.password).await?;
         let user = self
             .state
             .store

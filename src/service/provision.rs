@@ -77,7 +77,9 @@ pub async fn local_device(
         user
     } else {
         let password = auth::random_id()?;
-        let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        let hash = state
+            .passwords
+            .hash(password)
             .await
             .map_err(|e| AuthError::Hash(e.to_string()))??;
         let user = UserRecord {

@@ -66,14 +66,23 @@ impl Default for SignInLimits {
 #[error("too many sign-ins at once; try again in a second")]
 pub struct Busy;
 
-/// A password check: the password, the stored PHC hash, where to answer.
-struct Job {
-    password: String,
-    hash: String,
-    done: oneshot::Sender<bool>,
+/// What a password thread does: check a password against its stored PHC hash, or hash
+/// a new one; each answers where it is told.
+enum Job {
+    Verify {
+        password: String,
+        hash: String,
+        done: oneshot::Sender<bool>,
+    },
+    Hash {
+        password: String,
+        done: oneshot::Sender<Result<String, super::auth::AuthError>>,
+    },
 }
 
-/// A fixed pool of threads that verify passwords, fed through a bounded queue.
+/// A fixed pool of threads that verify and hash passwords, fed through a bounded queue.
+/// Each thread keeps argon2's working memory (19 MiB) for its life, so the service
+/// holds that much per thread, however many passwords it handles.
 pub struct PasswordPool {
     jobs: mpsc::SyncSender<Job>,
 }
@@ -96,28 +105,51 @@ impl PasswordPool {
     /// Whether `password` matches the PHC `hash`; [`Busy`] when the queue is full.
     pub async fn verify(&self, password: String, hash: String) -> Result<bool, Busy> {
         let (done, answer) = oneshot::channel();
+        let job = Job::Verify {
+            password,
+            hash,
+            done,
+        };
+        self.jobs.try_send(job).map_err(|_| Busy)?;
+        answer.await.map_err(|_| Busy)
+    }
+
+    /// `password`'s argon2id PHC hash, made on a password thread; [`Busy`] when the
+    /// queue is full.
+    pub async fn hash(
+        &self,
+        password: String,
+    ) -> Result<Result<String, super::auth::AuthError>, Busy> {
+        let (done, answer) = oneshot::channel();
         self.jobs
-            .try_send(Job {
-                password,
-                hash,
-                done,
-            })
+            .try_send(Job::Hash { password, done })
             .map_err(|_| Busy)?;
         answer.await.map_err(|_| Busy)
     }
 }
 
 fn work(receiver: &Mutex<mpsc::Receiver<Job>>) {
-    // argon2's working memory, allocated once and reused for every check.
+    // argon2's working memory, allocated once and reused for every check and hash.
     let mut memory = Vec::new();
     loop {
         let job = {
             let guard = crate::sync::lock(receiver);
             guard.recv()
         };
-        let Ok(job) = job else { return };
-        let valid = super::auth::verify_password_in(&job.password, &job.hash, &mut memory);
-        let _ = job.done.send(valid);
+        match job {
+            Err(_) => return,
+            Ok(Job::Verify {
+                password,
+                hash,
+                done,
+            }) => {
+                let valid = super::auth::verify_password_in(&password, &hash, &mut memory);
+                let _ = done.send(valid);
+            }
+            Ok(Job::Hash { password, done }) => {
+                let _ = done.send(super::auth::hash_password_in(&password, &mut memory));
+            }
+        }
     }
 }
 
