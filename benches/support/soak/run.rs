@@ -322,14 +322,16 @@ async fn sample(
                 agent.threads = agent.threads.max(reading.threads);
             }
         }
+        // While the node is down (killed, not started again yet) there is nothing to read.
         let pid = service.load(Ordering::Relaxed);
-        let reading = check::read_process(pid).unwrap_or_default();
-        samples.lock().unwrap().push(Sample {
-            at: started.elapsed(),
-            service: reading,
-            store_bytes: check::size_of(&store),
-            agent,
-        });
+        if let Some(reading) = check::read_process(pid).filter(|_| pid != 0) {
+            samples.lock().unwrap().push(Sample {
+                at: started.elapsed(),
+                service: reading,
+                store_bytes: check::size_of(&store),
+                agent,
+            });
+        }
         if last {
             return;
         }
