@@ -75,20 +75,36 @@ fn last_line(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Polls `check` until it holds or `within` passes.
-pub async fn wait_for<F, Fut>(what: &str, within: Duration, mut check: F) -> Result<(), String>
+/// Starts `process` (its standard error appended to `log`) and polls `ready` until it
+/// holds; fails at once when the process exits first, or after [`START_WITHIN`], with
+/// the last line it logged.
+async fn start_until<F, Fut>(
+    mut process: Command,
+    what: &str,
+    log: &Path,
+    mut ready: F,
+) -> Result<Child, String>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + within;
-    while !check().await {
-        if Instant::now() > deadline {
-            return Err(format!("{what}: not within {within:?}"));
+    process.stdout(Stdio::null()).stderr(append_to(log)?);
+    let mut child = process
+        .spawn()
+        .map_err(|e| format!("starting {what}: {e}"))?;
+    let deadline = Instant::now() + START_WITHIN;
+    loop {
+        if ready().await {
+            return Ok(child);
+        }
+        let exited = child.try_wait().ok().flatten();
+        if exited.is_some() || Instant::now() > deadline {
+            let _ = child.kill().await;
+            let why = exited.map_or_else(|| "not ready in time".to_owned(), |s| s.to_string());
+            return Err(format!("{what} did not start ({why}): {}", last_line(log)));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Ok(())
 }
 
 /// The service node.
@@ -120,27 +136,19 @@ impl Service {
     /// Starts the node again (after a kill) on the same port and data directory.
     pub async fn restart(&mut self) -> Result<(), String> {
         let dir = self.data_dir.to_string_lossy().into_owned();
-        let log_path = self.data_dir.with_extension("log");
-        let log = append_to(&log_path)?;
         let args = ["service", "--listen", &self.listen, "--data-dir", &dir];
-        let mut service = command(None, &args);
-        service.stdout(Stdio::null()).stderr(log);
-        let process = service.spawn();
-        self.process = Some(process.map_err(|e| format!("starting the service: {e}"))?);
         let health = format!("{}/healthz", self.url);
         let http = reqwest::Client::new();
-        let up = wait_for("the service answers", START_WITHIN, || {
+        let log = self.data_dir.with_extension("log");
+        let child = start_until(command(None, &args), "the service", &log, || {
             let (http, health) = (http.clone(), health.clone());
             async move {
                 let answer = http.get(&health).send().await;
                 answer.is_ok_and(|r| r.status().is_success())
             }
         })
-        .await;
-        if let Err(e) = up {
-            self.kill().await;
-            return Err(format!("{e}: {}", last_line(&log_path)));
-        }
+        .await?;
+        self.process = Some(child);
         Ok(())
     }
 
@@ -216,31 +224,17 @@ impl Device {
     /// Starts the agent again (after a kill); on failure, says why with the end of its
     /// log (`agent.log` in its home).
     pub async fn restart(&mut self) -> Result<(), String> {
-        let log = append_to(&self.home.join("agent.log"))?;
-        let mut agent = command(Some(&self.home), &["agent", "--no-toasts"]);
-        agent.stdout(Stdio::null()).stderr(log);
-        let mut process = agent
-            .spawn()
-            .map_err(|e| format!("starting an agent: {e}"))?;
+        let agent = command(Some(&self.home), &["agent", "--no-toasts"]);
+        let what = format!("the agent of {}", self.user);
         let socket = self.socket();
-        let deadline = Instant::now() + START_WITHIN;
-        loop {
-            if Client::connect(&socket).await.is_ok() {
-                self.process = Some(process);
-                return Ok(());
-            }
-            let exited = process.try_wait().ok().flatten();
-            if exited.is_some() || Instant::now() > deadline {
-                let _ = process.kill().await;
-                return Err(format!(
-                    "the agent of {} did not start ({}): {}",
-                    self.user,
-                    exited.map_or_else(|| "no socket in time".to_owned(), |s| s.to_string()),
-                    last_line(&self.home.join("agent.log"))
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let log = self.home.join("agent.log");
+        let child = start_until(agent, &what, &log, || {
+            let socket = socket.clone();
+            async move { Client::connect(&socket).await.is_ok() }
+        })
+        .await?;
+        self.process = Some(child);
+        Ok(())
     }
 
     /// SIGKILLs the agent.
