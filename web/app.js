@@ -20,6 +20,8 @@ const state = {
   drawQueued: false,
   firstPage: false,    // the first page after the backlog is drawn (a performance mark)
   toasts: new Map(),   // id -> the browser Notification shown for it
+  keys: new Map(),     // unsid -> this browser's keys for it (sealed.js)
+  frames: Promise.resolve(), // the channel's frames, taken one at a time in order
 };
 
 class ApiError extends Error {
@@ -109,14 +111,29 @@ async function start() {
 
 // An app's posts reach the user's devices that subscribed to it. So that this browser
 // sees every app, it subscribes to each app any of the user's devices subscribed to,
-// each time the page opens (which also renews its own subscriptions).
+// each time the page opens (which also renews its own subscriptions). Each of its
+// subscriptions has keys for end-to-end encrypted content (sealed.js): made for a new
+// one, kept for a renewed one, destroyed for one that ended.
 async function adoptApps() {
+  let own;
   try {
     const { value } = await api('GET', '/v1/me/subscriptions');
     const hosts = new Set(value.map((s) => s.targetHostName));
-    for (const host of hosts) await api('POST', '/v1/me/subscriptions', { targetHostName: host });
+    own = [];
+    for (const host of hosts) {
+      const made = await api('POST', '/v1/me/subscriptions', { targetHostName: host });
+      own.push({ unsid: made.id, host });
+    }
   } catch (error) {
     setLink(`Could not take in your apps: ${error.message}`);
+    // The keys kept from before still open what comes (none is made or destroyed).
+    state.keys = await Sealed.kept().catch(() => new Map());
+    return;
+  }
+  try {
+    state.keys = await Sealed.keep(own);
+  } catch (error) {
+    setLink(`This browser cannot keep keys, so encrypted notifications stay sealed here: ${error.message}`);
   }
 }
 
@@ -129,6 +146,9 @@ function signedOut(message) {
   state.synced = false;
   for (const toast of state.toasts.values()) toast.close();
   state.toasts.clear();
+  // Signed out or revoked: the keys of its subscriptions go with it.
+  state.keys = new Map();
+  Sealed.forgetAll().catch(() => {});
   $('list').replaceChildren();
   setLink('');
   $('signin-error').textContent = message;
@@ -150,8 +170,7 @@ function connect() {
     } catch (_) {
       return;
     }
-    if (frame.type === 'change') changed(frame.seq, frame.notification);
-    else if (frame.type === 'synced') synced(frame.seq);
+    state.frames = state.frames.then(() => received(frame));
   };
   socket.onclose = () => {
     if (state.socket !== socket || !state.me) return;
@@ -174,6 +193,13 @@ async function reconnect() {
     // Offline: connect anyway, and back off again. Signed out: state.me is gone.
   }
   if (state.me) connect();
+}
+
+// A frame, once the one before it is handled: encrypted content is opened first
+// (asynchronously), and the order of changes is kept.
+async function received(frame) {
+  if (frame.type === 'change') changed(frame.seq, await Sealed.open(frame.notification, state.keys));
+  else if (frame.type === 'synced') synced(frame.seq);
 }
 
 function changed(seq, notification) {
@@ -212,10 +238,13 @@ function ackSoon() {
 // ---- the inbox ------------------------------------------------------------------
 
 const isUnread = (n) => n.readState === 'unread' && n.userActionState !== 'dismissed';
-// Encrypted end to end for the user's devices: the page holds no keys (docs/encryption.md).
-const sealed = (n) => !!(n.payload && n.payload.encryptedContent && n.payload.encryptedContent.length);
-const title = (n) => sealed(n) ? '(encrypted for another device)'
-  : (n.payload && n.payload.visualContent && n.payload.visualContent.title) || '(raw notification)';
+// Encrypted end to end (sealed.js): opened here, for another device, or not opening.
+const PLACEHOLDERS = {
+  other: '(encrypted for another device)',
+  failed: '(encrypted: could not be opened here)',
+};
+const title = (n) => PLACEHOLDERS[n.sealed]
+  || (n.payload && n.payload.visualContent && n.payload.visualContent.title) || '(raw notification)';
 
 function filtered() {
   const unreadOnly = $('show').value === 'unread';
@@ -286,6 +315,7 @@ function row(n) {
   ];
   if (n.priority === 'High') bits.push(['priority', 'high priority']);
   if (n.priority === 'Low') bits.push(['priority', 'low priority']);
+  if (n.sealed === 'opened') bits.push(['sealed', 'encrypted end to end']);
   for (const [name, text] of bits) {
     const span = document.createElement('span');
     span.className = name;
@@ -458,10 +488,28 @@ async function loadApps() {
         await api('DELETE', `/v1/me/subscriptions/${encodeURIComponent(s.id)}`);
         loadApps();
       },
+      keysOf(s),
     )));
   } catch (error) {
     list.replaceChildren(note(error.message));
   }
+}
+
+// For a subscription of this browser: its public keys, in the shape `tidings subscribe
+// --json` gives them, to hand to an app's backend so it can encrypt for this browser.
+function keysOf(s) {
+  const kept = state.me && s.deviceId === state.me.deviceId && state.keys.get(s.id);
+  if (!kept) return null;
+  const details = document.createElement('details');
+  const summary = document.createElement('summary');
+  summary.textContent = 'Keys for end-to-end encryption';
+  const pre = document.createElement('pre');
+  pre.className = 'keys';
+  pre.dataset.unsid = s.id;
+  const subscription = { unsid: s.id, targetHostName: s.targetHostName, keys: Sealed.publicKeys(kept) };
+  pre.textContent = JSON.stringify(subscription, null, 2);
+  details.append(summary, pre);
+  return details;
 }
 
 function note(text) {
@@ -470,8 +518,9 @@ function note(text) {
   return li;
 }
 
-// A row with one action that asks to be clicked twice ("… : sure?").
-function listRow(name, detail, action, label, run) {
+// A row with one action that asks to be clicked twice ("… : sure?"), and `extra` (an
+// element, or null) under its detail.
+function listRow(name, detail, action, label, run, extra) {
   const li = document.createElement('li');
   const what = document.createElement('div');
   what.className = 'what';
@@ -480,6 +529,7 @@ function listRow(name, detail, action, label, run) {
   const small = document.createElement('small');
   small.textContent = detail;
   what.append(strong, small);
+  if (extra) what.append(extra);
   const confirmButton = document.createElement('button');
   confirmButton.type = 'button';
   confirmButton.textContent = action;

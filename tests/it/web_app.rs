@@ -13,17 +13,17 @@ use crate::home::Home;
 
 /// The cast: alice's agent (the real binary) subscribed to contoso.com, the app that
 /// posts, and a browser on the service's page.
-struct Scene {
-    service: TestService,
-    app: App,
-    unsid: String,
-    home: Home,
+pub struct Scene {
+    pub service: TestService,
+    pub app: App,
+    pub unsid: String,
+    pub home: Home,
     agent: Child,
-    browser: Browser,
+    pub browser: Browser,
 }
 
 impl Scene {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let service = TestService::start().await;
         service.add_user("alice").await;
         let app = service.add_app("contoso.com").await;
@@ -48,14 +48,14 @@ impl Scene {
     }
 
     /// The scene with alice signed in to the page.
-    async fn signed_in() -> Self {
+    pub async fn signed_in() -> Self {
         let scene = Self::start().await;
         scene.browser.sign_in("alice", "alice-pw").await;
         scene.shows("inbox").await;
         scene
     }
 
-    async fn end(self) {
+    pub async fn end(self) {
         self.browser.close().await;
         let mut agent = self.agent;
         // Its device may have been revoked, so its exit status is not the point here.
@@ -64,7 +64,7 @@ impl Scene {
     }
 
     /// Posts as the app; returns the notification's id.
-    async fn post(&self, title: &str) -> String {
+    pub async fn post(&self, title: &str) -> String {
         let posted = self
             .service
             .post_ok(&self.app, &self.unsid, &note("contoso.com", title))
@@ -73,7 +73,7 @@ impl Scene {
     }
 
     /// The agent's view of one notification (`tidings history --json`).
-    async fn on_agent(&self, id: &str) -> Option<Value> {
+    pub async fn on_agent(&self, id: &str) -> Option<Value> {
         let listed = self.home.json(&["history", "--limit", "1000"]).await;
         listed["items"]
             .as_array()
@@ -83,7 +83,7 @@ impl Scene {
             .cloned()
     }
 
-    async fn shows(&self, section: &str) {
+    pub async fn shows(&self, section: &str) {
         let script = format!("return !document.getElementById({section:?}).hidden");
         wait_until(&format!("the page shows #{section}"), || async {
             self.browser.eval(&script).await == true
@@ -229,45 +229,6 @@ async fn a_hostile_title_is_only_text() {
         browser.client.get_alert_text().await.is_err(),
         "no alert ran"
     );
-    owned.end().await;
-}
-
-/// The page holds no keys: what is encrypted for the user's devices shows as such,
-/// while the agent that has the keys shows the cleartext.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_encrypted_one_is_a_placeholder_here_and_opened_on_the_agent() {
-    let owned = Scene::signed_in().await;
-    let scene = &owned;
-    let subscribed = scene.home.json(&["subscribe", "contoso.com"]).await;
-    let keys: tidings::protocol::sealed::PublicKeys =
-        serde_json::from_value(subscribed["keys"].clone()).unwrap();
-    let content = keys
-        .seal(br#"{"visualContent":{"title":"for the agent only"}}"#)
-        .unwrap();
-    let body = serde_json::json!({"targetHostName": "contoso.com", "payload": {
-        "encryptedContent": [{"unsid": scene.unsid, "content": content}]}});
-    let id = scene
-        .service
-        .post_ok(&scene.app, &scene.unsid, &body)
-        .await
-        .id
-        .to_string();
-    let browser = &scene.browser;
-    wait_until("the encrypted one appears", || async {
-        browser.item(&id).await.is_some()
-    })
-    .await;
-    assert_eq!(
-        browser.item(&id).await.unwrap()["title"],
-        "(encrypted for another device)"
-    );
-    wait_until("the agent opens it", || async {
-        scene
-            .on_agent(&id)
-            .await
-            .is_some_and(|n| n["payload"]["visualContent"]["title"] == "for the agent only")
-    })
-    .await;
     owned.end().await;
 }
 

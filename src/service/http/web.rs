@@ -28,6 +28,10 @@ const SCRIPT: Asset = Asset {
     body: include_bytes!("../../../web/app.js"),
     media: "text/javascript; charset=utf-8",
 };
+const SEALED: Asset = Asset {
+    body: include_bytes!("../../../web/sealed.js"),
+    media: "text/javascript; charset=utf-8",
+};
 const STYLE: Asset = Asset {
     body: include_bytes!("../../../web/app.css"),
     media: "text/css; charset=utf-8",
@@ -37,11 +41,13 @@ const ICON: Asset = Asset {
     media: "image/svg+xml",
 };
 
-/// The app's routes: `/` (the page), `/app.js`, `/app.css`, `/favicon.svg`.
+/// The app's routes: `/` (the page), `/app.js`, `/sealed.js` (its end-to-end
+/// encryption), `/app.css`, `/favicon.svg`.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(|| async { serve(&INDEX) }))
         .route("/app.js", get(|| async { serve(&SCRIPT) }))
+        .route("/sealed.js", get(|| async { serve(&SEALED) }))
         .route("/app.css", get(|| async { serve(&STYLE) }))
         .route("/favicon.svg", get(|| async { serve(&ICON) }))
 }

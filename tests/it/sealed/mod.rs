@@ -3,9 +3,11 @@
 //! `target/python` (`scripts/python-env.sh`, run by the test command). Here: content it
 //! encrypts for a device's keys opens there, in one record and in several, and content
 //! tidings encrypts opens in `http_ece`; the service (`service.rs`), the agents
-//! (`agents.rs`) and the command line (`cli.rs`) in their files.
+//! (`agents.rs`), the web app (`browser.rs`) and the command line (`cli.rs`) in their
+//! files.
 
 mod agents;
+mod browser;
 mod cli;
 mod service;
 
@@ -87,10 +89,7 @@ fn content_sealed_by_http_ece_opens_on_the_device_in_one_record_or_several() {
     let public = keys.public();
     let message = r#"{"visualContent":{"title":"Your code is 271828","body":"ünïcödé ✓"}}"#;
     for rs in [4096, 40] {
-        let body = run_python(
-            ENCRYPT,
-            &format!("{}\n{}\n{message}\n{rs}\n", public.p256dh, public.auth),
-        );
+        let body = sealed_by_python_in(&public, message, rs);
         tidings::protocol::sealed::check_content(&body).unwrap();
         assert_eq!(keys.open(&body).unwrap(), message.as_bytes(), "rs {rs}");
         // Another device of the same user cannot read it.
@@ -120,9 +119,14 @@ fn content_tidings_seals_opens_in_http_ece() {
 
 /// Encrypts `message` for `keys` with Python's http_ece, in one record.
 pub fn sealed_by_python(keys: &PublicKeys, message: &str) -> String {
+    sealed_by_python_in(keys, message, 4096)
+}
+
+/// Encrypts `message` for `keys` with Python's http_ece, in records of `size` bytes.
+pub fn sealed_by_python_in(keys: &PublicKeys, message: &str, size: u32) -> String {
     run_python(
         ENCRYPT,
-        &format!("{}\n{}\n{message}\n4096\n", keys.p256dh, keys.auth),
+        &format!("{}\n{}\n{message}\n{size}\n", keys.p256dh, keys.auth),
     )
 }
 
