@@ -26,6 +26,7 @@
 //! (default 10) per measure; under `cargo test` one second each, as a smoke test.
 //! `TIDINGS_BENCH_STATEMENTS=1` also prints, after each durable-posts measure, the
 //! statements PostgreSQL spent its time on (`pg_stat_statements`).
+//! `TIDINGS_BENCH_ONLY=TEXT` measures only the set-ups whose name holds `TEXT`.
 
 #![allow(
     clippy::unwrap_used,
@@ -97,8 +98,10 @@ fn main() {
         ("PostgreSQL, 1 node", Some(cluster.new_database()), 1),
         ("PostgreSQL, 2 nodes", Some(cluster.new_database()), 2),
     ];
+    // `TIDINGS_BENCH_ONLY=2` (a part of a set-up's name) measures only the matching ones.
+    let only = std::env::var("TIDINGS_BENCH_ONLY").unwrap_or_default();
     let mut rows = Vec::new();
-    for (name, database, count) in setups {
+    for (name, database, count) in setups.into_iter().filter(|(n, ..)| n.contains(&only)) {
         println!("== {name}");
         let server = database.as_ref().and_then(|_| cluster.server_pid());
         rows.push((
