@@ -16,6 +16,7 @@ use super::check::{self, Sample, Violations};
 use super::deploy::{Device, Service};
 use super::load::{self, Ledger, Target};
 use super::plan::{self, Fault};
+use super::watch::{self, Watcher};
 
 /// A process that did not start again after its kill.
 const STUCK: &str = "a process did not start again";
@@ -35,6 +36,8 @@ pub struct Outcome {
     pub samples: Vec<Sample>,
     pub held: usize,
     pub converged_in: Option<Duration>,
+    /// Change frames the runner's own devices took, over how many connections.
+    pub watched: (u64, u64),
 }
 
 /// What the schedule's faults act on, and what they record.
@@ -48,6 +51,10 @@ struct Faulting {
     restarts: JoinSet<()>,
     stuck: Arc<Mutex<Violations>>,
     done: Vec<(&'static str, u64)>,
+    /// The runner's own device of each user, and what they found wrong.
+    watchers: Vec<Watcher>,
+    watch_found: Arc<Mutex<Violations>>,
+    watch_stop: CancellationToken,
 }
 
 /// Sets up, runs and checks one soak.
@@ -67,6 +74,14 @@ pub async fn soak(options: &Options) -> Result<Outcome, String> {
     let schedule = plan::schedule(options.seed, options.length, devices.len());
     let stop = CancellationToken::new();
     let (bursts, burst_rx) = mpsc::unbounded_channel();
+    let watch_found: Arc<Mutex<Violations>> = Arc::default();
+    let watch_stop = CancellationToken::new();
+    let mut watchers = Vec::new();
+    for user in options_users(options) {
+        let found = watch_found.clone();
+        let url = &service.url;
+        watchers.push(watch::start(url, &user, "contoso.com", found, watch_stop.clone()).await?);
+    }
     let mut run = Faulting {
         service_pid: Arc::new(AtomicU32::new(service.pid().unwrap_or(0))),
         service,
@@ -77,6 +92,9 @@ pub async fn soak(options: &Options) -> Result<Outcome, String> {
         restarts: JoinSet::new(),
         stuck: Arc::default(),
         done: plan::KINDS.map(|kind| (kind, 0u64)).to_vec(),
+        watchers,
+        watch_found,
+        watch_stop,
     };
     let poster = tokio::spawn(load::post(
         target,
@@ -102,6 +120,10 @@ pub async fn soak(options: &Options) -> Result<Outcome, String> {
     let _ = sampling.await;
     let ledger = std::mem::take(&mut *run.ledger.lock().unwrap());
     let samples = std::mem::take(&mut *samples.lock().unwrap());
+    let watched = run.watchers.iter().fold((0, 0), |(frames, conns), w| {
+        let seen = w.seen.lock().unwrap();
+        (frames + seen.frames, conns + seen.connections)
+    });
     Ok(Outcome {
         ledger,
         faults: run.done,
@@ -111,7 +133,13 @@ pub async fn soak(options: &Options) -> Result<Outcome, String> {
         samples,
         held,
         converged_in,
+        watched,
     })
+}
+
+/// The users a run deploys, by name.
+fn options_users(options: &Options) -> Vec<String> {
+    (0..options.users).map(|u| format!("user{u}")).collect()
 }
 
 impl Faulting {
@@ -157,11 +185,13 @@ impl Faulting {
         }
         let converging = Instant::now();
         let (mut violations, held, converged) = if self.service.process.is_some() {
-            converge(&self.devices, &self.users, &self.ledger).await
+            converge(&self.devices, &self.watchers, &self.users, &self.ledger).await
         } else {
             (Violations::default(), 0, false)
         };
         violations.merge(std::mem::take(&mut *self.stuck.lock().unwrap()));
+        self.watch_stop.cancel();
+        violations.merge(std::mem::take(&mut *self.watch_found.lock().unwrap()));
         self.service.kill().await;
         for device in self.devices.iter() {
             device.lock().await.kill().await;
@@ -215,8 +245,7 @@ async fn deploy(
     let app = service.admin(&["app", "add", "contoso.com"], None).await?;
     let mut users = Vec::new();
     let mut devices = Vec::new();
-    for u in 0..options.users {
-        let user = format!("user{u}");
+    for user in options_users(options) {
         let password = format!("{user}-pw\n");
         service
             .admin(&["user", "add", &user, "--password-stdin"], Some(&password))
@@ -266,14 +295,17 @@ async fn read(
     Ok(true)
 }
 
-/// Compares the devices with the ledger until nothing is wrong, or for
-/// [`CONVERGE_WITHIN`]; what was found last, how many notifications the devices hold,
-/// and whether they converged.
+/// Compares the devices (the agents, then the runner's own) with the ledger until
+/// nothing is wrong, or for [`CONVERGE_WITHIN`]; what was found last, how many
+/// notifications the agents hold, and whether they converged.
 async fn converge(
     devices: &Devices,
+    watchers: &[Watcher],
     users: &[String],
     ledger: &Mutex<Ledger>,
 ) -> (Violations, usize, bool) {
+    let mut users = users.to_vec();
+    users.extend(watchers.iter().map(|w| w.user.clone()));
     let deadline = Instant::now() + CONVERGE_WITHIN;
     loop {
         let mut held = Vec::new();
@@ -285,8 +317,9 @@ async fn converge(
             all_up &= device.process.is_some();
             held.push(device.history().await.unwrap_or_default());
         }
-        let found = check::compare(&ledger.lock().unwrap(), users, &held);
         let count = held.iter().map(std::collections::HashMap::len).sum();
+        held.extend(watchers.iter().map(|w| w.seen.lock().unwrap().held.clone()));
+        let found = check::compare(&ledger.lock().unwrap(), &users, &held);
         if found.total() == 0 || !all_up || Instant::now() > deadline {
             let converged = found.total() == 0;
             return (found, count, converged);
