@@ -6,6 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
+use tidings::protocol::Timestamp;
+
 use super::load::Ledger;
 
 /// One device's notifications by `appNotificationId`: (id, read state).
@@ -40,22 +42,41 @@ impl Violations {
     }
 }
 
+/// How far ahead of its expiry a notification is left out of the comparison: it may be
+/// gone from one device and not yet from another.
+const EXPIRY_SLACK: Duration = Duration::from_secs(2);
+
 /// Compares what each device holds (`held[i]` is device `i`, of user `users[i]`) with
-/// the ledger.
+/// the ledger. Notifications that have expired (or are about to) are left out: they may
+/// be purged on one device before another; [`expired_held`] checks they go.
 pub fn compare(ledger: &Ledger, users: &[String], held: &[Held]) -> Violations {
     let mut found = Violations::default();
     let empty = HashSet::new();
-    for (device, (user, holds)) in users.iter().zip(held).enumerate() {
-        let posted = ledger.posted.get(user).unwrap_or(&empty);
+    let soon = Timestamp::now().plus(EXPIRY_SLACK);
+    let live = |holds: &Held| -> Held {
+        let kept = holds
+            .iter()
+            .filter(|(app_id, _)| !ledger.expired_by(app_id, soon));
+        kept.map(|(k, v)| (k.clone(), v.clone())).collect()
+    };
+    let held: Vec<Held> = held.iter().map(live).collect();
+    for (device, (user, holds)) in users.iter().zip(&held).enumerate() {
+        let posted: HashSet<&String> = ledger
+            .posted
+            .get(user)
+            .unwrap_or(&empty)
+            .iter()
+            .filter(|app_id| !ledger.expired_by(app_id, soon))
+            .collect();
         let unanswered = ledger.unanswered.get(user).unwrap_or(&empty);
-        for app_id in posted.iter().filter(|a| !holds.contains_key(*a)) {
+        for app_id in posted.iter().filter(|a| !holds.contains_key(a.as_str())) {
             found.add("lost: answered 201, missing on a device", || {
                 format!("{app_id} of {user} on device {device}")
             });
         }
         for app_id in holds
             .keys()
-            .filter(|a| !posted.contains(*a) && !unanswered.contains(*a))
+            .filter(|a| !posted.contains(a) && !unanswered.contains(*a))
         {
             found.add("phantom: on a device, never posted", || {
                 format!("{app_id} of {user} on device {device}")
@@ -70,8 +91,22 @@ pub fn compare(ledger: &Ledger, users: &[String], held: &[Held]) -> Violations {
             }
         }
     }
-    disagreements(users, held, &mut found);
+    disagreements(users, &held, &mut found);
     found
+}
+
+/// The notifications past their expiry that a device still holds: (device, app id).
+pub fn expired_held(ledger: &Ledger, held: &[Held]) -> Vec<(usize, String)> {
+    let now = Timestamp::now();
+    held.iter()
+        .enumerate()
+        .flat_map(|(device, holds)| {
+            holds
+                .keys()
+                .filter(|app_id| ledger.expired_by(app_id, now))
+                .map(move |app_id| (device, app_id.clone()))
+        })
+        .collect()
 }
 
 /// The devices of one user must hold the same notifications in the same state.

@@ -1,6 +1,6 @@
 //! The app backend of a soak: posts at a steady rate (and in bursts) to the users'
-//! devices, one in ten replacing an earlier notification of the user in place, and
-//! keeps the ledger the checks compare the devices with: each post is named by its
+//! devices, one in ten replacing an earlier notification of the user in place and one
+//! in ten expiring within seconds, and keeps the ledger the checks compare the devices with: each post is named by its
 //! `appNotificationId`, and each outcome is recorded (answered `201`, refused, or no
 //! answer, which may or may not have been committed).
 
@@ -11,6 +11,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
+use tidings::protocol::Timestamp;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +28,17 @@ pub struct Ledger {
     pub read: HashMap<String, HashSet<String>>,
     /// Posts sent, by outcome: 201, refused, unanswered.
     pub counts: [u64; 3],
+    /// When each expiring post (`x<n>`) expires.
+    pub expires: HashMap<String, Timestamp>,
+}
+
+impl Ledger {
+    /// Whether `app_id` expires before `at` (so it may be gone, or going, anywhere).
+    pub fn expired_by(&self, app_id: &str, at: Timestamp) -> bool {
+        self.expires
+            .get(app_id)
+            .is_some_and(|expires| *expires <= at)
+    }
 }
 
 /// Where the app posts: the service, its token, and each user's UNSIDs.
@@ -85,8 +97,17 @@ pub async fn post(
             let Some(token) = &bearer else { break };
             let (user, unsid) = &target.unsids[rng.random_range(0..target.unsids.len())];
             let app_id = pick_app_id(&mut rng, &mut next);
-            let body = json!({"targetHostName": "contoso.com", "appNotificationId": app_id,
+            let mut body = json!({"targetHostName": "contoso.com", "appNotificationId": app_id,
                 "payload": {"visualContent": {"title": format!("soak {app_id}")}}});
+            if app_id.starts_with('x') {
+                let expires = Timestamp::now().plus(Duration::from_secs(rng.random_range(3..=20)));
+                body["expirationDateTime"] = expires.to_rfc3339().into();
+                ledger
+                    .lock()
+                    .expect("the ledger")
+                    .expires
+                    .insert(app_id.clone(), expires);
+            }
             let answer = http
                 .post(format!("{}/beta/me/notifications", target.url))
                 .bearer_auth(token)
@@ -105,13 +126,20 @@ pub async fn post(
 
 /// A new `appNotificationId` (`s<n>`), or (one in ten) one of the user's five that are
 /// posted again and again, each time replacing the last in place (`r<k>`: never marked
-/// read, as a replacement starts unread).
+/// read, as a replacement starts unread), or (one in ten) a new one that expires 3 to
+/// 20 s after it is posted (`x<n>`).
 fn pick_app_id(rng: &mut StdRng, next: &mut u64) -> String {
-    if rng.random_ratio(1, 10) {
-        return format!("r{}", rng.random_range(0..5));
+    match rng.random_range(0..10) {
+        0 => format!("r{}", rng.random_range(0..5)),
+        1 => {
+            *next += 1;
+            format!("x{next}")
+        }
+        _ => {
+            *next += 1;
+            format!("s{next}")
+        }
     }
-    *next += 1;
-    format!("s{next}")
 }
 
 fn record(ledger: &Mutex<Ledger>, user: &str, app_id: String, status: Option<reqwest::StatusCode>) {

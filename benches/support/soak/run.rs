@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tidings::protocol::Timestamp;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -24,7 +25,15 @@ const STUCK: &str = "a process did not start again";
 /// How long the devices may take to converge once the faults stop.
 pub const CONVERGE_WITHIN: Duration = Duration::from_secs(120);
 
+/// How long after the last expiry the agents may take to purge what expired (their
+/// retention runs every minute).
+pub const PURGE_WITHIN: Duration = Duration::from_secs(75);
+
 type Devices = Arc<Vec<tokio::sync::Mutex<Device>>>;
+
+/// What the end of a run found: violations, notifications held, how long converging
+/// and purging took.
+type Finished = (Violations, usize, Option<Duration>, Option<Duration>);
 
 /// What a run found.
 pub struct Outcome {
@@ -38,6 +47,9 @@ pub struct Outcome {
     pub converged_in: Option<Duration>,
     /// Change frames the runner's own devices took, over how many connections.
     pub watched: (u64, u64),
+    /// How long after the last expiry every agent had purged what expired (`None`:
+    /// not within [`PURGE_WITHIN`], or nothing expired).
+    pub purged_in: Option<Duration>,
 }
 
 /// What the schedule's faults act on, and what they record.
@@ -116,7 +128,7 @@ pub async fn soak(options: &Options) -> Result<Outcome, String> {
     run.play(&schedule, options.length).await;
     stop.cancel();
     let _ = poster.await;
-    let (violations, held, converged_in) = run.finish().await?;
+    let (violations, held, converged_in, purged_in) = run.finish().await?;
     let _ = sampling.await;
     let ledger = std::mem::take(&mut *run.ledger.lock().unwrap());
     let samples = std::mem::take(&mut *samples.lock().unwrap());
@@ -134,6 +146,7 @@ pub async fn soak(options: &Options) -> Result<Outcome, String> {
         held,
         converged_in,
         watched,
+        purged_in,
     })
 }
 
@@ -171,9 +184,10 @@ impl Faulting {
     }
 
     /// Starts every agent that is down, leaves the devices to converge, compares them
-    /// with the ledger and stops everything: what was found, the notifications the
-    /// devices hold, and how long converging took (`None`: it did not).
-    async fn finish(&mut self) -> Result<(Violations, usize, Option<Duration>), String> {
+    /// with the ledger, waits for what expired to be purged, and stops everything: what
+    /// was found, the notifications the devices hold, how long converging took (`None`:
+    /// it did not) and purging after the last expiry.
+    async fn finish(&mut self) -> Result<Finished, String> {
         while self.restarts.join_next().await.is_some() {}
         for device in self.devices.iter() {
             let mut device = device.lock().await;
@@ -189,6 +203,9 @@ impl Faulting {
         } else {
             (Violations::default(), 0, false)
         };
+        let converged_in = converged.then(|| converging.elapsed());
+        let (expired, purged_in) = purged(&self.devices, &self.ledger).await;
+        violations.merge(expired);
         violations.merge(std::mem::take(&mut *self.stuck.lock().unwrap()));
         self.watch_stop.cancel();
         violations.merge(std::mem::take(&mut *self.watch_found.lock().unwrap()));
@@ -196,7 +213,7 @@ impl Faulting {
         for device in self.devices.iter() {
             device.lock().await.kill().await;
         }
-        Ok((violations, held, converged.then(|| converging.elapsed())))
+        Ok((violations, held, converged_in, purged_in))
     }
 
     /// Does one fault; false when there was nothing to do (the agent was down already).
@@ -325,6 +342,37 @@ async fn converge(
             return (found, count, converged);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Waits for the last expiry, then until no agent holds what expired (for
+/// [`PURGE_WITHIN`] at most): what is still held then, and how long it took.
+async fn purged(devices: &Devices, ledger: &Mutex<Ledger>) -> (Violations, Option<Duration>) {
+    let last = ledger.lock().unwrap().expires.values().max().copied();
+    let Some(last) = last else {
+        return (Violations::default(), None);
+    };
+    tokio::time::sleep(last.since(Timestamp::now())).await;
+    let started = Instant::now();
+    loop {
+        let mut held = Vec::new();
+        for device in devices.iter() {
+            held.push(device.lock().await.history().await.unwrap_or_default());
+        }
+        let left = check::expired_held(&ledger.lock().unwrap(), &held);
+        if left.is_empty() {
+            return (Violations::default(), Some(started.elapsed()));
+        }
+        if started.elapsed() > PURGE_WITHIN {
+            let mut found = Violations::default();
+            for (device, app_id) in left {
+                found.add("expired, still on a device", || {
+                    format!("{app_id} on device {device}")
+                });
+            }
+            return (found, None);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
