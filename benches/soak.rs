@@ -35,6 +35,8 @@ mod plan;
 mod report;
 #[path = "support/soak/run.rs"]
 mod run;
+#[path = "support/soak/settle.rs"]
+mod settle;
 #[path = "support/soak/watch.rs"]
 mod watch;
 

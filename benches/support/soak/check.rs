@@ -69,6 +69,12 @@ pub fn compare(ledger: &Ledger, users: &[String], held: &[Held]) -> Violations {
             .filter(|app_id| !ledger.expired_by(app_id, soon))
             .collect();
         let unanswered = ledger.unanswered.get(user).unwrap_or(&empty);
+        let gone = ledger.gone.get(user).unwrap_or(&empty);
+        for app_id in gone.iter().filter(|a| holds.contains_key(*a)) {
+            found.add("deleted with its group, still on a device", || {
+                format!("{app_id} of {user} on device {device}")
+            });
+        }
         for app_id in posted.iter().filter(|a| !holds.contains_key(a.as_str())) {
             found.add("lost: answered 201, missing on a device", || {
                 format!("{app_id} of {user} on device {device}")
@@ -76,7 +82,7 @@ pub fn compare(ledger: &Ledger, users: &[String], held: &[Held]) -> Violations {
         }
         for app_id in holds
             .keys()
-            .filter(|a| !posted.contains(a) && !unanswered.contains(*a))
+            .filter(|a| !posted.contains(a) && !unanswered.contains(*a) && !gone.contains(*a))
         {
             found.add("phantom: on a device, never posted", || {
                 format!("{app_id} of {user} on device {device}")

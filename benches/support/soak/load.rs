@@ -1,6 +1,7 @@
 //! The app backend of a soak: posts at a steady rate (and in bursts) to the users'
-//! devices, one in ten replacing an earlier notification of the user in place and one
-//! in ten expiring within seconds, and keeps the ledger the checks compare the devices with: each post is named by its
+//! devices, one in ten replacing an earlier notification of the user in place, one in
+//! ten expiring within seconds and some in groups it deletes when the schedule says, and
+//! keeps the ledger the checks compare the devices with: each post is named by its
 //! `appNotificationId`, and each outcome is recorded (answered `201`, refused, or no
 //! answer, which may or may not have been committed).
 
@@ -30,9 +31,61 @@ pub struct Ledger {
     pub counts: [u64; 3],
     /// When each expiring post (`x<n>`) expires.
     pub expires: HashMap<String, Timestamp>,
+    /// The members of each (user, group) posted (answered or not) since its last delete.
+    groups: HashMap<(String, String), Vec<String>>,
+    /// Deleted with their group (answered `204`): on no device.
+    pub gone: HashMap<String, HashSet<String>>,
+    /// Group deletes, by outcome: 204, refused, unanswered.
+    pub group_deletes: [u64; 3],
 }
 
 impl Ledger {
+    /// Records a post's outcome.
+    fn record(&mut self, user: &str, app_id: String, status: Option<reqwest::StatusCode>) {
+        let (book, slot) = match status {
+            Some(s) if s == reqwest::StatusCode::CREATED => (&mut self.posted, 0),
+            Some(_) => (&mut self.refused, 1),
+            None => (&mut self.unanswered, 2),
+        };
+        book.entry(user.to_owned()).or_default().insert(app_id);
+        self.counts[slot] += 1;
+    }
+
+    /// Records a group delete's outcome: answered `204`, each member posted before it
+    /// is gone; unanswered, each may be; refused, none is.
+    fn group_deleted(&mut self, user: &str, group: &str, status: Option<reqwest::StatusCode>) {
+        let slot = match status {
+            Some(s) if s == reqwest::StatusCode::NO_CONTENT => 0,
+            Some(_) => 1,
+            None => 2,
+        };
+        self.group_deletes[slot] += 1;
+        if slot == 1 {
+            return;
+        }
+        let key = (user.to_owned(), group.to_owned());
+        let members = self.groups.get(&key).cloned().unwrap_or_default();
+        let user = user.to_owned();
+        for app_id in members {
+            let was_posted = self.posted.entry(user.clone()).or_default().remove(&app_id);
+            if slot == 0 {
+                self.unanswered
+                    .entry(user.clone())
+                    .or_default()
+                    .remove(&app_id);
+                self.gone.entry(user.clone()).or_default().insert(app_id);
+            } else if was_posted {
+                self.unanswered
+                    .entry(user.clone())
+                    .or_default()
+                    .insert(app_id);
+            }
+        }
+        if slot == 0 {
+            self.groups.remove(&key);
+        }
+    }
+
     /// Whether `app_id` expires before `at` (so it may be gone, or going, anywhere).
     pub fn expired_by(&self, app_id: &str, at: Timestamp) -> bool {
         self.expires
@@ -67,60 +120,150 @@ async fn token(http: &reqwest::Client, target: &Target) -> Option<String> {
     body["access_token"].as_str().map(str::to_owned)
 }
 
-/// Posts `rate` a second, and each burst it is sent at once, until `stop`.
+/// What the schedule asks of the app backend, besides its steady posts.
+pub enum Command {
+    /// Post this many at once.
+    Burst(usize),
+    /// Delete group `g<group>` of the user of device `device`.
+    DeleteGroup { device: usize, group: u8 },
+}
+
+/// The app backend: its client, token, randomness and the ledger it keeps.
+struct Poster {
+    http: reqwest::Client,
+    target: Arc<Target>,
+    ledger: Arc<Mutex<Ledger>>,
+    rng: StdRng,
+    bearer: Option<String>,
+    next: u64,
+}
+
+/// Posts `rate` a second, each burst at once and each group delete in turn (one request
+/// at a time, so the ledger knows which posts a delete came after), until `stop`.
 pub async fn post(
     target: Arc<Target>,
     ledger: Arc<Mutex<Ledger>>,
     seed: u64,
     rate: u32,
-    mut bursts: mpsc::UnboundedReceiver<usize>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
     stop: CancellationToken,
 ) {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .expect("an HTTP client");
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
+    let mut poster = Poster {
+        http,
+        target,
+        ledger,
+        rng: StdRng::seed_from_u64(seed ^ 0x5eed),
+        bearer: None,
+        next: 0,
+    };
     let mut tick = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
-    let mut bearer = None;
-    let mut next = 0u64;
     loop {
-        let count = tokio::select! {
+        let command = tokio::select! {
             () = stop.cancelled() => return,
-            _ = tick.tick() => 1,
-            Some(count) = bursts.recv() => count,
+            _ = tick.tick() => Command::Burst(1),
+            Some(command) = commands.recv() => command,
         };
-        for _ in 0..count {
-            if bearer.is_none() {
-                bearer = token(&http, &target).await;
+        match command {
+            Command::Burst(count) => {
+                for _ in 0..count {
+                    poster.post_one().await;
+                }
             }
-            let Some(token) = &bearer else { break };
-            let (user, unsid) = &target.unsids[rng.random_range(0..target.unsids.len())];
-            let app_id = pick_app_id(&mut rng, &mut next);
-            let mut body = json!({"targetHostName": "contoso.com", "appNotificationId": app_id,
-                "payload": {"visualContent": {"title": format!("soak {app_id}")}}});
-            if app_id.starts_with('x') {
-                let expires = Timestamp::now().plus(Duration::from_secs(rng.random_range(3..=20)));
-                body["expirationDateTime"] = expires.to_rfc3339().into();
-                ledger
-                    .lock()
-                    .expect("the ledger")
-                    .expires
-                    .insert(app_id.clone(), expires);
-            }
-            let answer = http
-                .post(format!("{}/beta/me/notifications", target.url))
-                .bearer_auth(token)
-                .header("X-UNS-ID", unsid)
-                .json(&body)
-                .send()
-                .await;
-            let status = answer.as_ref().map(reqwest::Response::status).ok();
-            if status == Some(reqwest::StatusCode::UNAUTHORIZED) {
-                bearer = None;
-            }
-            record(&ledger, user, app_id, status);
+            Command::DeleteGroup { device, group } => poster.delete_group(device, group).await,
         }
+    }
+}
+
+impl Poster {
+    /// The app's token, fetched when it has none.
+    async fn token(&mut self) -> Option<String> {
+        if self.bearer.is_none() {
+            self.bearer = token(&self.http, &self.target).await;
+        }
+        self.bearer.clone()
+    }
+
+    /// Sends one request as the app, for the user of `unsid`; its status, or `None` when
+    /// there was no answer.
+    async fn send(
+        &mut self,
+        request: reqwest::RequestBuilder,
+        unsid: &str,
+    ) -> Option<reqwest::StatusCode> {
+        let token = self.token().await?;
+        let answer = request
+            .bearer_auth(token)
+            .header("X-UNS-ID", unsid)
+            .send()
+            .await;
+        let status = answer.as_ref().map(reqwest::Response::status).ok();
+        if status == Some(reqwest::StatusCode::UNAUTHORIZED) {
+            self.bearer = None;
+        }
+        status
+    }
+
+    /// Posts one notification to a random device's user.
+    async fn post_one(&mut self) {
+        if self.token().await.is_none() {
+            return;
+        }
+        let target = self.target.clone();
+        let (user, unsid) = &target.unsids[self.rng.random_range(0..target.unsids.len())];
+        let app_id = pick_app_id(&mut self.rng, &mut self.next);
+        let mut body = json!({"targetHostName": "contoso.com", "appNotificationId": app_id,
+            "payload": {"visualContent": {"title": format!("soak {app_id}")}}});
+        if app_id.starts_with('x') {
+            let expires = Timestamp::now().plus(Duration::from_secs(self.rng.random_range(3..=20)));
+            body["expirationDateTime"] = expires.to_rfc3339().into();
+            self.ledger
+                .lock()
+                .expect("the ledger")
+                .expires
+                .insert(app_id.clone(), expires);
+        }
+        // One plain post in five is in one of the user's three groups.
+        let group = (app_id.starts_with('s') && self.rng.random_ratio(1, 5))
+            .then(|| format!("g{}", self.rng.random_range(0..3)));
+        if let Some(group) = &group {
+            body["groupName"] = group.clone().into();
+        }
+        let request = self
+            .http
+            .post(format!("{}/beta/me/notifications", target.url))
+            .json(&body);
+        let status = self.send(request, unsid).await;
+        let mut ledger = self.ledger.lock().expect("the ledger");
+        if let Some(group) = group.filter(|_| status.is_none_or(|s| s.is_success())) {
+            ledger
+                .groups
+                .entry((user.clone(), group))
+                .or_default()
+                .push(app_id.clone());
+        }
+        ledger.record(user, app_id, status);
+    }
+
+    /// Deletes a group of device `device`'s user, and moves its members in the ledger:
+    /// gone when answered `204`, maybe gone when not answered.
+    async fn delete_group(&mut self, device: usize, group: u8) {
+        let target = self.target.clone();
+        let Some((user, unsid)) = target.unsids.get(device) else {
+            return;
+        };
+        let group = format!("g{group}");
+        // Group names here are `g0` to `g2`: nothing to escape.
+        let url = format!("{}/beta/me/notifications?groupName={group}", target.url);
+        let request = self.http.delete(url);
+        let status = self.send(request, unsid).await;
+        self.ledger
+            .lock()
+            .expect("the ledger")
+            .group_deleted(user, &group, status);
     }
 }
 
@@ -140,15 +283,4 @@ fn pick_app_id(rng: &mut StdRng, next: &mut u64) -> String {
             format!("s{next}")
         }
     }
-}
-
-fn record(ledger: &Mutex<Ledger>, user: &str, app_id: String, status: Option<reqwest::StatusCode>) {
-    let mut ledger = ledger.lock().expect("the ledger");
-    let (book, slot) = match status {
-        Some(s) if s == reqwest::StatusCode::CREATED => (&mut ledger.posted, 0),
-        Some(_) => (&mut ledger.refused, 1),
-        None => (&mut ledger.unanswered, 2),
-    };
-    book.entry(user.to_owned()).or_default().insert(app_id);
-    ledger.counts[slot] += 1;
 }

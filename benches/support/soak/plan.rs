@@ -17,6 +17,8 @@ pub enum Fault {
     Read { device: usize, pick: u64 },
     /// Post `count` notifications at once.
     Burst { count: usize },
+    /// The app deletes group `g<group>` of device `device`'s user.
+    DeleteGroup { device: usize, group: u8 },
 }
 
 impl Fault {
@@ -27,16 +29,18 @@ impl Fault {
             Fault::KillAgent { .. } => "agent SIGKILLed and restarted",
             Fault::Read { .. } => "marked read on a device",
             Fault::Burst { .. } => "burst of posts",
+            Fault::DeleteGroup { .. } => "group deleted by the app",
         }
     }
 }
 
 /// Every kind, in the report's order.
-pub const KINDS: [&str; 4] = [
+pub const KINDS: [&str; 5] = [
     "service SIGKILLed and restarted",
     "agent SIGKILLed and restarted",
     "marked read on a device",
     "burst of posts",
+    "group deleted by the app",
 ];
 
 /// The faults of a run of `length` over `devices` devices, in time order, from `seed`.
@@ -44,7 +48,8 @@ pub fn schedule(seed: u64, length: Duration, devices: usize) -> Vec<(Duration, F
     let mut rng = StdRng::seed_from_u64(seed);
     let mut faults = Vec::new();
     // Mean intervals: a node every 15 s, an agent every 4 s, a read every 1.5 s, a
-    // burst every 12 s; each drawn from half to one and a half of that.
+    // burst every 12 s, a group delete every 6 s; each drawn from half to one and a half
+    // of that. (A new kind goes last, so the kinds before it keep their moments.)
     let mut every = |mean_ms: u64, make: &mut dyn FnMut(&mut StdRng) -> Fault| {
         let mut at = Duration::ZERO;
         loop {
@@ -69,6 +74,10 @@ pub fn schedule(seed: u64, length: Duration, devices: usize) -> Vec<(Duration, F
     });
     every(12_000, &mut |rng| Fault::Burst {
         count: rng.random_range(20..=200),
+    });
+    every(6_000, &mut |rng| Fault::DeleteGroup {
+        device: rng.random_range(0..devices),
+        group: rng.random_range(0..3),
     });
     faults.sort_by_key(|(at, _)| *at);
     faults

@@ -3,7 +3,8 @@
 
 use super::Options;
 use super::check::{self, Sample};
-use super::run::{CONVERGE_WITHIN, Outcome, PURGE_WITHIN};
+use super::run::Outcome;
+use super::settle::{CONVERGE_WITHIN, PURGE_WITHIN};
 
 /// Prints the report.
 pub fn report(options: &Options, outcome: &Outcome, measuring: bool) {
@@ -20,6 +21,16 @@ pub fn report(options: &Options, outcome: &Outcome, measuring: bool) {
     println!(
         "posts: {posted} answered 201, {refused} refused, {unanswered} unanswered (node killed); at the end the devices hold {} notifications",
         outcome.held
+    );
+    let [deleted, refused_deletes, unanswered_deletes] = outcome.ledger.group_deletes;
+    let gone: usize = outcome
+        .ledger
+        .gone
+        .values()
+        .map(std::collections::HashSet::len)
+        .sum();
+    println!(
+        "group deletes: {deleted} answered 204 ({gone} notifications gone with them), {refused_deletes} refused, {unanswered_deletes} unanswered"
     );
     let (frames, connections) = outcome.watched;
     println!(
@@ -63,7 +74,7 @@ pub fn report(options: &Options, outcome: &Outcome, measuring: bool) {
     }
     resources(&outcome.samples, measuring);
     println!(
-        "not checked yet: two nodes on PostgreSQL, cut links, group deletes, web sessions, a full disk (docs/soak.md)"
+        "not checked yet: two nodes on PostgreSQL, cut links, revoking devices, web sessions, a full disk (docs/soak.md)"
     );
 }
 

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tidings::protocol::Timestamp;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -15,21 +14,15 @@ use tokio_util::sync::CancellationToken;
 use super::Options;
 use super::check::{self, Sample, Violations};
 use super::deploy::{Device, Service};
-use super::load::{self, Ledger, Target};
+use super::load::{self, Command, Ledger, Target};
 use super::plan::{self, Fault};
+use super::settle::{converge, purged};
 use super::watch::{self, Watcher};
 
 /// A process that did not start again after its kill.
 const STUCK: &str = "a process did not start again";
 
-/// How long the devices may take to converge once the faults stop.
-pub const CONVERGE_WITHIN: Duration = Duration::from_secs(120);
-
-/// How long after the last expiry the agents may take to purge what expired (their
-/// retention runs every minute).
-pub const PURGE_WITHIN: Duration = Duration::from_secs(75);
-
-type Devices = Arc<Vec<tokio::sync::Mutex<Device>>>;
+pub type Devices = Arc<Vec<tokio::sync::Mutex<Device>>>;
 
 /// What the end of a run found: violations, notifications held, how long converging
 /// and purging took.
@@ -48,7 +41,7 @@ pub struct Outcome {
     /// Change frames the runner's own devices took, over how many connections.
     pub watched: (u64, u64),
     /// How long after the last expiry every agent had purged what expired (`None`:
-    /// not within [`PURGE_WITHIN`], or nothing expired).
+    /// not within [`super::settle::PURGE_WITHIN`], or nothing expired).
     pub purged_in: Option<Duration>,
 }
 
@@ -59,7 +52,7 @@ struct Faulting {
     devices: Devices,
     users: Vec<String>,
     ledger: Arc<Mutex<Ledger>>,
-    bursts: mpsc::UnboundedSender<usize>,
+    bursts: mpsc::UnboundedSender<Command>,
     restarts: JoinSet<()>,
     stuck: Arc<Mutex<Violations>>,
     done: Vec<(&'static str, u64)>,
@@ -246,7 +239,10 @@ impl Faulting {
                 return read(&self.devices[device], user, pick, &self.ledger).await;
             }
             Fault::Burst { count } => {
-                let _ = self.bursts.send(count);
+                let _ = self.bursts.send(Command::Burst(count));
+            }
+            Fault::DeleteGroup { device, group } => {
+                let _ = self.bursts.send(Command::DeleteGroup { device, group });
             }
         }
         Ok(true)
@@ -310,70 +306,6 @@ async fn read(
         .or_default()
         .insert(app_id.clone());
     Ok(true)
-}
-
-/// Compares the devices (the agents, then the runner's own) with the ledger until
-/// nothing is wrong, or for [`CONVERGE_WITHIN`]; what was found last, how many
-/// notifications the agents hold, and whether they converged.
-async fn converge(
-    devices: &Devices,
-    watchers: &[Watcher],
-    users: &[String],
-    ledger: &Mutex<Ledger>,
-) -> (Violations, usize, bool) {
-    let mut users = users.to_vec();
-    users.extend(watchers.iter().map(|w| w.user.clone()));
-    let deadline = Instant::now() + CONVERGE_WITHIN;
-    loop {
-        let mut held = Vec::new();
-        // A device whose agent is down holds nothing here (its not starting again is a
-        // violation of its own); then there is nothing to wait for.
-        let mut all_up = true;
-        for device in devices.iter() {
-            let device = device.lock().await;
-            all_up &= device.process.is_some();
-            held.push(device.history().await.unwrap_or_default());
-        }
-        let count = held.iter().map(std::collections::HashMap::len).sum();
-        held.extend(watchers.iter().map(|w| w.seen.lock().unwrap().held.clone()));
-        let found = check::compare(&ledger.lock().unwrap(), &users, &held);
-        if found.total() == 0 || !all_up || Instant::now() > deadline {
-            let converged = found.total() == 0;
-            return (found, count, converged);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Waits for the last expiry, then until no agent holds what expired (for
-/// [`PURGE_WITHIN`] at most): what is still held then, and how long it took.
-async fn purged(devices: &Devices, ledger: &Mutex<Ledger>) -> (Violations, Option<Duration>) {
-    let last = ledger.lock().unwrap().expires.values().max().copied();
-    let Some(last) = last else {
-        return (Violations::default(), None);
-    };
-    tokio::time::sleep(last.since(Timestamp::now())).await;
-    let started = Instant::now();
-    loop {
-        let mut held = Vec::new();
-        for device in devices.iter() {
-            held.push(device.lock().await.history().await.unwrap_or_default());
-        }
-        let left = check::expired_held(&ledger.lock().unwrap(), &held);
-        if left.is_empty() {
-            return (Violations::default(), Some(started.elapsed()));
-        }
-        if started.elapsed() > PURGE_WITHIN {
-            let mut found = Violations::default();
-            for (device, app_id) in left {
-                found.add("expired, still on a device", || {
-                    format!("{app_id} on device {device}")
-                });
-            }
-            return (found, None);
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
 }
 
 /// Samples the deployment every `every` until `stop` and once after.
