@@ -31,6 +31,8 @@ mod load;
 mod mode;
 #[path = "support/soak/plan.rs"]
 mod plan;
+#[path = "support/soak/plot.rs"]
+mod plot;
 #[path = "support/soak/report.rs"]
 mod report;
 #[path = "support/soak/run.rs"]
@@ -50,6 +52,8 @@ pub struct Options {
     pub devices_per_user: usize,
     pub rate: u32,
     pub sample_every: Duration,
+    /// Where the resources' plot (SVG) is written.
+    pub plot: std::path::PathBuf,
 }
 
 fn options(measuring: bool) -> Options {
@@ -80,6 +84,10 @@ fn options(measuring: bool) -> Options {
         } else {
             Duration::from_secs(1)
         },
+        plot: value("--plot").map_or_else(
+            || std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("soak-{seed}.svg")),
+            std::path::PathBuf::from,
+        ),
     }
 }
 

@@ -73,6 +73,13 @@ pub fn report(options: &Options, outcome: &Outcome, measuring: bool) {
         );
     }
     resources(&outcome.samples, measuring);
+    match super::plot::plot(&outcome.samples, &options.plot) {
+        Ok(()) => println!("resources plotted: {}", options.plot.display()),
+        Err(e) => println!(
+            "the plot could not be drawn ({}): {e}",
+            options.plot.display()
+        ),
+    }
     println!(
         "not checked yet: two nodes on PostgreSQL, cut links, revoking devices, web sessions, a full disk (docs/soak.md)"
     );
