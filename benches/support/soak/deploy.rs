@@ -107,12 +107,34 @@ where
     }
 }
 
+/// A process of the deployment: running, or killed and not started again yet.
+#[derive(Default)]
+pub struct Process(Option<Child>);
+
+impl Process {
+    pub fn is_running(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// SIGKILLs it (nothing when it is not running).
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.0.as_ref().and_then(Child::id)
+    }
+}
+
 /// The service node.
 pub struct Service {
     pub url: String,
     listen: String,
     pub data_dir: PathBuf,
-    pub process: Option<Child>,
+    pub process: Process,
 }
 
 impl Service {
@@ -127,7 +149,7 @@ impl Service {
             url: format!("http://{listen}"),
             listen,
             data_dir,
-            process: None,
+            process: Process::default(),
         };
         service.restart().await?;
         Ok(service)
@@ -148,20 +170,8 @@ impl Service {
             }
         })
         .await?;
-        self.process = Some(child);
+        self.process.0 = Some(child);
         Ok(())
-    }
-
-    /// SIGKILLs the node.
-    pub async fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            let _ = process.kill().await;
-        }
-    }
-
-    /// The node's process id, while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref().and_then(Child::id)
     }
 
     /// `tidings admin ... --json` against this node.
@@ -180,7 +190,7 @@ pub struct Device {
     pub user: String,
     pub home: PathBuf,
     pub unsid: String,
-    pub process: Option<Child>,
+    pub process: Process,
 }
 
 impl Device {
@@ -204,7 +214,7 @@ impl Device {
             user: user.to_owned(),
             home,
             unsid: String::new(),
-            process: None,
+            process: Process::default(),
         };
         device.restart().await?;
         let subscribed = device
@@ -233,20 +243,8 @@ impl Device {
             async move { Client::connect(&socket).await.is_ok() }
         })
         .await?;
-        self.process = Some(child);
+        self.process.0 = Some(child);
         Ok(())
-    }
-
-    /// SIGKILLs the agent.
-    pub async fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            let _ = process.kill().await;
-        }
-    }
-
-    /// The agent's process id, while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref().and_then(Child::id)
     }
 
     /// One IPC call to the agent.

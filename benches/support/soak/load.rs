@@ -169,8 +169,11 @@ pub async fn post(
         };
         match command {
             Command::Burst(count) => {
+                // With no token (the node is down) the rest of the burst is not sent.
                 for _ in 0..count {
-                    poster.post_one().await;
+                    if !poster.post_one().await {
+                        break;
+                    }
                 }
             }
             Command::DeleteGroup { device, group } => poster.delete_group(device, group).await,
@@ -207,10 +210,11 @@ impl Poster {
         status
     }
 
-    /// Posts one notification to a random device's user.
-    async fn post_one(&mut self) {
+    /// Posts one notification to a random device's user; false when the app has no
+    /// token (nothing was sent).
+    async fn post_one(&mut self) -> bool {
         if self.token().await.is_none() {
-            return;
+            return false;
         }
         let target = self.target.clone();
         let (user, unsid) = &target.unsids[self.rng.random_range(0..target.unsids.len())];
@@ -246,6 +250,7 @@ impl Poster {
                 .push(app_id.clone());
         }
         ledger.record(user, app_id, status);
+        true
     }
 
     /// Deletes a group of device `device`'s user, and moves its members in the ledger:

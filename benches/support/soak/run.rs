@@ -88,7 +88,7 @@ pub async fn soak(options: &Options) -> Result<Outcome, String> {
         watchers.push(watch::start(url, &user, "contoso.com", found, watch_stop.clone()).await?);
     }
     let mut run = Faulting {
-        service_pid: Arc::new(AtomicU32::new(service.pid().unwrap_or(0))),
+        service_pid: Arc::new(AtomicU32::new(service.process.pid().unwrap_or(0))),
         service,
         devices,
         users,
@@ -156,7 +156,7 @@ impl Faulting {
         for (at, fault) in schedule {
             tokio::time::sleep_until((started + *at).into()).await;
             let applied = self.apply(*fault).await;
-            let pid = self.service.pid().unwrap_or(0);
+            let pid = self.service.process.pid().unwrap_or(0);
             self.service_pid.store(pid, Ordering::Relaxed);
             match applied {
                 Ok(true) => {
@@ -184,14 +184,14 @@ impl Faulting {
         while self.restarts.join_next().await.is_some() {}
         for device in self.devices.iter() {
             let mut device = device.lock().await;
-            if device.process.is_none()
+            if !device.process.is_running()
                 && let Err(e) = device.restart().await
             {
                 self.stuck.lock().unwrap().add(STUCK, || e);
             }
         }
         let converging = Instant::now();
-        let (mut violations, held, converged) = if self.service.process.is_some() {
+        let (mut violations, held, converged) = if self.service.process.is_running() {
             converge(&self.devices, &self.watchers, &self.users, &self.ledger).await
         } else {
             (Violations::default(), 0, false)
@@ -202,9 +202,9 @@ impl Faulting {
         violations.merge(std::mem::take(&mut *self.stuck.lock().unwrap()));
         self.watch_stop.cancel();
         violations.merge(std::mem::take(&mut *self.watch_found.lock().unwrap()));
-        self.service.kill().await;
+        self.service.process.kill().await;
         for device in self.devices.iter() {
-            device.lock().await.kill().await;
+            device.lock().await.process.kill().await;
         }
         Ok((violations, held, converged_in, purged_in))
     }
@@ -213,21 +213,21 @@ impl Faulting {
     async fn apply(&mut self, fault: Fault) -> Result<bool, String> {
         match fault {
             Fault::KillService { down } => {
-                self.service.kill().await;
+                self.service.process.kill().await;
                 tokio::time::sleep(down).await;
                 self.service.restart().await?;
             }
             Fault::KillAgent { device, down } => {
                 let mut held = self.devices[device].lock().await;
-                if held.process.is_none() {
+                if !held.process.is_running() {
                     return Ok(false);
                 }
-                held.kill().await;
+                held.process.kill().await;
                 let (devices, stuck) = (self.devices.clone(), self.stuck.clone());
                 self.restarts.spawn(async move {
                     tokio::time::sleep(down).await;
                     let mut held = devices[device].lock().await;
-                    if held.process.is_none()
+                    if !held.process.is_running()
                         && let Err(e) = held.restart().await
                     {
                         stuck.lock().unwrap().add(STUCK, || e);
@@ -280,7 +280,7 @@ async fn read(
     ledger: &Mutex<Ledger>,
 ) -> Result<bool, String> {
     let device = device.lock().await;
-    if device.process.is_none() {
+    if !device.process.is_running() {
         return Ok(false);
     }
     let Ok(held) = device.history().await else {
@@ -329,7 +329,7 @@ async fn sample(
             let Ok(device) = device.try_lock() else {
                 continue;
             };
-            if let Some(reading) = device.pid().and_then(check::read_process) {
+            if let Some(reading) = device.process.pid().and_then(check::read_process) {
                 agent.rss_kib = agent.rss_kib.max(reading.rss_kib);
                 agent.fds = agent.fds.max(reading.fds);
                 agent.threads = agent.threads.max(reading.threads);

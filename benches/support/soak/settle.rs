@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tidings::protocol::Timestamp;
 
-use super::check::{self, Violations};
+use super::check::{self, Held, Violations};
 use super::load::Ledger;
 use super::run::Devices;
 use super::watch::Watcher;
@@ -31,15 +31,9 @@ pub async fn converge(
     users.extend(watchers.iter().map(|w| w.user.clone()));
     let deadline = Instant::now() + CONVERGE_WITHIN;
     loop {
-        let mut held = Vec::new();
         // A device whose agent is down holds nothing here (its not starting again is a
         // violation of its own); then there is nothing to wait for.
-        let mut all_up = true;
-        for device in devices.iter() {
-            let device = device.lock().await;
-            all_up &= device.process.is_some();
-            held.push(device.history().await.unwrap_or_default());
-        }
+        let (mut held, all_up) = holdings(devices).await;
         let count = held.iter().map(std::collections::HashMap::len).sum();
         held.extend(watchers.iter().map(|w| w.seen.lock().unwrap().held.clone()));
         let found = check::compare(&ledger.lock().unwrap(), &users, &held);
@@ -49,6 +43,18 @@ pub async fn converge(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// What each agent holds now (nothing, for one that is down), and whether all are up.
+async fn holdings(devices: &Devices) -> (Vec<Held>, bool) {
+    let mut held = Vec::with_capacity(devices.len());
+    let mut all_up = true;
+    for device in devices.iter() {
+        let device = device.lock().await;
+        all_up &= device.process.is_running();
+        held.push(device.history().await.unwrap_or_default());
+    }
+    (held, all_up)
 }
 
 /// Waits for the last expiry, then until no agent holds what expired (for
@@ -61,10 +67,7 @@ pub async fn purged(devices: &Devices, ledger: &Mutex<Ledger>) -> (Violations, O
     tokio::time::sleep(last.since(Timestamp::now())).await;
     let started = Instant::now();
     loop {
-        let mut held = Vec::new();
-        for device in devices.iter() {
-            held.push(device.lock().await.history().await.unwrap_or_default());
-        }
+        let (held, _) = holdings(devices).await;
         let left = check::expired_held(&ledger.lock().unwrap(), &held);
         if left.is_empty() {
             return (Violations::default(), Some(started.elapsed()));
