@@ -250,6 +250,9 @@ fn measure(
         database.is_some(),
     );
     let deliveries = delivered as f64 / took.as_secs_f64();
+    if let Some(url) = database.filter(|_| meter::statements_wanted()) {
+        meter::print_statements(url);
+    }
     println!(
         "  fan-out: {posts} posts, {delivered} deliveries in {:.2} s = {deliveries:.0}/s; {fanout_cost}",
         took.as_secs_f64()

@@ -71,6 +71,7 @@ pub struct Metrics {
     store_failed: Gauge,
     recovery_attempts: Counter,
     notify_overflows: Counter,
+    notify_reads: Counter,
 }
 
 impl Default for Metrics {
@@ -133,6 +134,12 @@ impl Default for Metrics {
             "PostgreSQL: times this node fell behind other nodes' announcements, dropped some and caught up from the database",
             notify_overflows.clone(),
         );
+        let notify_reads = Counter::default();
+        registry.register(
+            "tidings_notify_reads",
+            "PostgreSQL: times this node read other nodes' changes back from the database because their announcements did not carry them (too big to, or missed)",
+            notify_reads.clone(),
+        );
         registry.register(
             "tidings_store_recovery_attempts",
             "Attempts to reopen a failed store or its database link (paced: 250 ms doubling up to recovery_interval)",
@@ -157,6 +164,7 @@ impl Default for Metrics {
             store_failed,
             recovery_attempts,
             notify_overflows,
+            notify_reads,
         }
     }
 }
@@ -202,6 +210,11 @@ impl Metrics {
     /// This node dropped announcements and caught up from the database.
     pub fn notify_overflowed(&self) {
         self.notify_overflows.inc();
+    }
+
+    /// This node read other nodes' changes back from the database.
+    pub fn notify_read(&self) {
+        self.notify_reads.inc();
     }
 
     /// Another node's change took `lag` to reach this one.

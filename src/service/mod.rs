@@ -122,6 +122,8 @@ impl ServiceState {
         store.on_notify_lag(Box::new(move |lag| observed.notified(lag)));
         let observed = metrics.clone();
         store.on_notify_overflow(Box::new(move || observed.notify_overflowed()));
+        let observed = metrics.clone();
+        store.on_notify_read(Box::new(move || observed.notify_read()));
         let closer = hub.clone();
         store.on_remote_revoke(Box::new(move |device| closer.revoke(device)));
         let watcher = hub.clone();

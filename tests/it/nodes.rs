@@ -637,3 +637,62 @@ async fn the_services_sessions_commit_synchronously_whatever_the_database_defaul
     let ours = PgConfig::new(&url).connection().unwrap();
     assert_eq!(show(ours).await, "on", "a 201 waits for the WAL on disk");
 }
+
+#[tokio::test]
+#[allow(clippy::float_cmp)] // counts: whole numbers, exact in an f64
+async fn another_nodes_changes_come_in_their_announcement_and_are_read_back_only_when_too_big() {
+    let url = pg::shared().new_database();
+    let (a, b) = tokio::join!(node(&url), node(&url));
+    let (app, on_a, unsid) = a.alice_and_contoso().await;
+    let on_b = b.sign_in("alice", "windows").await;
+    on_b.subscribe("contoso.com").await;
+    let mut channel = on_b.channel(0).await;
+    channel.until_synced().await;
+    let reads = || async {
+        let (samples, _) = crate::metrics::scrape(&b).await;
+        crate::metrics::value(&samples, "tidings_notify_reads_total", None)
+    };
+    let before = reads().await;
+
+    // Posts, a replace in place and a read, all on A: B publishes each from A's
+    // announcement, in order, reading nothing back.
+    let first = a.post_ok(&app, &unsid, &note("contoso.com", "one")).await;
+    let mut replaced = note("contoso.com", "two");
+    replaced["appNotificationId"] = json!("same");
+    a.post_ok(&app, &unsid, &replaced).await;
+    replaced["payload"]["visualContent"]["title"] = json!("two, replaced");
+    a.post_ok(&app, &unsid, &replaced).await;
+    on_a.mark_read(first.id.as_str()).await;
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let (seq, notification) = channel.next_change().await;
+        got.push((
+            seq.0,
+            notification.content.payload.visual_content.map(|v| v.title),
+        ));
+    }
+    assert_eq!(
+        got.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert_eq!(got[2].1.as_deref(), Some("two, replaced"));
+    assert_eq!(
+        reads().await,
+        before,
+        "every change came in its announcement"
+    );
+
+    // A change too big to ride along (16 KiB of raw content) is read back, once.
+    let mut big = note("contoso.com", "big");
+    big["payload"]["rawContent"] = json!("r".repeat(16 * 1024));
+    let posted = a.post_ok(&app, &unsid, &big).await;
+    let (seq, notification) = channel.next_change().await;
+    assert_eq!((seq, &notification.id), (Seq(5), &posted.id));
+    assert_eq!(reads().await, before + 1.0);
+    a.post_ok(&app, &unsid, &note("contoso.com", "small again"))
+        .await;
+    assert_eq!(channel.next_change().await.0, Seq(6));
+    assert_eq!(reads().await, before + 1.0);
+    a.stop().await;
+    b.stop().await;
+}

@@ -54,6 +54,9 @@ pub trait Lifecycle: Send + Sync {
     /// Tells `observe` each time this node fell behind other nodes' announcements,
     /// dropped some and caught up from the database instead (a shared store only).
     fn on_notify_overflow(&self, _observe: CountHook) {}
+    /// Tells `observe` each time this node read other nodes' changes back from the
+    /// database because their announcements did not carry them (a shared store only).
+    fn on_notify_read(&self, _observe: CountHook) {}
     /// Tells `revoked` of each device another node revoked (a shared store only), so
     /// this node closes its channels too.
     fn on_remote_revoke(&self, _revoked: RevokeHook) {}

@@ -247,7 +247,8 @@ impl PgStore {
             .iter()
             .map(|(user, seq)| (user.as_str(), seq_sql(*seq)))
             .unzip();
-        let announcement = follow::batch_payload(&plan.heads, Timestamp::now());
+        let mut announcement = follow::batch_payload(&plan.heads, Timestamp::now());
+        announcement += &follow::carried(plan, &rows.records, announcement.len());
         let params: [&(dyn ToSql + Sync); 12] = [
             &rows.users,
             &rows.ids,

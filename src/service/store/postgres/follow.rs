@@ -11,8 +11,9 @@
 //! `tidings_revoked`: a device revoked on one node has its channels closed on all; those
 //! revoked while the link was down are looked up when it is back). Each committed batch
 //! sends one notification naming each of its users with the user's new head (and when
-//! it was committed, for the notify-lag metric); the follower reads what it has not
-//! published of all of them in one query.
+//! it was committed, for the notify-lag metric) and, when they fit, carrying its changes
+//! (`announce`); the follower publishes carried changes that cover all it has not
+//! published, and reads the rest of all the users named in one query.
 //! After every (re)connection the node catches up every user from `feed_heads` before
 //! handling notifications, so notifications lost with a dropped link cost a read,
 //! never a change.
@@ -28,16 +29,15 @@ mod listen;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::OwnedMutexGuard;
 
 use super::super::{Committed, CountHook, PassHook, Publish, RevokeHook, StoreError, TimeHook};
-use super::{PgStore, REVOKED, col, note_of, seq_of, seq_sql};
+use super::{PgStore, col, note_of, seq_of, seq_sql};
 use crate::protocol::{DeviceId, Seq, Timestamp, UserId};
 use crate::sync::lock;
-use announce::parse;
-pub(super) use announce::{batch_payload, entry_size};
+use announce::{Span, cover};
+pub(super) use announce::{batch_payload, carried, entry_size, heads_size};
 pub(super) use listen::start_listener;
 
 /// Changes read per query while catching up.
@@ -63,6 +63,8 @@ pub(super) struct Follow {
     queue: usize,
     /// Told each time notifications were dropped from a full queue.
     overflow_observer: std::sync::OnceLock<CountHook>,
+    /// Told each time announced changes were read back from the database.
+    read_observer: std::sync::OnceLock<CountHook>,
 }
 
 impl Follow {
@@ -77,12 +79,18 @@ impl Follow {
             lost_at: Mutex::new(None),
             queue: queue.max(1),
             overflow_observer: std::sync::OnceLock::new(),
+            read_observer: std::sync::OnceLock::new(),
         }
     }
 
     /// Tells `observe` each time the queue overflowed (and a full catch-up followed).
     pub fn on_overflow(&self, observe: CountHook) {
         let _ = self.overflow_observer.set(observe);
+    }
+
+    /// Tells `observe` each time announced changes were read back from the database.
+    pub fn on_read(&self, observe: CountHook) {
+        let _ = self.read_observer.set(observe);
     }
 
     /// Starts from each user's committed head (all of it readable from the database).
@@ -206,9 +214,14 @@ impl PgStore {
         }
     }
 
-    /// Advances each user to its announced head: with few changes to read, one query
-    /// for all of them; else user by user, in chunks.
-    async fn advance_many(&self, heads: HashMap<UserId, Seq>) -> Result<(), StoreError> {
+    /// Advances each user to its announced head: with the changes the announcements
+    /// carried when they cover what is missing, else read from the database (few: one
+    /// query for all of them; else user by user, in chunks).
+    async fn advance_many(
+        &self,
+        heads: HashMap<UserId, Seq>,
+        mut carried: HashMap<UserId, Vec<Span>>,
+    ) -> Result<(), StoreError> {
         let mut behind: Vec<(UserId, Seq)> = heads
             .into_iter()
             .filter(|(user, upto)| *upto > self.follow.published(user))
@@ -228,9 +241,21 @@ impl PgStore {
             // Nothing left: this node's own batch, published while its announcement
             // waited; nothing to read: no channel here watches the user.
             .filter(|(user, from, upto)| upto > from && !self.follow.pass_over(user, *upto))
+            .filter_map(|(user, from, upto)| {
+                let spans = carried.remove(&user).unwrap_or_default();
+                let Some(records) = cover(spans, from, upto) else {
+                    return Some((user, from, upto));
+                };
+                let changes = records.iter().map(|r| Committed::of(&user, r)).collect();
+                self.follow.publish_upto(&user, changes, upto);
+                None
+            })
             .collect();
         if ranges.is_empty() {
             return Ok(());
+        }
+        if let Some(observe) = self.follow.read_observer.get() {
+            observe();
         }
         let span: u64 = ranges.iter().map(|(_, from, upto)| upto.0 - from.0).sum();
         if span > CATCH_UP_CHUNK.unsigned_abs() {
@@ -353,34 +378,5 @@ impl PgStore {
     fn revoked_elsewhere(&self, device: &DeviceId) {
         self.recent.forget(device);
         self.follow.revoked(device);
-    }
-
-    /// Handles a batch of notifications: each user advanced to the highest `seq` named.
-    async fn notified(&self, batch: Vec<tokio_postgres::Notification>) -> Result<(), StoreError> {
-        let mut highest: HashMap<UserId, Seq> = HashMap::new();
-        for note in batch {
-            if note.channel() == REVOKED {
-                self.revoked_elsewhere(&DeviceId::new(note.payload()));
-                continue;
-            }
-            let Some((at, heads)) = parse(note.payload()) else {
-                tracing::warn!(
-                    payload = note.payload(),
-                    "ignoring a malformed feed notification"
-                );
-                continue;
-            };
-            if let Some(observe) = self.follow.lag_observer.get() {
-                let lag = Timestamp::now().as_millis().saturating_sub(at.as_millis());
-                observe(Duration::from_millis(
-                    u64::try_from(lag).unwrap_or_default(),
-                ));
-            }
-            for (user, seq) in heads {
-                let entry = highest.entry(user).or_insert(seq);
-                *entry = (*entry).max(seq);
-            }
-        }
-        self.advance_many(highest).await
     }
 }

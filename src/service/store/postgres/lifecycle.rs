@@ -46,6 +46,10 @@ impl Lifecycle for PgStore {
         self.follow.on_overflow(observe);
     }
 
+    fn on_notify_read(&self, observe: CountHook) {
+        self.follow.on_read(observe);
+    }
+
     fn on_remote_revoke(&self, revoked: RevokeHook) {
         self.follow.on_revoke(revoked);
     }

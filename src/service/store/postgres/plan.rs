@@ -97,6 +97,9 @@ pub(super) struct Plan {
     pub rows: Vec<(UserId, NotificationRecord)>,
     /// The new head of each user whose feed moved, by user.
     pub heads: BTreeMap<UserId, Seq>,
+    /// The head each of those users had before the batch: the batch took the `seq`s
+    /// after it, up to the new head.
+    pub before: BTreeMap<UserId, Seq>,
 }
 
 /// Where the batch stands while it is planned: every notification as the writes so
@@ -243,12 +246,14 @@ pub(super) fn plan(
             }
         })
         .collect();
-    let heads = overlay
+    let was = |user: &UserId| before.get(user).copied().unwrap_or(Seq::ZERO);
+    let heads: BTreeMap<UserId, Seq> = overlay
         .heads
         .iter()
-        .filter(|(user, head)| before.get(*user).copied().unwrap_or(Seq::ZERO) < **head)
+        .filter(|(user, head)| was(user) < **head)
         .map(|(user, head)| (user.clone(), *head))
         .collect();
+    let before = heads.keys().map(|user| (user.clone(), was(user))).collect();
     let mut records = overlay.records;
     let rows = overlay
         .touched
@@ -258,7 +263,12 @@ pub(super) fn plan(
             Some((key.0, record))
         })
         .collect();
-    Plan { made, rows, heads }
+    Plan {
+        made,
+        rows,
+        heads,
+        before,
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use deadpool_postgres::Object;
 use tokio_postgres::types::ToSql;
 
 use super::super::super::StoreError;
-use super::super::{CHANNEL, PgStore, col, seq_of, seq_sql};
+use super::super::{CHANNEL, PgStore, col, follow, seq_of, seq_sql};
 use super::plan::{self, Plan, Write};
 use super::statements::{POSTS, Rows};
 use crate::protocol::{Seq, Timestamp, UserId};
@@ -49,7 +49,8 @@ impl PgStore {
             .map(|user| bytes.get(user).copied().unwrap_or_default())
             .collect();
         let at = Timestamp::now().as_millis().to_string();
-        let params: [&(dyn ToSql + Sync); 12] = [
+        let carried = follow::carried(&plan, &rows.records, follow::heads_size(&plan));
+        let params: [&(dyn ToSql + Sync); 13] = [
             &users,
             &counts,
             &rows.users,
@@ -62,6 +63,7 @@ impl PgStore {
             &CHANNEL,
             &at,
             &sizes,
+            &carried,
         ];
         let started = Instant::now();
         let (begun, moved, committed) = tokio::join!(
@@ -110,7 +112,7 @@ fn shift(
     for (user, record) in &mut plan.rows {
         record.seq = Seq(record.seq.0 + offset(user)?);
     }
-    for (user, head) in &mut plan.heads {
+    for (user, head) in plan.heads.iter_mut().chain(&mut plan.before) {
         *head = Seq(head.0 + offset(user)?);
     }
     Ok(())

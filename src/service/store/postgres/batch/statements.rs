@@ -66,7 +66,8 @@ pub(super) const WRITE: &str = "WITH new AS (
 /// by those posts and their bytes (locking it, in user order; a concurrent writer's
 /// commit is waited for and built on), the rows written
 /// with `seq`s counted back from the new head (`back`: 0 for the user's last post), the
-/// batch announced, and the new heads returned. The records were encoded before their
+/// batch announced (its changes carried in `$13` when they fit), and the new heads
+/// returned. The records were encoded before their
 /// `seq`s were known: the column is the one that counts (`note_of`).
 pub(super) const POSTS: &str = "WITH heads AS (
          INSERT INTO feed_heads (user_id, seq, kept, kept_bytes)
@@ -83,7 +84,7 @@ pub(super) const POSTS: &str = "WITH heads AS (
          JOIN heads h ON h.user_id = r.u
          RETURNING 1),
      announced AS (
-         SELECT pg_notify($10, $11 || string_agg(E'\\n' || seq::text || ' ' || user_id, ''))
+         SELECT pg_notify($10, $11 || string_agg(E'\\n' || seq::text || ' ' || user_id, '') || $13)
          FROM heads)
      SELECT h.user_id, h.seq FROM heads h, announced";
 

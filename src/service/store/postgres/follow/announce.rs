@@ -1,7 +1,24 @@
 //! The payload of the `tidings_feed` announcement: what a committed batch tells every
 //! node, and reading it back (the one-change form of earlier versions too).
+//!
+//! When they fit, a batch's changes ride along ([`carried`]), so another node publishes
+//! them without reading them back from the database; a batch too big for that names
+//! only its heads, and the nodes read its changes.
 
+use std::collections::{BTreeMap, HashMap};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use super::super::super::records::{NotificationRecord, decode};
+use super::super::plan::Plan;
 use crate::protocol::{Seq, Timestamp, UserId};
+
+/// Bytes of a payload at most (PostgreSQL refuses 8000 or more).
+const PAYLOAD_LIMIT: usize = 7_999;
+
+/// Where the carried changes begin, after the heads.
+const CARRIED: &str = "\n-";
 
 /// The payload of a batch's `pg_notify`: when it was committed (milliseconds, for the
 /// notify-lag metric), then a line per user, `"<new head> <user id>"`:
@@ -24,10 +41,138 @@ pub(in super::super) fn entry_size(user: &UserId) -> usize {
     22 + user.as_str().len()
 }
 
-/// A feed notification's time and heads. Besides the batch form of [`batch_payload`],
-/// the one-change form `"<seq> <committed millis> <user id>"` of earlier versions is
-/// read too, so a node follows one that is not upgraded yet.
-pub(super) fn parse(payload: &str) -> Option<(Timestamp, Vec<(UserId, Seq)>)> {
+/// The bytes the heads of `plan`'s announcement take at most.
+pub(in super::super) fn heads_size(plan: &Plan) -> usize {
+    20 + plan.heads.keys().map(entry_size).sum::<usize>()
+}
+
+/// The changes of `plan` (its rows, `encoded` as stored), to follow its heads in the
+/// announcement: `"\n-"`, then for each user a line `"@<seqs taken> <user id>"` and a
+/// line `"<head - seq> <base64 record>"` per row; empty when that would take the
+/// payload (its heads taking `heads` bytes) past what PostgreSQL takes.
+pub(in super::super) fn carried(plan: &Plan, encoded: &[Vec<u8>], heads: usize) -> String {
+    use std::fmt::Write as _;
+    let mut by_user: BTreeMap<&UserId, Vec<usize>> = BTreeMap::new();
+    for (at, (user, _)) in plan.rows.iter().enumerate() {
+        by_user.entry(user).or_default().push(at);
+    }
+    let mut text = String::from(CARRIED);
+    for (user, head) in &plan.heads {
+        let before = plan.before.get(user).copied().unwrap_or(Seq::ZERO);
+        let _ = write!(
+            text,
+            "\n@{} {}",
+            head.0.saturating_sub(before.0),
+            user.as_str()
+        );
+        for &at in by_user.get(user).map_or(&[][..], Vec::as_slice) {
+            let seq = plan.rows[at].1.seq;
+            let _ = write!(text, "\n{} ", head.0.saturating_sub(seq.0));
+            STANDARD.encode_string(&encoded[at], &mut text);
+            if heads + text.len() > PAYLOAD_LIMIT {
+                return String::new();
+            }
+        }
+    }
+    text
+}
+
+/// Changes of one user an announcement carried: every change in (`after`, `upto`]
+/// that is still stored (a version the same batch replaced is not), in `seq` order.
+#[derive(Debug, PartialEq)]
+pub(super) struct Span {
+    pub after: Seq,
+    pub upto: Seq,
+    pub records: Vec<NotificationRecord>,
+}
+
+/// The changes in (`from`, `upto`], in `seq` order, if `spans` (announced batches of
+/// the same user, in any order) hold them all.
+pub(super) fn cover(mut spans: Vec<Span>, from: Seq, upto: Seq) -> Option<Vec<NotificationRecord>> {
+    spans.sort_unstable_by_key(|span| span.after);
+    let mut reached = from;
+    let mut records = Vec::new();
+    for span in spans {
+        if reached >= upto {
+            break;
+        }
+        if span.after > reached {
+            return None;
+        }
+        if span.upto > reached {
+            records.extend(span.records.into_iter().filter(|r| r.seq > reached));
+            reached = span.upto;
+        }
+    }
+    (reached >= upto).then_some(records)
+}
+
+/// What a feed notification says: when its batch was committed, each user's new head,
+/// and the changes it carried (the text after the heads, read by [`spans`]).
+pub(super) struct Announcement<'a> {
+    pub at: Timestamp,
+    pub heads: Vec<(UserId, Seq)>,
+    pub carried: &'a str,
+}
+
+/// The carried changes of an announcement whose heads are `heads`, by user; `None`
+/// when they cannot be read (the changes are then read from the database).
+pub(super) fn spans(carried: &str, heads: &[(UserId, Seq)]) -> Option<Vec<(UserId, Span)>> {
+    let heads: HashMap<&UserId, Seq> = heads.iter().map(|(user, seq)| (user, *seq)).collect();
+    let mut spans: Vec<(UserId, Span)> = Vec::new();
+    for line in carried.strip_prefix(CARRIED)?.split('\n').skip(1) {
+        if let Some(user_line) = line.strip_prefix('@') {
+            let (taken, user) = user_line.split_once(' ')?;
+            let user = UserId::new(user);
+            let upto = *heads.get(&user)?;
+            let after = Seq(upto.0.checked_sub(taken.parse().ok()?)?);
+            spans.push((
+                user,
+                Span {
+                    after,
+                    upto,
+                    records: Vec::new(),
+                },
+            ));
+            continue;
+        }
+        let (_, span) = spans.last_mut()?;
+        let (back, record) = line.split_once(' ')?;
+        let seq = Seq(span.upto.0.checked_sub(back.parse().ok()?)?);
+        let bytes = STANDARD.decode(record).ok()?;
+        let mut record: NotificationRecord = decode(&bytes).ok()?;
+        record.seq = seq;
+        if seq <= span.after {
+            return None;
+        }
+        span.records.push(record);
+    }
+    for (_, span) in &mut spans {
+        span.records.sort_by_key(|record| record.seq);
+    }
+    Some(spans)
+}
+
+/// A feed notification's time, heads and carried changes. Besides the batch form of
+/// [`batch_payload`], the one-change form `"<seq> <committed millis> <user id>"` of
+/// earlier versions is read too, so a node follows one that is not upgraded yet.
+pub(super) fn parse(payload: &str) -> Option<Announcement<'_>> {
+    let (payload, carried) = match payload.find(CARRIED) {
+        Some(at) => payload.split_at(at),
+        None => (payload, ""),
+    };
+    let (at, heads) = parse_heads(payload)?;
+    Some(Announcement { at, heads, carried })
+}
+
+/// `payload` without the changes it carried (kept short while a node is behind).
+pub(super) fn without_changes(payload: &mut String) {
+    if let Some(at) = payload.find(CARRIED) {
+        payload.truncate(at);
+    }
+}
+
+fn parse_heads(payload: &str) -> Option<(Timestamp, Vec<(UserId, Seq)>)> {
     let Some((at, lines)) = payload.split_once('\n') else {
         let mut parts = payload.splitn(3, ' ');
         let seq = parts.next()?.parse().ok()?;
@@ -54,6 +199,107 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::service::store::fixtures;
+    use crate::service::store::records::encode;
+
+    /// A batch that took `a`'s `seq`s 6 to 8 (7 was replaced by 8 in the same batch)
+    /// and `b`'s 3.
+    fn batch() -> Plan {
+        let a = UserId::new("a");
+        let b = UserId::new("b");
+        let record = |seq, id| fixtures::record(seq, id, None, None, 1_000_000);
+        Plan {
+            made: Vec::new(),
+            rows: vec![
+                (a.clone(), record(8, "x")),
+                (b.clone(), record(3, "y")),
+                (a.clone(), record(6, "z")),
+            ],
+            heads: BTreeMap::from([(a.clone(), Seq(8)), (b.clone(), Seq(3))]),
+            before: BTreeMap::from([(a, Seq(5)), (b, Seq(2))]),
+        }
+    }
+
+    fn encoded(plan: &Plan) -> Vec<Vec<u8>> {
+        plan.rows.iter().map(|(_, r)| encode(r).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_batchs_changes_ride_in_its_announcement_and_come_back_in_seq_order() {
+        let plan = batch();
+        let heads = batch_payload(&plan.heads, Timestamp::from_millis(9));
+        let text = heads.clone() + &carried(&plan, &encoded(&plan), heads_size(&plan));
+        let read = parse(&text).unwrap();
+        assert_eq!(
+            read.heads,
+            vec![(UserId::new("a"), Seq(8)), (UserId::new("b"), Seq(3))]
+        );
+        let spans = spans(read.carried, &read.heads).unwrap();
+        let seqs: Vec<(&str, u64, u64, Vec<u64>)> = spans
+            .iter()
+            .map(|(user, span)| {
+                let seqs = span.records.iter().map(|r| r.seq.0).collect();
+                (user.as_str(), span.after.0, span.upto.0, seqs)
+            })
+            .collect();
+        assert_eq!(seqs, vec![("a", 5, 8, vec![6, 8]), ("b", 2, 3, vec![3])]);
+        assert_eq!(spans[0].1.records[1].id.as_str(), "x");
+        let mut short = text.clone();
+        without_changes(&mut short);
+        assert_eq!(short, heads);
+        assert_eq!(parse(&short).unwrap().carried, "");
+    }
+
+    #[test]
+    fn announced_changes_are_used_only_when_they_cover_all_that_is_missing() {
+        let span = |after, upto, seqs: &[u64]| Span {
+            after: Seq(after),
+            upto: Seq(upto),
+            records: seqs
+                .iter()
+                .map(|&seq| fixtures::record(seq, "n", None, None, 1))
+                .collect(),
+        };
+        let seqs = |records: Option<Vec<NotificationRecord>>| {
+            records.map(|r| r.iter().map(|r| r.seq.0).collect::<Vec<_>>())
+        };
+        let both = || vec![span(5, 8, &[6, 8]), span(2, 5, &[3, 4, 5])];
+        assert_eq!(
+            seqs(cover(both(), Seq(2), Seq(8))),
+            Some(vec![3, 4, 5, 6, 8])
+        );
+        assert_eq!(seqs(cover(both(), Seq(4), Seq(8))), Some(vec![5, 6, 8]));
+        assert_eq!(seqs(cover(both(), Seq(1), Seq(8))), None, "3 and before");
+        assert_eq!(seqs(cover(both(), Seq(2), Seq(9))), None, "9");
+        assert_eq!(seqs(cover(vec![span(5, 8, &[6])], Seq(2), Seq(8))), None);
+        assert_eq!(seqs(cover(Vec::new(), Seq(2), Seq(3))), None);
+    }
+
+    #[test]
+    fn changes_that_would_not_fit_or_do_not_read_are_not_carried() {
+        let plan = batch();
+        assert_eq!(carried(&plan, &encoded(&plan), PAYLOAD_LIMIT - 20), "");
+        let heads = [(UserId::new("a"), Seq(8))];
+        assert!(spans("\n-\n@3 a\n0 !!", &heads).is_none());
+        assert!(
+            spans("\n-\n@9 a", &heads).is_none(),
+            "more taken than the head"
+        );
+        assert!(
+            spans("\n-\n@1 b", &heads).is_none(),
+            "a user the heads do not name"
+        );
+        assert!(
+            spans("\n-\n0 AAAA", &heads).is_none(),
+            "a change before any user"
+        );
+        let record = STANDARD.encode(encode(&batch().rows[0].1).unwrap());
+        assert!(
+            spans(&format!("\n-\n@1 a\n1 {record}"), &heads).is_none(),
+            "a change outside the batch's seqs"
+        );
+        assert_eq!(spans("\n-\n@1 a", &heads).unwrap()[0].1.records, vec![]);
+    }
 
     #[test]
     fn payloads_round_trip_and_bad_ones_are_refused() {
@@ -62,27 +308,28 @@ mod tests {
         let text = batch_payload(&heads, Timestamp::from_millis(9));
         assert_eq!(text, "9\n42 a\n7 b");
         assert_eq!(
-            parse(&text),
+            parse_heads(&text),
             Some((Timestamp::from_millis(9), vec![(a, Seq(42)), (b, Seq(7))]))
         );
+        assert_eq!(parse(&text).map(|read| read.carried), Some(""));
         assert!(text.len() <= 1 + heads.keys().map(entry_size).sum::<usize>());
-        assert_eq!(parse("9\nx a"), None);
-        assert_eq!(parse("9\n1 "), None);
-        assert_eq!(parse("x\n1 a"), None);
-        assert_eq!(parse(""), None);
+        assert_eq!(parse_heads("9\nx a"), None);
+        assert_eq!(parse_heads("9\n1 "), None);
+        assert_eq!(parse_heads("x\n1 a"), None);
+        assert_eq!(parse_heads(""), None);
     }
 
     #[test]
     fn the_one_change_payloads_of_earlier_versions_are_read_too() {
         assert_eq!(
-            parse("42 7 u 1"),
+            parse_heads("42 7 u 1"),
             Some((
                 Timestamp::from_millis(7),
                 vec![(UserId::new("u 1"), Seq(42))]
             ))
         );
-        assert_eq!(parse("x 1 u"), None);
-        assert_eq!(parse("1 2"), None);
-        assert_eq!(parse("1 2 "), None);
+        assert_eq!(parse_heads("x 1 u"), None);
+        assert_eq!(parse_heads("1 2"), None);
+        assert_eq!(parse_heads("1 2 "), None);
     }
 }

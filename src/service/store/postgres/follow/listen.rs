@@ -3,6 +3,7 @@
 //! (re)connection it catches every user up from `feed_heads` before it handles
 //! announcements, and announcements wait in a bounded queue (see the parent module).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -12,11 +13,17 @@ use tokio_postgres::AsyncMessage;
 
 use super::super::super::StoreError;
 use super::super::{CHANNEL, PgStore, REVOKED};
-use crate::protocol::Timestamp;
+use super::announce::{Span, parse, spans, without_changes};
+use crate::protocol::{DeviceId, Seq, Timestamp, UserId};
 use crate::sync::lock;
 
 /// Longest wait between two attempts to reconnect the listener.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Announcements queued past which the changes they carry are dropped (the heads are
+/// kept, and the changes read back): a node this far behind reads them more cheaply in
+/// a few queries, and a full queue stays small.
+const CARRY_WHILE: usize = 64;
 
 /// Starts the listener task; it ends when the store is dropped.
 pub(in super::super) fn start_listener(store: &Arc<PgStore>) {
@@ -65,7 +72,7 @@ struct Ended {
 
 /// The listener's queue: notifications (or the error that ended the link) and when
 /// notifications were first dropped from it, full, since the follower last looked.
-type Queue = mpsc::Receiver<Result<tokio_postgres::Notification, String>>;
+type Queue = mpsc::Receiver<Result<Heard, String>>;
 type Dropped = Arc<Mutex<Option<Timestamp>>>;
 
 /// One listening connection: `LISTEN`, catch up, then follow notifications until the
@@ -90,7 +97,7 @@ async fn session(weak: &Weak<PgStore>) -> Result<(), Ended> {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             match message {
-                Ok(AsyncMessage::Notification(note)) => match tx.try_send(Ok(note)) {
+                Ok(AsyncMessage::Notification(note)) => match tx.try_send(Ok(heard(&note, &tx))) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         lock(&noted).get_or_insert_with(Timestamp::now);
@@ -111,6 +118,18 @@ async fn session(weak: &Weak<PgStore>) -> Result<(), Ended> {
     let result = follow(weak, &client, &mut rx, &dropped).await;
     driver.abort();
     result
+}
+
+/// `note` as queued behind what `queue` holds.
+fn heard<T>(note: &tokio_postgres::Notification, queue: &mpsc::Sender<T>) -> Heard {
+    let mut payload = note.payload().to_owned();
+    if queue.max_capacity() - queue.capacity() > CARRY_WHILE {
+        without_changes(&mut payload);
+    }
+    Heard {
+        revoked: note.channel() == REVOKED,
+        payload,
+    }
 }
 
 async fn follow(
@@ -172,4 +191,51 @@ impl PgStore {
         self.catch_up_all().await?;
         self.revoked_while_away(lost).await
     }
+
+    /// Handles a batch of notifications: each user advanced to the highest `seq` named.
+    async fn notified(&self, batch: Vec<Heard>) -> Result<(), StoreError> {
+        let mut highest: HashMap<UserId, Seq> = HashMap::new();
+        let mut carried: HashMap<UserId, Vec<Span>> = HashMap::new();
+        for heard in batch {
+            if heard.revoked {
+                self.revoked_elsewhere(&DeviceId::new(heard.payload));
+                continue;
+            }
+            let Some(read) = parse(&heard.payload) else {
+                tracing::warn!(
+                    payload = heard.payload,
+                    "ignoring a malformed feed notification"
+                );
+                continue;
+            };
+            if let Some(observe) = self.follow.lag_observer.get() {
+                let lag = Timestamp::now()
+                    .as_millis()
+                    .saturating_sub(read.at.as_millis());
+                observe(Duration::from_millis(
+                    u64::try_from(lag).unwrap_or_default(),
+                ));
+            }
+            // Only what this node has not published is worth decoding (its own
+            // batches' announcements come back to it too).
+            let ahead = |(user, seq): &(UserId, Seq)| *seq > self.follow.published(user);
+            if !read.carried.is_empty() && read.heads.iter().any(ahead) {
+                for (user, span) in spans(read.carried, &read.heads).unwrap_or_default() {
+                    carried.entry(user).or_default().push(span);
+                }
+            }
+            for (user, seq) in read.heads {
+                let entry = highest.entry(user).or_insert(seq);
+                *entry = (*entry).max(seq);
+            }
+        }
+        self.advance_many(highest, carried).await
+    }
+}
+
+/// A notification as the listener queued it: a revoked device's id, or a feed
+/// announcement.
+pub(super) struct Heard {
+    pub revoked: bool,
+    pub payload: String,
 }
