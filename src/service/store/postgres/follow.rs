@@ -220,7 +220,7 @@ impl PgStore {
     async fn advance_many(
         &self,
         heads: HashMap<UserId, Seq>,
-        mut carried: HashMap<UserId, Vec<Span>>,
+        mut carried: HashMap<UserId, Vec<Span<'_>>>,
     ) -> Result<(), StoreError> {
         let mut behind: Vec<(UserId, Seq)> = heads
             .into_iter()

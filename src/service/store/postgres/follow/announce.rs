@@ -78,17 +78,24 @@ pub(in super::super) fn carried(plan: &Plan, encoded: &[Vec<u8>], heads: usize) 
 }
 
 /// Changes of one user an announcement carried: every change in (`after`, `upto`]
-/// that is still stored (a version the same batch replaced is not), in `seq` order.
+/// that is still stored (a version the same batch replaced is not), in `seq` order,
+/// each as the announcement has it (base64 of the stored record), decoded only when
+/// published ([`cover`]): a node decodes nothing of its own batches or of users it
+/// has no channel for.
 #[derive(Debug, PartialEq)]
-pub(super) struct Span {
+pub(super) struct Span<'a> {
     pub after: Seq,
     pub upto: Seq,
-    pub records: Vec<NotificationRecord>,
+    pub records: Vec<(Seq, &'a str)>,
 }
 
 /// The changes in (`from`, `upto`], in `seq` order, if `spans` (announced batches of
-/// the same user, in any order) hold them all.
-pub(super) fn cover(mut spans: Vec<Span>, from: Seq, upto: Seq) -> Option<Vec<NotificationRecord>> {
+/// the same user, in any order) hold them all and they decode.
+pub(super) fn cover(
+    mut spans: Vec<Span<'_>>,
+    from: Seq,
+    upto: Seq,
+) -> Option<Vec<NotificationRecord>> {
     spans.sort_unstable_by_key(|span| span.after);
     let mut reached = from;
     let mut records = Vec::new();
@@ -100,7 +107,11 @@ pub(super) fn cover(mut spans: Vec<Span>, from: Seq, upto: Seq) -> Option<Vec<No
             return None;
         }
         if span.upto > reached {
-            records.extend(span.records.into_iter().filter(|r| r.seq > reached));
+            for (seq, text) in span.records.into_iter().filter(|(seq, _)| *seq > reached) {
+                let mut record: NotificationRecord = decode(&STANDARD.decode(text).ok()?).ok()?;
+                record.seq = seq;
+                records.push(record);
+            }
             reached = span.upto;
         }
     }
@@ -117,9 +128,12 @@ pub(super) struct Announcement<'a> {
 
 /// The carried changes of an announcement whose heads are `heads`, by user; `None`
 /// when they cannot be read (the changes are then read from the database).
-pub(super) fn spans(carried: &str, heads: &[(UserId, Seq)]) -> Option<Vec<(UserId, Span)>> {
+pub(super) fn spans<'a>(
+    carried: &'a str,
+    heads: &[(UserId, Seq)],
+) -> Option<Vec<(UserId, Span<'a>)>> {
     let heads: HashMap<&UserId, Seq> = heads.iter().map(|(user, seq)| (user, *seq)).collect();
-    let mut spans: Vec<(UserId, Span)> = Vec::new();
+    let mut spans: Vec<(UserId, Span<'a>)> = Vec::new();
     for line in carried.strip_prefix(CARRIED)?.split('\n').skip(1) {
         if let Some(user_line) = line.strip_prefix('@') {
             let (taken, user) = user_line.split_once(' ')?;
@@ -139,16 +153,13 @@ pub(super) fn spans(carried: &str, heads: &[(UserId, Seq)]) -> Option<Vec<(UserI
         let (_, span) = spans.last_mut()?;
         let (back, record) = line.split_once(' ')?;
         let seq = Seq(span.upto.0.checked_sub(back.parse().ok()?)?);
-        let bytes = STANDARD.decode(record).ok()?;
-        let mut record: NotificationRecord = decode(&bytes).ok()?;
-        record.seq = seq;
         if seq <= span.after {
             return None;
         }
-        span.records.push(record);
+        span.records.push((seq, record));
     }
     for (_, span) in &mut spans {
-        span.records.sort_by_key(|record| record.seq);
+        span.records.sort_unstable_by_key(|(seq, _)| *seq);
     }
     Some(spans)
 }
@@ -234,16 +245,19 @@ mod tests {
             read.heads,
             vec![(UserId::new("a"), Seq(8)), (UserId::new("b"), Seq(3))]
         );
-        let spans = spans(read.carried, &read.heads).unwrap();
+        let mut spans = spans(read.carried, &read.heads).unwrap();
         let seqs: Vec<(&str, u64, u64, Vec<u64>)> = spans
             .iter()
             .map(|(user, span)| {
-                let seqs = span.records.iter().map(|r| r.seq.0).collect();
+                let seqs = span.records.iter().map(|(seq, _)| seq.0).collect();
                 (user.as_str(), span.after.0, span.upto.0, seqs)
             })
             .collect();
         assert_eq!(seqs, vec![("a", 5, 8, vec![6, 8]), ("b", 2, 3, vec![3])]);
-        assert_eq!(spans[0].1.records[1].id.as_str(), "x");
+        let a = spans.remove(0).1;
+        let records = cover(vec![a], Seq(5), Seq(8)).unwrap();
+        let ids: Vec<(&str, u64)> = records.iter().map(|r| (r.id.as_str(), r.seq.0)).collect();
+        assert_eq!(ids, vec![("z", 6), ("x", 8)]);
         let mut short = text.clone();
         without_changes(&mut short);
         assert_eq!(short, heads);
@@ -252,13 +266,11 @@ mod tests {
 
     #[test]
     fn announced_changes_are_used_only_when_they_cover_all_that_is_missing() {
+        let text = STANDARD.encode(encode(&fixtures::record(1, "n", None, None, 1)).unwrap());
         let span = |after, upto, seqs: &[u64]| Span {
             after: Seq(after),
             upto: Seq(upto),
-            records: seqs
-                .iter()
-                .map(|&seq| fixtures::record(seq, "n", None, None, 1))
-                .collect(),
+            records: seqs.iter().map(|&seq| (Seq(seq), text.as_str())).collect(),
         };
         let seqs = |records: Option<Vec<NotificationRecord>>| {
             records.map(|r| r.iter().map(|r| r.seq.0).collect::<Vec<_>>())
@@ -280,7 +292,11 @@ mod tests {
         let plan = batch();
         assert_eq!(carried(&plan, &encoded(&plan), PAYLOAD_LIMIT - 20), "");
         let heads = [(UserId::new("a"), Seq(8))];
-        assert!(spans("\n-\n@3 a\n0 !!", &heads).is_none());
+        let bad = spans("\n-\n@3 a\n0 !!", &heads).unwrap().remove(0).1;
+        assert!(
+            cover(vec![bad], Seq(5), Seq(8)).is_none(),
+            "not base64: read back"
+        );
         assert!(
             spans("\n-\n@9 a", &heads).is_none(),
             "more taken than the head"

@@ -195,10 +195,10 @@ impl PgStore {
     /// Handles a batch of notifications: each user advanced to the highest `seq` named.
     async fn notified(&self, batch: Vec<Heard>) -> Result<(), StoreError> {
         let mut highest: HashMap<UserId, Seq> = HashMap::new();
-        let mut carried: HashMap<UserId, Vec<Span>> = HashMap::new();
-        for heard in batch {
+        let mut carried: HashMap<UserId, Vec<Span<'_>>> = HashMap::new();
+        for heard in &batch {
             if heard.revoked {
-                self.revoked_elsewhere(&DeviceId::new(heard.payload));
+                self.revoked_elsewhere(&DeviceId::new(heard.payload.as_str()));
                 continue;
             }
             let Some(read) = parse(&heard.payload) else {
@@ -216,8 +216,9 @@ impl PgStore {
                     u64::try_from(lag).unwrap_or_default(),
                 ));
             }
-            // Only what this node has not published is worth decoding (its own
-            // batches' announcements come back to it too).
+            // Only what this node has not published is worth reading (its own
+            // batches' announcements come back to it too); the changes are decoded
+            // only if published (`cover`).
             let ahead = |(user, seq): &(UserId, Seq)| *seq > self.follow.published(user);
             if !read.carried.is_empty() && read.heads.iter().any(ahead) {
                 for (user, span) in spans(read.carried, &read.heads).unwrap_or_default() {
