@@ -29,10 +29,15 @@ mod deploy;
 mod load;
 #[path = "support/mode.rs"]
 mod mode;
+#[path = "../tests/it/pg.rs"]
+#[allow(dead_code)]
+mod pg;
 #[path = "support/soak/plan.rs"]
 mod plan;
 #[path = "support/soak/plot.rs"]
 mod plot;
+#[path = "support/soak/proxy.rs"]
+mod proxy;
 #[path = "support/soak/report.rs"]
 mod report;
 #[path = "support/soak/run.rs"]
@@ -44,8 +49,28 @@ mod watch;
 
 use std::time::Duration;
 
+/// Where the service keeps its data.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Store {
+    /// Two nodes on a private PostgreSQL cluster (the default).
+    Postgres,
+    /// One node on sled.
+    Sled,
+}
+
+impl Store {
+    /// The nodes a run deploys.
+    pub fn nodes(self) -> usize {
+        match self {
+            Store::Postgres => 2,
+            Store::Sled => 1,
+        }
+    }
+}
+
 /// How a run is set up.
 pub struct Options {
+    pub store: Store,
     pub length: Duration,
     pub seed: u64,
     pub users: usize,
@@ -71,7 +96,13 @@ fn options(measuring: bool) -> Options {
         || u64::from(std::process::id()) ^ std::time::UNIX_EPOCH.elapsed().unwrap().as_secs(),
         |s| s.parse().expect("--seed takes a whole number"),
     );
+    let store = match value("--store").as_deref() {
+        None | Some("postgres") => Store::Postgres,
+        Some("sled") => Store::Sled,
+        Some(other) => panic!("--store takes postgres or sled, not {other}"),
+    };
     Options {
+        store,
         length: Duration::from_secs_f64(minutes * 60.0),
         seed,
         users: value("--users").map_or(if measuring { 10 } else { 2 }, |u| {

@@ -70,6 +70,8 @@ pub struct Signals<'a> {
     pub shutdown: &'a CancellationToken,
     /// The outbox has new changes to send.
     pub outbox: &'a Notify,
+    /// A replay of the whole feed was asked for (`AgentStore::want_resync`).
+    pub resync: &'a Notify,
     /// Where the session reports that it caught up.
     pub link: &'a Link,
     /// Held from storing a group until it is presented (see `AgentHandle`).
@@ -87,7 +89,10 @@ pub async fn session(
     signals: &Signals<'_>,
     on_applied: &(dyn Fn(Delivery<'_>) + Sync),
 ) -> Result<SessionEnd, AgentError> {
-    let cursor = store.cursor()?;
+    // A replay asked for starts from the feed's start; the stored cursor stays (each
+    // change is applied only when newer than what is stored).
+    let resync = store.resync()?;
+    let cursor = if resync > 0 { Seq(0) } else { store.cursor()? };
     let mut request = endpoint
         .channel_url(cursor)?
         .as_str()
@@ -131,6 +136,10 @@ pub async fn session(
                 send_outbox(&mut socket, store, &mut sent).await?;
                 continue;
             }
+            () = signals.resync.notified() => {
+                let _ = socket.close(None).await;
+                return Ok(SessionEnd::Lost { healthy });
+            }
             group = next_group(&mut socket, signals.dead_link) => group,
         };
         let Some(group) = group else {
@@ -161,6 +170,9 @@ pub async fn session(
             // when the backlog is empty: confirm the cursor once per connection.
             ack(&mut socket, store.cursor()?).await?;
             signals.link.synced();
+            if resync > 0 {
+                store.resynced(resync).await?;
+            }
             on_applied(Delivery::Synced);
             tracing::info!("caught up with the service");
         }

@@ -51,7 +51,20 @@ impl AgentHandle {
         let host = crate::protocol::validate::validate_host_name("targetHostName", host)
             .map_err(|e| AgentError::Refused(e.to_string()))?;
         let sub = self.api.subscribe(&host).await?;
+        // A subscription this device did not have (not a renewal): the app's
+        // notifications its channel passed over come with a replay of the feed.
+        let fresh = !self
+            .store
+            .subscriptions()?
+            .iter()
+            .any(|held| held.unsid == sub.unsid);
+        if fresh {
+            self.store.want_resync().await?;
+        }
         self.store.save_subscription(&sub).await?;
+        if fresh {
+            self.resync.notify_one();
+        }
         let keys = self.store.ensure_keys(&sub.unsid).await?;
         Ok((sub, keys.public()))
     }

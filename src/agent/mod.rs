@@ -202,6 +202,8 @@ pub struct AgentHandle {
     history_cap: usize,
     api: Arc<Api>,
     outbox: Arc<Notify>,
+    /// Wakes the channel to replay the whole feed (see `store::resync`).
+    resync: Arc<Notify>,
     presenter: Arc<dyn Presenter>,
     link: Arc<Link>,
     events: broadcast::Sender<Event>,
@@ -250,6 +252,7 @@ impl Agent {
                 .saving_credentials_in(settings.data_dir.clone()),
             ),
             outbox: Arc::new(Notify::new()),
+            resync: Arc::new(Notify::new()),
             presenter,
             link: Arc::new(Link::default()),
             events: broadcast::channel(EVENT_BACKLOG).0,

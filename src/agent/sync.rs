@@ -63,6 +63,7 @@ async fn sessions(
         dead_link,
         shutdown,
         outbox: &handle.outbox,
+        resync: &handle.resync,
         link: &handle.link,
         telling: &handle.telling,
     };

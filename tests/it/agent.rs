@@ -364,6 +364,54 @@ async fn retention_closes_the_toast_and_tells_watchers() {
 }
 
 #[tokio::test]
+async fn an_app_subscribed_after_the_channel_passed_its_notifications_brings_them() {
+    // The soak found it: a device signed in again after a revoke opens its channel
+    // before its apps subscribe anew, and the service filters their notifications out
+    // of it while the cursor moves on.
+    let (service, app, phone, unsid) = {
+        let service = TestService::start().await;
+        let (app, phone, unsid) = service.alice_and_contoso().await;
+        (service, app, phone, unsid)
+    };
+    let laptop = service.sign_in("alice", "linux").await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start_agent(&service.url, &laptop, dir.path());
+    for title in ["one", "two"] {
+        service
+            .post_ok(&app, &unsid, &note("contoso.com", title))
+            .await;
+    }
+    // A note of the user (every device gets those) moves the laptop's cursor past them.
+    phone.post_note("to all my devices").await;
+    wait_until("the laptop stores the note", || async {
+        agent.handle.store().cursor().unwrap() == Seq(3)
+    })
+    .await;
+    assert_eq!(
+        agent.handle.store().len(),
+        1,
+        "the app's two were filtered out"
+    );
+    agent.handle.subscribe("contoso.com").await.unwrap();
+    service
+        .post_ok(&app, &unsid, &note("contoso.com", "three"))
+        .await;
+    wait_until("the laptop holds the app's three and the note", || async {
+        agent.handle.store().len() == 4
+    })
+    .await;
+    assert_eq!(agent.handle.store().cursor().unwrap(), Seq(4));
+    agent.stop().await;
+    let store = AgentStore::open(&dir.path().join("store"), 1 << 20).unwrap();
+    assert_eq!(
+        store.resync().unwrap(),
+        0,
+        "the replay is done and forgotten"
+    );
+    service.stop().await;
+}
+
+#[tokio::test]
 async fn the_agent_subscribes_keeps_and_renews_its_subscriptions() {
     let service = TestService::start().await;
     service.add_user("alice").await;

@@ -258,6 +258,19 @@ pub struct Device {
 }
 
 impl Device {
+    /// Posts a note from the user to all of their devices (`POST /v1/me/notifications`).
+    pub async fn post_note(&self, title: &str) {
+        let answer = self
+            .http
+            .post(format!("{}/v1/me/notifications", self.url))
+            .bearer_auth(&self.token)
+            .json(&json!({"payload": {"visualContent": {"title": title}}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 201, "{}", answer.text().await.unwrap());
+    }
+
     /// Subscribes to `host` and returns the UNSID.
     pub async fn subscribe(&self, host: &str) -> String {
         let response = self

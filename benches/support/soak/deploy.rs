@@ -1,11 +1,13 @@
-//! The deployment a soak runs against, as a user runs it: `tidings service` on sled in
-//! its own data directory, and `tidings agent` processes, each in its own private HOME
-//! (XDG directories), signed in with `tidings login`. Every process is the release
-//! binary; each can be SIGKILLed and started again.
+//! The deployment a soak runs against, as a user runs it: `tidings service` nodes (on
+//! sled in their data directory, or sharing a PostgreSQL database), and `tidings agent`
+//! processes, each in its own private HOME (XDG directories), signed in with `tidings
+//! login` (given the list of nodes). Every process is the release binary; each can be
+//! SIGKILLed and started again.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -13,6 +15,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 
 use tidings::ipc::Client;
+use tokio_util::sync::CancellationToken;
+
+use super::pg::Cluster;
+use super::proxy::Proxy;
+use super::{Options, Store};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidings");
 /// How long starting a process may take.
@@ -129,17 +136,21 @@ impl Process {
     }
 }
 
-/// The service node.
+/// A service node.
 pub struct Service {
     pub url: String,
-    listen: String,
+    /// Where it listens, `host:port`.
+    pub listen: String,
     pub data_dir: PathBuf,
+    /// The PostgreSQL database it shares (`None`: sled, in `data_dir`).
+    store: Option<String>,
     pub process: Process,
 }
 
 impl Service {
-    /// Starts a node on a free loopback port, its store in `data_dir`.
-    pub async fn start(data_dir: PathBuf) -> Result<Self, String> {
+    /// Starts a node on a free loopback port, its admin socket (and its sled store when
+    /// `store` is `None`) in `data_dir`.
+    pub async fn start(data_dir: PathBuf, store: Option<String>) -> Result<Self, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
@@ -149,6 +160,7 @@ impl Service {
             url: format!("http://{listen}"),
             listen,
             data_dir,
+            store,
             process: Process::default(),
         };
         service.restart().await?;
@@ -158,7 +170,10 @@ impl Service {
     /// Starts the node again (after a kill) on the same port and data directory.
     pub async fn restart(&mut self) -> Result<(), String> {
         let dir = self.data_dir.to_string_lossy().into_owned();
-        let args = ["service", "--listen", &self.listen, "--data-dir", &dir];
+        let mut args = vec!["service", "--listen", &self.listen, "--data-dir", &dir];
+        if let Some(store) = &self.store {
+            args.extend(["--store", store]);
+        }
         let health = format!("{}/healthz", self.url);
         let http = reqwest::Client::new();
         let log = self.data_dir.with_extension("log");
@@ -189,13 +204,19 @@ impl Service {
 pub struct Device {
     pub user: String,
     pub home: PathBuf,
+    /// The nodes it signs in to, as `tidings login` takes them.
+    service: String,
+    /// The app it subscribes to.
+    host: String,
     pub unsid: String,
     pub process: Process,
+    /// Revoked, and not signed in again yet.
+    pub revoked: bool,
 }
 
 impl Device {
-    /// Signs a device of `user` in to `service` (in `home`), starts its agent and
-    /// subscribes it to `host`.
+    /// Signs a device of `user` in to `service` (a list of nodes; in `home`), starts
+    /// its agent and subscribes it to `host`.
     pub async fn start(
         user: &str,
         home: PathBuf,
@@ -205,26 +226,42 @@ impl Device {
         std::fs::create_dir_all(home.join("run")).map_err(|e| e.to_string())?;
         let private = std::os::unix::fs::PermissionsExt::from_mode(0o700);
         std::fs::set_permissions(home.join("run"), private).map_err(|e| e.to_string())?;
-        let login = command(
-            Some(&home),
-            &["login", service, "--user", user, "--password-stdin"],
-        );
-        run(login, Some(&format!("{user}-pw\n"))).await?;
         let mut device = Self {
             user: user.to_owned(),
             home,
+            service: service.to_owned(),
+            host: host.to_owned(),
             unsid: String::new(),
             process: Process::default(),
+            revoked: false,
         };
-        device.restart().await?;
-        let subscribed = device
-            .call("subscribe", json!({"targetHostName": host}))
+        device.sign_in().await?;
+        Ok(device)
+    }
+
+    /// Signs in with `tidings login` (again, after a revoke), starts the agent and
+    /// subscribes it: a new device of the same user, with a new UNSID.
+    pub async fn sign_in(&mut self) -> Result<(), String> {
+        let login = command(
+            Some(&self.home),
+            &[
+                "login",
+                &self.service,
+                "--user",
+                &self.user,
+                "--password-stdin",
+            ],
+        );
+        run(login, Some(&format!("{}-pw\n", self.user))).await?;
+        self.restart().await?;
+        let subscribed = self
+            .call("subscribe", json!({"targetHostName": self.host}))
             .await?;
         subscribed["unsid"]
             .as_str()
             .unwrap_or_default()
-            .clone_into(&mut device.unsid);
-        Ok(device)
+            .clone_into(&mut self.unsid);
+        Ok(())
     }
 
     fn socket(&self) -> PathBuf {
@@ -275,4 +312,80 @@ impl Device {
             }
         }
     }
+}
+
+/// What a run deploys.
+pub struct Deployment {
+    pub nodes: Vec<Service>,
+    /// The proxy in front of each node, through which the devices reach it.
+    pub proxies: Vec<Arc<Proxy>>,
+    pub cluster: Option<Arc<Cluster>>,
+    /// The app, as `app add` answered.
+    pub app: serde_json::Value,
+    /// The user of each device.
+    pub users: Vec<String>,
+    pub devices: Vec<Device>,
+}
+
+/// The nodes (and their database, and a proxy in front of each until `stop`), the app,
+/// and each device with its user. A device is given every node (through its proxy),
+/// its own first: device `d` of a user starts on node `d`.
+pub async fn deploy(
+    options: &Options,
+    dir: &Path,
+    stop: &CancellationToken,
+) -> Result<Deployment, String> {
+    let cluster = match options.store {
+        Store::Postgres => Some(Arc::new(
+            tokio::task::spawn_blocking(Cluster::start)
+                .await
+                .map_err(|e| format!("starting PostgreSQL: {e}"))?,
+        )),
+        Store::Sled => None,
+    };
+    let database = match &cluster {
+        Some(cluster) => {
+            let cluster = cluster.clone();
+            Some(
+                tokio::task::spawn_blocking(move || cluster.new_database())
+                    .await
+                    .map_err(|e| e.to_string())?,
+            )
+        }
+        None => None,
+    };
+    let mut nodes = Vec::new();
+    for n in 0..options.store.nodes() {
+        nodes.push(Service::start(dir.join(format!("node{n}")), database.clone()).await?);
+    }
+    let mut proxies = Vec::new();
+    for node in &nodes {
+        proxies.push(Proxy::start(node.listen.clone(), stop.clone()).await?);
+    }
+    let urls: Vec<&str> = proxies.iter().map(|proxy| proxy.url.as_str()).collect();
+    let app = nodes[0].admin(&["app", "add", "contoso.com"], None).await?;
+    let mut users = Vec::new();
+    let mut devices = Vec::new();
+    for user in super::run::users(options) {
+        let password = format!("{user}-pw\n");
+        nodes[0]
+            .admin(&["user", "add", &user, "--password-stdin"], Some(&password))
+            .await?;
+        for d in 0..options.devices_per_user {
+            let home = dir.join(format!("{user}-device{d}"));
+            let mut list = urls.clone();
+            list.rotate_left(d % urls.len());
+            let list = list.join(",");
+            devices.push(Device::start(&user, home, &list, "contoso.com").await?);
+            users.push(user.clone());
+        }
+    }
+    Ok(Deployment {
+        nodes,
+        proxies,
+        cluster,
+        app,
+        users,
+        devices,
+    })
 }

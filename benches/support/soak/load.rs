@@ -94,19 +94,20 @@ impl Ledger {
     }
 }
 
-/// Where the app posts: the service, its token, and each user's UNSIDs.
+/// Where the app posts: the service's nodes, its token, and each user's UNSIDs.
 pub struct Target {
-    pub url: String,
+    /// Every node; the app moves to the next when one does not answer.
+    pub urls: Vec<String>,
     pub client_id: String,
     pub client_secret: String,
-    /// (user, UNSID) of every device.
-    pub unsids: Vec<(String, String)>,
+    /// (user, UNSID) of every device (a device signed in again gets a new one).
+    pub unsids: Mutex<Vec<(String, String)>>,
 }
 
-/// The app's access token (client credentials).
-async fn token(http: &reqwest::Client, target: &Target) -> Option<String> {
+/// The app's access token (client credentials), from the node at `url`.
+async fn token(http: &reqwest::Client, target: &Target, url: &str) -> Option<String> {
     let answer = http
-        .post(format!("{}/oauth2/v2.0/token", target.url))
+        .post(format!("{url}/oauth2/v2.0/token"))
         .form(&[
             ("grant_type", "client_credentials"),
             ("client_id", target.client_id.as_str()),
@@ -136,6 +137,8 @@ struct Poster {
     rng: StdRng,
     bearer: Option<String>,
     next: u64,
+    /// The node it talks to (an index into the target's).
+    node: usize,
 }
 
 /// Posts `rate` a second, each burst at once and each group delete in turn (one request
@@ -159,6 +162,7 @@ pub async fn post(
         rng: StdRng::seed_from_u64(seed ^ 0x5eed),
         bearer: None,
         next: 0,
+        node: 0,
     };
     let mut tick = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
     loop {
@@ -182,10 +186,23 @@ pub async fn post(
 }
 
 impl Poster {
-    /// The app's token, fetched when it has none.
+    /// The node it talks to.
+    fn url(&self) -> &str {
+        &self.target.urls[self.node % self.target.urls.len()]
+    }
+
+    /// Moves on to the next node (the one it talked to did not answer).
+    fn next_node(&mut self) {
+        self.node = (self.node + 1) % self.target.urls.len();
+    }
+
+    /// The app's token, fetched when it has none (a token is good on every node).
     async fn token(&mut self) -> Option<String> {
         if self.bearer.is_none() {
-            self.bearer = token(&self.http, &self.target).await;
+            self.bearer = token(&self.http, &self.target, self.url()).await;
+            if self.bearer.is_none() {
+                self.next_node();
+            }
         }
         self.bearer.clone()
     }
@@ -207,6 +224,9 @@ impl Poster {
         if status == Some(reqwest::StatusCode::UNAUTHORIZED) {
             self.bearer = None;
         }
+        if status.is_none_or(|s| s == reqwest::StatusCode::SERVICE_UNAVAILABLE) {
+            self.next_node();
+        }
         status
     }
 
@@ -216,8 +236,10 @@ impl Poster {
         if self.token().await.is_none() {
             return false;
         }
-        let target = self.target.clone();
-        let (user, unsid) = &target.unsids[self.rng.random_range(0..target.unsids.len())];
+        let (user, unsid) = {
+            let unsids = self.target.unsids.lock().expect("the UNSIDs");
+            unsids[self.rng.random_range(0..unsids.len())].clone()
+        };
         let app_id = pick_app_id(&mut self.rng, &mut self.next);
         let mut body = json!({"targetHostName": "contoso.com", "appNotificationId": app_id,
             "payload": {"visualContent": {"title": format!("soak {app_id}")}}});
@@ -238,9 +260,9 @@ impl Poster {
         }
         let request = self
             .http
-            .post(format!("{}/beta/me/notifications", target.url))
+            .post(format!("{}/beta/me/notifications", self.url()))
             .json(&body);
-        let status = self.send(request, unsid).await;
+        let status = self.send(request, &unsid).await;
         let mut ledger = self.ledger.lock().expect("the ledger");
         if let Some(group) = group.filter(|_| status.is_none_or(|s| s.is_success())) {
             ledger
@@ -249,26 +271,32 @@ impl Poster {
                 .or_default()
                 .push(app_id.clone());
         }
-        ledger.record(user, app_id, status);
+        ledger.record(&user, app_id, status);
         true
     }
 
     /// Deletes a group of device `device`'s user, and moves its members in the ledger:
     /// gone when answered `204`, maybe gone when not answered.
     async fn delete_group(&mut self, device: usize, group: u8) {
-        let target = self.target.clone();
-        let Some((user, unsid)) = target.unsids.get(device) else {
+        let picked = self
+            .target
+            .unsids
+            .lock()
+            .expect("the UNSIDs")
+            .get(device)
+            .cloned();
+        let Some((user, unsid)) = picked else {
             return;
         };
         let group = format!("g{group}");
         // Group names here are `g0` to `g2`: nothing to escape.
-        let url = format!("{}/beta/me/notifications?groupName={group}", target.url);
+        let url = format!("{}/beta/me/notifications?groupName={group}", self.url());
         let request = self.http.delete(url);
-        let status = self.send(request, unsid).await;
+        let status = self.send(request, &unsid).await;
         self.ledger
             .lock()
             .expect("the ledger")
-            .group_deleted(user, &group, status);
+            .group_deleted(&user, &group, status);
     }
 }
 

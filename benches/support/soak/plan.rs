@@ -9,8 +9,8 @@ use rand::{Rng, SeedableRng};
 /// One thing done to the deployment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// SIGKILL the service node, and start it again after `down`.
-    KillService { down: Duration },
+    /// SIGKILL service node `node`, and start it again after `down`.
+    KillService { node: usize, down: Duration },
     /// SIGKILL device `device`'s agent, and start it again after `down`.
     KillAgent { device: usize, down: Duration },
     /// Mark one notification read from device `device` (a random one it holds).
@@ -19,6 +19,22 @@ pub enum Fault {
     Burst { count: usize },
     /// The app deletes group `g<group>` of device `device`'s user.
     DeleteGroup { device: usize, group: u8 },
+    /// Stop PostgreSQL (fast: sessions ended, as an administrator's restart does) and
+    /// start it again after `down`.
+    RestartDatabase { down: Duration },
+    /// Cut every link open through the proxy to node `node`.
+    CutLinks { node: usize },
+    /// Forward nothing through the proxy to node `node` for `lasting`.
+    StallLinks { node: usize, lasting: Duration },
+    /// Hold back each chunk through the proxy to node `node` by `by`, for `lasting`.
+    SlowLinks {
+        node: usize,
+        by: Duration,
+        lasting: Duration,
+    },
+    /// Revoke device `device` (`tidings admin device revoke`), and after `down` sign
+    /// it in again: a new device of the same user, with a new UNSID.
+    Revoke { device: usize, down: Duration },
 }
 
 impl Fault {
@@ -30,26 +46,50 @@ impl Fault {
             Fault::Read { .. } => "marked read on a device",
             Fault::Burst { .. } => "burst of posts",
             Fault::DeleteGroup { .. } => "group deleted by the app",
+            Fault::RestartDatabase { .. } => "PostgreSQL restarted",
+            Fault::CutLinks { .. } => "links to a node cut",
+            Fault::StallLinks { .. } => "links to a node stalled",
+            Fault::SlowLinks { .. } => "links to a node slowed",
+            Fault::Revoke { .. } => "device revoked and signed in again",
         }
     }
 }
 
 /// Every kind, in the report's order.
-pub const KINDS: [&str; 5] = [
+pub const KINDS: [&str; 10] = [
     "service SIGKILLed and restarted",
     "agent SIGKILLed and restarted",
     "marked read on a device",
     "burst of posts",
     "group deleted by the app",
+    "PostgreSQL restarted",
+    "links to a node cut",
+    "links to a node stalled",
+    "links to a node slowed",
+    "device revoked and signed in again",
 ];
 
-/// The faults of a run of `length` over `devices` devices, in time order, from `seed`.
-pub fn schedule(seed: u64, length: Duration, devices: usize) -> Vec<(Duration, Fault)> {
+/// What the schedule acts on.
+pub struct Scope {
+    pub devices: usize,
+    pub nodes: usize,
+    /// Whether there is a PostgreSQL server to restart.
+    pub database: bool,
+}
+
+/// The faults of a run of `length` over `scope`, in time order, from `seed`.
+pub fn schedule(seed: u64, length: Duration, scope: &Scope) -> Vec<(Duration, Fault)> {
+    let Scope {
+        devices,
+        nodes,
+        database,
+    } = *scope;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut faults = Vec::new();
     // Mean intervals: a node every 15 s, an agent every 4 s, a read every 1.5 s, a
-    // burst every 12 s, a group delete every 6 s; each drawn from half to one and a half
-    // of that. (A new kind goes last, so the kinds before it keep their moments.)
+    // burst every 12 s, a group delete every 6 s, PostgreSQL every 20 s, links cut every
+    // 10 s, stalled every 20 s, slowed every 20 s, a device revoked every 20 s; each drawn
+    // from half to one and a half of that. (A new kind goes last, so the kinds before it keep their moments.)
     let mut every = |mean_ms: u64, make: &mut dyn FnMut(&mut StdRng) -> Fault| {
         let mut at = Duration::ZERO;
         loop {
@@ -62,6 +102,7 @@ pub fn schedule(seed: u64, length: Duration, devices: usize) -> Vec<(Duration, F
         }
     };
     every(15_000, &mut |rng| Fault::KillService {
+        node: rng.random_range(0..nodes),
         down: Duration::from_millis(rng.random_range(100..=2_000)),
     });
     every(4_000, &mut |rng| Fault::KillAgent {
@@ -79,8 +120,38 @@ pub fn schedule(seed: u64, length: Duration, devices: usize) -> Vec<(Duration, F
         device: rng.random_range(0..devices),
         group: rng.random_range(0..3),
     });
+    if database {
+        every(20_000, &mut |rng| Fault::RestartDatabase {
+            down: Duration::from_millis(rng.random_range(100..=2_000)),
+        });
+    }
+    every(10_000, &mut |rng| Fault::CutLinks {
+        node: rng.random_range(0..nodes),
+    });
+    every(20_000, &mut |rng| Fault::StallLinks {
+        node: rng.random_range(0..nodes),
+        lasting: Duration::from_millis(rng.random_range(1_000..=8_000)),
+    });
+    every(20_000, &mut |rng| Fault::SlowLinks {
+        node: rng.random_range(0..nodes),
+        by: Duration::from_millis(rng.random_range(20..=300)),
+        lasting: Duration::from_millis(rng.random_range(2_000..=10_000)),
+    });
+    every(20_000, &mut |rng| Fault::Revoke {
+        device: rng.random_range(0..devices),
+        down: Duration::from_millis(rng.random_range(100..=3_000)),
+    });
     faults.sort_by_key(|(at, _)| *at);
     faults
+}
+
+/// A schedule as text, a fault a line (`schedule.txt` of a kept run).
+pub fn listing(faults: &[(Duration, Fault)]) -> String {
+    use std::fmt::Write as _;
+    faults.iter().fold(String::new(), |mut text, (at, fault)| {
+        let _ = writeln!(text, "{:>9.3} s  {fault:?}", at.as_secs_f64());
+        text
+    })
 }
 
 /// A digest of a schedule, printed in the report: two runs with the same seed (and

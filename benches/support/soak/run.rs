@@ -6,21 +6,28 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::Options;
 use super::check::{self, Sample, Violations};
-use super::deploy::{Device, Service};
+use super::deploy::{Deployment, Device, Service, deploy};
 use super::load::{self, Command, Ledger, Target};
+use super::pg::Cluster;
 use super::plan::{self, Fault};
+use super::proxy::{Link, Proxy};
 use super::settle::{converge, purged};
 use super::watch::{self, Watcher};
 
+#[path = "faults.rs"]
+mod faults;
+
 /// A process that did not start again after its kill.
 const STUCK: &str = "a process did not start again";
+
+/// Tries at signing a revoked device in again, a second apart.
+const SIGN_IN_TRIES: u32 = 20;
 
 pub type Devices = Arc<Vec<tokio::sync::Mutex<Device>>>;
 
@@ -47,7 +54,12 @@ pub struct Outcome {
 
 /// What the schedule's faults act on, and what they record.
 struct Faulting {
-    service: Service,
+    nodes: Vec<Service>,
+    /// The PostgreSQL cluster the nodes share (none on sled).
+    cluster: Option<Arc<Cluster>>,
+    /// The proxy in front of each node, for the devices.
+    proxies: Vec<Arc<Proxy>>,
+    /// The first node's process, which the sampler reads.
     service_pid: Arc<AtomicU32>,
     devices: Devices,
     users: Vec<String>,
@@ -56,6 +68,8 @@ struct Faulting {
     restarts: JoinSet<()>,
     stuck: Arc<Mutex<Violations>>,
     done: Vec<(&'static str, u64)>,
+    /// Where the app posts (a device signed in again gets a new UNSID there).
+    target: Arc<Target>,
     /// The runner's own device of each user, and what they found wrong.
     watchers: Vec<Watcher>,
     watch_found: Arc<Mutex<Violations>>,
@@ -64,32 +78,41 @@ struct Faulting {
 
 /// Sets up, runs and checks one soak.
 pub async fn soak(options: &Options) -> Result<Outcome, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let (service, app, users, devices) = deploy(options, dir.path()).await?;
-    let target = Arc::new(Target {
-        url: service.url.clone(),
-        client_id: app["clientId"].as_str().unwrap_or_default().to_owned(),
-        client_secret: app["clientSecret"].as_str().unwrap_or_default().to_owned(),
-        unsids: devices
-            .iter()
-            .map(|d| (d.user.clone(), d.unsid.clone()))
-            .collect(),
-    });
+    let dir = workdir()?;
+    let proxy_stop = CancellationToken::new();
+    let Deployment {
+        nodes,
+        proxies,
+        cluster,
+        app,
+        users,
+        devices,
+    } = deploy(options, dir.path(), &proxy_stop).await?;
+    let _proxies_end = proxy_stop.drop_guard();
+    let urls: Vec<String> = proxies.iter().map(|proxy| proxy.url.clone()).collect();
+    let target = target(&nodes, &app, &devices);
     let devices: Devices = Arc::new(devices.into_iter().map(tokio::sync::Mutex::new).collect());
-    let schedule = plan::schedule(options.seed, options.length, devices.len());
+    let scope = plan::Scope {
+        devices: devices.len(),
+        nodes: nodes.len(),
+        database: cluster.is_some(),
+    };
+    let schedule = plan::schedule(options.seed, options.length, &scope);
+    std::fs::write(dir.path().join("schedule.txt"), plan::listing(&schedule))
+        .map_err(|e| e.to_string())?;
     let stop = CancellationToken::new();
     let (bursts, burst_rx) = mpsc::unbounded_channel();
     let watch_found: Arc<Mutex<Violations>> = Arc::default();
     let watch_stop = CancellationToken::new();
-    let mut watchers = Vec::new();
-    for user in options_users(options) {
-        let found = watch_found.clone();
-        let url = &service.url;
-        watchers.push(watch::start(url, &user, "contoso.com", found, watch_stop.clone()).await?);
-    }
+    let watchers = watchers(options, &urls, &watch_found, &watch_stop).await?;
+    let store = cluster
+        .as_ref()
+        .map_or_else(|| nodes[0].data_dir.clone(), |cluster| cluster.data());
     let mut run = Faulting {
-        service_pid: Arc::new(AtomicU32::new(service.process.pid().unwrap_or(0))),
-        service,
+        service_pid: Arc::new(AtomicU32::new(nodes[0].process.pid().unwrap_or(0))),
+        nodes,
+        proxies,
+        cluster,
         devices,
         users,
         ledger: Arc::default(),
@@ -97,6 +120,7 @@ pub async fn soak(options: &Options) -> Result<Outcome, String> {
         restarts: JoinSet::new(),
         stuck: Arc::default(),
         done: plan::KINDS.map(|kind| (kind, 0u64)).to_vec(),
+        target: target.clone(),
         watchers,
         watch_found,
         watch_stop,
@@ -112,7 +136,7 @@ pub async fn soak(options: &Options) -> Result<Outcome, String> {
     let samples = Arc::new(Mutex::new(Vec::new()));
     let sampling = tokio::spawn(sample(
         run.service_pid.clone(),
-        run.service.data_dir.clone(),
+        store,
         run.devices.clone(),
         samples.clone(),
         options.sample_every,
@@ -143,8 +167,52 @@ pub async fn soak(options: &Options) -> Result<Outcome, String> {
     })
 }
 
+/// Where the app posts: the nodes themselves, as `app` (`app add`'s answer), to each
+/// device's UNSID.
+fn target(nodes: &[Service], app: &serde_json::Value, devices: &[Device]) -> Arc<Target> {
+    let text = |key: &str| app[key].as_str().unwrap_or_default().to_owned();
+    Arc::new(Target {
+        urls: nodes.iter().map(|node| node.url.clone()).collect(),
+        client_id: text("clientId"),
+        client_secret: text("clientSecret"),
+        unsids: Mutex::new(
+            devices
+                .iter()
+                .map(|d| (d.user.clone(), d.unsid.clone()))
+                .collect(),
+        ),
+    })
+}
+
+/// The runner's own device of each user, user `n` starting on node `n` (through its
+/// proxy at `urls[n]`), until `stop`.
+async fn watchers(
+    options: &Options,
+    urls: &[String],
+    found: &Arc<Mutex<Violations>>,
+    stop: &CancellationToken,
+) -> Result<Vec<Watcher>, String> {
+    let mut watchers = Vec::new();
+    for (n, user) in users(options).iter().enumerate() {
+        let (found, stop) = (found.clone(), stop.clone());
+        watchers.push(watch::start(urls, n, user, "contoso.com", found, stop).await?);
+    }
+    Ok(watchers)
+}
+
+/// Where the run's processes keep their files: removed at the end, unless
+/// `TIDINGS_SOAK_KEEP` is set (to read their logs and the schedule afterwards).
+fn workdir() -> Result<tempfile::TempDir, String> {
+    let mut dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    if std::env::var_os("TIDINGS_SOAK_KEEP").is_some() {
+        dir.disable_cleanup(true);
+        println!("soak: keeping {}", dir.path().display());
+    }
+    Ok(dir)
+}
+
 /// The users a run deploys, by name.
-fn options_users(options: &Options) -> Vec<String> {
+pub fn users(options: &Options) -> Vec<String> {
     (0..options.users).map(|u| format!("user{u}")).collect()
 }
 
@@ -156,7 +224,7 @@ impl Faulting {
         for (at, fault) in schedule {
             tokio::time::sleep_until((started + *at).into()).await;
             let applied = self.apply(*fault).await;
-            let pid = self.service.process.pid().unwrap_or(0);
+            let pid = self.nodes[0].process.pid().unwrap_or(0);
             self.service_pid.store(pid, Ordering::Relaxed);
             match applied {
                 Ok(true) => {
@@ -166,7 +234,8 @@ impl Faulting {
                     }
                 }
                 Ok(false) => {}
-                // The node did not start again: nothing more can be learnt from this run.
+                // A node or the database did not start again: nothing more can be learnt
+                // from this run.
                 Err(e) => {
                     self.stuck.lock().unwrap().add(STUCK, || e);
                     return;
@@ -191,7 +260,8 @@ impl Faulting {
             }
         }
         let converging = Instant::now();
-        let (mut violations, held, converged) = if self.service.process.is_running() {
+        let all_up = self.nodes.iter().all(|node| node.process.is_running());
+        let (mut violations, held, converged) = if all_up {
             converge(&self.devices, &self.watchers, &self.users, &self.ledger).await
         } else {
             (Violations::default(), 0, false)
@@ -202,7 +272,9 @@ impl Faulting {
         violations.merge(std::mem::take(&mut *self.stuck.lock().unwrap()));
         self.watch_stop.cancel();
         violations.merge(std::mem::take(&mut *self.watch_found.lock().unwrap()));
-        self.service.process.kill().await;
+        for node in &mut self.nodes {
+            node.process.kill().await;
+        }
         for device in self.devices.iter() {
             device.lock().await.process.kill().await;
         }
@@ -212,10 +284,29 @@ impl Faulting {
     /// Does one fault; false when there was nothing to do (the agent was down already).
     async fn apply(&mut self, fault: Fault) -> Result<bool, String> {
         match fault {
-            Fault::KillService { down } => {
-                self.service.process.kill().await;
+            Fault::KillService { node, down } => {
+                let node = &mut self.nodes[node];
+                node.process.kill().await;
                 tokio::time::sleep(down).await;
-                self.service.restart().await?;
+                node.restart().await?;
+            }
+            Fault::CutLinks { node } => self.proxies[node].cut(),
+            Fault::StallLinks { node, lasting } => self.link_for(node, Link::Stalled, lasting),
+            Fault::SlowLinks { node, by, lasting } => {
+                self.link_for(node, Link::Slow(by), lasting);
+            }
+            Fault::RestartDatabase { down } => {
+                let Some(cluster) = self.cluster.clone() else {
+                    return Ok(false);
+                };
+                let stopping = cluster.clone();
+                tokio::task::spawn_blocking(move || stopping.stop_server())
+                    .await
+                    .map_err(|e| format!("stopping PostgreSQL: {e}"))?;
+                tokio::time::sleep(down).await;
+                tokio::task::spawn_blocking(move || cluster.start_server())
+                    .await
+                    .map_err(|e| format!("starting PostgreSQL: {e}"))?;
             }
             Fault::KillAgent { device, down } => {
                 let mut held = self.devices[device].lock().await;
@@ -227,16 +318,19 @@ impl Faulting {
                 self.restarts.spawn(async move {
                     tokio::time::sleep(down).await;
                     let mut held = devices[device].lock().await;
+                    // A device revoked meanwhile is started by its sign-in.
                     if !held.process.is_running()
+                        && !held.revoked
                         && let Err(e) = held.restart().await
                     {
                         stuck.lock().unwrap().add(STUCK, || e);
                     }
                 });
             }
+            Fault::Revoke { device, down } => return self.revoke(device, down).await,
             Fault::Read { device, pick } => {
                 let user = &self.users[device];
-                return read(&self.devices[device], user, pick, &self.ledger).await;
+                return faults::read(&self.devices[device], user, pick, &self.ledger).await;
             }
             Fault::Burst { count } => {
                 let _ = self.bursts.send(Command::Burst(count));
@@ -247,65 +341,6 @@ impl Faulting {
         }
         Ok(true)
     }
-}
-
-/// The service, its app (as `app add` answered), and each device with its user.
-async fn deploy(
-    options: &Options,
-    dir: &std::path::Path,
-) -> Result<(Service, serde_json::Value, Vec<String>, Vec<Device>), String> {
-    let service = Service::start(dir.join("service")).await?;
-    let app = service.admin(&["app", "add", "contoso.com"], None).await?;
-    let mut users = Vec::new();
-    let mut devices = Vec::new();
-    for user in options_users(options) {
-        let password = format!("{user}-pw\n");
-        service
-            .admin(&["user", "add", &user, "--password-stdin"], Some(&password))
-            .await?;
-        for d in 0..options.devices_per_user {
-            let home = dir.join(format!("{user}-device{d}"));
-            devices.push(Device::start(&user, home, &service.url, "contoso.com").await?);
-            users.push(user.clone());
-        }
-    }
-    Ok((service, app, users, devices))
-}
-
-/// Marks one of the `s` notifications device holds read, through its agent.
-async fn read(
-    device: &tokio::sync::Mutex<Device>,
-    user: &str,
-    pick: u64,
-    ledger: &Mutex<Ledger>,
-) -> Result<bool, String> {
-    let device = device.lock().await;
-    if !device.process.is_running() {
-        return Ok(false);
-    }
-    let Ok(held) = device.history().await else {
-        return Ok(false);
-    };
-    let mut plain: Vec<_> = held
-        .iter()
-        .filter(|(app_id, _)| app_id.starts_with('s'))
-        .collect();
-    if plain.is_empty() {
-        return Ok(false);
-    }
-    plain.sort();
-    let (app_id, (id, _)) = plain[(pick % plain.len() as u64) as usize];
-    if device.call("markRead", json!({"ids": [id]})).await.is_err() {
-        return Ok(false);
-    }
-    ledger
-        .lock()
-        .unwrap()
-        .read
-        .entry(user.to_owned())
-        .or_default()
-        .insert(app_id.clone());
-    Ok(true)
 }
 
 /// Samples the deployment every `every` until `stop` and once after.

@@ -51,16 +51,19 @@ struct Tokens {
     at: Instant,
 }
 
-/// Signs a device of `user` in to `url` and subscribes it to `host`; then follows its
-/// channel until `stop`, adding what is wrong to `found`.
+/// Signs a device of `user` in to `urls[first]` and subscribes it to `host`; then
+/// follows its channel until `stop`, adding what is wrong to `found`, moving to the next
+/// node whenever one cannot be reached.
 pub async fn start(
-    url: &str,
+    urls: &[String],
+    first: usize,
     user: &str,
     host: &str,
     found: Arc<Mutex<Violations>>,
     stop: CancellationToken,
 ) -> Result<Watcher, String> {
     let http = reqwest::Client::new();
+    let url = &urls[first % urls.len()];
     let tokens = sign_in(&http, url, user).await?;
     let answer = http
         .post(format!("{url}/v1/me/subscriptions"))
@@ -78,7 +81,8 @@ pub async fn start(
     let seen: Arc<Mutex<Seen>> = Arc::default();
     let follow = Follow {
         http,
-        url: url.to_owned(),
+        urls: urls.to_vec(),
+        node: first % urls.len(),
         tokens,
         seen: seen.clone(),
         found,
@@ -128,7 +132,9 @@ async fn grant(http: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> Resu
 /// One watcher's following of its channel.
 struct Follow {
     http: reqwest::Client,
-    url: String,
+    urls: Vec<String>,
+    /// The node it talks to (an index into `urls`).
+    node: usize,
     tokens: Tokens,
     seen: Arc<Mutex<Seen>>,
     found: Arc<Mutex<Violations>>,
@@ -166,14 +172,14 @@ impl Follow {
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh.as_str()),
         ];
-        if let Ok(tokens) = grant(&self.http, &self.url, &form).await {
+        if let Ok(tokens) = grant(&self.http, &self.urls[self.node], &form).await {
             self.tokens = tokens;
         }
     }
 
     /// One connection from `cursor`, until it ends; whether it took any frame.
     async fn connection(&mut self, cursor: u64) -> bool {
-        let ws = self.url.replacen("http", "ws", 1);
+        let ws = self.urls[self.node].replacen("http", "ws", 1);
         let Ok(mut request) = format!("{ws}/v1/me/channel?cursor={cursor}").into_client_request()
         else {
             return false;
@@ -183,6 +189,8 @@ impl Follow {
         };
         request.headers_mut().insert("Authorization", bearer);
         let Ok((mut socket, _)) = tokio_tungstenite::connect_async(request).await else {
+            // Down, or refusing (503 without its database): the next node.
+            self.node = (self.node + 1) % self.urls.len();
             return false;
         };
         self.seen.lock().unwrap().connections += 1;

@@ -17,6 +17,7 @@ mod dnd;
 mod keys;
 mod outbox;
 mod query;
+mod resync;
 mod retention;
 mod tally;
 

@@ -278,3 +278,18 @@ async fn keys_last_as_long_as_their_subscription() {
     store.forget_all_keys().await.unwrap();
     assert!(store.keyring().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_replay_asked_again_while_one_runs_is_not_forgotten_with_it() {
+    let (_dir, store) = open();
+    assert_eq!(store.resync().unwrap(), 0);
+    store.want_resync().await.unwrap();
+    let first = store.resync().unwrap();
+    assert!(first > 0);
+    store.want_resync().await.unwrap();
+    store.resynced(first).await.unwrap();
+    let second = store.resync().unwrap();
+    assert!(second > first, "asked again meanwhile: still wanted");
+    store.resynced(second).await.unwrap();
+    assert_eq!(store.resync().unwrap(), 0);
+}
