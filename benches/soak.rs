@@ -25,6 +25,8 @@
 mod check;
 #[path = "support/soak/deploy.rs"]
 mod deploy;
+#[path = "support/soak/disk.rs"]
+mod disk;
 #[path = "support/soak/load.rs"]
 mod load;
 #[path = "support/mode.rs"]

@@ -17,6 +17,7 @@ use tokio::process::{Child, Command};
 use tidings::ipc::Client;
 use tokio_util::sync::CancellationToken;
 
+use super::disk::Disk;
 use super::pg::Cluster;
 use super::proxy::Proxy;
 use super::{Options, Store};
@@ -144,13 +145,19 @@ pub struct Service {
     pub data_dir: PathBuf,
     /// The PostgreSQL database it shares (`None`: sled, in `data_dir`).
     store: Option<String>,
+    /// Where its standard error goes.
+    log: PathBuf,
     pub process: Process,
 }
 
 impl Service {
     /// Starts a node on a free loopback port, its admin socket (and its sled store when
-    /// `store` is `None`) in `data_dir`.
-    pub async fn start(data_dir: PathBuf, store: Option<String>) -> Result<Self, String> {
+    /// `store` is `None`) in `data_dir`, its log in `log`.
+    pub async fn start(
+        data_dir: PathBuf,
+        store: Option<String>,
+        log: PathBuf,
+    ) -> Result<Self, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
@@ -161,6 +168,7 @@ impl Service {
             listen,
             data_dir,
             store,
+            log,
             process: Process::default(),
         };
         service.restart().await?;
@@ -176,7 +184,7 @@ impl Service {
         }
         let health = format!("{}/healthz", self.url);
         let http = reqwest::Client::new();
-        let log = self.data_dir.with_extension("log");
+        let log = self.log.clone();
         let child = start_until(command(None, &args), "the service", &log, || {
             let (http, health) = (http.clone(), health.clone());
             async move {
@@ -320,6 +328,8 @@ pub struct Deployment {
     /// The proxy in front of each node, through which the devices reach it.
     pub proxies: Vec<Arc<Proxy>>,
     pub cluster: Option<Arc<Cluster>>,
+    /// The sled node's own disk (none on PostgreSQL, or when it could not be mounted).
+    pub disk: Option<Arc<Disk>>,
     /// The app, as `app add` answered.
     pub app: serde_json::Value,
     /// The user of each device.
@@ -354,9 +364,22 @@ pub async fn deploy(
         }
         None => None,
     };
+    let disk = match options.store {
+        Store::Sled => Disk::mount(&dir.join("disk"))?.map(Arc::new),
+        Store::Postgres => None,
+    };
+    // The sled node's store goes on its own disk; the ballast that fills it goes beside
+    // the store, not in it, and the logs stay off it.
+    let base = disk
+        .as_ref()
+        .map_or_else(|| dir.to_owned(), |disk| disk.path().to_owned());
     let mut nodes = Vec::new();
     for n in 0..options.store.nodes() {
-        nodes.push(Service::start(dir.join(format!("node{n}")), database.clone()).await?);
+        let (data, log) = (
+            base.join(format!("node{n}")),
+            dir.join(format!("node{n}.log")),
+        );
+        nodes.push(Service::start(data, database.clone(), log).await?);
     }
     let mut proxies = Vec::new();
     for node in &nodes {
@@ -384,6 +407,7 @@ pub async fn deploy(
         nodes,
         proxies,
         cluster,
+        disk,
         app,
         users,
         devices,

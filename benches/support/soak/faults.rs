@@ -70,6 +70,20 @@ impl Faulting {
         Ok(true)
     }
 
+    /// Fills the node's disk, and frees it after `lasting`; false without a disk of
+    /// its own.
+    pub(super) fn fill_disk(&mut self, lasting: Duration) -> Result<bool, String> {
+        let Some(disk) = self.disk.clone() else {
+            return Ok(false);
+        };
+        disk.fill()?;
+        self.restarts.spawn(async move {
+            tokio::time::sleep(lasting).await;
+            disk.free();
+        });
+        Ok(true)
+    }
+
     /// Makes the links through node `node`'s proxy behave as `link`, for `lasting`.
     pub(super) fn link_for(&mut self, node: usize, link: Link, lasting: Duration) {
         let proxy = self.proxies[node].clone();

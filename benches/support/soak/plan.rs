@@ -35,6 +35,8 @@ pub enum Fault {
     /// Revoke device `device` (`tidings admin device revoke`), and after `down` sign
     /// it in again: a new device of the same user, with a new UNSID.
     Revoke { device: usize, down: Duration },
+    /// Fill the sled node's disk, and free it after `lasting`.
+    FillDisk { lasting: Duration },
 }
 
 impl Fault {
@@ -51,12 +53,13 @@ impl Fault {
             Fault::StallLinks { .. } => "links to a node stalled",
             Fault::SlowLinks { .. } => "links to a node slowed",
             Fault::Revoke { .. } => "device revoked and signed in again",
+            Fault::FillDisk { .. } => "node's disk filled, then freed",
         }
     }
 }
 
 /// Every kind, in the report's order.
-pub const KINDS: [&str; 10] = [
+pub const KINDS: [&str; 11] = [
     "service SIGKILLed and restarted",
     "agent SIGKILLed and restarted",
     "marked read on a device",
@@ -67,6 +70,7 @@ pub const KINDS: [&str; 10] = [
     "links to a node stalled",
     "links to a node slowed",
     "device revoked and signed in again",
+    "node's disk filled, then freed",
 ];
 
 /// What the schedule acts on.
@@ -75,6 +79,8 @@ pub struct Scope {
     pub nodes: usize,
     /// Whether there is a PostgreSQL server to restart.
     pub database: bool,
+    /// Whether the node's disk can be filled (a tmpfs of its own).
+    pub disk: bool,
 }
 
 /// The faults of a run of `length` over `scope`, in time order, from `seed`.
@@ -83,13 +89,14 @@ pub fn schedule(seed: u64, length: Duration, scope: &Scope) -> Vec<(Duration, Fa
         devices,
         nodes,
         database,
+        disk,
     } = *scope;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut faults = Vec::new();
     // Mean intervals: a node every 15 s, an agent every 4 s, a read every 1.5 s, a
     // burst every 12 s, a group delete every 6 s, PostgreSQL every 20 s, links cut every
-    // 10 s, stalled every 20 s, slowed every 20 s, a device revoked every 20 s; each drawn
-    // from half to one and a half of that. (A new kind goes last, so the kinds before it keep their moments.)
+    // 10 s, stalled every 20 s, slowed every 20 s, a device revoked every 20 s, the disk
+    // filled every 30 s; each drawn from half to one and a half of that. (A new kind goes last, so the kinds before it keep their moments.)
     let mut every = |mean_ms: u64, make: &mut dyn FnMut(&mut StdRng) -> Fault| {
         let mut at = Duration::ZERO;
         loop {
@@ -141,6 +148,11 @@ pub fn schedule(seed: u64, length: Duration, scope: &Scope) -> Vec<(Duration, Fa
         device: rng.random_range(0..devices),
         down: Duration::from_millis(rng.random_range(100..=3_000)),
     });
+    if disk {
+        every(30_000, &mut |rng| Fault::FillDisk {
+            lasting: Duration::from_millis(rng.random_range(2_000..=10_000)),
+        });
+    }
     faults.sort_by_key(|(at, _)| *at);
     faults
 }

@@ -84,7 +84,7 @@ pub fn report(options: &Options, outcome: &Outcome, measuring: bool) {
             options.plot.display()
         ),
     }
-    println!("not checked yet: web sessions, a full disk (docs/soak.md)");
+    println!("not checked yet: web sessions (docs/soak.md)");
 }
 
 fn resources(samples: &[Sample], measuring: bool) {

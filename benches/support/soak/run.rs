@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::Options;
 use super::check::{self, Sample, Violations};
 use super::deploy::{Deployment, Device, Service, deploy};
+use super::disk::Disk;
 use super::load::{self, Command, Ledger, Target};
 use super::pg::Cluster;
 use super::plan::{self, Fault};
@@ -57,6 +58,8 @@ struct Faulting {
     nodes: Vec<Service>,
     /// The PostgreSQL cluster the nodes share (none on sled).
     cluster: Option<Arc<Cluster>>,
+    /// The sled node's own disk.
+    disk: Option<Arc<Disk>>,
     /// The proxy in front of each node, for the devices.
     proxies: Vec<Arc<Proxy>>,
     /// The first node's process, which the sampler reads.
@@ -84,6 +87,7 @@ pub async fn soak(options: &Options) -> Result<Outcome, String> {
         nodes,
         proxies,
         cluster,
+        disk,
         app,
         users,
         devices,
@@ -96,6 +100,7 @@ pub async fn soak(options: &Options) -> Result<Outcome, String> {
         devices: devices.len(),
         nodes: nodes.len(),
         database: cluster.is_some(),
+        disk: disk.is_some(),
     };
     let schedule = plan::schedule(options.seed, options.length, &scope);
     std::fs::write(dir.path().join("schedule.txt"), plan::listing(&schedule))
@@ -113,6 +118,7 @@ pub async fn soak(options: &Options) -> Result<Outcome, String> {
         nodes,
         proxies,
         cluster,
+        disk,
         devices,
         users,
         ledger: Arc::default(),
@@ -291,6 +297,7 @@ impl Faulting {
                 node.restart().await?;
             }
             Fault::CutLinks { node } => self.proxies[node].cut(),
+            Fault::FillDisk { lasting } => return self.fill_disk(lasting),
             Fault::StallLinks { node, lasting } => self.link_for(node, Link::Stalled, lasting),
             Fault::SlowLinks { node, by, lasting } => {
                 self.link_for(node, Link::Slow(by), lasting);

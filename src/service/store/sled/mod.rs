@@ -138,7 +138,10 @@ impl SledStore {
             reserve: Mutex::new(reserve::Reserve::new(dir, 0)),
             recovering: AtomicBool::new(false),
         };
-        let (backend, index) = store.load()?;
+        let (backend, index) = match store.load() {
+            Err(e) if disk_full(&e) => store.load_on_a_full_disk(&e)?,
+            other => other?,
+        };
         *store.lock() = index;
         *sync::write(&store.open) = Some(Arc::new(backend));
         Ok(store)
@@ -178,6 +181,32 @@ impl SledStore {
         ))
     }
 
+    /// Opens the store on a disk too full for sled to open it (the service stopped or
+    /// killed while the disk was full): frees the reserve, opens it for reads, and
+    /// starts failed, so writes are refused until the recovery finds room again, as
+    /// when the disk fills under a running service. A restart into a full disk would
+    /// otherwise fail in a loop.
+    fn load_on_a_full_disk(&self, error: &StoreError) -> Result<(Open, index::Index), StoreError> {
+        tracing::warn!(%error, "the disk is full: freeing the store's reserve to open it");
+        reserve::Reserve::new(&self.dir, 1).release();
+        let opened = self.load()?;
+        self.start_full(format!(
+            "the disk was full when the store was opened: {error}"
+        ));
+        Ok(opened)
+    }
+
+    /// Marks the freshly opened store failed by a full disk: reads go on, writes are
+    /// refused until the recovery can write the reserve again.
+    fn start_full(&self, message: String) {
+        self.health.fail(Failure {
+            disk_full: true,
+            message,
+            since: crate::protocol::Timestamp::now(),
+        });
+        self.health.handle_replaced();
+    }
+
     /// The open database, or why there is none.
     ///
     /// sled fails reads on a handle whose flush failed. While a recovery task runs
@@ -201,16 +230,25 @@ impl SledStore {
 
     /// Keeps `bytes` of the disk in reserve for a recovery from a full disk
     /// (`reserve.rs`), writing the reserve now if it is missing.
+    /// On a full disk the store starts failed (reads only) and the recovery writes the
+    /// reserve once there is room.
     pub fn keep_reserve(&self, bytes: u64) -> Result<(), StoreError> {
         let reserve = reserve::Reserve::new(&self.dir, bytes);
-        reserve.fill().map_err(|e| {
-            StoreError::Commit(format!(
+        *lock(&self.reserve) = reserve.clone();
+        match reserve.fill() {
+            Ok(()) => Ok(()),
+            Err(e) if health::is_disk_full(&e) => {
+                self.start_full(format!(
+                    "the disk is full: cannot write the {bytes}-byte reserve in {}: {e}",
+                    self.dir.display()
+                ));
+                Ok(())
+            }
+            Err(e) => Err(StoreError::Commit(format!(
                 "cannot write the {bytes}-byte reserve in {}: {e}; free some disk space",
                 self.dir.display()
-            ))
-        })?;
-        *lock(&self.reserve) = reserve;
-        Ok(())
+            ))),
+        }
     }
 
     /// Refuses a write while the store is failed.
@@ -287,6 +325,11 @@ fn close(mut open: Arc<Open>) {
 }
 
 /// Whether the data directory takes a write again: 1 MiB written, synced and removed.
+/// Whether `error` is the disk being full.
+fn disk_full(error: &StoreError) -> bool {
+    matches!(error, StoreError::Io(io) if health::is_disk_full(io))
+}
+
 fn probe_disk(dir: &Path) -> std::io::Result<()> {
     use std::io::Write;
     let path = dir.join(".write-probe");
