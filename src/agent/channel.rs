@@ -57,6 +57,8 @@ pub enum SessionEnd {
         /// Whether the session got as far as `synced` (resets the backoff).
         healthy: bool,
     },
+    /// A replay of the whole feed was asked for: reconnect at once, from `seq` 0.
+    Resync,
 }
 
 type Socket =
@@ -138,7 +140,7 @@ pub async fn session(
             }
             () = signals.resync.notified() => {
                 let _ = socket.close(None).await;
-                return Ok(SessionEnd::Lost { healthy });
+                return Ok(SessionEnd::Resync);
             }
             group = next_group(&mut socket, signals.dead_link) => group,
         };

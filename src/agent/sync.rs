@@ -68,8 +68,13 @@ async fn sessions(
         telling: &handle.telling,
     };
     let mut backoff = Backoff::new();
+    // A session ended for a replay of the feed is followed by the next at once, on the
+    // same node, and the link stays as it was (it was not lost).
+    let mut resyncing = false;
     loop {
-        handle.link.set(LinkState::Connecting);
+        if !std::mem::take(&mut resyncing) {
+            handle.link.set(LinkState::Connecting);
+        }
         let attempt = async {
             let token = handle.api.token().await?;
             let (endpoint, tls) = (handle.api.endpoint(), handle.api.tls());
@@ -81,6 +86,10 @@ async fn sessions(
         };
         match outcome {
             Ok(SessionEnd::Shutdown) => return Ok(()),
+            Ok(SessionEnd::Resync) => {
+                resyncing = true;
+                continue;
+            }
             Ok(SessionEnd::Lost { healthy: true }) => backoff.reset(),
             Ok(SessionEnd::Lost { healthy: false }) => {}
             Err(AgentError::TokenRejected) => {

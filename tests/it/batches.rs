@@ -41,9 +41,11 @@ async fn listen(
     (client, rx)
 }
 
-/// The heads a batch payload names: "<millis>\n<seq> <user>\n...".
+/// The heads a batch payload names: "<millis>\n<seq> <user>\n..." (then, after a line
+/// `-`, the changes it carries).
 fn heads(payload: &str) -> Vec<(String, u64)> {
-    let (_, lines) = payload.split_once('\n').expect("a batch announcement");
+    let heads = payload.split("\n-").next().unwrap_or_default();
+    let (_, lines) = heads.split_once('\n').expect("a batch announcement");
     lines
         .split('\n')
         .map(|line| {
