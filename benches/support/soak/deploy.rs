@@ -184,8 +184,7 @@ impl Service {
         }
         let health = format!("{}/healthz", self.url);
         let http = reqwest::Client::new();
-        let log = self.log.clone();
-        let child = start_until(command(None, &args), "the service", &log, || {
+        let child = start_until(command(None, &args), "the service", &self.log, || {
             let (http, health) = (http.clone(), health.clone());
             async move {
                 let answer = http.get(&health).send().await;

@@ -1,6 +1,6 @@
-//! The faults a soak does to its devices and their links: revoking a device and signing
-//! it in again, a read on a device, links through a node's proxy stalled or slowed for
-//! a while.
+//! The faults a soak does to its devices, their links and the node's disk: revoking a
+//! device and signing it in again, a read on a device, the sled node's disk filled for a
+//! while, links through a node's proxy stalled or slowed for a while.
 
 use std::sync::Mutex;
 use std::time::Duration;

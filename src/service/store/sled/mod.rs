@@ -188,7 +188,8 @@ impl SledStore {
     /// otherwise fail in a loop.
     fn load_on_a_full_disk(&self, error: &StoreError) -> Result<(Open, index::Index), StoreError> {
         tracing::warn!(%error, "the disk is full: freeing the store's reserve to open it");
-        reserve::Reserve::new(&self.dir, 1).release();
+        // The reserve's size is not known before the settings give it; its file is.
+        lock(&self.reserve).release();
         let opened = self.load()?;
         self.start_full(format!(
             "the disk was full when the store was opened: {error}"
@@ -230,6 +231,7 @@ impl SledStore {
 
     /// Keeps `bytes` of the disk in reserve for a recovery from a full disk
     /// (`reserve.rs`), writing the reserve now if it is missing.
+    ///
     /// On a full disk the store starts failed (reads only) and the recovery writes the
     /// reserve once there is room.
     pub fn keep_reserve(&self, bytes: u64) -> Result<(), StoreError> {
@@ -324,12 +326,12 @@ fn close(mut open: Arc<Open>) {
     }
 }
 
-/// Whether the data directory takes a write again: 1 MiB written, synced and removed.
 /// Whether `error` is the disk being full.
 fn disk_full(error: &StoreError) -> bool {
     matches!(error, StoreError::Io(io) if health::is_disk_full(io))
 }
 
+/// Whether the data directory takes a write again: 1 MiB written, synced and removed.
 fn probe_disk(dir: &Path) -> std::io::Result<()> {
     use std::io::Write;
     let path = dir.join(".write-probe");
