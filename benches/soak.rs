@@ -48,6 +48,8 @@ mod run;
 mod settle;
 #[path = "support/soak/watch.rs"]
 mod watch;
+#[path = "support/soak/web.rs"]
+mod web;
 
 use std::time::Duration;
 
@@ -136,8 +138,8 @@ fn main() {
     let outcome = runtime.block_on(run::soak(&options));
     match outcome {
         Ok(outcome) => {
-            report::report(&options, &outcome, measuring);
-            if outcome.violations.total() > 0 {
+            let grew = report::report(&options, &outcome, measuring);
+            if outcome.violations.total() > 0 || grew {
                 std::process::exit(1);
             }
         }

@@ -17,6 +17,7 @@ use tokio::process::{Child, Command};
 use tidings::ipc::Client;
 use tokio_util::sync::CancellationToken;
 
+use super::check::{Held, state_of};
 use super::disk::Disk;
 use super::pg::Cluster;
 use super::proxy::Proxy;
@@ -291,6 +292,12 @@ impl Device {
         Ok(())
     }
 
+    /// Runs `tidings` with `args` as this device's user would (the CLI talks to its
+    /// agent); its standard output, or what went wrong.
+    pub async fn cli(&self, args: &[&str]) -> Result<String, String> {
+        run(command(Some(&self.home), args), None).await
+    }
+
     /// One IPC call to the agent.
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, String> {
         let mut client = Client::connect(&self.socket())
@@ -299,8 +306,8 @@ impl Device {
         client.call(method, params).await.map_err(|e| e.to_string())
     }
 
-    /// Every notification the agent holds, by its `appNotificationId`: (id, read state).
-    pub async fn history(&self) -> Result<HashMap<String, (String, String)>, String> {
+    /// Every notification the agent holds, by its `appNotificationId`: (id, state).
+    pub async fn history(&self) -> Result<Held, String> {
         let mut all = HashMap::new();
         let mut before: Option<u64> = None;
         loop {
@@ -311,7 +318,7 @@ impl Device {
             let page = self.call("list", params).await?;
             for n in page["items"].as_array().into_iter().flatten() {
                 let text = |key: &str| n[key].as_str().unwrap_or_default().to_owned();
-                all.insert(text("appNotificationId"), (text("id"), text("readState")));
+                all.insert(text("appNotificationId"), (text("id"), state_of(n)));
             }
             match page["next"].as_u64() {
                 Some(next) => before = Some(next),

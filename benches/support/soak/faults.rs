@@ -1,6 +1,7 @@
 //! The faults a soak does to its devices, their links and the node's disk: revoking a
-//! device and signing it in again, a read on a device, the sled node's disk filled for a
-//! while, links through a node's proxy stalled or slowed for a while.
+//! device and signing it in again, a read on a device (through its agent's IPC), a
+//! read, dismiss or delete with the CLI or in a web session, the sled node's disk
+//! filled for a while, links through a node's proxy stalled or slowed for a while.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -10,6 +11,8 @@ use serde_json::json;
 use super::super::deploy::Device;
 use super::super::load::Ledger;
 use super::super::proxy::Link;
+use super::super::watch::Watcher;
+use super::super::web::Action;
 use super::{Faulting, SIGN_IN_TRIES, STUCK};
 
 impl Faulting {
@@ -95,6 +98,72 @@ impl Faulting {
     }
 }
 
+/// Does `action` to one of the `s` notifications a device holds with the CLI
+/// (`tidings read|dismiss|delete ID`, which asks its agent); false when it could not
+/// (the agent was down, or held none).
+pub(super) async fn act(
+    device: &tokio::sync::Mutex<Device>,
+    user: &str,
+    (action, pick): (Action, u64),
+    ledger: &Mutex<Ledger>,
+) -> Result<bool, String> {
+    let device = device.lock().await;
+    let Some((app_id, id)) = pick_plain(&device, pick).await else {
+        return Ok(false);
+    };
+    if device.cli(&[action.command(), &id]).await.is_err() {
+        return Ok(false);
+    }
+    ledger.lock().unwrap().acted(user, &app_id, action, true);
+    Ok(true)
+}
+
+/// Does `action` to a notification in the runner's web session `watcher`, through the
+/// device API; false when it held none. An action without an answer (the node was
+/// killed) may or may not have happened; one answered with an error did not.
+pub(super) async fn web_act(
+    watcher: &Watcher,
+    (action, pick): (Action, u64),
+    ledger: &Mutex<Ledger>,
+) -> Result<bool, String> {
+    let Some((app_id, status)) = watcher.act(pick, action).await else {
+        return Ok(false);
+    };
+    match status {
+        Some(status) if status.is_success() => {
+            ledger
+                .lock()
+                .unwrap()
+                .acted(&watcher.user, &app_id, action, true);
+        }
+        Some(_) => return Ok(false),
+        None => ledger
+            .lock()
+            .unwrap()
+            .acted(&watcher.user, &app_id, action, false),
+    }
+    Ok(true)
+}
+
+/// One of the `s` notifications a running device holds, picked by `pick`:
+/// (`appNotificationId`, id).
+async fn pick_plain(device: &Device, pick: u64) -> Option<(String, String)> {
+    if !device.process.is_running() {
+        return None;
+    }
+    let held = device.history().await.ok()?;
+    let mut plain: Vec<_> = held
+        .into_iter()
+        .filter(|(app_id, _)| app_id.starts_with('s'))
+        .map(|(app_id, (id, _))| (app_id, id))
+        .collect();
+    if plain.is_empty() {
+        return None;
+    }
+    plain.sort();
+    Some(plain.swap_remove((pick % plain.len() as u64) as usize))
+}
+
 /// Marks one of the `s` notifications device holds read, through its agent.
 pub(super) async fn read(
     device: &tokio::sync::Mutex<Device>,
@@ -103,30 +172,15 @@ pub(super) async fn read(
     ledger: &Mutex<Ledger>,
 ) -> Result<bool, String> {
     let device = device.lock().await;
-    if !device.process.is_running() {
-        return Ok(false);
-    }
-    let Ok(held) = device.history().await else {
+    let Some((app_id, id)) = pick_plain(&device, pick).await else {
         return Ok(false);
     };
-    let mut plain: Vec<_> = held
-        .iter()
-        .filter(|(app_id, _)| app_id.starts_with('s'))
-        .collect();
-    if plain.is_empty() {
-        return Ok(false);
-    }
-    plain.sort();
-    let (app_id, (id, _)) = plain[(pick % plain.len() as u64) as usize];
     if device.call("markRead", json!({"ids": [id]})).await.is_err() {
         return Ok(false);
     }
     ledger
         .lock()
         .unwrap()
-        .read
-        .entry(user.to_owned())
-        .or_default()
-        .insert(app_id.clone());
+        .acted(user, &app_id, Action::Read, true);
     Ok(true)
 }

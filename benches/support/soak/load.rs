@@ -16,6 +16,8 @@ use tidings::protocol::Timestamp;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::web::Action;
+
 /// What became of the posts, per user.
 #[derive(Default)]
 pub struct Ledger {
@@ -25,15 +27,18 @@ pub struct Ledger {
     pub unanswered: HashMap<String, HashSet<String>>,
     /// Answered with an error: never committed.
     pub refused: HashMap<String, HashSet<String>>,
-    /// Marked read on one of the user's devices (the agent took the change).
+    /// Marked read on one of the user's devices (the agent took the change, or the
+    /// service answered).
     pub read: HashMap<String, HashSet<String>>,
+    /// Dismissed on one of the user's devices, the same way.
+    pub dismissed: HashMap<String, HashSet<String>>,
     /// Posts sent, by outcome: 201, refused, unanswered.
     pub counts: [u64; 3],
     /// When each expiring post (`x<n>`) expires.
     pub expires: HashMap<String, Timestamp>,
     /// The members of each (user, group) posted (answered or not) since its last delete.
     groups: HashMap<(String, String), Vec<String>>,
-    /// Deleted with their group (answered `204`): on no device.
+    /// Deleted with their group (answered `204`), or by a device: on no device.
     pub gone: HashMap<String, HashSet<String>>,
     /// Group deletes, by outcome: 204, refused, unanswered.
     pub group_deletes: [u64; 3],
@@ -84,6 +89,47 @@ impl Ledger {
         if slot == 0 {
             self.groups.remove(&key);
         }
+    }
+
+    /// The notifications the service keeps, as far as the ledger knows: answered
+    /// `201` or unanswered, and not deleted since.
+    pub fn kept(&self) -> u64 {
+        let count = |book: &HashMap<String, HashSet<String>>| -> u64 {
+            book.values().map(|s| s.len() as u64).sum()
+        };
+        count(&self.posted) + count(&self.unanswered)
+    }
+
+    /// Records what a device did to `app_id` of `user`: `taken` when the agent took
+    /// it or the service answered `2xx`, not when no answer came (then it may or may
+    /// not have happened: a delete makes the notification one that may be anywhere).
+    pub fn acted(&mut self, user: &str, app_id: &str, action: Action, taken: bool) {
+        let user = user.to_owned();
+        match (action, taken) {
+            (Action::Read, true) => self.read.entry(user).or_default().insert(app_id.to_owned()),
+            (Action::Dismiss, true) => self
+                .dismissed
+                .entry(user)
+                .or_default()
+                .insert(app_id.to_owned()),
+            (Action::Delete, true) => {
+                self.posted.entry(user.clone()).or_default().remove(app_id);
+                self.unanswered
+                    .entry(user.clone())
+                    .or_default()
+                    .remove(app_id);
+                self.gone.entry(user).or_default().insert(app_id.to_owned())
+            }
+            (Action::Delete, false) => {
+                self.posted.entry(user.clone()).or_default().remove(app_id)
+                    && self
+                        .unanswered
+                        .entry(user)
+                        .or_default()
+                        .insert(app_id.to_owned())
+            }
+            (Action::Read | Action::Dismiss, false) => false,
+        };
     }
 
     /// Whether `app_id` expires before `at` (so it may be gone, or going, anywhere).

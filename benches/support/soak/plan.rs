@@ -6,6 +6,8 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::web::Action;
+
 /// One thing done to the deployment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
@@ -37,6 +39,20 @@ pub enum Fault {
     Revoke { device: usize, down: Duration },
     /// Fill the sled node's disk, and free it after `lasting`.
     FillDisk { lasting: Duration },
+    /// Read, dismiss or delete (`action`) one notification with the CLI of device
+    /// `device` (which asks its agent); `pick` picks which.
+    Act {
+        device: usize,
+        action: Action,
+        pick: u64,
+    },
+    /// Read, dismiss or delete one notification in web session `session` (an index
+    /// among the runner's web sessions), through the device API as the page does.
+    WebAct {
+        session: usize,
+        action: Action,
+        pick: u64,
+    },
 }
 
 impl Fault {
@@ -54,12 +70,14 @@ impl Fault {
             Fault::SlowLinks { .. } => "links to a node slowed",
             Fault::Revoke { .. } => "device revoked and signed in again",
             Fault::FillDisk { .. } => "node's disk filled, then freed",
+            Fault::Act { .. } => "read / dismissed / deleted with the CLI",
+            Fault::WebAct { .. } => "read / dismissed / deleted in a web session",
         }
     }
 }
 
 /// Every kind, in the report's order.
-pub const KINDS: [&str; 11] = [
+pub const KINDS: [&str; 13] = [
     "service SIGKILLed and restarted",
     "agent SIGKILLed and restarted",
     "marked read on a device",
@@ -71,6 +89,8 @@ pub const KINDS: [&str; 11] = [
     "links to a node slowed",
     "device revoked and signed in again",
     "node's disk filled, then freed",
+    "read / dismissed / deleted with the CLI",
+    "read / dismissed / deleted in a web session",
 ];
 
 /// What the schedule acts on.
@@ -81,6 +101,8 @@ pub struct Scope {
     pub database: bool,
     /// Whether the node's disk can be filled (a tmpfs of its own).
     pub disk: bool,
+    /// The runner's web sessions.
+    pub web: usize,
 }
 
 /// The faults of a run of `length` over `scope`, in time order, from `seed`.
@@ -90,13 +112,16 @@ pub fn schedule(seed: u64, length: Duration, scope: &Scope) -> Vec<(Duration, Fa
         nodes,
         database,
         disk,
+        web,
     } = *scope;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut faults = Vec::new();
     // Mean intervals: a node every 15 s, an agent every 4 s, a read every 1.5 s, a
     // burst every 12 s, a group delete every 6 s, PostgreSQL every 20 s, links cut every
     // 10 s, stalled every 20 s, slowed every 20 s, a device revoked every 20 s, the disk
-    // filled every 30 s; each drawn from half to one and a half of that. (A new kind goes last, so the kinds before it keep their moments.)
+    // filled every 30 s, an action with the CLI every 4 s, one in a web session every
+    // 5 s; each drawn from half to one and a half of that. (A new kind goes last, so
+    // the kinds before it keep their moments.)
     let mut every = |mean_ms: u64, make: &mut dyn FnMut(&mut StdRng) -> Fault| {
         let mut at = Duration::ZERO;
         loop {
@@ -151,6 +176,18 @@ pub fn schedule(seed: u64, length: Duration, scope: &Scope) -> Vec<(Duration, Fa
     if disk {
         every(30_000, &mut |rng| Fault::FillDisk {
             lasting: Duration::from_millis(rng.random_range(2_000..=10_000)),
+        });
+    }
+    every(4_000, &mut |rng| Fault::Act {
+        device: rng.random_range(0..devices),
+        action: Action::from_pick(rng.random()),
+        pick: rng.random(),
+    });
+    if web > 0 {
+        every(5_000, &mut |rng| Fault::WebAct {
+            session: rng.random_range(0..web),
+            action: Action::from_pick(rng.random()),
+            pick: rng.random(),
         });
     }
     faults.sort_by_key(|(at, _)| *at);

@@ -1,13 +1,20 @@
 //! The soak's report: what ran, what was done to it, what was found, and the resources
 //! over time.
 
-use super::check::{self, Sample};
+use std::time::Duration;
+
+use super::check::{self, FLAT_BELOW, Sample};
 use super::run::Outcome;
 use super::settle::{CONVERGE_WITHIN, PURGE_WITHIN};
 use super::{Options, Store};
 
-/// Prints the report.
-pub fn report(options: &Options, outcome: &Outcome, measuring: bool) {
+/// Runs shorter than this are too short to judge whether the resources are flat (two
+/// minutes holds a handful of a node's restarts).
+const JUDGED_FROM: Duration = Duration::from_secs(20 * 60);
+
+/// Prints the report; whether a resource was judged to grow (a failure, as a
+/// violation is).
+pub fn report(options: &Options, outcome: &Outcome, measuring: bool) -> bool {
     let [posted, refused, unanswered] = outcome.ledger.counts;
     println!(
         "soak: {:.1} min, seed {} (schedule digest {:016x}, {} faults), {} users x {} devices, {}",
@@ -76,7 +83,8 @@ pub fn report(options: &Options, outcome: &Outcome, measuring: bool) {
             options.seed
         );
     }
-    resources(&outcome.samples, measuring);
+    let judged = measuring && options.length >= JUDGED_FROM;
+    let grew = resources(&outcome.samples, judged);
     match super::plot::plot(&outcome.samples, &options.plot) {
         Ok(()) => println!("resources plotted: {}", options.plot.display()),
         Err(e) => println!(
@@ -84,33 +92,52 @@ pub fn report(options: &Options, outcome: &Outcome, measuring: bool) {
             options.plot.display()
         ),
     }
-    println!("not checked yet: web sessions (docs/soak.md)");
+    grew
 }
 
-fn resources(samples: &[Sample], measuring: bool) {
-    println!("| at | service RSS | fds | threads | store | largest agent RSS | its fds |");
-    println!("|---|---|---|---|---|---|---|");
+/// Prints the resources as a table and their growth; whether, `judged`, one grew.
+fn resources(samples: &[Sample], judged: bool) -> bool {
+    println!("| at | service RSS | fds | threads | store | kept | largest agent RSS | its fds |");
+    println!("|---|---|---|---|---|---|---|---|");
     let step = (samples.len() / 8).max(1);
     for s in samples.iter().step_by(step).chain(samples.last()) {
         println!(
-            "| {:.0} s | {:.1} MiB | {} | {} | {:.1} MiB | {:.1} MiB | {} |",
+            "| {:.0} s | {:.1} MiB | {} | {} | {:.1} MiB | {} | {:.1} MiB | {} |",
             s.at.as_secs_f64(),
             s.service.rss_kib as f64 / 1024.0,
             s.service.fds,
             s.service.threads,
             s.store_bytes as f64 / f64::from(1 << 20),
+            s.kept,
             s.agent.rss_kib as f64 / 1024.0,
             s.agent.fds
         );
     }
-    let growth: Vec<String> = check::growth(samples)
+    let growth = check::growth(samples);
+    let shown: Vec<String> = growth
         .iter()
         .map(|(name, pct)| format!("{name} {pct:+.1} %"))
         .collect();
-    let judged = if measuring {
-        ""
-    } else {
-        " (a smoke run: too short to judge)"
-    };
-    println!("growth over the last half: {}{judged}", growth.join(", "));
+    println!(
+        "growth over the last half (the third quarter's peak to the fourth's): {}",
+        shown.join(", ")
+    );
+    if !judged {
+        println!(
+            "  (not judged: a run of under {} minutes is too short to call flat)",
+            JUDGED_FROM.as_secs() / 60
+        );
+        return false;
+    }
+    let grew: Vec<_> = growth
+        .iter()
+        .filter(|(_, pct)| *pct >= FLAT_BELOW)
+        .collect();
+    for (name, pct) in &grew {
+        println!("RESOURCE GREW: {name} {pct:+.1} % (flat is under {FLAT_BELOW} %)");
+    }
+    if grew.is_empty() {
+        println!("resources: flat (each under {FLAT_BELOW} %)");
+    }
+    !grew.is_empty()
 }

@@ -101,6 +101,7 @@ pub async fn soak(options: &Options) -> Result<Outcome, String> {
         nodes: nodes.len(),
         database: cluster.is_some(),
         disk: disk.is_some(),
+        web: web_sessions(options),
     };
     let schedule = plan::schedule(options.seed, options.length, &scope);
     std::fs::write(dir.path().join("schedule.txt"), plan::listing(&schedule))
@@ -144,6 +145,7 @@ pub async fn soak(options: &Options) -> Result<Outcome, String> {
         run.service_pid.clone(),
         store,
         run.devices.clone(),
+        run.ledger.clone(),
         samples.clone(),
         options.sample_every,
         stop.clone(),
@@ -191,7 +193,7 @@ fn target(nodes: &[Service], app: &serde_json::Value, devices: &[Device]) -> Arc
 }
 
 /// The runner's own device of each user, user `n` starting on node `n` (through its
-/// proxy at `urls[n]`), until `stop`.
+/// proxy at `urls[n]`), until `stop`; every [`WEB_EVERY`]th a web session.
 async fn watchers(
     options: &Options,
     urls: &[String],
@@ -201,9 +203,18 @@ async fn watchers(
     let mut watchers = Vec::new();
     for (n, user) in users(options).iter().enumerate() {
         let (found, stop) = (found.clone(), stop.clone());
-        watchers.push(watch::start(urls, n, user, "contoso.com", found, stop).await?);
+        let who = (user.as_str(), n % WEB_EVERY == 0);
+        watchers.push(watch::start(urls, n, who, "contoso.com", found, stop).await?);
     }
     Ok(watchers)
+}
+
+/// Every fifth user's runner device (from the first) is a web session.
+const WEB_EVERY: usize = 5;
+
+/// How many of the runner's devices are web sessions.
+fn web_sessions(options: &Options) -> usize {
+    options.users.div_ceil(WEB_EVERY)
 }
 
 /// Where the run's processes keep their files: removed at the end, unless
@@ -339,6 +350,25 @@ impl Faulting {
                 let user = &self.users[device];
                 return faults::read(&self.devices[device], user, pick, &self.ledger).await;
             }
+            Fault::Act {
+                device,
+                action,
+                pick,
+            } => {
+                let user = &self.users[device];
+                let device = &self.devices[device];
+                return faults::act(device, user, (action, pick), &self.ledger).await;
+            }
+            Fault::WebAct {
+                session,
+                action,
+                pick,
+            } => {
+                let Some(watcher) = self.watchers.iter().filter(|w| w.web).nth(session) else {
+                    return Ok(false);
+                };
+                return faults::web_act(watcher, (action, pick), &self.ledger).await;
+            }
             Fault::Burst { count } => {
                 let _ = self.bursts.send(Command::Burst(count));
             }
@@ -355,6 +385,7 @@ async fn sample(
     service: Arc<AtomicU32>,
     store: std::path::PathBuf,
     devices: Devices,
+    ledger: Arc<Mutex<Ledger>>,
     samples: Arc<Mutex<Vec<Sample>>>,
     every: Duration,
     stop: CancellationToken,
@@ -384,6 +415,7 @@ async fn sample(
                 at: started.elapsed(),
                 service: reading,
                 store_bytes: check::size_of(&store),
+                kept: ledger.lock().unwrap().kept(),
                 agent,
             });
         }

@@ -1,21 +1,25 @@
-//! A device of each user held by the runner itself: signed in with the password grant,
-//! subscribed to the app, and following the push channel frame by frame, the way an
+//! A device of each user held by the runner itself: signed in with the password grant
+//! (or, for some users, a web session as the web app's page is; `web.rs`), subscribed
+//! to the app, and following the push channel frame by frame, the way an
 //! agent does (from its cursor, acking what it took, reconnecting after a node's kill).
 //! Because the runner sees every frame, it checks what the agents' stores cannot show:
 //! each change arrives once and in `seq` order (every `seq` after the last one taken,
 //! across reconnections), and what it holds at the end is compared with the ledger like
-//! any device's.
+//! any device's. A web session's user also reads, dismisses and deletes from it when
+//! the schedule says, as the page's buttons do.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
 
-use super::check::{Held, Violations};
+use super::check::{Held, Violations, state_of};
+use super::web::{self, Action, Tokens, sign_in};
 
 /// The violation a change taken twice, or out of order, is.
 const ORDER: &str = "a change arrived twice or out of seq order on a channel";
@@ -41,34 +45,47 @@ pub struct Seen {
 /// A runner-held device of `user`.
 pub struct Watcher {
     pub user: String,
+    /// A web session, as the web app's page is.
+    pub web: bool,
     pub seen: Arc<Mutex<Seen>>,
+    http: reqwest::Client,
+    session: Arc<Mutex<Session>>,
 }
 
-/// The device's tokens.
-struct Tokens {
-    access: String,
-    refresh: String,
-    at: Instant,
+/// Where a watcher is and how it proves who it is; shared by its channel and the
+/// user's actions in it.
+struct Session {
+    urls: Vec<String>,
+    /// The node it talks to (an index into `urls`).
+    node: usize,
+    tokens: Tokens,
 }
 
-/// Signs a device of `user` in to `urls[first]` and subscribes it to `host`; then
-/// follows its channel until `stop`, adding what is wrong to `found`, moving to the next
-/// node whenever one cannot be reached.
+impl Session {
+    fn url(&self) -> String {
+        self.urls[self.node].clone()
+    }
+}
+
+/// Signs a device of `user` in to `urls[first]` (a web session when `web`) and
+/// subscribes it to `host`; then follows its channel until `stop`, adding what is wrong
+/// to `found`, moving to the next node whenever one cannot be reached.
 pub async fn start(
     urls: &[String],
     first: usize,
-    user: &str,
+    (user, web): (&str, bool),
     host: &str,
     found: Arc<Mutex<Violations>>,
     stop: CancellationToken,
 ) -> Result<Watcher, String> {
     let http = reqwest::Client::new();
     let url = &urls[first % urls.len()];
-    let tokens = sign_in(&http, url, user).await?;
-    let answer = http
+    let tokens = sign_in(&http, url, user, web).await?;
+    let request = http
         .post(format!("{url}/v1/me/subscriptions"))
-        .bearer_auth(&tokens.access)
-        .json(&json!({"targetHostName": host}))
+        .json(&json!({"targetHostName": host}));
+    let answer = tokens
+        .authorize(request, url)
         .send()
         .await
         .map_err(|e| e.to_string())?;
@@ -79,11 +96,14 @@ pub async fn start(
         ));
     }
     let seen: Arc<Mutex<Seen>> = Arc::default();
-    let follow = Follow {
-        http,
+    let session = Arc::new(Mutex::new(Session {
         urls: urls.to_vec(),
         node: first % urls.len(),
         tokens,
+    }));
+    let follow = Follow {
+        http: http.clone(),
+        session: session.clone(),
         seen: seen.clone(),
         found,
         user: user.to_owned(),
@@ -91,51 +111,46 @@ pub async fn start(
     tokio::spawn(follow.run(stop));
     Ok(Watcher {
         user: user.to_owned(),
+        web,
         seen,
+        http,
+        session,
     })
 }
 
-async fn sign_in(http: &reqwest::Client, url: &str, user: &str) -> Result<Tokens, String> {
-    let password = format!("{user}-pw");
-    let name = format!("{user}-watcher");
-    let form = [
-        ("grant_type", "password"),
-        ("username", user),
-        ("password", password.as_str()),
-        ("device_name", name.as_str()),
-        ("platform", "linux"),
-    ];
-    grant(http, url, &form).await
-}
-
-/// A token grant; the tokens it answered.
-async fn grant(http: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> Result<Tokens, String> {
-    let answer = http
-        .post(format!("{url}/oauth2/v2.0/token"))
-        .form(form)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = answer.status();
-    let body: Value = answer.json().await.map_err(|e| e.to_string())?;
-    let text = |key: &str| body[key].as_str().map(str::to_owned);
-    match (text("access_token"), text("refresh_token")) {
-        (Some(access), Some(refresh)) => Ok(Tokens {
-            access,
-            refresh,
-            at: Instant::now(),
-        }),
-        _ => Err(format!("token grant {status}: {body}")),
+impl Watcher {
+    /// Does `action` to the `s` notification of those it holds that `pick` picks,
+    /// through the device API, as the web app's buttons do; what it did to which
+    /// (`appNotificationId`) and the answer's status (`None`: no answer), or `None`
+    /// when it holds none.
+    pub async fn act(&self, pick: u64, action: Action) -> Option<(String, Option<StatusCode>)> {
+        let (app_id, id) = {
+            let seen = self.seen.lock().unwrap();
+            let mut plain: Vec<_> = seen
+                .held
+                .iter()
+                .filter(|(app_id, _)| app_id.starts_with('s'))
+                .map(|(app_id, (id, _))| (app_id.clone(), id.clone()))
+                .collect();
+            if plain.is_empty() {
+                return None;
+            }
+            plain.sort();
+            plain.swap_remove((pick % plain.len() as u64) as usize)
+        };
+        let (url, tokens) = {
+            let session = self.session.lock().unwrap();
+            (session.url(), session.tokens.clone())
+        };
+        let status = web::act(&self.http, &url, &tokens, &id, action).await;
+        Some((app_id, status))
     }
 }
 
 /// One watcher's following of its channel.
 struct Follow {
     http: reqwest::Client,
-    urls: Vec<String>,
-    /// The node it talks to (an index into `urls`).
-    node: usize,
-    tokens: Tokens,
+    session: Arc<Mutex<Session>>,
     seen: Arc<Mutex<Seen>>,
     found: Arc<Mutex<Violations>>,
     user: String,
@@ -147,7 +162,8 @@ impl Follow {
     async fn run(mut self, stop: CancellationToken) {
         let mut backoff = Duration::from_millis(50);
         while !stop.is_cancelled() {
-            if self.tokens.at.elapsed() > REFRESH_AFTER {
+            let at = self.session.lock().unwrap().tokens.at;
+            if at.elapsed() > REFRESH_AFTER {
                 self.refresh().await;
             }
             let cursor = self.seen.lock().unwrap().last;
@@ -167,30 +183,35 @@ impl Follow {
     }
 
     async fn refresh(&mut self) {
-        let refresh = self.tokens.refresh.clone();
-        let form = [
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh.as_str()),
-        ];
-        if let Ok(tokens) = grant(&self.http, &self.urls[self.node], &form).await {
-            self.tokens = tokens;
+        let (url, tokens) = {
+            let session = self.session.lock().unwrap();
+            (session.url(), session.tokens.clone())
+        };
+        if let Ok(tokens) = web::refresh(&self.http, &url, &tokens).await {
+            self.session.lock().unwrap().tokens = tokens;
         }
     }
 
     /// One connection from `cursor`, until it ends; whether it took any frame.
     async fn connection(&mut self, cursor: u64) -> bool {
-        let ws = self.urls[self.node].replacen("http", "ws", 1);
+        let (url, tokens) = {
+            let session = self.session.lock().unwrap();
+            (session.url(), session.tokens.clone())
+        };
+        let ws = url.replacen("http", "ws", 1);
         let Ok(mut request) = format!("{ws}/v1/me/channel?cursor={cursor}").into_client_request()
         else {
             return false;
         };
-        let Ok(bearer) = format!("Bearer {}", self.tokens.access).parse() else {
-            return false;
-        };
-        request.headers_mut().insert("Authorization", bearer);
+        for (name, value) in tokens.headers(&url) {
+            if let Ok(value) = value.parse() {
+                request.headers_mut().insert(name, value);
+            }
+        }
         let Ok((mut socket, _)) = tokio_tungstenite::connect_async(request).await else {
             // Down, or refusing (503 without its database): the next node.
-            self.node = (self.node + 1) % self.urls.len();
+            let mut session = self.session.lock().unwrap();
+            session.node = (session.node + 1) % session.urls.len();
             return false;
         };
         self.seen.lock().unwrap().connections += 1;
@@ -240,7 +261,7 @@ impl Follow {
         if n["status"] == "deleted" {
             seen.held.remove(&app_id);
         } else {
-            seen.held.insert(app_id, (text("id"), text("readState")));
+            seen.held.insert(app_id, (text("id"), state_of(n)));
         }
     }
 }
