@@ -1,16 +1,23 @@
-//! A soak under faults: the release binary run as a user runs it (`tidings service` on
-//! sled, `tidings agent` processes of several users, an app backend posting at a
-//! steady rate with bursts and replacements), while a seeded schedule SIGKILLs and
-//! restarts the node and the agents and marks notifications read on devices. At the end
-//! every device is compared with what the backend was told: nothing answered `201` is
-//! missing, nothing is there that was never posted, every read reached every device,
-//! a user's devices agree; the processes' memory, descriptors, threads and the store's
-//! size are sampled throughout. It prints a report and fails on any violation.
+//! A soak under faults: the release binary run as a user runs it (two `tidings service`
+//! nodes on a private PostgreSQL cluster, or one on sled; `tidings agent` processes of
+//! several users reaching the nodes through proxies; the runner's own device of each
+//! user, some of them web sessions; an app backend posting at a steady rate with
+//! bursts, replacements, group deletes and expiring posts), while a seeded schedule
+//! SIGKILLs and restarts nodes and agents, restarts PostgreSQL, cuts, stalls and slows
+//! links, revokes devices, fills the sled node's disk, and reads, dismisses and deletes
+//! from agents, the CLI and web sessions. At the end every device is compared with what
+//! the backend was told: nothing answered `201` is missing, nothing is there that was
+//! never posted, every read and dismiss reached every device, a user's devices agree,
+//! what expired is purged; every change came once and in `seq` order on the runner's
+//! channels; the processes' memory, descriptors, threads and the store's size are
+//! sampled throughout and, on a long run, judged flat. It prints a report and fails on
+//! any violation.
 //!
-//! `cargo bench --bench soak -- --minutes 2 --seed 42` (also `--users N`, `--rate
-//! POSTS_PER_S`); without `--seed` one is drawn and printed, and the same seed replays the
-//! same schedule of faults (the report prints its digest). Under `cargo test` it runs for
-//! a few seconds, as a smoke test. `docs/soak.md` says what it checks and what not yet.
+//! `cargo bench --bench soak -- --minutes 2 --seed 42` (also `--store sled`, `--users
+//! N`, `--rate POSTS_PER_S`, `--plot PATH`); without `--seed` one is drawn and printed,
+//! and the same seed replays the same schedule of faults (the report prints its
+//! digest). Under `cargo test` it runs for a few seconds, as a smoke test.
+//! `docs/soak.md` says what it checks and what not yet.
 
 #![allow(
     clippy::unwrap_used,

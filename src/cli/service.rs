@@ -38,14 +38,16 @@ pub async fn run(args: ServiceArgs, config: Option<&Path>) -> Result<(), Failure
     let listen = effective
         .address("listen")
         .ok_or_else(|| anyhow::anyhow!("no listen address"))?;
-    let state = ServiceState::open(settings)
-        .await
-        .with_context(|| format!("opening the service store in {}", data_dir.display()))?;
+    // Bound before the store opens: a second node on the same address stops here,
+    // before it touches a shared database (a node's id there is its host and port).
     let listener = TcpListener::bind(listen).await.with_context(|| {
         format!(
             "listening on {listen}; is another service running there? set listen (--listen ADDR)"
         )
     })?;
+    let state = ServiceState::open(settings)
+        .await
+        .with_context(|| format!("opening the service store in {}", data_dir.display()))?;
     tracing::info!(data_dir = %data_dir.display(), "store opened");
     let shutdown = CancellationToken::new();
     tokio::spawn(wait_for_signal(shutdown.clone()));

@@ -143,10 +143,25 @@ fn database(e: &Effective) -> Result<Option<service::store::PgConfig>, SettingsE
     if let Some(pool) = e.size("store_pool") {
         config.pool_size = pool;
     }
+    config.node = node_id(e.address("listen").map_or(7319, |a| a.port()));
     config
         .connection()
         .map_err(|err| SettingsError::Incomplete(format!("[service] {err}")))?;
     Ok(Some(config))
+}
+
+/// This node's id among the nodes of a PostgreSQL store: the host's name and the port
+/// it listens on, which tell the nodes apart and stay the same across a node's
+/// restarts (docs/nodes.md).
+fn node_id(port: u16) -> String {
+    #[cfg(unix)]
+    let host = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    #[cfg(not(unix))]
+    let host = std::env::var("COMPUTERNAME").unwrap_or_else(|_| "localhost".to_owned());
+    format!("{host}:{port}")
 }
 
 /// Warns of secrets that others can read: given as a flag (every user sees the process

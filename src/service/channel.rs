@@ -78,16 +78,29 @@ pub fn serve(
     device: DeviceRecord,
     cursor: Seq,
 ) -> impl Future<Output = ()> + Send {
-    let mut registration = state.hub.register(&device.user, &device.id);
     let (sink, mut stream) = socket.split();
     let mut session = Session {
-        kill: registration.kill.clone(),
+        // The registration's, once registered.
+        kill: Kill::default(),
         state,
         device,
         sink,
         sent: cursor,
     };
     async move {
+        // First the store watches the user here (with several nodes, the others then
+        // announce their changes), and counts what came before: the registration then
+        // reads where the backlog ends.
+        if let Err(e) = Box::pin(session.state.store.watch(&session.device.user)).await {
+            tracing::debug!(device = %session.device.id, error = %e, "channel refused");
+            Box::pin(session.close(&End::Store(e), &mut stream)).await;
+            return;
+        }
+        let mut registration = session
+            .state
+            .hub
+            .register(&session.device.user, &session.device.id);
+        session.kill = registration.kill.clone();
         tracing::debug!(device = %session.device.id, %cursor, "channel open");
         let end = match session.run(&mut registration, &mut stream, cursor).await {
             Ok(never) => match never {},
@@ -95,12 +108,20 @@ pub fn serve(
         };
         // Off the hub before the closing handshake: the device counts as gone at once.
         drop(registration);
+        session.unwatch();
         tracing::debug!(device = %session.device.id, ?end, "channel closed");
         Box::pin(session.close(&end, &mut stream)).await;
     }
 }
 
 impl Session {
+    /// Tells the store the channel closed, without waiting for it (a shared store
+    /// writes it to the database).
+    fn unwatch(&self) {
+        let (store, user) = (self.state.store.clone(), self.device.user.clone());
+        tokio::spawn(async move { store.unwatch(&user).await });
+    }
+
     async fn run(
         &mut self,
         registration: &mut Registration,
@@ -433,7 +454,8 @@ mod tests {
     }
 
     /// Every idle channel is a task holding this future: 3,352 bytes before its steps
-    /// were boxed and its arguments taken apart before it was built; 816 after.
+    /// were boxed and its arguments taken apart before it was built; 816 after; 856
+    /// with the store's watch before the registration.
     #[test]
     fn an_idle_channel_s_task_is_small() {
         let size = future_size(super::serve);

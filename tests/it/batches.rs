@@ -106,7 +106,16 @@ async fn a_burst_of_writes_is_committed_in_few_transactions_each_announced_once(
     };
     let (alice, bob) = (id_of("alice").await, id_of("bob").await);
     // Listening before the channel: its setup makes no feed change.
-    let (_listening, mut announced) = listen(&url).await;
+    let (db, mut announced) = listen(&url).await;
+    // Another node watches both users (as one holding channels of theirs would), so
+    // every batch of theirs is announced.
+    db.execute(
+        "INSERT INTO feed_heads (user_id, seq, watchers)
+         SELECT u, 0, ARRAY['elsewhere'] FROM unnest($1::text[]) AS u",
+        &[&vec![alice.as_str(), bob.as_str()]],
+    )
+    .await
+    .unwrap();
     let mut channel = device.channel(0).await;
     channel.until_synced().await;
 

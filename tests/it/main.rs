@@ -32,6 +32,7 @@ mod limits;
 mod local_mode;
 mod metrics;
 mod mine;
+mod node_marks;
 mod nodes;
 mod outbox;
 mod pg;

@@ -25,7 +25,9 @@ async fn a_user_lists_their_devices_and_revokes_one_but_not_someone_elses() {
     let laptop = service.sign_in("alice", "linux").await;
     let desktop = service.sign_in("alice", "windows").await;
     let bobs = service.sign_in("bob", "linux").await;
-    let _channel = desktop.channel(0).await;
+    let mut channel = desktop.channel(0).await;
+    // Connected once its channel is served (synced).
+    channel.until_synced().await;
 
     let listed = laptop.get_json("/v1/me/devices").await;
     let devices = listed["value"].as_array().unwrap();

@@ -431,8 +431,9 @@ async fn the_usage_a_user_keeps_is_counted_when_the_schema_is_upgraded() {
     tokio::spawn(connection);
     client
         .batch_execute(
-            "ALTER TABLE feed_heads DROP COLUMN kept, DROP COLUMN kept_bytes;
-             DELETE FROM tidings_schema WHERE version = 2",
+            "ALTER TABLE feed_heads DROP COLUMN kept, DROP COLUMN kept_bytes,
+                 DROP COLUMN watchers;
+             DELETE FROM tidings_schema WHERE version >= 2",
         )
         .await
         .unwrap();

@@ -63,6 +63,16 @@ pub trait Lifecycle: Send + Sync {
     /// Lets `pass` spare this node reading other nodes' changes of users it has no
     /// channel for (a shared store only).
     fn on_unwatched(&self, _pass: PassHook) {}
+    /// Says that a channel of `user` opens on this node, before it registers with the
+    /// hub. A shared store marks the user watched by this node, so that other nodes
+    /// announce their changes, and counts everything committed before the mark; an
+    /// error means the channel cannot be served.
+    async fn watch(&self, _user: &UserId) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Says that a channel of `user` on this node closed (each [`Lifecycle::watch`]
+    /// that succeeded is followed by one).
+    async fn unwatch(&self, _user: &UserId) {}
     /// Bytes the store takes (on disk, or the database's size).
     async fn size(&self) -> Result<u64, StoreError>;
 

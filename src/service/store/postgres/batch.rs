@@ -41,7 +41,7 @@ use statements::{LOCK_HEADS, READ, Rows, WRITE};
 
 use super::super::{Committed, StoreError, Stored};
 use super::plan::{self, Plan, Write};
-use super::{CHANNEL, PgStore, col, follow, note_of, seq_of, seq_sql};
+use super::{CHANNEL, PgStore, col, follow, note_of, seq_of, seq_sql, watch};
 use crate::protocol::{Timestamp, UserId};
 use crate::service::stage;
 use crate::service::store::health::Failure;
@@ -207,8 +207,13 @@ impl PgStore {
             },
         );
         begun.map_err(|e| self.fault(e))?;
+        let heads = heads.map_err(|e| self.fault(e))?;
+        let watchers = heads
+            .iter()
+            .map(|row| col::<Vec<String>>(row, 2))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let heard = watch::heard_elsewhere(watchers.iter().map(Vec::as_slice), &self.node);
         let heads = heads
-            .map_err(|e| self.fault(e))?
             .iter()
             .map(|row| Ok((UserId::new(col::<String>(row, 0)?), seq_of(col(row, 1)?))))
             .collect::<Result<HashMap<_, _>, StoreError>>()?;
@@ -229,12 +234,18 @@ impl PgStore {
                 .map_err(|e| self.fault(e))?;
             return Ok(plan);
         }
-        self.write_and_commit(client, &plan).await?;
+        self.write_and_commit(client, &plan, heard).await?;
         Ok(plan)
     }
 
-    /// The plan's rows and heads, its announcement, and the commit: one round trip.
-    async fn write_and_commit(&self, client: &Object, plan: &Plan) -> Result<(), StoreError> {
+    /// The plan's rows and heads, its announcement (when `heard`: another node watches
+    /// one of its users), and the commit: one round trip.
+    async fn write_and_commit(
+        &self,
+        client: &Object,
+        plan: &Plan,
+        heard: bool,
+    ) -> Result<(), StoreError> {
         // Prepared (once per connection), so that it is sent whole on its first poll,
         // before the COMMIT.
         let write = client
@@ -249,7 +260,7 @@ impl PgStore {
             .unzip();
         let mut announcement = follow::batch_payload(&plan.heads, Timestamp::now());
         announcement += &follow::carried(plan, &rows.records, announcement.len());
-        let params: [&(dyn ToSql + Sync); 12] = [
+        let params: [&(dyn ToSql + Sync); 13] = [
             &rows.users,
             &rows.ids,
             &rows.seqs,
@@ -262,6 +273,7 @@ impl PgStore {
             &head_seqs,
             &CHANNEL,
             &announcement,
+            &heard,
         ];
         let started = Instant::now();
         let (written, committed) = tokio::join!(

@@ -144,7 +144,7 @@ impl Follow {
         }
     }
 
-    fn gate(&self, user: &UserId) -> Arc<tokio::sync::Mutex<()>> {
+    pub(super) fn gate(&self, user: &UserId) -> Arc<tokio::sync::Mutex<()>> {
         lock(&self.gates).entry(user.clone()).or_default().clone()
     }
 
@@ -176,7 +176,7 @@ impl PgStore {
     }
 
     /// [`Self::advance`], with `user`'s gate held.
-    async fn advance_held(&self, user: &UserId, upto: Seq) -> Result<(), StoreError> {
+    pub(super) async fn advance_held(&self, user: &UserId, upto: Seq) -> Result<(), StoreError> {
         let mut from = self.follow.published(user);
         if from < upto && self.follow.pass_over(user, upto) {
             return Ok(());

@@ -58,6 +58,14 @@ impl Lifecycle for PgStore {
         self.follow.on_unwatched(pass);
     }
 
+    async fn watch(&self, user: &UserId) -> Result<(), StoreError> {
+        self.watch_user(user).await
+    }
+
+    async fn unwatch(&self, user: &UserId) {
+        self.unwatch_user(user).await;
+    }
+
     async fn size(&self) -> Result<u64, StoreError> {
         let rows = self
             .rows("SELECT pg_database_size(current_database())", &[])

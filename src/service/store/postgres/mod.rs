@@ -29,6 +29,7 @@ mod recent;
 mod schema;
 mod sql;
 mod subscriptions;
+mod watch;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -76,6 +77,11 @@ pub struct PgConfig {
     /// Feed notifications queued for this node at most; past it they are dropped and
     /// the node catches up every user from the database instead (see `follow`).
     pub notify_queue: usize,
+    /// This node's id among the nodes, under which it marks the users it holds
+    /// channels of (`watch`). It must differ from every other node's and stay the same
+    /// across the node's restarts (it clears its own marks as it starts): `tidings
+    /// service` makes it of the host's name and the listening port. Random by default.
+    pub node: String,
 }
 
 impl PgConfig {
@@ -87,6 +93,7 @@ impl PgConfig {
             ca_file: None,
             pool_size: 16,
             notify_queue: follow::NOTIFY_QUEUE,
+            node: format!("node-{}", uuid::Uuid::new_v4().simple()),
         }
     }
 
@@ -127,6 +134,10 @@ pub struct PgStore {
     where_: String,
     health: Arc<Health>,
     follow: follow::Follow,
+    /// This node's id ([`PgConfig::node`]).
+    node: String,
+    /// The users this node holds channels of (`watch`).
+    watching: watch::Watching,
     /// Feed writes waiting for their batch.
     queue: batch::Queue,
     acks: acks::Acks,
@@ -201,6 +212,8 @@ impl PgStore {
             where_,
             health: Arc::default(),
             follow: follow::Follow::new(publish, config.notify_queue),
+            node: config.node.clone(),
+            watching: watch::Watching::default(),
             queue,
             acks: acks::Acks::default(),
             recent: recent::Recent::default(),
@@ -208,6 +221,7 @@ impl PgStore {
             tasks: tasks.tracker.clone(),
             stop: tasks.stop.child_token(),
         });
+        store.forget_marks().await?;
         let heads = store.heads().await?;
         store.follow.seed(heads);
         follow::start_listener(&store);

@@ -11,7 +11,8 @@
 //! the columns the queries need. `feed_heads` holds each user's last `seq` and what they
 //! keep (`kept` notifications of `kept_bytes` record bytes): every statement that adds
 //! or removes a user's rows moves these in the same transaction, under the head's row
-//! lock.
+//! lock, and the `watchers` (the ids of the nodes holding a channel of the user) are
+//! read there to decide whether to announce the batch.
 
 use tokio_postgres::Client;
 
@@ -86,6 +87,12 @@ const MIGRATIONS: &[&str] = &[
         FROM (SELECT user_id, count(*) AS kept, sum(octet_length(record)) AS kept_bytes
               FROM notifications GROUP BY user_id) c
         WHERE c.user_id = h.user_id;
+    ",
+    // 3: the nodes that hold a channel of each user (their ids), marked under the
+    // head's row lock: a batch announces itself only when another node watches one of
+    // its users (`watch.rs`).
+    r"
+    ALTER TABLE feed_heads ADD COLUMN watchers text[] NOT NULL DEFAULT '{}';
     ",
 ];
 

@@ -50,7 +50,7 @@ impl PgStore {
             .collect();
         let at = Timestamp::now().as_millis().to_string();
         let carried = follow::carried(&plan, &rows.records, follow::heads_size(&plan));
-        let params: [&(dyn ToSql + Sync); 13] = [
+        let params: [&(dyn ToSql + Sync); 14] = [
             &users,
             &counts,
             &rows.users,
@@ -64,6 +64,7 @@ impl PgStore {
             &at,
             &sizes,
             &carried,
+            &self.node,
         ];
         let started = Instant::now();
         let (begun, moved, committed) = tokio::join!(

@@ -6,11 +6,12 @@ use super::super::super::records::{NotificationRecord, encode};
 use super::super::seq_sql;
 use crate::protocol::UserId;
 
-/// Locks (creating when new) the head of each user, in the order given, and reads it.
+/// Locks (creating when new) the head of each user, in the order given, and reads it
+/// and the nodes watching the user (`watch`).
 pub(super) const LOCK_HEADS: &str = "INSERT INTO feed_heads (user_id, seq)
      SELECT u, 0 FROM unnest($1::text[]) AS u
      ON CONFLICT (user_id) DO UPDATE SET seq = feed_heads.seq
-     RETURNING user_id, seq";
+     RETURNING user_id, seq, watchers";
 
 /// Every notification the batch names: by id, by appNotificationId, by group. Each
 /// lookup is a `LATERAL` subquery the planner cannot flatten (`LIMIT` / `OFFSET 0`), so
@@ -30,7 +31,8 @@ pub(super) const READ: &str = "SELECT n.user_id, n.seq, n.record FROM unnest($1:
 /// Writes each changed notification's last version, moves each user's head and what
 /// they keep (rows the batch locked; by key, as `LOCK_HEADS`; the versions replaced are
 /// read by key from the statement's snapshot, which does not see its own writes) and
-/// announces the batch: one statement.
+/// announces the batch when `$13` says another node watches one of its users: one
+/// statement.
 pub(super) const WRITE: &str = "WITH new AS (
          SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
              $6::text[], $7::bigint[], $8::bytea[]) AS r(u, i, s, h, a, g, e, rec)),
@@ -59,15 +61,15 @@ pub(super) const WRITE: &str = "WITH new AS (
              kept = feed_heads.kept + EXCLUDED.kept,
              kept_bytes = feed_heads.kept_bytes + EXCLUDED.kept_bytes
          RETURNING 1)
-     SELECT pg_notify($11, $12)";
+     SELECT pg_notify($11, $12) WHERE $13";
 
 /// A batch of plain posts (no `appNotificationId`: nothing to read first) in one
 /// statement: each user's head moved by the user's count of posts, and what they keep
 /// by those posts and their bytes (locking it, in user order; a concurrent writer's
 /// commit is waited for and built on), the rows written
 /// with `seq`s counted back from the new head (`back`: 0 for the user's last post), the
-/// batch announced (its changes carried in `$13` when they fit), and the new heads
-/// returned. The records were encoded before their
+/// batch announced when a node other than `$14` watches one of its users (`watch`;
+/// its changes carried in `$13` when they fit), and the new heads returned. The records were encoded before their
 /// `seq`s were known: the column is the one that counts (`note_of`).
 pub(super) const POSTS: &str = "WITH heads AS (
          INSERT INTO feed_heads (user_id, seq, kept, kept_bytes)
@@ -75,7 +77,7 @@ pub(super) const POSTS: &str = "WITH heads AS (
          ON CONFLICT (user_id) DO UPDATE SET seq = feed_heads.seq + EXCLUDED.seq,
              kept = feed_heads.kept + EXCLUDED.kept,
              kept_bytes = feed_heads.kept_bytes + EXCLUDED.kept_bytes
-         RETURNING user_id, seq),
+         RETURNING user_id, seq, watchers),
      written AS (
          INSERT INTO notifications (user_id, id, seq, host, app_id, group_name, expires, record)
          SELECT r.u, r.i, h.seq - r.back, r.h, NULL, r.g, r.e, r.rec
@@ -85,8 +87,8 @@ pub(super) const POSTS: &str = "WITH heads AS (
          RETURNING 1),
      announced AS (
          SELECT pg_notify($10, $11 || string_agg(E'\\n' || seq::text || ' ' || user_id, '') || $13)
-         FROM heads)
-     SELECT h.user_id, h.seq FROM heads h, announced";
+         FROM heads HAVING bool_or(cardinality(array_remove(watchers, $14)) > 0))
+     SELECT h.user_id, h.seq FROM heads h LEFT JOIN announced ON true";
 
 /// The plan's rows as the columns `WRITE` and `POSTS` takes.
 pub(super) struct Rows<'a> {

@@ -1,0 +1,140 @@
+//! Announcements only where they are heard: with several nodes on PostgreSQL, a batch
+//! is announced only when a node other than its own holds a channel of one of its
+//! users (the node marks the user in the database as its first channel of theirs
+//! opens, and unmarks them as its last closes). A channel that opens on a node that
+//! heard nothing of its user still gets everything, and one of a node restarted under
+//! the same id is not passed over for marks the node left.
+
+use tidings::protocol::Seq;
+use tidings::service::store::PgConfig;
+
+use crate::helpers::{Device, TestService, note, wait_until};
+use crate::pg;
+
+/// A node of the database at `url`, named `id` among the nodes.
+async fn node(url: &str, id: &str) -> TestService {
+    let mut config = PgConfig::new(url);
+    config.node = id.to_owned();
+    TestService::start_with(move |s| s.database = Some(config)).await
+}
+
+/// The nodes `user` is marked watched by.
+async fn marks(db: &tokio_postgres::Client, user: &str) -> Vec<String> {
+    let row = db
+        .query_opt(
+            "SELECT h.watchers FROM feed_heads h JOIN users u ON u.id = h.user_id WHERE u.name = $1",
+            &[&user],
+        )
+        .await
+        .unwrap();
+    row.map(|r| r.get(0)).unwrap_or_default()
+}
+
+/// How many announcements of other nodes `node` heard.
+async fn heard(node: &TestService) -> f64 {
+    let (samples, _) = crate::metrics::scrape(node).await;
+    crate::metrics::value(&samples, "tidings_notify_lag_seconds", None)
+}
+
+#[tokio::test]
+async fn a_batch_is_announced_only_when_another_node_watches_one_of_its_users() {
+    let url = pg::shared().new_database();
+    let (a, b) = tokio::join!(node(&url, "a"), node(&url, "b"));
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let (app, on_a, alice) = a.alice_and_contoso().await;
+    // Bob's channel on B is the yardstick: once B has his change, it has heard every
+    // announcement committed before it.
+    a.add_user("bob").await;
+    let bob_on_b = b.sign_in("bob", "linux").await;
+    let bob = bob_on_b.subscribe("contoso.com").await;
+    let mut bobs = bob_on_b.channel(0).await;
+    bobs.until_synced().await;
+    let mut alices_on_a = on_a.channel(0).await;
+    alices_on_a.until_synced().await;
+    wait_until("bob marked by B, alice by A", || async {
+        marks(&db, "bob").await == ["b"] && marks(&db, "alice").await == ["a"]
+    })
+    .await;
+    // Yardstick: a post to Bob on A, heard by B.
+    let yardstick = async |b_bob: &mut crate::helpers::Channel, n: u64| {
+        a.post_ok(&app, &bob, &note("contoso.com", "yardstick"))
+            .await;
+        assert_eq!(b_bob.next_change().await.0, Seq(n));
+    };
+    let before = heard(&b).await;
+    for i in 0..5 {
+        a.post_ok(&app, &alice, &note("contoso.com", &format!("only A {i}")))
+            .await;
+    }
+    yardstick(&mut bobs, 1).await;
+    let more = heard(&b).await - before;
+    assert!(
+        (more - 1.0).abs() < 0.5,
+        "B heard {more} batches, only Bob's should be: no node but A watches Alice"
+    );
+
+    // Alice's second device opens its channel on B: it gets all five, then hears A.
+    let second: Device = b.sign_in("alice", "windows").await;
+    second.subscribe("contoso.com").await;
+    let mut alices_on_b = second.channel(0).await;
+    let (backlog, synced) = alices_on_b.until_synced().await;
+    assert_eq!((backlog.len(), synced), (5, Seq(5)));
+    assert_eq!(marks(&db, "alice").await, ["a", "b"]);
+    a.post_ok(&app, &alice, &note("contoso.com", "heard on B"))
+        .await;
+    assert_eq!(alices_on_b.next_change().await.0, Seq(6));
+
+    // The channel closes: B unmarks Alice, and hears nothing of her again.
+    drop(alices_on_b);
+    wait_until("B unmarks alice", || async {
+        marks(&db, "alice").await == ["a"]
+    })
+    .await;
+    let before = heard(&b).await;
+    a.post_ok(&app, &alice, &note("contoso.com", "A alone again"))
+        .await;
+    yardstick(&mut bobs, 2).await;
+    let more = heard(&b).await - before;
+    assert!(
+        (more - 1.0).abs() < 0.5,
+        "B heard {more} batches, not Bob's alone"
+    );
+    for seq in 1..=7 {
+        assert_eq!(alices_on_a.next_change().await.0, Seq(seq));
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
+/// A node killed with channels open leaves its marks (they cost only announcements);
+/// started again under the same id it clears its own, and leaves other nodes' be.
+#[tokio::test]
+async fn a_node_started_again_clears_the_marks_it_left() {
+    let url = pg::shared().new_database();
+    let a = node(&url, "a").await;
+    a.alice_and_contoso().await;
+    a.stop().await;
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // As a SIGKILL mid-channel leaves them (an in-process node cannot be killed).
+    db.execute(
+        "INSERT INTO feed_heads (user_id, seq, watchers)
+         SELECT id, 0, ARRAY['a', 'z'] FROM users WHERE name = 'alice'
+         ON CONFLICT (user_id) DO UPDATE SET watchers = EXCLUDED.watchers",
+        &[],
+    )
+    .await
+    .unwrap();
+    let again = node(&url, "a").await;
+    assert_eq!(
+        marks(&db, "alice").await,
+        ["z"],
+        "its own cleared as it started"
+    );
+    again.stop().await;
+}
