@@ -258,8 +258,11 @@ impl PgStore {
             .iter()
             .map(|(user, seq)| (user.as_str(), seq_sql(*seq)))
             .unzip();
-        let mut announcement = follow::batch_payload(&plan.heads, Timestamp::now());
-        announcement += &follow::carried(plan, &rows.records, announcement.len());
+        let mut announcement = String::new();
+        if heard {
+            announcement = follow::batch_payload(&plan.heads, Timestamp::now());
+            announcement += &follow::carried(plan, &rows.records, announcement.len());
+        }
         let params: [&(dyn ToSql + Sync); 13] = [
             &rows.users,
             &rows.ids,
