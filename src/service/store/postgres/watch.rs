@@ -1,7 +1,8 @@
 //! Which nodes watch which users, so that a batch is announced only to be heard.
 //!
-//! A node marks a user in `feed_heads.watchers` (its id, [`PgConfig::node`]) when it
-//! opens the first channel of theirs, and unmarks them when it closes the last. A
+//! A node marks a user in `feed_heads.watchers` (its id, [`PgConfig::node`]) as it
+//! opens each channel of theirs (the first makes the mark), and unmarks them when it
+//! closes the last. A
 //! batch reads the marks of its users under their heads' row locks and sends its
 //! `pg_notify` only when a node other than its own watches one of them: a node that
 //! no channel needs the changes of is not woken for them, and neither PostgreSQL nor
@@ -35,12 +36,9 @@ use crate::sync::lock;
 pub(super) struct Watching(Mutex<HashMap<UserId, usize>>);
 
 impl Watching {
-    /// Counts one more channel of `user`; whether it is the first.
-    fn open(&self, user: &UserId) -> bool {
-        let mut counts = lock(&self.0);
-        let count = counts.entry(user.clone()).or_default();
-        *count += 1;
-        *count == 1
+    /// Counts one more channel of `user`.
+    fn open(&self, user: &UserId) {
+        *lock(&self.0).entry(user.clone()).or_default() += 1;
     }
 
     /// Counts one channel of `user` less; whether it was the last.
@@ -68,14 +66,18 @@ pub(super) fn heard_elsewhere<'a>(
 }
 
 impl PgStore {
-    /// A channel of `user` opens here: the first marks the user watched by this node,
-    /// and counts everything committed before the mark (see the module's doc).
+    /// A channel of `user` opens here: the user is marked watched by this node (the
+    /// first channel makes the mark; each renews it, which also mends a mark lost
+    /// with a database restored from a backup), and everything committed before the
+    /// mark is counted here (see the module's doc) before the channel registers. So
+    /// the backlog of a channel ends at the head committed when it opened, even when
+    /// this node has not heard of that head yet (a device moving here from the node
+    /// that wrote it, before its announcement arrived): the change at the device's
+    /// cursor is never sent again live.
     pub(super) async fn watch_user(&self, user: &UserId) -> Result<(), StoreError> {
         let gate = self.follow.gate(user);
         let _one_at_a_time = gate.lock().await;
-        if !self.watching.open(user) {
-            return Ok(());
-        }
+        self.watching.open(user);
         let marked = async {
             let head = self.mark(user).await?;
             self.advance_held(user, head).await
@@ -164,17 +166,18 @@ mod tests {
     }
 
     #[test]
-    fn channels_are_counted_so_only_the_first_marks_and_the_last_unmarks() {
+    fn channels_are_counted_so_only_the_last_unmarks() {
         let watching = Watching::default();
         let user = UserId::new("u");
-        assert!(watching.open(&user));
-        assert!(!watching.open(&user));
+        watching.open(&user);
+        watching.open(&user);
         assert!(!watching.close(&user));
         assert!(watching.close(&user));
         assert!(
             !watching.close(&user),
             "a close with nothing open unmarks nothing"
         );
-        assert!(watching.open(&user));
+        watching.open(&user);
+        assert!(watching.close(&user));
     }
 }
