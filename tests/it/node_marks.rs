@@ -18,6 +18,22 @@ async fn node(url: &str, id: &str) -> TestService {
     TestService::start_with(move |s| s.database = Some(config)).await
 }
 
+/// A connection to the database at `url`, as an administrator's.
+async fn database(url: &str) -> tokio_postgres::Client {
+    let (db, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    db
+}
+
+/// Nodes `a` and `b` of a new database, and a connection to it.
+async fn two_nodes() -> (TestService, TestService, tokio_postgres::Client) {
+    let url = pg::shared().new_database();
+    let (a, b) = tokio::join!(node(&url, "a"), node(&url, "b"));
+    (a, b, database(&url).await)
+}
+
 /// The nodes `user` is marked watched by.
 async fn marks(db: &tokio_postgres::Client, user: &str) -> Vec<String> {
     let row = db
@@ -47,12 +63,7 @@ async fn heard(node: &TestService) -> f64 {
 
 #[tokio::test]
 async fn a_batch_is_announced_only_when_another_node_watches_one_of_its_users() {
-    let url = pg::shared().new_database();
-    let (a, b) = tokio::join!(node(&url, "a"), node(&url, "b"));
-    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let (a, b, db) = two_nodes().await;
     let (app, on_a, alice) = a.alice_and_contoso().await;
     // Bob's channel on B is the yardstick: once B has his change, it has heard every
     // announcement committed before it.
@@ -125,12 +136,7 @@ async fn a_batch_is_announced_only_when_another_node_watches_one_of_its_users() 
 /// as one was killed got the last change it had taken a second time.)
 #[tokio::test]
 async fn a_device_moving_to_a_node_that_has_not_heard_of_its_cursor_gets_no_change_twice() {
-    let url = pg::shared().new_database();
-    let (a, b) = tokio::join!(node(&url, "a"), node(&url, "b"));
-    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let (a, b, db) = two_nodes().await;
     let (app, on_a, alice) = a.alice_and_contoso().await;
     // Another device of Alice's stays on B all along: B watches her.
     let stays = b.sign_in("alice", "windows").await;
@@ -191,10 +197,7 @@ async fn a_node_started_again_clears_the_marks_it_left() {
     let a = node(&url, "a").await;
     a.alice_and_contoso().await;
     a.stop().await;
-    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let db = database(&url).await;
     // As a SIGKILL mid-channel leaves them (an in-process node cannot be killed).
     db.execute(
         "INSERT INTO feed_heads (user_id, seq, watchers)
