@@ -14,6 +14,21 @@ use super::load::Ledger;
 /// gives it).
 pub type Held = HashMap<String, (String, String)>;
 
+/// One of the plain (`s`) notifications in `held`, picked by `pick` (the same pick
+/// picks the same one from the same holdings): (`appNotificationId`, id).
+pub fn pick_plain(held: &Held, pick: u64) -> Option<(String, String)> {
+    let mut plain: Vec<_> = held
+        .iter()
+        .filter(|(app_id, _)| app_id.starts_with('s'))
+        .collect();
+    if plain.is_empty() {
+        return None;
+    }
+    plain.sort();
+    let (app_id, (id, _)) = plain[(pick % plain.len() as u64) as usize];
+    Some((app_id.clone(), id.clone()))
+}
+
 /// A notification's state as the checks compare it: `readState/userActionState`.
 pub fn state_of(n: &serde_json::Value) -> String {
     let text = |key: &str| n[key].as_str().unwrap_or_default();

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::super::check;
 use super::super::deploy::Device;
 use super::super::load::Ledger;
 use super::super::proxy::Link;
@@ -151,17 +152,7 @@ async fn pick_plain(device: &Device, pick: u64) -> Option<(String, String)> {
     if !device.process.is_running() {
         return None;
     }
-    let held = device.history().await.ok()?;
-    let mut plain: Vec<_> = held
-        .into_iter()
-        .filter(|(app_id, _)| app_id.starts_with('s'))
-        .map(|(app_id, (id, _))| (app_id, id))
-        .collect();
-    if plain.is_empty() {
-        return None;
-    }
-    plain.sort();
-    Some(plain.swap_remove((pick % plain.len() as u64) as usize))
+    check::pick_plain(&device.history().await.ok()?, pick)
 }
 
 /// Marks one of the `s` notifications device holds read, through its agent.

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
 
-use super::check::{Held, Violations, state_of};
+use super::check::{Held, Violations, pick_plain, state_of};
 use super::web::{self, Action, Tokens, sign_in};
 
 /// The violation a change taken twice, or out of order, is.
@@ -62,8 +62,9 @@ struct Session {
 }
 
 impl Session {
-    fn url(&self) -> String {
-        self.urls[self.node].clone()
+    /// The node it talks to now, and its tokens.
+    fn current(&self) -> (String, Tokens) {
+        (self.urls[self.node].clone(), self.tokens.clone())
     }
 }
 
@@ -124,24 +125,8 @@ impl Watcher {
     /// (`appNotificationId`) and the answer's status (`None`: no answer), or `None`
     /// when it holds none.
     pub async fn act(&self, pick: u64, action: Action) -> Option<(String, Option<StatusCode>)> {
-        let (app_id, id) = {
-            let seen = self.seen.lock().unwrap();
-            let mut plain: Vec<_> = seen
-                .held
-                .iter()
-                .filter(|(app_id, _)| app_id.starts_with('s'))
-                .map(|(app_id, (id, _))| (app_id.clone(), id.clone()))
-                .collect();
-            if plain.is_empty() {
-                return None;
-            }
-            plain.sort();
-            plain.swap_remove((pick % plain.len() as u64) as usize)
-        };
-        let (url, tokens) = {
-            let session = self.session.lock().unwrap();
-            (session.url(), session.tokens.clone())
-        };
+        let (app_id, id) = pick_plain(&self.seen.lock().unwrap().held, pick)?;
+        let (url, tokens) = self.session.lock().unwrap().current();
         let status = web::act(&self.http, &url, &tokens, &id, action).await;
         Some((app_id, status))
     }
@@ -183,10 +168,7 @@ impl Follow {
     }
 
     async fn refresh(&mut self) {
-        let (url, tokens) = {
-            let session = self.session.lock().unwrap();
-            (session.url(), session.tokens.clone())
-        };
+        let (url, tokens) = self.session.lock().unwrap().current();
         if let Ok(tokens) = web::refresh(&self.http, &url, &tokens).await {
             self.session.lock().unwrap().tokens = tokens;
         }
@@ -194,10 +176,7 @@ impl Follow {
 
     /// One connection from `cursor`, until it ends; whether it took any frame.
     async fn connection(&mut self, cursor: u64) -> bool {
-        let (url, tokens) = {
-            let session = self.session.lock().unwrap();
-            (session.url(), session.tokens.clone())
-        };
+        let (url, tokens) = self.session.lock().unwrap().current();
         let ws = url.replacen("http", "ws", 1);
         let Ok(mut request) = format!("{ws}/v1/me/channel?cursor={cursor}").into_client_request()
         else {

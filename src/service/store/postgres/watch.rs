@@ -78,11 +78,10 @@ impl PgStore {
         let gate = self.follow.gate(user);
         let _one_at_a_time = gate.lock().await;
         self.watching.open(user);
-        let marked = async {
-            let head = self.mark(user).await?;
-            self.advance_held(user, head).await
+        let result = match self.mark(user).await {
+            Ok(head) => self.advance_held(user, head).await,
+            Err(e) => Err(e),
         };
-        let result = marked.await;
         if result.is_err() {
             // Counted, never opened: the mark (if made) stays, which costs only.
             self.watching.close(user);

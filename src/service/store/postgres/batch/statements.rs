@@ -66,10 +66,10 @@ pub(super) const WRITE: &str = "WITH new AS (
 /// A batch of plain posts (no `appNotificationId`: nothing to read first) in one
 /// statement: each user's head moved by the user's count of posts, and what they keep
 /// by those posts and their bytes (locking it, in user order; a concurrent writer's
-/// commit is waited for and built on), the rows written
-/// with `seq`s counted back from the new head (`back`: 0 for the user's last post), the
-/// batch announced when a node other than `$14` watches one of its users (`watch`;
-/// its changes carried in `$13` when they fit), and the new heads returned. The records were encoded before their
+/// commit is waited for and built on), the rows written with `seq`s counted back from
+/// the new head (`back`: 0 for the user's last post), the batch announced when a node
+/// other than `$14` watches one of its users (`watch`; its changes carried in `$13`
+/// when they fit), and the new heads returned. The records were encoded before their
 /// `seq`s were known: the column is the one that counts (`note_of`).
 pub(super) const POSTS: &str = "WITH heads AS (
          INSERT INTO feed_heads (user_id, seq, kept, kept_bytes)
