@@ -27,6 +27,8 @@
 //! `TIDINGS_BENCH_STATEMENTS=1` also prints, after each durable-posts measure, the
 //! statements PostgreSQL spent its time on (`pg_stat_statements`).
 //! `TIDINGS_BENCH_ONLY=TEXT` measures only the set-ups whose name holds `TEXT`.
+//! `TIDINGS_BENCH_PG_OPTIONS='-c name=value ...'` starts the cluster with those server
+//! settings too, to try one (`-c commit_delay=200 -c commit_siblings=1`, say).
 
 #![allow(
     clippy::unwrap_used,
@@ -88,11 +90,7 @@ fn main() {
     let measuring = mode::measuring("nodes");
     let stages = stages::Stages::install();
     let duration = Duration::from_secs(if measuring { secs } else { 1 });
-    let cluster = if meter::statements_wanted() {
-        pg::Cluster::start_with(|_| meter::STATEMENTS_OPTIONS.to_owned())
-    } else {
-        pg::Cluster::start()
-    };
+    let cluster = pg::Cluster::start_with(|_| meter::server_options());
     let setups: [(&str, Option<String>, usize); 3] = [
         ("sled", None, 1),
         ("PostgreSQL, 1 node", Some(cluster.new_database()), 1),

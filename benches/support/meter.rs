@@ -128,6 +128,20 @@ pub fn notifications_size(url: &str) -> (u64, u64) {
 /// The server options that load `pg_stat_statements`.
 pub const STATEMENTS_OPTIONS: &str = "-c shared_preload_libraries=pg_stat_statements";
 
+/// The bench cluster's server options: pg_stat_statements when asked for, then
+/// whatever `TIDINGS_BENCH_PG_OPTIONS` adds (`-c name=value ...`, to try a setting).
+pub fn server_options() -> String {
+    let mut options = String::new();
+    if statements_wanted() {
+        options += STATEMENTS_OPTIONS;
+    }
+    if let Ok(extra) = std::env::var("TIDINGS_BENCH_PG_OPTIONS") {
+        options += " ";
+        options += &extra;
+    }
+    options
+}
+
 /// Whether `TIDINGS_BENCH_STATEMENTS` asks for the statements' costs.
 pub fn statements_wanted() -> bool {
     std::env::var_os("TIDINGS_BENCH_STATEMENTS").is_some_and(|v| v != "0")
