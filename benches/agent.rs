@@ -12,6 +12,8 @@
 //!
 //! The service runs in-process on its own 2-thread runtime, store on disk under
 //! `target/`. Under `cargo test` (no `--bench`) the sizes shrink to a smoke run.
+//! `TIDINGS_BENCH_ONLY=catch-up` (or `memory`) measures only that part (the IPC
+//! latencies come with the catch-up).
 
 #![allow(
     clippy::unwrap_used,
@@ -243,7 +245,10 @@ fn main() {
         (2_000, 500, Duration::from_millis(200))
     };
     let service = start_service();
-    for count in [small, big] {
+    for count in [small, big]
+        .into_iter()
+        .filter(|_| mode::wanted("catch-up"))
+    {
         let elapsed = catch_up(&service, count, count == big);
         println!(
             "catch-up: {count} notifications stored and acked in {:.3} s = {:.0} notifications/s",
@@ -251,11 +256,13 @@ fn main() {
             count as f64 / elapsed.as_secs_f64()
         );
     }
-    let (caught_up, restarted) = idle_rss(&service, small, settle);
-    println!(
-        "idle agent binary, connected, {small} cached: VmRSS {:.1} MiB after catching up, {:.1} MiB after a restart",
-        caught_up as f64 / 1024.0,
-        restarted as f64 / 1024.0
-    );
+    if mode::wanted("memory") {
+        let (caught_up, restarted) = idle_rss(&service, small, settle);
+        println!(
+            "idle agent binary, connected, {small} cached: VmRSS {:.1} MiB after catching up, {:.1} MiB after a restart",
+            caught_up as f64 / 1024.0,
+            restarted as f64 / 1024.0
+        );
+    }
     service.shutdown.cancel();
 }

@@ -97,9 +97,8 @@ fn main() {
         ("PostgreSQL, 2 nodes", Some(cluster.new_database()), 2),
     ];
     // `TIDINGS_BENCH_ONLY=2` (a part of a set-up's name) measures only the matching ones.
-    let only = std::env::var("TIDINGS_BENCH_ONLY").unwrap_or_default();
     let mut rows = Vec::new();
-    for (name, database, count) in setups.into_iter().filter(|(n, ..)| n.contains(&only)) {
+    for (name, database, count) in setups.into_iter().filter(|(n, ..)| mode::wanted(n)) {
         println!("== {name}");
         let server = database.as_ref().and_then(|_| cluster.server_pid());
         rows.push((

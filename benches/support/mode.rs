@@ -12,3 +12,10 @@ pub fn measuring(bench: &str) -> bool {
     }
     measuring
 }
+
+/// Whether the part of a bench named `name` is wanted: `TIDINGS_BENCH_ONLY=TEXT`
+/// measures only the parts whose name holds `TEXT` (all when unset).
+#[allow(dead_code)] // not every bench has parts
+pub fn wanted(name: &str) -> bool {
+    std::env::var("TIDINGS_BENCH_ONLY").map_or(true, |only| name.contains(&only))
+}

@@ -135,7 +135,9 @@ fn flush(context: &Context) -> Outcome {
             std::io::ErrorKind::StorageFull,
         )))
     } else {
-        context.db.flush().map(|_| ())
+        let flushed = context.db.flush().map(|_| ());
+        crate::embedded::collect_garbage();
+        flushed
     };
     if let (Ok(()), Some(observe)) = (&result, context.hooks.observer.get()) {
         observe(started.elapsed());
