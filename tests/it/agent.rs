@@ -4,13 +4,13 @@
 //! The presenter here is a recorder, so these tests see exactly what the agent asks
 //! the desktop to do; the real desktop (dunst under Xvfb) is in `desktop.rs`.
 
-use tidings::agent::store::{AgentStore, LocalChange};
+use tidings::agent::store::LocalChange;
 use tidings::agent::{AgentError, Settings};
 use tidings::protocol::local::EventKind;
 use tidings::protocol::validate::StatePatch;
 use tidings::protocol::{ReadState, Seq, UserActionState};
 
-use crate::helpers::{Device, TestService, note, wait_until};
+use crate::helpers::{Device, TestService, note, reopen_agent_store, wait_until};
 use crate::test_agent::TestAgent;
 
 fn start_agent(service_url: &str, device: &Device, dir: &std::path::Path) -> TestAgent {
@@ -33,8 +33,8 @@ async fn wait_acked(service: &TestService, device: &str, seq: u64) {
     .await;
 }
 
-fn stored(dir: &std::path::Path) -> (usize, Seq) {
-    let store = AgentStore::open(&dir.join("store"), 1 << 20).unwrap();
+async fn stored(dir: &std::path::Path) -> (usize, Seq) {
+    let store = reopen_agent_store(&dir.join("store")).await;
     (store.len(), store.cursor().unwrap())
 }
 
@@ -68,8 +68,8 @@ async fn two_agents_of_one_user_both_store_what_is_posted() {
     assert_eq!(*on_laptop.recorder.closed.lock().unwrap(), vec![first]);
     on_laptop.stop().await;
     on_phone.stop().await;
-    assert_eq!(stored(dirs.0.path()), (3, Seq(4)));
-    assert_eq!(stored(dirs.1.path()), (3, Seq(4)));
+    assert_eq!(stored(dirs.0.path()).await, (3, Seq(4)));
+    assert_eq!(stored(dirs.1.path()).await, (3, Seq(4)));
     service.stop().await;
 }
 
@@ -99,7 +99,7 @@ async fn a_restarted_agent_resumes_from_its_cursor_without_duplicates() {
         "only what is new since the cursor"
     );
     second.stop().await;
-    assert_eq!(stored(dir.path()), (40, Seq(40)));
+    assert_eq!(stored(dir.path()).await, (40, Seq(40)));
     service.stop().await;
 }
 
@@ -168,7 +168,7 @@ async fn the_agent_reconnects_by_itself_when_the_service_restarts() {
     wait_acked(&service, &device.id, 11).await;
     assert_eq!(agent.recorder.presented(), 11);
     agent.stop().await;
-    assert_eq!(stored(dir.path()), (11, Seq(11)));
+    assert_eq!(stored(dir.path()).await, (11, Seq(11)));
     service.stop().await;
 }
 
@@ -402,7 +402,7 @@ async fn an_app_subscribed_after_the_channel_passed_its_notifications_brings_the
     .await;
     assert_eq!(agent.handle.store().cursor().unwrap(), Seq(4));
     agent.stop().await;
-    let store = AgentStore::open(&dir.path().join("store"), 1 << 20).unwrap();
+    let store = reopen_agent_store(&dir.path().join("store")).await;
     assert_eq!(
         store.resync().unwrap(),
         0,
@@ -459,7 +459,7 @@ async fn the_agent_subscribes_keeps_and_renews_its_subscriptions() {
         0
     );
     agent.stop().await;
-    let store = AgentStore::open(&dir.path().join("store"), 1 << 20).unwrap();
+    let store = reopen_agent_store(&dir.path().join("store")).await;
     assert_eq!(
         store.subscriptions().unwrap()[0].unsid,
         sub.unsid,

@@ -485,6 +485,25 @@ pub fn note(host: &str, title: &str) -> Value {
     })
 }
 
+/// Opens an agent's store that a stopped agent just let go of. As with the service's
+/// (`TestService::open_state`), sled's own background threads can hold its files for a
+/// moment after the last handle goes, so `AlreadyRunning` is retried up to the
+/// deadline. (An agent process that exits lets go at once: the tests that run the
+/// binary open its store directly.)
+pub async fn reopen_agent_store(dir: &std::path::Path) -> tidings::agent::store::AgentStore {
+    use tidings::agent::store::{AgentStore, AgentStoreError};
+    let started = tokio::time::Instant::now();
+    loop {
+        match AgentStore::open(dir, 1 << 20) {
+            Err(AgentStoreError::AlreadyRunning(dir)) if started.elapsed() < DEADLINE => {
+                tracing::debug!(dir, "the agent's store is still locked; retrying");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            opened => return opened.unwrap(),
+        }
+    }
+}
+
 /// Polls `condition` until it holds, failing after [`DEADLINE`].
 pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
 where
