@@ -49,13 +49,17 @@ fn is_lock_error(error: &std::io::Error) -> bool {
 pub async fn flush(db: &sled::Db) -> Result<(), FlushError> {
     let db = db.clone();
     collect_garbage();
-    tokio::task::spawn_blocking(move || {
-        let flushed = db.flush();
-        collect_garbage();
-        flushed
-    })
-    .await??;
+    tokio::task::spawn_blocking(move || flush_blocking(&db)).await??;
     Ok(())
+}
+
+/// Flushes the database on this thread, then frees what this thread's writes replaced
+/// ([`collect_garbage`]). For a thread that may block: the service's group committer,
+/// and [`flush`]'s blocking job.
+pub fn flush_blocking(db: &sled::Db) -> sled::Result<()> {
+    let flushed = db.flush();
+    collect_garbage();
+    flushed.map(|_| ())
 }
 
 /// Hands what this thread's sled calls replaced to the epoch collector and frees what
@@ -68,8 +72,8 @@ pub async fn flush(db: &sled::Db) -> Result<(), FlushError> {
 /// an idle process pins nothing: an agent that caught up with 10,000 notifications kept
 /// 36 of sled's 512 KiB log buffers (18 MiB) until it exited. So each flush hands on
 /// what its thread and the thread that asked for it replaced, and collects; so does the
-/// service's group committer after each of its flushes.
-pub fn collect_garbage() {
+/// service's group committer after each of its flushes ([`flush_blocking`]).
+fn collect_garbage() {
     crossbeam_epoch::pin().flush();
 }
 

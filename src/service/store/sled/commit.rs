@@ -135,9 +135,7 @@ fn flush(context: &Context) -> Outcome {
             std::io::ErrorKind::StorageFull,
         )))
     } else {
-        let flushed = context.db.flush().map(|_| ());
-        crate::embedded::collect_garbage();
-        flushed
+        crate::embedded::flush_blocking(&context.db)
     };
     if let (Ok(()), Some(observe)) = (&result, context.hooks.observer.get()) {
         observe(started.elapsed());
