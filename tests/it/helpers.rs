@@ -86,17 +86,9 @@ impl TestService {
         settings.database = crate::pg::database_for(dir.path());
         tune(&mut settings);
         let state = Self::open_state(settings).await;
-        let started = tokio::time::Instant::now();
-        let listener = loop {
-            match TcpListener::bind(addr).await {
-                Ok(listener) => break listener,
-                Err(e) if started.elapsed() < DEADLINE => {
-                    tracing::debug!(error = %e, addr, "port still taken; retrying");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(e) => panic!("binding {addr}: {e}"),
-            }
-        };
+        let listener = retried(addr, || TcpListener::bind(addr), |_| true)
+            .await
+            .unwrap_or_else(|e| panic!("binding {addr}: {e}"));
         let url = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(service::run(listener, state.clone(), shutdown.clone()));
@@ -116,18 +108,19 @@ impl TestService {
     /// stay locked for a moment while sled's own background threads finish with it, so
     /// on a restart `Locked` is retried up to the deadline.
     async fn open_state(settings: Settings) -> State {
-        let started = tokio::time::Instant::now();
-        loop {
-            match ServiceState::open(settings.clone()).await {
-                Err(service::ServiceError::Store(service::store::StoreError::Locked(dir)))
-                    if started.elapsed() < DEADLINE =>
-                {
-                    tracing::debug!(dir, "the store is still locked; retrying");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                opened => return opened.unwrap(),
-            }
-        }
+        let locked = |e: &service::ServiceError| {
+            matches!(
+                e,
+                service::ServiceError::Store(service::store::StoreError::Locked(_))
+            )
+        };
+        retried(
+            "the service's store",
+            || ServiceState::open(settings.clone()),
+            locked,
+        )
+        .await
+        .unwrap()
     }
 
     async fn wait_for_admin(&self) {
@@ -492,14 +485,36 @@ pub fn note(host: &str, title: &str) -> Value {
 /// binary open its store directly.)
 pub async fn reopen_agent_store(dir: &std::path::Path) -> tidings::agent::store::AgentStore {
     use tidings::agent::store::{AgentStore, AgentStoreError};
+    let locked = |e: &AgentStoreError| matches!(e, AgentStoreError::AlreadyRunning(_));
+    retried(
+        "the agent's store",
+        || async { AgentStore::open(dir, 1 << 20) },
+        locked,
+    )
+    .await
+    .unwrap()
+}
+
+/// `attempt` until it succeeds, or fails other than as `passing` says a moment can mend
+/// (a port still taken, a store still locked), or [`DEADLINE`] passes; polled every
+/// 20 ms.
+async fn retried<T, E, Fut>(
+    what: &str,
+    mut attempt: impl FnMut() -> Fut,
+    passing: impl Fn(&E) -> bool,
+) -> Result<T, E>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
     let started = tokio::time::Instant::now();
     loop {
-        match AgentStore::open(dir, 1 << 20) {
-            Err(AgentStoreError::AlreadyRunning(dir)) if started.elapsed() < DEADLINE => {
-                tracing::debug!(dir, "the agent's store is still locked; retrying");
+        match attempt().await {
+            Err(e) if passing(&e) && started.elapsed() < DEADLINE => {
+                tracing::debug!(error = %e, what, "not yet; retrying");
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            opened => return opened.unwrap(),
+            done => return done,
         }
     }
 }
