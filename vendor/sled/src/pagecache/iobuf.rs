@@ -1195,40 +1195,14 @@ fn seal_and_write_iobuf(
             lsn
         );
         if write_here {
-            // tidings: as the pool's job below does, on this thread.
-            if let Err(e) = iobufs.write_to_log(iobuf) {
-                error!(
-                    "hit error while writing iobuf with lsn {}: {:?}",
-                    lsn, e
-                );
-                iobufs.config.set_global_error(e);
-                let intervals = iobufs.intervals.lock();
-                drop(intervals);
-                let _notified = iobufs.interval_updated.notify_all();
-            }
+            // tidings: the pool's job below, on this thread.
+            write_iobuf(iobufs, iobuf, lsn);
             return Ok(());
         }
         let iobufs = iobufs.clone();
         let iobuf = iobuf.clone();
         let _result = threadpool::spawn(move || {
-            if let Err(e) = iobufs.write_to_log(&iobuf) {
-                error!(
-                    "hit error while writing iobuf with lsn {}: {:?}",
-                    lsn, e
-                );
-
-                // store error before notifying so that waiting threads will see
-                // it
-                iobufs.config.set_global_error(e);
-
-                let intervals = iobufs.intervals.lock();
-
-                // having held the mutex makes this linearized
-                // with the notify below.
-                drop(intervals);
-
-                let _notified = iobufs.interval_updated.notify_all();
-            }
+            write_iobuf(&iobufs, &iobuf, lsn)
         })?;
 
         #[cfg(feature = "event_log")]
@@ -1237,6 +1211,29 @@ fn seal_and_write_iobuf(
         Ok(())
     } else {
         Ok(())
+    }
+}
+
+// tidings: the pool's job of `maybe_seal_and_write_iobuf`, moved out unchanged so that
+// a flush can run it on its own thread.
+fn write_iobuf(iobufs: &Arc<IoBufs>, iobuf: &Arc<IoBuf>, lsn: Lsn) {
+    if let Err(e) = iobufs.write_to_log(iobuf) {
+        error!(
+            "hit error while writing iobuf with lsn {}: {:?}",
+            lsn, e
+        );
+
+        // store error before notifying so that waiting threads will see
+        // it
+        iobufs.config.set_global_error(e);
+
+        let intervals = iobufs.intervals.lock();
+
+        // having held the mutex makes this linearized
+        // with the notify below.
+        drop(intervals);
+
+        let _notified = iobufs.interval_updated.notify_all();
     }
 }
 
