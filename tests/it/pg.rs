@@ -41,7 +41,8 @@ pub fn database_for(dir: &Path) -> Option<tidings::service::store::PgConfig> {
     Some(config)
 }
 
-/// A running private cluster; stopped when dropped (and by its keeper at exit).
+/// A running private cluster; stopped and removed when dropped (and by its keeper at
+/// exit).
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     /// Server options beyond the port, socket and address (e.g. TLS).
@@ -92,7 +93,7 @@ impl Cluster {
             databases: AtomicU32::new(0),
         };
         cluster.start_server();
-        cluster.keeper = Some(keeper(as_root, &bin, &data));
+        cluster.keeper = Some(keeper(as_root, &bin, cluster.dir.path()));
         cluster
     }
 
@@ -219,12 +220,15 @@ fn run(cmd: &mut Command) {
     );
 }
 
-/// A shell that stops the server once its stdin (held by this process) closes.
-fn keeper(as_root: bool, bin: &Path, data: &Path) -> Child {
+/// A shell that stops the server once its stdin (held by this process) closes, then
+/// removes the cluster's directory: the shared cluster is a static, never dropped, so
+/// its `TempDir` never removes it (each run of the suite left about 1.5 GB in /tmp).
+fn keeper(as_root: bool, bin: &Path, dir: &Path) -> Child {
     let script = format!(
-        "read _; exec {} -D {} -m immediate stop >/dev/null 2>&1",
+        "read _; {} -D {} -m immediate stop >/dev/null 2>&1; rm -rf {}",
         bin.join("pg_ctl").display(),
-        data.display()
+        dir.join("data").display(),
+        dir.display()
     );
     let mut cmd = postgres_cmd(as_root, Path::new("/bin/sh"));
     cmd.args(["-c", &script])
