@@ -220,10 +220,17 @@ impl Lru {
             "Please configure the cache \
              capacity to be at least 256 bytes"
         );
-        let shard_capacity = cache_capacity / N_SHARDS as u64;
+        // tidings: a small cache gets fewer shards. A shard learns of accesses only
+        // once MAX_QUEUE_ITEMS of them have queued for it, and evicts only then; with
+        // 256 shards that is up to 16,384 accesses unseen, which for a database of a
+        // few thousand pages is all of it, so a small cache never evicted anything
+        // (an agent holding 10,000 notifications kept every page in memory, whatever
+        // its cache capacity). One shard per SHARD_BYTES of capacity, at most N_SHARDS.
+        let n_shards = shard_count(cache_capacity);
+        let shard_capacity = cache_capacity / n_shards as u64;
 
-        let mut shards = Vec::with_capacity(N_SHARDS);
-        shards.resize_with(N_SHARDS, || {
+        let mut shards = Vec::with_capacity(n_shards);
+        shards.resize_with(n_shards, || {
             (AccessQueue::default(), FastLock::new(Shard::new(shard_capacity)))
         });
 
@@ -270,6 +277,18 @@ impl Lru {
         }
         ret
     }
+}
+
+// tidings: the capacity each shard is given at least (see `Lru::new`).
+const SHARD_BYTES: u64 = 256 * 1024;
+
+// tidings: how many shards a cache of `cache_capacity` bytes gets: one per
+// SHARD_BYTES, a power of two, from 1 to N_SHARDS.
+fn shard_count(cache_capacity: u64) -> usize {
+    let wanted = usize::try_from(cache_capacity / SHARD_BYTES).unwrap_or(N_SHARDS);
+    let fits = wanted.clamp(1, N_SHARDS);
+    // The largest power of two not above `fits`.
+    1 << (usize::BITS - 1 - fits.leading_zeros())
 }
 
 #[derive(Clone)]
