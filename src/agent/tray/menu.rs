@@ -83,11 +83,21 @@ pub struct State {
     pub unread: usize,
     /// The newest unread, newest first (only the first [`NEWEST`] are listed).
     pub newest: Vec<Unread>,
-    /// Do-not-disturb: `None` off; `Some(None)` on until turned off; `Some(Some(t))` on
-    /// until the local time `t` (as the user reads it, `14:30`).
-    pub dnd: Option<Option<String>>,
+    /// Do-not-disturb.
+    pub dnd: Quiet,
     /// The apps whose toasts are paused on this device.
     pub paused: Vec<String>,
+}
+
+/// Do-not-disturb as the icon shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Quiet {
+    /// Off: toasts show.
+    Off,
+    /// On until turned off.
+    On,
+    /// On until this local time, as the user reads it (`14:30`).
+    Until(String),
 }
 
 /// How long a do-not-disturb chosen from the menu lasts.
@@ -190,7 +200,9 @@ fn icon(state: &State) -> Icon {
     match state.link {
         LinkState::SignedOut => Icon::SignedOut,
         LinkState::Offline => Icon::Offline,
-        LinkState::Connected | LinkState::Connecting if state.dnd.is_some() => Icon::DoNotDisturb,
+        LinkState::Connected | LinkState::Connecting if state.dnd != Quiet::Off => {
+            Icon::DoNotDisturb
+        }
         LinkState::Connected | LinkState::Connecting if state.unread > 0 => Icon::Unread,
         LinkState::Connected | LinkState::Connecting => Icon::Idle,
     }
@@ -209,9 +221,9 @@ fn tooltip(state: &State) -> String {
     };
     let mut text = format!("{} — {link}", unread_label(state.unread));
     match &state.dnd {
-        None => {}
-        Some(None) => text.push_str(" — do not disturb"),
-        Some(Some(until)) => {
+        Quiet::Off => {}
+        Quiet::On => text.push_str(" — do not disturb"),
+        Quiet::Until(until) => {
             text.push_str(" — do not disturb until ");
             text.push_str(until);
         }
@@ -247,7 +259,7 @@ fn menu(state: &State) -> Vec<Entry> {
         label: "Open inbox".to_owned(),
         action: Some(Action::OpenInbox),
     });
-    menu.push(dnd_menu(state.dnd.as_ref()));
+    menu.push(dnd_menu(&state.dnd));
     menu.push(pause_menu(state));
     menu.push(Entry::Separator);
     menu.push(Entry::Item {
@@ -282,14 +294,14 @@ fn item_label(item: &Unread) -> String {
     format!("{title} — {}", item.app)
 }
 
-fn dnd_menu(dnd: Option<&Option<String>>) -> Entry {
+fn dnd_menu(dnd: &Quiet) -> Entry {
     let mut entries = Vec::new();
     let label = match dnd {
-        None => "Do not disturb".to_owned(),
-        Some(None) => "Do not disturb (on)".to_owned(),
-        Some(Some(until)) => format!("Do not disturb (until {until})"),
+        Quiet::Off => "Do not disturb".to_owned(),
+        Quiet::On => "Do not disturb (on)".to_owned(),
+        Quiet::Until(until) => format!("Do not disturb (until {until})"),
     };
-    if dnd.is_some() {
+    if *dnd != Quiet::Off {
         entries.push(Entry::Item {
             label: "Turn off".to_owned(),
             action: Some(Action::DndOff),

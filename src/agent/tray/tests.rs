@@ -1,6 +1,6 @@
 //! The icon's rules as a table: state in, icon, status, tooltip and menu out.
 
-use super::menu::{Action, Attention, DndLength, Entry, Icon, State, Unread, tray};
+use super::menu::{Action, Attention, DndLength, Entry, Icon, Quiet, State, Unread, tray};
 use crate::protocol::NotificationId;
 use crate::protocol::local::LinkState;
 
@@ -18,7 +18,7 @@ fn state(link: LinkState, unread: usize) -> State {
         service: "notify.example.com".to_owned(),
         unread,
         newest: Vec::new(),
-        dnd: None,
+        dnd: Quiet::Off,
         paused: Vec::new(),
     }
 }
@@ -64,8 +64,8 @@ fn action_of(entries: &[Entry], label: &str) -> Option<Action> {
 
 #[test]
 fn the_icon_status_and_tooltip_follow_the_state() {
-    let with_dnd = |mut s: State, until: Option<&str>| {
-        s.dnd = Some(until.map(str::to_owned));
+    let with_dnd = |mut s: State, dnd: Quiet| {
+        s.dnd = dnd;
         s
     };
     let table = [
@@ -100,19 +100,22 @@ fn the_icon_status_and_tooltip_follow_the_state() {
             "Signed out of notify.example.com: run `tidings login` to sign in again",
         ),
         (
-            with_dnd(state(LinkState::Connected, 4), Some("14:30")),
+            with_dnd(
+                state(LinkState::Connected, 4),
+                Quiet::Until("14:30".to_owned()),
+            ),
             Icon::DoNotDisturb,
             Attention::Active,
             "4 unread — connected to notify.example.com — do not disturb until 14:30",
         ),
         (
-            with_dnd(state(LinkState::Connected, 0), None),
+            with_dnd(state(LinkState::Connected, 0), Quiet::On),
             Icon::DoNotDisturb,
             Attention::Active,
             "Nothing unread — connected to notify.example.com — do not disturb",
         ),
         (
-            with_dnd(state(LinkState::Offline, 1), None),
+            with_dnd(state(LinkState::Offline, 1), Quiet::On),
             Icon::Offline,
             Attention::Active,
             "1 unread — offline: cannot reach notify.example.com, retrying — do not disturb",
@@ -186,14 +189,14 @@ fn with_nothing_unread_mark_all_read_is_greyed_out() {
 #[test]
 fn do_not_disturb_on_offers_to_turn_it_off() {
     let mut s = state(LinkState::Connected, 0);
-    s.dnd = Some(Some("14:30".to_owned()));
+    s.dnd = Quiet::Until("14:30".to_owned());
     let menu = tray(&s).menu;
     assert!(labels(&menu).contains(
         &"Do not disturb (until 14:30) > [Turn off, ---, For 30 minutes, For 1 hour, For 4 hours, Until turned off]"
             .to_owned()
     ));
     assert_eq!(action_of(&menu, "Turn off"), Some(Action::DndOff));
-    s.dnd = Some(None);
+    s.dnd = Quiet::On;
     assert!(labels(&tray(&s).menu)[4].starts_with("Do not disturb (on) > [Turn off"));
 }
 
