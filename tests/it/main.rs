@@ -43,5 +43,6 @@ mod stand_in;
 mod supervisor;
 mod test_agent;
 mod tls;
+mod tray;
 mod web_app;
 mod web_session;

@@ -2,13 +2,18 @@
 //!
 //! [`menu`] works out what the icon shows and what its menu holds from the agent's
 //! state, as a pure function tested as a table; [`layout`] numbers the menu's entries
-//! as `dbusmenu` wants them, each keeping its number while it stays. The panel adapters (a
-//! StatusNotifierItem on Linux, a notification-area icon on Windows) are not built yet;
-//! they will draw what [`menu::tray`] returns and hand clicks back as its
-//! [`menu::Action`]s.
+//! as `dbusmenu` wants them, each keeping its number while it stays. On Linux, `sni`
+//! serves the StatusNotifierItem and `dbusmenu` its menu on the session bus, drawing
+//! what [`menu::tray`] returns and handing clicks back as its [`menu::Action`]s. Not
+//! built yet: the agent starting the icon and carrying out the actions, and the
+//! Windows notification-area icon.
 
+#[cfg(target_os = "linux")]
+mod dbusmenu;
 pub mod layout;
 pub mod menu;
+#[cfg(target_os = "linux")]
+pub mod sni;
 
 #[cfg(test)]
 mod layout_tests;
