@@ -193,4 +193,36 @@ async fn a_panel_reads_the_icon_walks_its_menu_and_its_clicks_come_back_as_actio
     // layout yet) does nothing.
     click(&panel, name, lunch).await;
     assert!(clicks.try_recv().is_err());
+
+    // Any process on the bus may send clicks: a flood queues 16 at most, and the
+    // numbers it did not know come back.
+    let (_, items) = menu(&panel, name).await;
+    let quit = id_of(&items, "Quit");
+    let flood: Vec<_> = (0..1_000)
+        .map(|i| {
+            (
+                if i % 2 == 0 { quit } else { 9_999 },
+                "clicked",
+                Variant::from(0_i32),
+                0_u32,
+            )
+        })
+        .collect();
+    let reply = panel
+        .call_method(
+            Some(name),
+            MENU_PATH,
+            Some("com.canonical.dbusmenu"),
+            "EventGroup",
+            &(flood,),
+        )
+        .await
+        .unwrap();
+    let unknown: Vec<i32> = reply.body().deserialize().unwrap();
+    assert_eq!((unknown.len(), unknown[0]), (500, 9_999));
+    let mut queued = 0;
+    while clicks.try_recv().is_ok() {
+        queued += 1;
+    }
+    assert_eq!(queued, 16);
 }

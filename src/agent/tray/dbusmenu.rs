@@ -20,7 +20,7 @@ use super::sni::{Shared, lock};
 /// `com.canonical.dbusmenu`.
 pub(super) struct MenuIface {
     pub(super) shown: Shared,
-    pub(super) clicks: mpsc::UnboundedSender<Action>,
+    pub(super) clicks: mpsc::Sender<Action>,
 }
 
 /// One item as `GetLayout` returns it: `(ia{sv}av)`, each child a variant of the same.
@@ -138,7 +138,7 @@ impl MenuIface {
         if event == "clicked"
             && let Some(action) = action
         {
-            let _ = self.clicks.send(action);
+            let _ = self.clicks.try_send(action);
         }
         known
     }

@@ -29,6 +29,9 @@ pub const ITEM_PATH: &str = "/StatusNotifierItem";
 pub const MENU_PATH: &str = "/MenuBar";
 /// The panel's registry of items.
 pub const WATCHER: &str = "org.kde.StatusNotifierWatcher";
+/// Clicks waiting for the agent at most; more are dropped (no one clicks faster than
+/// the agent acts, and any process on the session bus may send `Event`s).
+const CLICKS: usize = 16;
 
 /// What the panel is shown now.
 pub(super) struct Shown {
@@ -78,9 +81,9 @@ impl PanelIcon {
     pub async fn serve(
         connection: &zbus::Connection,
         state: &State,
-    ) -> zbus::Result<(Self, mpsc::UnboundedReceiver<Action>)> {
+    ) -> zbus::Result<(Self, mpsc::Receiver<Action>)> {
         let shown = Arc::new(Mutex::new(Shown::new(state)));
-        let (clicks, clicked) = mpsc::unbounded_channel();
+        let (clicks, clicked) = mpsc::channel(CLICKS);
         let server = connection.object_server();
         server
             .at(
@@ -177,7 +180,7 @@ fn no_owner(error: &zbus::Error) -> bool {
 /// `org.kde.StatusNotifierItem`.
 struct ItemIface {
     shown: Shared,
-    clicks: mpsc::UnboundedSender<Action>,
+    clicks: mpsc::Sender<Action>,
 }
 
 /// A tooltip as the protocol carries it: icon name, pixmaps, title, text.
@@ -256,7 +259,7 @@ impl ItemIface {
 
     /// A click on the icon where the panel does not open the menu itself: the inbox.
     fn activate(&self, _x: i32, _y: i32) {
-        let _ = self.clicks.send(Action::OpenInbox);
+        let _ = self.clicks.try_send(Action::OpenInbox);
     }
 
     fn secondary_activate(&self, _x: i32, _y: i32) {}
