@@ -12,8 +12,9 @@
 //! - [`rpc`]: the local IPC server and its handler.
 //!
 //! Beside them: [`store`] (the sled cache, outbox, retention, counts, do-not-disturb),
-//! `handle` (what local callers do), [`tray`] (the panel icon's rules; its adapters are not
-//! built yet), [`toast`] (the rules, the presenter seam, the Linux
+//! `handle` (what local callers do), [`tray`] (the panel icon: its rules and, on Linux,
+//! the item on the session bus; the agent does not start it yet), [`toast`] (the rules,
+//! the presenter seam, the Linux
 //! and Windows presenters, whose tasks run on the agent's tracker), [`link`],
 //! [`endpoint`], [`api`] (REST: tokens, sign-in, subscriptions, notes), [`tls`],
 //! [`credentials`]. The agent imports `protocol` and `ipc`, never the service.
