@@ -191,6 +191,11 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_losing_nothing() {
             "{id} was answered 201 and is gone"
         );
     }
+    assert_eq!(
+        ids.len(),
+        stored.len(),
+        "a post answered 507 is in the feed after the recovery"
+    );
     drop(process);
 }
 

@@ -282,8 +282,8 @@ impl Hub {
     }
 
     /// After the store was reopened: takes each user's durable `seq` from what is on
-    /// disk and closes every channel, so each device resyncs from its cursor (a change
-    /// answered with an error may have reached the disk unpublished).
+    /// disk and closes every channel, so each device resyncs from its cursor against the
+    /// reopened store.
     pub fn resync(&self, durable: HashMap<UserId, Seq>) {
         let mut inner = self.lock();
         inner.durable = durable;

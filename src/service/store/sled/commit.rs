@@ -9,7 +9,9 @@
 //!
 //! A failed flush marks the store failed ([`Health`]) and fails its writers; from then
 //! on the thread flushes nothing and fails every writer at once, so nothing answered
-//! with an error is made durable later without being published.
+//! with an error is made durable later without being published. Each failed writer's
+//! [`Undo`] goes to [`Refused`], for the reopen to take back what reached the disk
+//! anyway (`undo.rs`).
 //!
 //! A plain thread, not a task: the flush blocks, and calling it directly saves the hop
 //! through sled's own thread pool that `flush_async` makes (measured: about 8 % more
@@ -23,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::debug_span;
 
 use super::health::{Failure, Health};
+use super::undo::{Refused, Undo};
 use super::{Committed, Publish};
 use crate::service::stage;
 
@@ -32,6 +35,8 @@ pub(crate) type Outcome = Result<(), Failure>;
 /// One writer's request to be made durable.
 pub(crate) struct Pending {
     pub changes: Vec<Committed>,
+    /// How to take the changes back if they are refused.
+    pub undo: Vec<Undo>,
     pub done: oneshot::Sender<Outcome>,
 }
 
@@ -40,6 +45,8 @@ pub(crate) struct Context {
     pub db: sled::Db,
     pub publish: Publish,
     pub health: Arc<Health>,
+    /// Where the undos of refused writers go.
+    pub refused: Arc<Refused>,
     /// The flush-failure switch (tests) and the flush-time observer.
     pub hooks: Arc<FlushHooks>,
 }
@@ -57,6 +64,7 @@ pub struct FlushHooks {
 /// waits for it, so the database is closed when the store is.
 pub(crate) struct Committer {
     tx: Option<mpsc::UnboundedSender<Pending>>,
+    refused: Arc<Refused>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -73,29 +81,39 @@ impl Committer {
     /// Starts the committer thread.
     pub fn start(context: Context) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let refused = context.refused.clone();
         let thread = std::thread::Builder::new()
             .name("tidings-commit".to_owned())
             .spawn(move || run(&context, rx))?;
         Ok(Self {
             tx: Some(tx),
+            refused,
             thread: Some(thread),
         })
     }
 
     /// Queues `changes` (already applied in memory) and returns once they are on disk.
     pub async fn commit(&self, changes: Vec<Committed>) -> Outcome {
-        self.enqueue(changes)
+        self.enqueue(changes, Vec::new())
             .await
             .map_err(|_| Failure::other("the store is closed"))?
     }
 
     /// Queues `changes` without waiting; used while holding the write lock so that
-    /// queue order is `seq` order. Returns the receiver to wait on.
-    pub fn enqueue(&self, changes: Vec<Committed>) -> oneshot::Receiver<Outcome> {
+    /// queue order is `seq` order. `undo` takes them back if they are refused. Returns
+    /// the receiver to wait on.
+    pub fn enqueue(&self, changes: Vec<Committed>, undo: Vec<Undo>) -> oneshot::Receiver<Outcome> {
         let (done, wait) = oneshot::channel();
-        // A send error drops `done`, which the waiter sees as "store closed".
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(Pending { changes, done });
+        // A send error drops `done` (the waiter sees "store closed") and hands the
+        // pending back, whose undo is then kept as refused.
+        if let Some(tx) = &self.tx
+            && let Err(mpsc::error::SendError(pending)) = tx.send(Pending {
+                changes,
+                undo,
+                done,
+            })
+        {
+            self.refused.add(pending.undo);
         }
         wait
     }
@@ -117,6 +135,11 @@ fn run(context: &Context, mut rx: mpsc::UnboundedReceiver<Pending>) {
                 debug_span!(target: stage::TARGET, "publish")
                     .in_scope(|| (context.publish)(changes));
             }
+        }
+        if result.is_err() {
+            context
+                .refused
+                .add(batch.iter_mut().flat_map(|p| std::mem::take(&mut p.undo)));
         }
         for pending in batch {
             let _ = pending.done.send(result.clone());
@@ -178,6 +201,7 @@ mod tests {
                 seen.lock().unwrap().extend(changes.iter().map(|c| c.seq.0));
             }),
             health: health.clone(),
+            refused: Arc::default(),
             hooks: hooks.clone(),
         })
         .unwrap();

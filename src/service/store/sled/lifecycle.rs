@@ -34,11 +34,11 @@ impl Lifecycle for SledStore {
 
     /// Recovers a failed store in two steps. First, at once, the failed database handle
     /// (which sled then fails reads on too) is replaced by one opened afresh from disk:
-    /// the indexes and durable marks are rebuilt and `reseed` is called with every
-    /// user's last `seq` while no write can run (the hub takes them and closes every
-    /// channel, so each device resyncs from its cursor: a change answered with an error
-    /// may have reached the disk after all, unpublished). Then, once the disk takes a
-    /// write again, writes are accepted.
+    /// every refused change that reached the disk all the same is taken back
+    /// (`undo.rs`), the indexes and durable marks are rebuilt and `reseed` is called
+    /// with every user's last `seq` while no write can run (the hub takes them and
+    /// closes every channel, so each device resyncs from its cursor). Then, once the
+    /// disk takes a write again, writes are accepted.
     fn recover(&self, reseed: Reseed) -> Result<bool, StoreError> {
         if self.health.failure().is_none() {
             return Ok(false);

@@ -31,6 +31,7 @@ mod reserve;
 mod subscriptions;
 #[cfg(test)]
 mod tests;
+mod undo;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -104,6 +105,8 @@ pub struct SledStore {
     /// Each user's last `seq` known to be on disk: reads never go past it.
     durable: Marks,
     flush_hooks: Arc<commit::FlushHooks>,
+    /// The writes answered with an error since the last reopen, to take back.
+    refused: Arc<undo::Refused>,
     reserve: Mutex<reserve::Reserve>,
     /// Whether a recovery task replaces failed handles (reads wait for it).
     recovering: AtomicBool,
@@ -135,6 +138,7 @@ impl SledStore {
             health,
             durable,
             flush_hooks: Arc::default(),
+            refused: Arc::default(),
             reserve: Mutex::new(reserve::Reserve::new(dir, 0)),
             recovering: AtomicBool::new(false),
         };
@@ -162,12 +166,14 @@ impl SledStore {
                 crate::embedded::OpenError::Sled(e) => e.into(),
             })?;
         let trees = Trees::open(&db)?;
+        undo::take_back(&db, &trees.notifications, &self.refused)?;
         let rebuilt = rebuild_index(&trees.notifications)?;
         *lock(&self.durable) = rebuilt.last_seqs();
         let committer = Committer::start(Context {
             db: db.clone(),
             publish: self.publish.clone(),
             health: self.health.clone(),
+            refused: self.refused.clone(),
             hooks: self.flush_hooks.clone(),
         })
         .map_err(|e| StoreError::Commit(format!("cannot start the commit thread: {e}")))?;

@@ -18,6 +18,7 @@ use crate::protocol::{
 use super::super::{Lifecycle, Notes, Usage};
 use super::index::Index;
 use super::records::{NotificationRecord, decode, encode};
+use super::undo::Undo;
 use super::{Committed, FeedScan, SledStore, StoreError, Stored, changed, is_live, keys, posted};
 
 type Durable = tokio::sync::oneshot::Receiver<super::commit::Outcome>;
@@ -238,7 +239,8 @@ impl SledStore {
     }
 
     /// Writes a new version of a notification (one insert), updates the index and
-    /// queues the change for the group commit. Called with the write lock held, so
+    /// queues the change for the group commit, with how to take it back if it is
+    /// refused (`undo.rs`). Called with the write lock held, so
     /// queue order is `seq` order.
     fn write(
         &self,
@@ -248,13 +250,23 @@ impl SledStore {
         record: &NotificationRecord,
     ) -> Result<Durable, StoreError> {
         let backend = self.backend()?;
-        backend
+        let undo = Undo {
+            key: keys::note(user, &record.id),
+            seq: record.seq,
+            old: old.map(encode).transpose()?,
+        };
+        if let Err(e) = backend
             .trees
             .notifications
-            .insert(keys::note(user, &record.id), encode(record)?)
-            .map_err(|e| self.failed_write(e))?;
+            .insert(&undo.key, encode(record)?)
+        {
+            self.refused.add([undo]);
+            return Err(self.failed_write(e));
+        }
         index.put(user, old, record);
-        Ok(backend.committer.enqueue(vec![Committed::of(user, record)]))
+        Ok(backend
+            .committer
+            .enqueue(vec![Committed::of(user, record)], vec![undo]))
     }
 }
 
