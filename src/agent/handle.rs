@@ -1,5 +1,6 @@
-//! What local callers (IPC, tests) do through an [`AgentHandle`]: read the cache,
-//! subscribe, change state (here at once, everywhere through the outbox), send notes.
+//! What local callers (IPC, the panel icon, tests) do through an [`AgentHandle`]: read
+//! the cache, subscribe, change state (here at once, everywhere through the outbox),
+//! send notes, set do-not-disturb and pause an app's toasts.
 
 use tokio::sync::broadcast;
 
@@ -11,6 +12,16 @@ use super::store::{AgentStore, AgentStoreError, LocalChange};
 use super::{AgentError, AgentHandle};
 use crate::protocol::rest::Subscription;
 use crate::protocol::sealed::PublicKeys;
+
+/// The local time of day, in minutes since midnight.
+fn local_minute() -> u16 {
+    let local = jiff::Zoned::now();
+    u16::try_from(i32::from(local.hour()) * 60 + i32::from(local.minute())).unwrap_or(0)
+}
+
+fn minutes(n: u16) -> std::time::Duration {
+    std::time::Duration::from_secs(u64::from(n) * 60)
+}
 
 /// How long `send` waits for its note to come back over the channel.
 const SEND_SETTLES: std::time::Duration = std::time::Duration::from_secs(5);
@@ -31,17 +42,50 @@ impl AgentHandle {
         let Some(quiet) = self.quiet_hours else {
             return Ok(set);
         };
-        let local = jiff::Zoned::now();
-        let minute =
-            u16::try_from(i32::from(local.hour()) * 60 + i32::from(local.minute())).unwrap_or(0);
+        let minute = local_minute();
         if !quiet.contains(minute) {
             return Ok(set);
         }
-        let left = std::time::Duration::from_secs(u64::from(quiet.minutes_left(minute)) * 60);
         Ok(Dnd {
             on: true,
-            until: Some(now.plus(left)),
+            until: Some(now.plus(minutes(quiet.minutes_left(minute)))),
         })
+    }
+
+    /// When do-not-disturb next turns on or off by itself: the end of the one in force,
+    /// else the next start of the quiet hours; `None` when nothing is due.
+    pub fn dnd_changes_at(&self, now: Timestamp) -> Result<Option<Timestamp>, AgentStoreError> {
+        let dnd = self.dnd(now)?;
+        if dnd.on {
+            return Ok(dnd.until);
+        }
+        Ok(self
+            .quiet_hours
+            .map(|quiet| now.plus(minutes(quiet.minutes_to_start(local_minute())))))
+    }
+
+    /// Turns do-not-disturb on (until `until`, or until turned off) or off; durable on
+    /// return.
+    pub async fn set_dnd(&self, on: bool, until: Option<Timestamp>) -> Result<(), AgentStoreError> {
+        self.store.set_dnd(on, until).await?;
+        tracing::info!(on, ?until, "do not disturb changed");
+        self.looks.notify_one();
+        Ok(())
+    }
+
+    /// Pauses or resumes the toasts of the app `host` on this device; durable on
+    /// return.
+    pub async fn set_paused(&self, host: &str, paused: bool) -> Result<(), AgentStoreError> {
+        self.store.set_paused(host, paused).await?;
+        tracing::info!(app = host, paused, "toasts of an app paused or resumed");
+        self.looks.notify_one();
+        Ok(())
+    }
+
+    /// Returns once do-not-disturb or a paused app has changed since the last return.
+    /// For one waiter: the panel icon.
+    pub async fn settings_changed(&self) {
+        self.looks.notified().await;
     }
 
     /// Subscribes this device to an app host and keeps the subscription (renewed

@@ -15,6 +15,8 @@ pub struct Link {
     inner: Mutex<(LinkState, Option<Timestamp>)>,
     /// Encrypted notifications for this device that could not be opened, since start.
     unopened: AtomicU64,
+    /// Told of each change of state.
+    changes: tokio::sync::Notify,
 }
 
 impl Default for Link {
@@ -22,6 +24,7 @@ impl Default for Link {
         Self {
             inner: Mutex::new((LinkState::Connecting, None)),
             unopened: AtomicU64::new(0),
+            changes: tokio::sync::Notify::new(),
         }
     }
 }
@@ -42,7 +45,7 @@ impl Link {
     pub fn set(&self, state: LinkState) {
         let before = std::mem::replace(&mut self.lock().0, state);
         if before != state {
-            crate::supervisor::status(describe(state));
+            self.told(state);
         }
     }
 
@@ -53,8 +56,19 @@ impl Link {
             (LinkState::Connected, Some(Timestamp::now())),
         );
         if before.0 != LinkState::Connected {
-            crate::supervisor::status(describe(LinkState::Connected));
+            self.told(LinkState::Connected);
         }
+    }
+
+    /// Returns once the state has changed since the last return (at once if it has
+    /// meanwhile). For one waiter: the panel icon.
+    pub async fn changed(&self) {
+        self.changes.notified().await;
+    }
+
+    fn told(&self, state: LinkState) {
+        crate::supervisor::status(describe(state));
+        self.changes.notify_one();
     }
 
     /// The state and the last sync time.

@@ -13,7 +13,8 @@
 //!
 //! Beside them: [`store`] (the sled cache, outbox, retention, counts, do-not-disturb),
 //! `handle` (what local callers do), [`tray`] (the panel icon: its rules and, on Linux,
-//! the item on the session bus; the agent does not start it yet), [`toast`] (the rules,
+//! the item on the session bus, started beside the parts above when
+//! `Settings::tray` says where), [`toast`] (the rules,
 //! the presenter seam, the Linux
 //! and Windows presenters, whose tasks run on the agent's tracker), [`link`],
 //! [`endpoint`], [`api`] (REST: tokens, sign-in, subscriptions, notes), [`tls`],
@@ -99,6 +100,8 @@ pub struct Settings {
     pub apps: HashMap<String, AppPrefs>,
     /// A daily span of local time without toasts (`quiet_hours`).
     pub quiet_hours: Option<crate::config::quiet::QuietHours>,
+    /// Where to show the icon in the panel; none shows none (`[agent] tray`).
+    pub tray: Option<tray::Bus>,
 }
 
 impl Settings {
@@ -122,6 +125,7 @@ impl Settings {
             ipc_socket: None,
             apps: HashMap::new(),
             quiet_hours: None,
+            tray: None,
         }
     }
 }
@@ -202,6 +206,7 @@ pub struct Agent {
     dead_link: Duration,
     chores_every: Duration,
     ipc_socket: Option<PathBuf>,
+    tray: Option<tray::Bus>,
 }
 
 /// What local callers (IPC, tests) use to read the cache and change state while the
@@ -226,6 +231,8 @@ pub struct AgentHandle {
     /// changes in the order they were made: a removal never before the creation it
     /// follows.
     telling: Arc<tokio::sync::Mutex<()>>,
+    /// Told when do-not-disturb or a paused app changes (the panel icon redraws).
+    looks: Arc<Notify>,
 }
 
 /// Changes a `watch` may fall behind by before it hears it lagged.
@@ -271,12 +278,14 @@ impl Agent {
             quiet_hours: settings.quiet_hours,
             backlog: Arc::default(),
             telling: Arc::default(),
+            looks: Arc::new(Notify::new()),
         };
         Ok(Self {
             handle,
             dead_link: settings.dead_link,
             chores_every: settings.chores_every,
             ipc_socket: settings.ipc_socket,
+            tray: settings.tray,
         })
     }
 
@@ -309,6 +318,9 @@ impl Agent {
         if let Some(server) = ipc {
             tasks.spawn(rpc::run(server, handle.clone(), stop.clone()));
         }
+        if let Some(bus) = self.tray {
+            start_tray(&tasks, &handle, bus, &shutdown, &stop);
+        }
         // Ready once the store is open and IPC listens, not once online: the agent
         // works offline.
         crate::supervisor::ready();
@@ -330,4 +342,33 @@ impl Agent {
         handle.store.flush().await?;
         result
     }
+}
+
+/// Starts the panel icon beside the other parts; its "Quit" cancels `shutdown`.
+#[cfg(target_os = "linux")]
+fn start_tray(
+    tasks: &TaskTracker,
+    handle: &AgentHandle,
+    bus: tray::Bus,
+    shutdown: &CancellationToken,
+    stop: &CancellationToken,
+) {
+    tasks.spawn(tray::live::run(
+        handle.clone(),
+        bus,
+        shutdown.clone(),
+        stop.clone(),
+    ));
+}
+
+/// The panel icon is built for Linux only so far (`docs/tray.md`).
+#[cfg(not(target_os = "linux"))]
+fn start_tray(
+    _tasks: &TaskTracker,
+    _handle: &AgentHandle,
+    _bus: tray::Bus,
+    _shutdown: &CancellationToken,
+    _stop: &CancellationToken,
+) {
+    tracing::info!("the panel icon is not built for this platform yet");
 }

@@ -3,7 +3,8 @@
 //! and then shown one by one (3 at most) or as one summary; what the user does with a
 //! toast comes back as a local change (through the outbox to every device).
 //!
-//! Per-app settings (`toasts`, `dismiss_sync`) and do-not-disturb are applied here.
+//! Per-app settings (`toasts`, `dismiss_sync`), apps paused from the panel icon and
+//! do-not-disturb are applied here.
 
 use std::collections::HashSet;
 
@@ -97,7 +98,8 @@ impl AgentHandle {
             now,
             platform: Platform::current(),
             shown,
-            app_toasts: self.prefs(&record.content.target_host_name).toasts,
+            app_toasts: self.prefs(&record.content.target_host_name).toasts
+                && !self.paused(&record.content.target_host_name),
             do_not_disturb: dnd,
         }
     }
@@ -146,6 +148,12 @@ impl AgentHandle {
     /// The settings of the app `host`.
     fn prefs(&self, host: &str) -> AppPrefs {
         self.apps.get(host).copied().unwrap_or_default()
+    }
+
+    /// Whether `host`'s toasts are paused from the panel icon (a store that cannot be
+    /// read pauses nothing: a toast too many beats one lost).
+    fn paused(&self, host: &str) -> bool {
+        self.store.is_paused(host).unwrap_or(false)
     }
 
     fn dnd_on(&self, now: Timestamp) -> bool {

@@ -244,7 +244,6 @@ impl AgentRpc {
     }
 
     async fn dnd(&self, params: DndParams) -> Result<Value, RpcError> {
-        let store = self.handle.store();
         let now = Timestamp::now();
         if params.until.is_some_and(|until| until <= now) {
             return Err(RpcError::invalid_params("until: that time has passed"));
@@ -256,8 +255,10 @@ impl AgentRpc {
         }
         if params.on.is_some() || params.until.is_some() {
             let on = params.on.unwrap_or(true);
-            store.set_dnd(on, params.until).await.map_err(store_error)?;
-            tracing::info!(on, until = ?params.until, "do not disturb changed");
+            self.handle
+                .set_dnd(on, params.until)
+                .await
+                .map_err(store_error)?;
         }
         to_value(&self.handle.dnd(now).map_err(store_error)?)
     }

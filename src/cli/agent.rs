@@ -31,6 +31,9 @@ pub async fn run(args: AgentArgs, config: Option<&Path>) -> Result<(), Failure> 
     if args.no_toasts {
         flags.insert("toasts", "false".to_owned());
     }
+    if args.no_tray {
+        flags.insert("tray", "false".to_owned());
+    }
     let effective = config::resolve(config::Table::Agent, &flags, &file)?;
     let quiet_hours = effective
         .text("quiet_hours")
@@ -44,6 +47,10 @@ pub async fn run(args: AgentArgs, config: Option<&Path>) -> Result<(), Failure> 
         history_cap: effective.size("history_cap"),
         ca_file: effective.path("ca_file"),
         apps: settings::app_prefs(&file),
+        tray: effective
+            .flag("tray")
+            .unwrap_or_else(desktop_session)
+            .then_some(agent::tray::Bus::Session),
     };
     let saved = Credentials::load(&agent_dir)?;
     let presenter = presenter(!effective.flag("toasts").unwrap_or(true));
@@ -217,17 +224,28 @@ struct Tuning {
     history_cap: Option<usize>,
     ca_file: Option<PathBuf>,
     apps: std::collections::HashMap<String, AppPrefs>,
+    tray: Option<agent::tray::Bus>,
 }
 
 impl Tuning {
-    /// The history cap and the per-app settings.
+    /// The history cap, the per-app settings, the quiet hours and the panel icon.
     fn apply(&self, settings: &mut agent::Settings) {
         if let Some(cap) = self.history_cap {
             settings.history_cap = cap;
         }
         settings.apps.clone_from(&self.apps);
         settings.quiet_hours = self.quiet_hours;
+        settings.tray.clone_from(&self.tray);
     }
+}
+
+/// Whether a desktop session is present (a display to show a panel on), which turns
+/// the panel icon on unless `[agent] tray` says otherwise. Windows always has one.
+fn desktop_session() -> bool {
+    cfg!(windows)
+        || ["DISPLAY", "WAYLAND_DISPLAY"]
+            .iter()
+            .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
 }
 
 /// 127.0.0.1:7319, or any free port when another process has it.

@@ -248,6 +248,9 @@ pub struct AgentArgs {
     /// false`).
     #[arg(long)]
     pub no_toasts: bool,
+    /// Show no icon in the desktop panel (the same as `--tray false`).
+    #[arg(long)]
+    pub no_tray: bool,
     /// The `[agent]` settings.
     #[command(flatten)]
     pub keys: keys::KeyFlags<keys::AgentKeys>,

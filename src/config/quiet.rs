@@ -54,6 +54,11 @@ impl QuietHours {
     pub fn minutes_left(self, minute: u16) -> u16 {
         (self.end + DAY - minute) % DAY
     }
+
+    /// Minutes from `minute` (outside the span) to its next start.
+    pub fn minutes_to_start(self, minute: u16) -> u16 {
+        (self.start + DAY - minute) % DAY
+    }
 }
 
 #[cfg(test)]
@@ -85,6 +90,9 @@ mod tests {
         assert_eq!(night.minutes_left(at("23:00")), 8 * 60);
         assert_eq!(night.minutes_left(at("06:30")), 30);
         assert_eq!(lunch.minutes_left(at("13:00")), 15);
+        assert_eq!(night.minutes_to_start(at("21:00")), 60);
+        assert_eq!(night.minutes_to_start(at("07:00")), 15 * 60);
+        assert_eq!(lunch.minutes_to_start(at("13:15")), 23 * 60 + 15);
     }
 
     #[test]

@@ -44,5 +44,6 @@ mod supervisor;
 mod test_agent;
 mod tls;
 mod tray;
+mod tray_agent;
 mod web_app;
 mod web_session;

@@ -34,7 +34,7 @@ fn state(unread: usize) -> State {
     }
 }
 
-async fn connect(session: &Session) -> Connection {
+pub(crate) async fn connect(session: &Session) -> Connection {
     zbus::connection::Builder::address(session.address.as_str())
         .build()
         .await
@@ -42,7 +42,7 @@ async fn connect(session: &Session) -> Connection {
 }
 
 /// A property of the item, as a panel reads it.
-async fn property(panel: &Connection, icon: &str, name: &str) -> OwnedVariant {
+pub(crate) async fn property(panel: &Connection, icon: &str, name: &str) -> OwnedVariant {
     let reply = panel
         .call_method(
             Some(icon),
@@ -56,7 +56,7 @@ async fn property(panel: &Connection, icon: &str, name: &str) -> OwnedVariant {
     reply.body().deserialize().unwrap()
 }
 
-async fn text(panel: &Connection, icon: &str, name: &str) -> String {
+pub(crate) async fn text(panel: &Connection, icon: &str, name: &str) -> String {
     String::try_from(property(panel, icon, name).await).unwrap()
 }
 
@@ -83,7 +83,7 @@ fn labels(layout: &Layout, into: &mut Vec<(i32, String)>) {
 }
 
 /// The menu's labelled items, fetched as a panel fetches them.
-async fn menu(panel: &Connection, icon: &str) -> (u32, Vec<(i32, String)>) {
+pub(crate) async fn menu(panel: &Connection, icon: &str) -> (u32, Vec<(i32, String)>) {
     let reply = panel
         .call_method(
             Some(icon),
@@ -100,7 +100,7 @@ async fn menu(panel: &Connection, icon: &str) -> (u32, Vec<(i32, String)>) {
     (revision, found)
 }
 
-async fn click(panel: &Connection, icon: &str, id: i32) {
+pub(crate) async fn click(panel: &Connection, icon: &str, id: i32) {
     panel
         .call_method(
             Some(icon),
@@ -113,7 +113,7 @@ async fn click(panel: &Connection, icon: &str, id: i32) {
         .unwrap();
 }
 
-fn id_of(items: &[(i32, String)], label: &str) -> i32 {
+pub(crate) fn id_of(items: &[(i32, String)], label: &str) -> i32 {
     items
         .iter()
         .find(|(_, l)| l == label)

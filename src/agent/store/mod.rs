@@ -16,6 +16,7 @@
 mod dnd;
 mod keys;
 mod outbox;
+mod paused;
 mod query;
 mod resync;
 mod retention;

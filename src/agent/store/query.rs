@@ -51,17 +51,9 @@ impl AgentStore {
         limit: usize,
         before: Option<Seq>,
     ) -> Result<Page, AgentStoreError> {
-        let end = seq_key(before.unwrap_or(Seq(u64::MAX)));
         let mut records = Vec::new();
-        for entry in self.cache.range(seq_key(Seq::ZERO)..end).rev() {
-            let (_, id) = entry?;
-            let id = NotificationId::new(String::from_utf8_lossy(&id).into_owned());
-            let Some(record) = self.get(&id)? else {
-                continue;
-            };
-            if !filter.matches(&record) {
-                continue;
-            }
+        for record in self.walk(filter, before) {
+            let record = record?;
             if records.len() == limit {
                 let next = records.last().map(|r: &NotificationRecord| r.seq);
                 return Ok(Page { records, next });
@@ -72,6 +64,40 @@ impl AgentStore {
             records,
             next: None,
         })
+    }
+
+    /// The newest `limit` notifications matching `filter`, newest change first: the
+    /// walk stops at the last of them.
+    pub fn newest(
+        &self,
+        filter: &Filter,
+        limit: usize,
+    ) -> Result<Vec<NotificationRecord>, AgentStoreError> {
+        self.walk(filter, None).take(limit).collect()
+    }
+
+    /// The notifications matching `filter` whose `seq` is below `before`, newest change
+    /// first, read one by one as the walk goes.
+    fn walk<'a>(
+        &'a self,
+        filter: &'a Filter,
+        before: Option<Seq>,
+    ) -> impl Iterator<Item = Result<NotificationRecord, AgentStoreError>> + 'a {
+        let end = seq_key(before.unwrap_or(Seq(u64::MAX)));
+        self.cache
+            .range(seq_key(Seq::ZERO)..end)
+            .rev()
+            .filter_map(move |entry| {
+                let read = entry.map_err(AgentStoreError::from).and_then(|(_, id)| {
+                    let id = NotificationId::new(String::from_utf8_lossy(&id).into_owned());
+                    self.get(&id)
+                });
+                match read {
+                    Ok(Some(record)) if filter.matches(&record) => Some(Ok(record)),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                }
+            })
     }
 
     /// Up to `limit` notifications of any kind, newest change first, below `before`.

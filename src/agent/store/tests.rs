@@ -293,3 +293,23 @@ async fn a_replay_asked_again_while_one_runs_is_not_forgotten_with_it() {
     store.resynced(second).await.unwrap();
     assert_eq!(store.resync().unwrap(), 0);
 }
+
+#[tokio::test]
+async fn paused_apps_are_kept_sorted_once_each_and_survive_a_restart() {
+    let (dir, store) = open();
+    assert!(store.paused_apps().unwrap().is_empty());
+    store.set_paused("zeta.example", true).await.unwrap();
+    store.set_paused("chat.example", true).await.unwrap();
+    store.set_paused("chat.example", true).await.unwrap();
+    assert_eq!(
+        store.paused_apps().unwrap(),
+        ["chat.example", "zeta.example"]
+    );
+    store.set_paused("zeta.example", false).await.unwrap();
+    drop(store);
+    let store = AgentStore::open(&dir.path().join("agent"), 1 << 20).unwrap();
+    assert!(store.is_paused("chat.example").unwrap());
+    assert!(!store.is_paused("zeta.example").unwrap());
+    store.set_paused("chat.example", false).await.unwrap();
+    assert!(store.paused_apps().unwrap().is_empty());
+}

@@ -4,16 +4,29 @@
 //! state, as a pure function tested as a table; [`layout`] numbers the menu's entries
 //! as `dbusmenu` wants them, each keeping its number while it stays. On Linux, `sni`
 //! serves the StatusNotifierItem and `dbusmenu` its menu on the session bus, drawing
-//! what [`menu::tray`] returns and handing clicks back as its [`menu::Action`]s. Not
-//! built yet: the agent starting the icon and carrying out the actions, and the
+//! what [`menu::tray`] returns and handing clicks back as its [`menu::Action`]s, and
+//! `live` runs it as one of the agent's parts. [`state`] reads the icon's state from
+//! the agent and carries out the clicks, whatever the panel. Not built yet: the
 //! Windows notification-area icon.
 
 #[cfg(target_os = "linux")]
 mod dbusmenu;
 pub mod layout;
+#[cfg(target_os = "linux")]
+pub(super) mod live;
 pub mod menu;
 #[cfg(target_os = "linux")]
 pub mod sni;
+pub mod state;
+
+/// The session bus the icon is served on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bus {
+    /// The user's session bus (`DBUS_SESSION_BUS_ADDRESS`).
+    Session,
+    /// The bus at this address (tests: a private bus).
+    Address(String),
+}
 
 #[cfg(test)]
 mod layout_tests;
