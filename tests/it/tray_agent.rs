@@ -3,8 +3,8 @@
 //! with it) and the panel (it reads the item and clicks its menu over the same calls a
 //! panel makes). Checked: a watcher that appears after the agent gets the icon, the
 //! count follows a read made on another device within a second, and the menu's clicks
-//! reach the service (an item opened as a toast click opens it, "Mark all read"),
-//! do-not-disturb and "Quit" the agent.
+//! reach the service (an item opened as a toast click opens it, "Mark all read"), pause
+//! an app's toasts, set do-not-disturb and "Quit" the agent.
 
 use std::time::{Duration, Instant};
 
@@ -158,9 +158,41 @@ async fn the_agents_icon_registers_when_a_panel_appears_follows_reads_and_its_me
         );
     }
     tooltip_becomes(&panel, &item, "3 unread — connected to 127.0.0.1", DEADLINE).await;
+
+    // "Pause toasts for" the app: its next notification is stored, not shown; a second
+    // click resumes it.
+    let (_, entries) = menu(&panel, &item).await;
+    click(&panel, &item, id_of(&entries, "contoso.com")).await;
+    wait_until("the app is paused", || async {
+        agent.handle.store().is_paused("contoso.com").unwrap()
+    })
+    .await;
+    let shown = agent.recorder.shown();
+    assert!(
+        shown >= 3,
+        "One, Two and Three were shown as toasts: {shown}"
+    );
+    posted.push(
+        service
+            .post_ok(&app, &unsid, &note("contoso.com", "Four"))
+            .await,
+    );
+    tooltip_becomes(&panel, &item, "4 unread — connected to 127.0.0.1", DEADLINE).await;
+    assert_eq!(
+        agent.recorder.shown(),
+        shown,
+        "a paused app's toast was shown"
+    );
+    let (_, entries) = menu(&panel, &item).await;
+    click(&panel, &item, id_of(&entries, "contoso.com")).await;
+    wait_until("the app is resumed", || async {
+        !agent.handle.store().is_paused("contoso.com").unwrap()
+    })
+    .await;
+
     let (_, entries) = menu(&panel, &item).await;
     click(&panel, &item, id_of(&entries, "Mark all read")).await;
-    wait_until("the service has all three read", || async {
+    wait_until("the service has all four read", || async {
         let feed = other.feed(0).await;
         posted[2..]
             .iter()
