@@ -11,8 +11,9 @@ echo "tidings' tests: about 20 minutes on 2 cores from a fresh clone (mostly bui
 # the unit check (scripts/check-units.sh) runs systemd-analyze; the web app's tests drive a
 # headless Chromium through chromedriver; the PostgreSQL store's tests start a private
 # PostgreSQL cluster (initdb, pg_ctl) in a temp dir; the encryption tests check against
-# Python's http_ece, in a virtual environment (python3-venv).
-packages=(gcc libc6-dev pkg-config ca-certificates dbus-daemon dbus-bin dunst xvfb curl jq mount systemd chromium chromium-driver postgresql python3-venv)
+# Python's http_ece, in a virtual environment (python3-venv); the panel icon's test runs a
+# real panel that hosts status icons (xfce4-panel, its status tray plugin).
+packages=(gcc libc6-dev pkg-config ca-certificates dbus-daemon dbus-bin dunst xvfb curl jq mount systemd chromium chromium-driver postgresql python3-venv xfce4-panel)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

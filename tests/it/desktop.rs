@@ -15,7 +15,7 @@ use crate::home::{Home, terminate};
 /// A virtual X display.
 pub(crate) struct Display {
     _xvfb: Child,
-    name: String,
+    pub(crate) name: String,
 }
 
 impl Display {

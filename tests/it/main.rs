@@ -45,5 +45,6 @@ mod test_agent;
 mod tls;
 mod tray;
 mod tray_agent;
+mod tray_panel;
 mod web_app;
 mod web_session;

@@ -15,9 +15,10 @@ use tokio::sync::mpsc;
 use zbus::Connection;
 
 use crate::desktop::{Display, Session};
-use crate::helpers::{DEADLINE, TestService, note, wait_until};
+use crate::helpers::{App, DEADLINE, TestService, note, wait_until};
 use crate::test_agent::TestAgent;
 use crate::tray::{click, connect, id_of, menu, property, text};
+use tidings::protocol::Notification;
 
 /// The panel's registry of items, played by the test: it hands each registered item's
 /// bus name to the test.
@@ -70,7 +71,7 @@ async fn tooltip_becomes(panel: &Connection, item: &str, want: &str, within: Dur
 }
 
 /// (`readState`, `userActionState`) of `id`'s latest change in `feed`.
-fn state_of(feed: &[Value], id: &str) -> (String, String) {
+pub(crate) fn state_of(feed: &[Value], id: &str) -> (String, String) {
     let Some(n) = feed.iter().rev().find(|n| n["id"] == id) else {
         return Default::default();
     };
@@ -159,36 +160,7 @@ async fn the_agents_icon_registers_when_a_panel_appears_follows_reads_and_its_me
     }
     tooltip_becomes(&panel, &item, "3 unread — connected to 127.0.0.1", DEADLINE).await;
 
-    // "Pause toasts for" the app: its next notification is stored, not shown; a second
-    // click resumes it.
-    let (_, entries) = menu(&panel, &item).await;
-    click(&panel, &item, id_of(&entries, "contoso.com")).await;
-    wait_until("the app is paused", || async {
-        agent.handle.store().is_paused("contoso.com").unwrap()
-    })
-    .await;
-    let shown = agent.recorder.shown();
-    assert!(
-        shown >= 3,
-        "One, Two and Three were shown as toasts: {shown}"
-    );
-    posted.push(
-        service
-            .post_ok(&app, &unsid, &note("contoso.com", "Four"))
-            .await,
-    );
-    tooltip_becomes(&panel, &item, "4 unread — connected to 127.0.0.1", DEADLINE).await;
-    assert_eq!(
-        agent.recorder.shown(),
-        shown,
-        "a paused app's toast was shown"
-    );
-    let (_, entries) = menu(&panel, &item).await;
-    click(&panel, &item, id_of(&entries, "contoso.com")).await;
-    wait_until("the app is resumed", || async {
-        !agent.handle.store().is_paused("contoso.com").unwrap()
-    })
-    .await;
+    posted.push(pause_and_resume(&agent, &panel, &item, &service, &app, &unsid).await);
 
     let (_, entries) = menu(&panel, &item).await;
     click(&panel, &item, id_of(&entries, "Mark all read")).await;
@@ -217,4 +189,43 @@ async fn the_agents_icon_registers_when_a_panel_appears_follows_reads_and_its_me
     let (_, entries) = menu(&panel, &item).await;
     click(&panel, &item, id_of(&entries, "Quit")).await;
     agent.ended().await.unwrap();
+}
+
+/// "Pause toasts for" the app: its next notification ("Four", returned) is stored, not
+/// shown; a second click resumes it.
+async fn pause_and_resume(
+    agent: &TestAgent,
+    panel: &Connection,
+    item: &str,
+    service: &TestService,
+    app: &App,
+    unsid: &str,
+) -> Notification {
+    let (_, entries) = menu(panel, item).await;
+    click(panel, item, id_of(&entries, "contoso.com")).await;
+    wait_until("the app is paused", || async {
+        agent.handle.store().is_paused("contoso.com").unwrap()
+    })
+    .await;
+    let shown = agent.recorder.shown();
+    assert!(
+        shown >= 3,
+        "One, Two and Three were shown as toasts: {shown}"
+    );
+    let four = service
+        .post_ok(app, unsid, &note("contoso.com", "Four"))
+        .await;
+    tooltip_becomes(panel, item, "4 unread — connected to 127.0.0.1", DEADLINE).await;
+    assert_eq!(
+        agent.recorder.shown(),
+        shown,
+        "a paused app's toast was shown"
+    );
+    let (_, entries) = menu(panel, item).await;
+    click(panel, item, id_of(&entries, "contoso.com")).await;
+    wait_until("the app is resumed", || async {
+        !agent.handle.store().is_paused("contoso.com").unwrap()
+    })
+    .await;
+    four
 }
