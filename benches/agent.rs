@@ -8,7 +8,8 @@
 //!    and of `status` (which counts every record).
 //! 3. Idle memory: the real `tidings agent` binary, signed in with 10,000 notifications
 //!    cached, idle and connected: its resident set (VmRSS) after it caught up, and
-//!    after a restart with them cached.
+//!    after a restart with them cached; then the same with its panel icon on, served on
+//!    a private session bus (`support/bus.rs`; no panel calls it).
 //!
 //! The service runs in-process on its own 2-thread runtime, store on disk under
 //! `target/`. Under `cargo test` (no `--bench`) the sizes shrink to a smoke run.
@@ -22,6 +23,8 @@
     missing_docs
 )]
 
+#[path = "support/bus.rs"]
+mod bus;
 #[path = "support/mode.rs"]
 mod mode;
 
@@ -135,17 +138,23 @@ fn catch_up(service: &Service, count: usize, ipc: bool) -> Duration {
 }
 
 /// Starts the real agent binary in `home` (signed in through its credential file).
-fn spawn_agent(home: &std::path::Path) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+/// With `bus`, its panel icon is served on that session bus.
+fn spawn_agent(home: &std::path::Path, bus: Option<&str>) -> std::process::Child {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"));
+    command
         .args(["agent", "--no-toasts"])
         .env_clear()
         .env("HOME", home)
         .env("XDG_DATA_HOME", home.join("data"))
         .env("XDG_RUNTIME_DIR", home)
         .env("TIDINGS_LOG", "warn")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+        .stderr(Stdio::null());
+    if let Some(address) = bus {
+        command
+            .args(["--tray", "true"])
+            .env("DBUS_SESSION_BUS_ADDRESS", address);
+    }
+    command.spawn().unwrap()
 }
 
 /// The child's VmRSS (KiB), with its anonymous / file-backed split printed.
@@ -169,19 +178,25 @@ fn rss_kib(child: &std::process::Child) -> u64 {
 }
 
 /// The idle agent's VmRSS (KiB) right after catching up with `count` notifications, and
-/// after a restart with them cached.
-fn idle_rss(service: &Service, count: usize, settle: Duration) -> (u64, u64) {
-    let (refresh, device) = backlog(service, "idle", count);
+/// after a restart with them cached; with `bus`, its panel icon on.
+fn idle_rss(
+    service: &Service,
+    user: &str,
+    count: usize,
+    settle: Duration,
+    bus: Option<&str>,
+) -> (u64, u64) {
+    let (refresh, device) = backlog(service, user, count);
     let home = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let creds = Credentials {
         service: Some(service.url.clone()),
-        user: "idle".to_owned(),
+        user: user.to_owned(),
         device_id: device.clone(),
         refresh_token: refresh,
         ca_file: None,
     };
     creds.save(&home.path().join("data/tidings/agent")).unwrap();
-    let mut child = spawn_agent(home.path());
+    let mut child = spawn_agent(home.path(), bus);
     let id = tidings::protocol::DeviceId::new(device);
     let acked = || {
         let device = service.runtime.block_on(service.state.store.device(&id));
@@ -194,7 +209,7 @@ fn idle_rss(service: &Service, count: usize, settle: Duration) -> (u64, u64) {
     let caught_up = rss_kib(&child);
     let _ = child.kill();
     let _ = child.wait();
-    let mut child = spawn_agent(home.path());
+    let mut child = spawn_agent(home.path(), bus);
     std::thread::sleep(settle);
     let restarted = rss_kib(&child);
     let _ = child.kill();
@@ -257,12 +272,24 @@ fn main() {
         );
     }
     if mode::wanted("memory") {
-        let (caught_up, restarted) = idle_rss(&service, small, settle);
+        let (caught_up, restarted) = idle_rss(&service, "idle", small, settle, None);
         println!(
             "idle agent binary, connected, {small} cached: VmRSS {:.1} MiB after catching up, {:.1} MiB after a restart",
             caught_up as f64 / 1024.0,
             restarted as f64 / 1024.0
         );
+        match bus::PrivateBus::start() {
+            Some(bus) => {
+                let (caught_up, restarted) =
+                    idle_rss(&service, "icon", small, settle, Some(&bus.address));
+                println!(
+                    "the same with its panel icon (a private session bus, no panel): VmRSS {:.1} MiB after catching up, {:.1} MiB after a restart",
+                    caught_up as f64 / 1024.0,
+                    restarted as f64 / 1024.0
+                );
+            }
+            None => println!("with the panel icon: not measured, dbus-daemon is missing"),
+        }
     }
     service.shutdown.cancel();
 }

@@ -8,6 +8,9 @@
 //! (vendor/PATCHES.md): 15.8 a second, 15 threads; after: 0.7 a second (the
 //! tokio worker; sled's threads 0), 13 threads.
 //!
+//! Then the same with the panel icon on (`--tray true`), served on a private session
+//! bus (`dbus-daemon`; no panel on it, so nothing calls the item).
+//!
 //! Under `cargo test` it samples 2 s, as a smoke test. Linux only.
 
 #![allow(
@@ -17,6 +20,8 @@
     missing_docs
 )]
 
+#[path = "support/bus.rs"]
+mod bus;
 #[path = "support/mode.rs"]
 mod mode;
 
@@ -34,19 +39,38 @@ fn main() {
     }
     let measuring = mode::measuring("idle");
     let window = Duration::from_secs(if measuring { 20 } else { 2 });
+    measure("idle agent (local mode, channel open)", window, None);
+    match bus::PrivateBus::start() {
+        Some(bus) => measure(
+            "idle agent with its panel icon (on a private session bus, no panel)",
+            window,
+            Some(&bus.address),
+        ),
+        None => println!("idle with the panel icon: not measured, dbus-daemon is missing"),
+    }
+}
+
+/// Runs the agent in a fresh home, left alone for `window`, and prints its wake-ups
+/// and memory; with `bus`, its panel icon is served there.
+fn measure(what: &str, window: Duration, bus: Option<&str>) {
     let home = tempfile::tempdir().unwrap();
     let run = home.path().join("run");
     std::fs::create_dir_all(&run).unwrap();
     std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let mut agent = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .args(["agent", "--no-toasts"])
         .env_clear()
         .env("HOME", home.path())
         .env("XDG_RUNTIME_DIR", &run)
         .env("USER", "bench")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    if let Some(address) = bus {
+        command
+            .args(["--tray", "true"])
+            .env("DBUS_SESSION_BUS_ADDRESS", address);
+    }
+    let mut agent = command.spawn().unwrap();
     wait_connected(home.path());
     // Start-up work (opening stores, the first sync) is over; let it settle.
     std::thread::sleep(Duration::from_secs(1));
@@ -56,6 +80,7 @@ fn main() {
     std::thread::sleep(window);
     let after = switches(pid);
     let seconds = started.elapsed().as_secs_f64();
+    let rss = rss_kib(pid);
     agent.kill().unwrap();
     let _ = agent.wait();
 
@@ -66,13 +91,24 @@ fn main() {
     }
     let total: u64 = by_name.values().sum();
     println!(
-        "idle agent (local mode, channel open): {:.1} wake-ups a second over {seconds:.0} s, {} threads (target: at most 1 a second)",
+        "{what}: {:.1} wake-ups a second over {seconds:.0} s, {} threads, VmRSS {:.1} MiB (target: at most 1 a second)",
         total as f64 / seconds,
-        after.len()
+        after.len(),
+        rss as f64 / 1024.0
     );
     for (name, count) in by_name {
         println!("  {name:<18} {:.2}/s", count as f64 / seconds);
     }
+}
+
+/// The resident memory of `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Context switches of each thread: tid → (name, voluntary + involuntary).
