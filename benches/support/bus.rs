@@ -44,16 +44,6 @@ impl Drop for PrivateBus {
     }
 }
 
-/// A session bus where anyone may own names and talk; nothing is activated.
-const BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:tmpdir=/tmp</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"#;
+/// A session bus where anyone may own names and talk; nothing is activated (the
+/// tests' own).
+const BUS_CONFIG: &str = include_str!("../../tests/it/session-bus.conf");

@@ -45,19 +45,7 @@ impl Display {
 }
 
 /// A private session bus: anyone may own names and talk; no activation.
-const BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:tmpdir=/tmp</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"#;
+const BUS_CONFIG: &str = include_str!("session-bus.conf");
 
 /// A D-Bus session bus with dunst on it (or, until [`Session::start_dunst`], none).
 pub(crate) struct Session {

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use zbus::Connection;
 
 use crate::desktop::{Display, Session};
-use crate::helpers::{App, DEADLINE, TestService, note, wait_until};
+use crate::helpers::{App, DEADLINE, Device, TestService, note, wait_until};
 use crate::test_agent::TestAgent;
 use crate::tray::{click, connect, id_of, menu, property, text};
 use tidings::protocol::Notification;
@@ -83,23 +83,15 @@ pub(crate) fn state_of(feed: &[Value], id: &str) -> (String, String) {
 async fn the_agents_icon_registers_when_a_panel_appears_follows_reads_and_its_menu_acts() {
     let display = Display::start().await;
     let session = Session::without_server(&display).await;
-    let service = TestService::start().await;
-    let (app, device, unsid) = service.alice_and_contoso().await;
-    let other = service.sign_in("alice", "linux").await;
-    other.subscribe("contoso.com").await;
-    let mut posted = Vec::new();
-    for title in ["Lunch?", "Build failed"] {
-        posted.push(
-            service
-                .post_ok(&app, &unsid, &note("contoso.com", title))
-                .await,
-        );
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let bus = Bus::Address(session.address.clone());
-    let agent = TestAgent::start_with(&service.url, &device, dir.path(), |settings| {
-        settings.tray = Some(bus);
-    });
+    let Cast {
+        service,
+        app,
+        unsid,
+        other,
+        mut posted,
+        agent,
+        _dir,
+    } = Cast::start(&session, &["Lunch?", "Build failed"]).await;
     wait_until("the agent has both", || async {
         agent.handle.store().tally().unwrap().unread == 2
     })
@@ -228,4 +220,48 @@ async fn pause_and_resume(
     })
     .await;
     four
+}
+
+/// What both icon tests start with: a service, alice's app `contoso.com`, a second
+/// device of hers subscribed to it (to see what the service holds), `titles` posted to
+/// her first device, whose agent runs with its icon on `session`'s bus.
+pub(crate) struct Cast {
+    pub service: TestService,
+    pub app: App,
+    pub unsid: String,
+    pub other: Device,
+    pub posted: Vec<Notification>,
+    pub agent: TestAgent,
+    pub _dir: tempfile::TempDir,
+}
+
+impl Cast {
+    pub async fn start(session: &Session, titles: &[&str]) -> Self {
+        let service = TestService::start().await;
+        let (app, device, unsid) = service.alice_and_contoso().await;
+        let other = service.sign_in("alice", "linux").await;
+        other.subscribe("contoso.com").await;
+        let mut posted = Vec::new();
+        for title in titles {
+            posted.push(
+                service
+                    .post_ok(&app, &unsid, &note("contoso.com", title))
+                    .await,
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let bus = Bus::Address(session.address.clone());
+        let agent = TestAgent::start_with(&service.url, &device, dir.path(), |settings| {
+            settings.tray = Some(bus);
+        });
+        Self {
+            service,
+            app,
+            unsid,
+            other,
+            posted,
+            agent,
+            _dir: dir,
+        }
+    }
 }

@@ -9,16 +9,14 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use tidings::agent::tray::Bus;
 use tidings::agent::tray::sni::ToolTip;
 use tokio::process::{Child, Command};
 use zbus::{Connection, OwnedVariant};
 
 use crate::desktop::{Display, Session};
-use crate::helpers::{TestService, note, wait_until};
-use crate::test_agent::TestAgent;
+use crate::helpers::wait_until;
 use crate::tray::{click, connect, id_of, menu, property, text};
-use crate::tray_agent::state_of;
+use crate::tray_agent::{Cast, state_of};
 
 /// One panel at the top of the screen holding the status tray plugin alone.
 const PANEL_XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -132,23 +130,15 @@ async fn xfce4_panel_hosts_the_agents_icon_and_its_menu_reads_on_the_service() {
     let display = Display::start().await;
     let session = Session::without_server(&display).await;
     let _panel = Panel::start(&display, &session).await;
-    let service = TestService::start().await;
-    let (app, device, unsid) = service.alice_and_contoso().await;
-    let other = service.sign_in("alice", "linux").await;
-    other.subscribe("contoso.com").await;
-    let mut posted = Vec::new();
-    for title in ["Build failed", "Lunch?", "Review requested"] {
-        posted.push(
-            service
-                .post_ok(&app, &unsid, &note("contoso.com", title))
-                .await,
-        );
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let bus = Bus::Address(session.address.clone());
-    let agent = TestAgent::start_with(&service.url, &device, dir.path(), |settings| {
-        settings.tray = Some(bus);
-    });
+    // Bound, not `..`: the service and the agent's directory must outlive the test.
+    let Cast {
+        service: _service,
+        other,
+        posted,
+        agent,
+        _dir,
+        ..
+    } = Cast::start(&session, &["Build failed", "Lunch?", "Review requested"]).await;
 
     // The panel may start before or after the agent: either way it hosts the item.
     let test = connect(&session).await;
