@@ -5,12 +5,15 @@
 //! as `dbusmenu` wants them, each keeping its number while it stays. On Linux, `sni`
 //! serves the StatusNotifierItem and `dbusmenu` its menu on the session bus, drawing
 //! what [`menu::tray`] returns and handing clicks back as its [`menu::Action`]s, and
-//! `live` runs it as one of the agent's parts. [`state`] reads the icon's state from
+//! `live` runs it as one of the agent's parts, through the loop in `drive` (the
+//! same for every panel). [`state`] reads the icon's state from
 //! the agent and carries out the clicks, whatever the panel. Not built yet: the
 //! Windows notification-area icon.
 
 #[cfg(target_os = "linux")]
 mod dbusmenu;
+#[cfg(target_os = "linux")]
+mod drive;
 pub mod layout;
 #[cfg(target_os = "linux")]
 pub(super) mod live;
