@@ -361,8 +361,25 @@ fn start_tray(
     ));
 }
 
-/// The panel icon is built for Linux only so far (`docs/tray.md`).
-#[cfg(not(target_os = "linux"))]
+/// Starts the notification-area icon beside the other parts (Windows has no session
+/// bus: `bus` does not apply); its "Quit" cancels `shutdown`.
+#[cfg(windows)]
+fn start_tray(
+    tasks: &TaskTracker,
+    handle: &AgentHandle,
+    _bus: tray::Bus,
+    shutdown: &CancellationToken,
+    stop: &CancellationToken,
+) {
+    tasks.spawn(tray::win::run(
+        handle.clone(),
+        shutdown.clone(),
+        stop.clone(),
+    ));
+}
+
+/// No panel icon is built for this platform (`docs/tray.md`).
+#[cfg(not(any(target_os = "linux", windows)))]
 fn start_tray(
     _tasks: &TaskTracker,
     _handle: &AgentHandle,
@@ -370,5 +387,5 @@ fn start_tray(
     _shutdown: &CancellationToken,
     _stop: &CancellationToken,
 ) {
-    tracing::info!("the panel icon is not built for this platform yet");
+    tracing::info!("the panel icon is not built for this platform");
 }

@@ -7,12 +7,12 @@
 //! what [`menu::tray`] returns and handing clicks back as its [`menu::Action`]s, and
 //! `live` runs it as one of the agent's parts, through the loop in `drive` (the
 //! same for every panel). [`state`] reads the icon's state from
-//! the agent and carries out the clicks, whatever the panel. Not built yet: the
-//! Windows notification-area icon.
+//! the agent and carries out the clicks, whatever the panel. On Windows, `win` draws
+//! the same as a notification-area icon.
 
 #[cfg(target_os = "linux")]
 mod dbusmenu;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 mod drive;
 pub mod layout;
 #[cfg(target_os = "linux")]
@@ -21,6 +21,8 @@ pub mod menu;
 #[cfg(target_os = "linux")]
 pub mod sni;
 pub mod state;
+#[cfg(windows)]
+pub(super) mod win;
 
 /// The session bus the icon is served on.
 #[derive(Debug, Clone, PartialEq, Eq)]
