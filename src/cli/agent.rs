@@ -239,13 +239,19 @@ impl Tuning {
     }
 }
 
-/// Whether a desktop session is present (a display to show a panel on), which turns
-/// the panel icon on unless `[agent] tray` says otherwise. Windows always has one.
+/// Whether a desktop session may be present, which turns the panel icon on unless
+/// `[agent] tray` says otherwise: a display, or a session bus (a panel on it may come
+/// later, and the agent registers with it then). The session bus counts because the
+/// systemd user unit starts before the desktop hands `DISPLAY` to the user manager.
+/// Windows always has its notification area.
 fn desktop_session() -> bool {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
     cfg!(windows)
-        || ["DISPLAY", "WAYLAND_DISPLAY"]
+        || ["DISPLAY", "WAYLAND_DISPLAY", "DBUS_SESSION_BUS_ADDRESS"]
             .iter()
-            .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+            .any(|name| set(name))
+        || std::env::var_os("XDG_RUNTIME_DIR")
+            .is_some_and(|dir| std::path::Path::new(&dir).join("bus").exists())
 }
 
 /// 127.0.0.1:7319, or any free port when another process has it.

@@ -139,7 +139,7 @@ pub static KEYS: &[Key] = &[
     optional(Agent, "ca_file", Path, "the one given to `tidings login`, and the platform's CAs", "Also trust the CAs in this PEM file."),
     key(Agent, "history_cap", Count, "10000", "Notifications kept at most (the oldest read ones go first)."),
     key(Agent, "toasts", Bool, "true", "Show desktop toasts (false: log them)."),
-    optional(Agent, "tray", Bool, "on when a desktop session is present (DISPLAY or WAYLAND_DISPLAY set)", "Show an icon in the desktop panel with the unread count and a menu (docs/tray.md)."),
+    optional(Agent, "tray", Bool, "on when a desktop may be present (DISPLAY, WAYLAND_DISPLAY or a session bus)", "Show an icon in the desktop panel with the unread count and a menu (docs/tray.md)."),
     optional(Agent, "quiet_hours", Kind::Span, "no quiet hours", "A daily span of local time, e.g. 22:00-07:00, without toasts (as do-not-disturb; notifications are still stored and synced)."),
     key(Agent, "log_format", Choice(LOG_FORMATS), "auto", "auto (the journal under systemd, else text), text, json or journald."),
 ];
