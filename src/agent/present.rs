@@ -39,15 +39,14 @@ impl AgentHandle {
     /// Publishes each change to watchers and carries out its toast; during a backlog,
     /// new toasts wait for [`Self::end_backlog`].
     pub(super) fn present(&self, applied: &[Applied], backlog: bool) {
-        let now = Timestamp::now();
-        let dnd = self.dnd_on(now);
+        let moment = self.moment(Timestamp::now());
         for change in applied {
             let _ = self.events.send(event_of(change));
             let record = match change {
                 Applied::Created(record) | Applied::Updated(record) => record,
             };
             let shown = self.presenter.is_shown(&record.id);
-            match toast::plan(change, &self.context(record, now, dnd, shown)) {
+            match toast::plan(change, &moment.context(self, record, shown)) {
                 ToastOp::Show(_) if backlog => {
                     let mut held = self.backlog();
                     if held.seen.insert(record.id.clone()) {
@@ -70,15 +69,14 @@ impl AgentHandle {
     /// Takes over the toasts a previous agent left on screen: closes the ones handled
     /// meanwhile, re-shows the others in place (so their responses come here).
     pub(super) fn adopt_toasts(&self) {
-        let now = Timestamp::now();
-        let dnd = self.dnd_on(now);
+        let moment = self.moment(Timestamp::now());
         for id in self.presenter.adopted() {
             let Some(record) = self.store.get(&id).ok().flatten() else {
                 self.presenter.close(&id);
                 continue;
             };
             // Would it be shown if it were new? Then keep it, re-shown in place.
-            let ctx = self.context(&record, now, dnd, false);
+            let ctx = moment.context(self, &record, false);
             match toast::plan(&Applied::Updated(record), &ctx) {
                 ToastOp::Show(notification) => self.presenter.update(&notification),
                 _ => self.presenter.close(&id),
@@ -86,21 +84,12 @@ impl AgentHandle {
         }
     }
 
-    /// What the toast rules need to know about `record` here and now.
-    fn context(
-        &self,
-        record: &NotificationRecord,
-        now: Timestamp,
-        dnd: bool,
-        shown: bool,
-    ) -> toast::Context {
-        toast::Context {
+    /// The device's settings as of `now`, read once for a whole group of changes.
+    fn moment(&self, now: Timestamp) -> Moment {
+        Moment {
             now,
-            platform: Platform::current(),
-            shown,
-            app_toasts: self.prefs(&record.content.target_host_name).toasts
-                && !self.paused(&record.content.target_host_name),
-            do_not_disturb: dnd,
+            dnd: self.dnd_on(now),
+            paused: self.paused(),
         }
     }
 
@@ -111,8 +100,8 @@ impl AgentHandle {
         if ids.is_empty() {
             return;
         }
-        let now = Timestamp::now();
-        if self.dnd_on(now) {
+        let moment = self.moment(Timestamp::now());
+        if moment.dnd {
             return;
         }
         // Planned again as of now: one read or shown meanwhile is left out.
@@ -120,7 +109,7 @@ impl AgentHandle {
             .iter()
             .filter_map(|id| self.store.get(id).ok().flatten())
             .map(|record| {
-                let ctx = self.context(&record, now, false, self.presenter.is_shown(&record.id));
+                let ctx = moment.context(self, &record, self.presenter.is_shown(&record.id));
                 toast::plan(&Applied::Updated(record), &ctx)
             })
             .filter(|op| matches!(op, ToastOp::Show(_)))
@@ -150,10 +139,10 @@ impl AgentHandle {
         self.apps.get(host).copied().unwrap_or_default()
     }
 
-    /// Whether `host`'s toasts are paused from the panel icon (a store that cannot be
+    /// The apps whose toasts are paused from the panel icon (a store that cannot be
     /// read pauses nothing: a toast too many beats one lost).
-    fn paused(&self, host: &str) -> bool {
-        self.store.is_paused(host).unwrap_or(false)
+    fn paused(&self) -> Vec<String> {
+        self.store.paused_apps().unwrap_or_default()
     }
 
     fn dnd_on(&self, now: Timestamp) -> bool {
@@ -213,5 +202,32 @@ fn event(kind: EventKind, record: &NotificationRecord) -> Event {
         kind,
         notification: Some(record.to_notification()),
         missed: None,
+    }
+}
+
+/// What the toast rules need from the device's settings, read once per group of
+/// changes: the time, do not disturb and the paused apps.
+struct Moment {
+    now: Timestamp,
+    dnd: bool,
+    paused: Vec<String>,
+}
+
+impl Moment {
+    /// What the toast rules need to know about `record` at this moment.
+    fn context(
+        &self,
+        agent: &AgentHandle,
+        record: &NotificationRecord,
+        shown: bool,
+    ) -> toast::Context {
+        let host = &record.content.target_host_name;
+        toast::Context {
+            now: self.now,
+            platform: Platform::current(),
+            shown,
+            app_toasts: agent.prefs(host).toasts && !self.paused.iter().any(|app| app == host),
+            do_not_disturb: self.dnd,
+        }
     }
 }
