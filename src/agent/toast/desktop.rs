@@ -16,60 +16,15 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use notify_rust::{CloseReason, Hint, NotificationHandle, NotificationResponse, Timeout, Urgency};
+use notify_rust::{Hint, NotificationHandle, NotificationResponse};
 
-use crate::protocol::{Notification, NotificationId, Priority};
+use crate::protocol::{Notification, NotificationId};
 
+pub use super::fdo::set_call_timeout;
+use super::fdo::{ShowError, bounded, build, capabilities, close_by_id, feedback_of, show};
 use super::ledger::Ledger;
 use super::roster::Roster;
-use super::text::escape_markup;
-use super::{Attachment, Feedback, Presenter, lock};
-use crate::protocol::display::printable;
-
-/// The action key of "Mark as read".
-const MARK_READ: &str = "read";
-/// How long a call to the notification server may take by default (libdbus's
-/// default): a server that hangs costs a connection for this long, not for ever.
-const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(25);
-
-/// The call timeout in force: [`CALL_TIMEOUT`] unless [`set_call_timeout`] said otherwise.
-static CALL_TIMEOUT_SET: OnceLock<std::time::Duration> = OnceLock::new();
-
-/// Sets how long a call to the notification server may take, once, before the first
-/// toast (`TIDINGS_TOAST_CALL_TIMEOUT`, for a slow desktop or a test of a hung server).
-pub fn set_call_timeout(timeout: std::time::Duration) {
-    let _ = CALL_TIMEOUT_SET.set(timeout);
-}
-
-fn call_timeout() -> std::time::Duration {
-    CALL_TIMEOUT_SET.get().copied().unwrap_or(CALL_TIMEOUT)
-}
-
-/// A call to the notification server that got no answer in time.
-#[derive(Debug, thiserror::Error)]
-#[error("the notification server did not answer within {:?}", call_timeout())]
-struct NoAnswer;
-
-/// Why a toast was not shown.
-#[derive(Debug, thiserror::Error)]
-enum ShowError {
-    #[error(transparent)]
-    Server(#[from] notify_rust::error::Error),
-    #[error(transparent)]
-    NoAnswer(#[from] NoAnswer),
-}
-
-/// Shows `toast`, giving up after the call timeout.
-async fn show(toast: &notify_rust::Notification) -> Result<NotificationHandle, ShowError> {
-    Ok(bounded(toast.show_async()).await??)
-}
-
-/// Runs a call to the notification server, giving up after the call timeout.
-async fn bounded<F: std::future::Future>(call: F) -> Result<F::Output, NoAnswer> {
-    tokio::time::timeout(call_timeout(), call)
-        .await
-        .map_err(|_| NoAnswer)
-}
+use super::{Attachment, Presenter, lock};
 
 /// Shows toasts on the session's notification server.
 #[derive(Clone)]
@@ -316,22 +271,6 @@ impl Desktop {
     }
 }
 
-/// What the server's answer about a toast means for its notification: a click is
-/// activated + read, "Mark as read" is read, the user closing it is a dismiss. A toast
-/// that expired, or was closed by a call (ours, or another program's), changes nothing.
-fn feedback_of(response: &NotificationResponse, id: &NotificationId) -> Option<Feedback> {
-    match response {
-        NotificationResponse::Default => Some(Feedback::Activated(id.clone())),
-        NotificationResponse::Action(key) if key == MARK_READ => {
-            Some(Feedback::MarkRead(id.clone()))
-        }
-        NotificationResponse::Closed(CloseReason::Dismissed) => {
-            Some(Feedback::Dismissed(id.clone()))
-        }
-        _ => None,
-    }
-}
-
 /// Closes a toast that is no longer wanted and stops waiting for it.
 async fn close_toast(toast: Screen) {
     match (toast.handle, toast.waiter, toast.server_id) {
@@ -351,81 +290,6 @@ async fn close_toast(toast: Screen) {
         // the live set by then).
         (None, _, _) => {}
     }
-}
-
-/// `CloseNotification(id)` on the session bus.
-async fn close_by_id(server_id: u32) -> zbus::Result<()> {
-    call("CloseNotification", &(server_id,)).await?;
-    Ok(())
-}
-
-/// `GetCapabilities()` of the session's notification server.
-async fn capabilities() -> zbus::Result<Vec<String>> {
-    call("GetCapabilities", &()).await?.body().deserialize()
-}
-
-/// Calls `method` of the notification server on the session bus.
-async fn call<B>(method: &str, body: &B) -> zbus::Result<zbus::message::Message>
-where
-    B: serde::Serialize + zbus::zvariant::DynamicType,
-{
-    bounded(async {
-        let bus = zbus::Connection::session().await?;
-        bus.call_method(
-            Some("org.freedesktop.Notifications"),
-            "/org/freedesktop/Notifications",
-            Some("org.freedesktop.Notifications"),
-            method,
-            body,
-        )
-        .await
-    })
-    .await
-    .map_err(|e| zbus::Error::Failure(e.to_string()))?
-}
-
-/// The notify-rust toast for `notification`, replacing the server's toast `replaces`;
-/// the body is escaped for a server that reads `markup` (it is plain text to us).
-fn build(
-    notification: &Notification,
-    replaces: Option<u32>,
-    markup: bool,
-) -> notify_rust::Notification {
-    let content = &notification.content;
-    let visual = content.payload.visual_content.as_ref();
-    let mut toast = notify_rust::Notification::new();
-    toast
-        .appname("tidings")
-        .summary(&printable(visual.map_or("", |v| v.title.as_str())))
-        .body(&{
-            let body = visual.and_then(|v| v.body.as_deref()).unwrap_or("");
-            if markup {
-                escape_markup(body)
-            } else {
-                printable(body).into_owned()
-            }
-        })
-        .hint(Hint::DesktopEntry("tidings".to_owned()))
-        // GNOME 46+ ties a toast to its sender by this hint (see docs/toasts.md).
-        .hint(Hint::CustomInt(
-            "sender-pid".to_owned(),
-            i32::try_from(std::process::id()).unwrap_or(0),
-        ))
-        .urgency(match content.priority {
-            Priority::High => Urgency::Critical,
-            Priority::Low => Urgency::Low,
-            Priority::None => Urgency::Normal,
-        })
-        .timeout(match content.display_time_to_live {
-            Some(seconds) => Timeout::Milliseconds(seconds.saturating_mul(1000)),
-            None => Timeout::Default,
-        })
-        .action("default", "Open")
-        .action(MARK_READ, "Mark as read");
-    if let Some(id) = replaces {
-        toast.id(id);
-    }
-    toast
 }
 
 impl Presenter for Desktop {
@@ -479,46 +343,6 @@ impl Presenter for Desktop {
             "desktop (no notification server on the session bus: not shown)".to_owned()
         } else {
             "desktop (freedesktop notifications over D-Bus)".to_owned()
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every answer a server can give, and what it means for the notification.
-    #[test]
-    fn only_the_user_closing_a_toast_dismisses_it() {
-        let id = NotificationId::new("n");
-        let closed = |reason: u32| NotificationResponse::Closed(reason.into());
-        let cases = [
-            (
-                "click",
-                NotificationResponse::Default,
-                Some(Feedback::Activated(id.clone())),
-            ),
-            (
-                "Mark as read",
-                NotificationResponse::Action(MARK_READ.to_owned()),
-                Some(Feedback::MarkRead(id.clone())),
-            ),
-            (
-                "another action",
-                NotificationResponse::Action("snooze".to_owned()),
-                None,
-            ),
-            ("expired", closed(1), None),
-            (
-                "dismissed by the user",
-                closed(2),
-                Some(Feedback::Dismissed(id.clone())),
-            ),
-            ("closed by a CloseNotification call", closed(3), None),
-            ("undefined reason", closed(4), None),
-        ];
-        for (what, response, expected) in cases {
-            assert_eq!(feedback_of(&response, &id), expected, "{what}");
         }
     }
 }

@@ -10,6 +10,8 @@
 #[cfg(target_os = "linux")]
 pub mod desktop;
 #[cfg(target_os = "linux")]
+mod fdo;
+#[cfg(target_os = "linux")]
 pub mod ledger;
 mod plan;
 #[cfg(any(target_os = "linux", windows, test))]
