@@ -19,6 +19,8 @@ mod roster;
 #[cfg(any(target_os = "linux", windows, test))]
 mod text;
 #[cfg(windows)]
+mod wincalls;
+#[cfg(windows)]
 pub mod winrt;
 #[cfg(any(windows, test))]
 mod winxml;
