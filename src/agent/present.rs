@@ -19,11 +19,31 @@ use super::channel::Delivery;
 use super::store::{Applied, LocalChange};
 use super::toast::{self, AppPrefs, Feedback, ToastOp};
 
-/// The toastable notifications of a backlog being replayed, shown when it ends.
+/// The toastable notifications of a backlog being replayed, shown when it ends: held
+/// in the order they came, let go when a later change makes them not worth a toast
+/// (read, dismissed, deleted), so that the end need not read them all back.
 #[derive(Debug, Default)]
 pub struct Backlog {
     ids: Vec<NotificationId>,
-    seen: HashSet<NotificationId>,
+    held: HashSet<NotificationId>,
+}
+
+impl Backlog {
+    fn hold(&mut self, id: &NotificationId) {
+        if self.held.insert(id.clone()) {
+            self.ids.push(id.clone());
+        }
+    }
+
+    fn release(&mut self, id: &NotificationId) {
+        self.held.remove(id);
+    }
+
+    /// The held notifications, each once, in the order they were first held.
+    fn take(&mut self) -> Vec<NotificationId> {
+        let Backlog { ids, mut held } = std::mem::take(self);
+        ids.into_iter().filter(|id| held.remove(id)).collect()
+    }
 }
 
 impl AgentHandle {
@@ -47,13 +67,11 @@ impl AgentHandle {
             };
             let shown = self.presenter.is_shown(&record.id);
             match toast::plan(change, &moment.context(self, record, shown)) {
-                ToastOp::Show(_) if backlog => {
-                    let mut held = self.backlog();
-                    if held.seen.insert(record.id.clone()) {
-                        held.ids.push(record.id.clone());
-                    }
+                ToastOp::Show(_) if backlog => self.backlog().hold(&record.id),
+                op => {
+                    self.backlog().release(&record.id);
+                    self.perform(op);
                 }
-                op => self.perform(op),
             }
         }
     }
@@ -61,6 +79,7 @@ impl AgentHandle {
     /// Closes the toasts of notifications retention removed and tells watchers.
     pub(super) fn removed(&self, records: &[NotificationRecord]) {
         for record in records {
+            self.backlog().release(&record.id);
             self.presenter.close(&record.id);
             let _ = self.events.send(event(EventKind::Removed, record));
         }
@@ -96,7 +115,7 @@ impl AgentHandle {
     /// The backlog is over: show what is still worth a toast (it may have been read
     /// meanwhile), one by one or as one summary.
     fn end_backlog(&self) {
-        let ids = std::mem::take(&mut *self.backlog()).ids;
+        let ids = self.backlog().take();
         if ids.is_empty() {
             return;
         }
@@ -104,7 +123,13 @@ impl AgentHandle {
         if moment.dnd {
             return;
         }
-        // Planned again as of now: one read or shown meanwhile is left out.
+        // Too many to show one by one: one summary, without reading them all back
+        // (after a long time offline that would page the whole cache in).
+        if ids.len() > toast::BACKLOG_SHOWN {
+            self.perform(ToastOp::Summary(ids.len()));
+            return;
+        }
+        // A few: planned again as of now, so one shown or expired meanwhile is left out.
         let ops = ids
             .iter()
             .filter_map(|id| self.store.get(id).ok().flatten())
@@ -229,5 +254,31 @@ impl Moment {
             app_toasts: agent.prefs(host).toasts && !self.paused.iter().any(|app| app == host),
             do_not_disturb: self.dnd,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(name: &str) -> NotificationId {
+        NotificationId::new(name)
+    }
+
+    /// A backlog keeps what is still worth a toast, once each, in the order first held.
+    #[test]
+    fn a_backlog_lets_go_of_what_a_later_change_made_not_worth_a_toast() {
+        let mut backlog = Backlog::default();
+        backlog.hold(&id("a"));
+        backlog.hold(&id("b"));
+        backlog.hold(&id("a"));
+        backlog.hold(&id("c"));
+        backlog.release(&id("b"));
+        backlog.release(&id("never held"));
+        // Let go, then held again by a later change: kept at its first place.
+        backlog.release(&id("a"));
+        backlog.hold(&id("a"));
+        assert_eq!(backlog.take(), vec![id("a"), id("c")]);
+        assert!(backlog.take().is_empty(), "taking empties it");
     }
 }
